@@ -1,0 +1,69 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors shared by every layer. Check them with errors.Is; the one
+// place that writes HTTP responses (hooks) maps them to status codes.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrInvalid         = errors.New("invalid")
+	ErrExists          = errors.New("already exists")
+	ErrConflict        = errors.New("conflict")
+	ErrInUse           = errors.New("in use")
+	ErrTooLarge        = errors.New("too large")
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrForbidden       = errors.New("forbidden")
+	ErrUnavailable     = errors.New("unavailable")
+	ErrTimeout         = errors.New("timeout")
+)
+
+// ValidationError names what was wrong with an input: the entity, its id and
+// the field. It matches ErrInvalid.
+type ValidationError struct {
+	Entity string // e.g. "group", "role", "rule"
+	ID     string // the entity's _id, rule entry, or "" when it has none
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string {
+	s := e.Entity
+	if e.ID != "" {
+		s += fmt.Sprintf(" %q", e.ID)
+	}
+	if e.Field != "" {
+		s += ": " + e.Field
+	}
+	return s + ": " + e.Reason
+}
+
+// Is reports ErrInvalid.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// ConflictError is an optimistic-concurrency failure: the caller expected one
+// store revision and found another. It matches ErrConflict.
+type ConflictError struct {
+	Expected, Actual uint64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("revision conflict: expected %d, store is at %d", e.Expected, e.Actual)
+}
+
+// Is reports ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// RuleError is a failure of one rule: an error, a panic, a trap, a timeout or
+// bad output. It names the rule and unwraps to the cause.
+type RuleError struct {
+	Rule  string
+	Cause error
+}
+
+func (e *RuleError) Error() string { return fmt.Sprintf("rule %q: %v", e.Rule, e.Cause) }
+
+// Unwrap returns the cause.
+func (e *RuleError) Unwrap() error { return e.Cause }
