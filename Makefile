@@ -1,0 +1,23 @@
+# claimsmith — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     ?= bin/claimsmith
+SHELL   := /bin/bash
+
+.PHONY: all build run test deps vet bench fuzz
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/claimsmith
+
+# deps installs what a fresh machine lacks (redis-server for the tests).
+deps:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else echo "redis-server is missing: install it (apt-get install redis-server)" >&2; exit 1; fi; }
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -timeout 20m ./...

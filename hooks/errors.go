@@ -1,0 +1,61 @@
+package hooks
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+// ErrorBody is the stable JSON shape of every error claimsmith answers with
+// (dialects that need another shape translate from it).
+type ErrorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// StatusOf maps an error to its HTTP status and stable error code. This is
+// the one place that does it; handlers call WriteError.
+func StatusOf(err error) (int, string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, runtime.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, "request_too_large"
+	case errors.Is(err, runtime.ErrUnauthenticated):
+		return http.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, runtime.ErrForbidden):
+		return http.StatusForbidden, "forbidden"
+	case errors.Is(err, runtime.ErrNotFound):
+		return http.StatusNotFound, "not_found"
+	case errors.Is(err, runtime.ErrConflict), errors.Is(err, runtime.ErrExists), errors.Is(err, runtime.ErrInUse):
+		return http.StatusConflict, "conflict"
+	case errors.Is(err, runtime.ErrInvalid):
+		return http.StatusBadRequest, "invalid_request"
+	case errors.Is(err, runtime.ErrTimeout):
+		return http.StatusGatewayTimeout, "timeout"
+	case errors.Is(err, runtime.ErrUnavailable):
+		return http.StatusServiceUnavailable, "unavailable"
+	default:
+		return http.StatusInternalServerError, "server_error"
+	}
+}
+
+// WriteError answers with StatusOf(err) and an ErrorBody. Internal errors do
+// not leak their text to the caller.
+func WriteError(w http.ResponseWriter, err error) {
+	status, code := StatusOf(err)
+	desc := err.Error()
+	if status == http.StatusInternalServerError {
+		desc = "internal error"
+	}
+	WriteJSON(w, status, ErrorBody{Error: code, Description: desc})
+}
+
+// WriteJSON writes v as a JSON response with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
