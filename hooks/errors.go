@@ -15,6 +15,10 @@ type ErrorBody struct {
 	Description string `json:"error_description,omitempty"`
 }
 
+// ErrUnsupportedMediaType is a request body in a format the endpoint does not
+// take (for example not application/json). StatusOf answers 415.
+var ErrUnsupportedMediaType = errors.New("unsupported media type")
+
 // StatusOf maps an error to its HTTP status and stable error code. This is
 // the one place that does it; handlers call WriteError.
 func StatusOf(err error) (int, string) {
@@ -22,6 +26,8 @@ func StatusOf(err error) (int, string) {
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, runtime.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "request_too_large"
+	case errors.Is(err, ErrUnsupportedMediaType):
+		return http.StatusUnsupportedMediaType, "unsupported_media_type"
 	case errors.Is(err, runtime.ErrUnauthenticated):
 		return http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, runtime.ErrForbidden):

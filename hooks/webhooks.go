@@ -1,0 +1,279 @@
+package hooks
+
+import (
+	"container/heap"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+// Standard Webhooks (https://www.standardwebhooks.com/, REFERENCE.md §5):
+// the sender signs "<webhook-id>.<webhook-timestamp>.<raw body>" with
+// HMAC-SHA256 and sends "v1,<base64>" entries, space-separated, in
+// webhook-signature. Supabase's auth hooks and our native triggers use it.
+
+// Standard Webhooks header names.
+const (
+	HeaderWebhookID        = "webhook-id"
+	HeaderWebhookTimestamp = "webhook-timestamp"
+	HeaderWebhookSignature = "webhook-signature"
+)
+
+// DefaultWebhookTolerance is how far a webhook-timestamp may lie from our
+// clock, in both directions, as the Standard Webhooks libraries do.
+const DefaultWebhookTolerance = 5 * time.Minute
+
+// DefaultReplayCacheSize bounds the remembered webhook ids per verifier.
+const DefaultReplayCacheSize = 100_000
+
+const (
+	schemeWebhooks = "standard-webhooks"
+	// maxWebhookID bounds the id we remember; the spec's ids are short (msg_…, uuids).
+	maxWebhookID = 256
+	// maxSignatureEntries bounds the work one header can cause.
+	maxSignatureEntries = 16
+)
+
+// ParseWebhookSecrets parses one or more Standard Webhooks secrets joined by
+// "|": each "whsec_<base64>" or Supabase's "v1,whsec_<base64>". The key is the
+// base64-decoded part after "whsec_". Errors name the secret by position,
+// never its value.
+func ParseWebhookSecrets(s string) ([][]byte, error) {
+	var keys [][]byte
+	for i, part := range strings.Split(s, "|") {
+		part = strings.TrimSpace(part)
+		part = strings.TrimPrefix(part, "v1,")
+		b64, ok := strings.CutPrefix(part, "whsec_")
+		if !ok {
+			return nil, fmt.Errorf("%w: webhook secret #%d: want whsec_<base64> or v1,whsec_<base64>", runtime.ErrInvalid, i+1)
+		}
+		key, err := decodeBase64Any(b64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: webhook secret #%d: the part after whsec_ is not base64", runtime.ErrInvalid, i+1)
+		}
+		if len(key) == 0 {
+			return nil, fmt.Errorf("%w: webhook secret #%d is empty", runtime.ErrInvalid, i+1)
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+// decodeBase64Any accepts standard base64 with or without padding (senders differ).
+func decodeBase64Any(s string) ([]byte, error) {
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+// SignWebhook returns the webhook-signature value for one key: "v1,<base64>".
+// Tests and clients (samples/auth0) use it; the verifier computes the same.
+func SignWebhook(key []byte, id string, ts time.Time, body []byte) string {
+	return "v1," + base64.StdEncoding.EncodeToString(webhookMAC(key, id, strconv.FormatInt(ts.Unix(), 10), body))
+}
+
+func webhookMAC(key []byte, id, ts string, body []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id))
+	m.Write([]byte{'.'})
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// WebhookVerifier checks Standard Webhooks signatures for one caller and
+// rejects a webhook-id seen before within the tolerance window.
+type WebhookVerifier struct {
+	keys      [][]byte
+	tolerance time.Duration
+	now       func() time.Time
+	replay    *ReplayCache
+}
+
+// WebhookOptions tune a WebhookVerifier; zero values take the defaults.
+type WebhookOptions struct {
+	Tolerance time.Duration    // default DefaultWebhookTolerance
+	Now       func() time.Time // default time.Now
+	// ReplayCacheSize bounds the remembered ids (default DefaultReplayCacheSize).
+	ReplayCacheSize int
+}
+
+// NewWebhookVerifier returns a verifier for the "|"-joined secrets.
+func NewWebhookVerifier(secrets string, o WebhookOptions) (*WebhookVerifier, error) {
+	keys, err := ParseWebhookSecrets(secrets)
+	if err != nil {
+		return nil, err
+	}
+	if o.Tolerance <= 0 {
+		o.Tolerance = DefaultWebhookTolerance
+	}
+	if o.ReplayCacheSize <= 0 {
+		o.ReplayCacheSize = DefaultReplayCacheSize
+	}
+	return &WebhookVerifier{keys: keys, tolerance: o.Tolerance, now: nowFunc(o.Now), replay: NewReplayCache(o.ReplayCacheSize)}, nil
+}
+
+// Verify authenticates body against the Standard Webhooks headers and returns
+// the webhook-id. The id is remembered only once the signature is valid, so
+// forged requests cannot fill the replay cache.
+func (v *WebhookVerifier) Verify(h http.Header, body []byte) (string, error) {
+	id := h.Get(HeaderWebhookID)
+	tsRaw := h.Get(HeaderWebhookTimestamp)
+	sigs := h.Get(HeaderWebhookSignature)
+	if id == "" || tsRaw == "" || sigs == "" {
+		return "", authErr(schemeWebhooks, "missing webhook-id, webhook-timestamp or webhook-signature header")
+	}
+	if len(id) > maxWebhookID {
+		return "", authErr(schemeWebhooks, "webhook-id longer than %d bytes", maxWebhookID)
+	}
+	ts, err := strconv.ParseInt(tsRaw, 10, 64)
+	if err != nil {
+		return "", authErr(schemeWebhooks, "webhook-timestamp %q is not unix seconds", truncate(tsRaw, 32))
+	}
+	now := v.now()
+	sent := time.Unix(ts, 0)
+	if d := now.Sub(sent); d > v.tolerance || d < -v.tolerance {
+		return "", authErr(schemeWebhooks, "webhook-timestamp is %s away from now, outside the %s tolerance", d.Truncate(time.Second).Abs(), v.tolerance)
+	}
+	presented, err := parseWebhookSignatures(sigs)
+	if err != nil {
+		return "", err
+	}
+	if !v.match(id, tsRaw, body, presented) {
+		return "", authErr(schemeWebhooks, "no webhook-signature entry matches")
+	}
+	// The id must be remembered until its timestamp leaves the window; after
+	// that the timestamp check rejects a replay by itself.
+	fresh, err := v.replay.Remember(id, now, sent.Add(v.tolerance))
+	if err != nil {
+		return "", err
+	}
+	if !fresh {
+		return "", authErr(schemeWebhooks, "webhook-id %q was already received (replay)", id)
+	}
+	return id, nil
+}
+
+func (v *WebhookVerifier) match(id, ts string, body []byte, presented [][]byte) bool {
+	ok := 0
+	for _, k := range v.keys {
+		want := webhookMAC(k, id, ts, body)
+		for _, p := range presented {
+			// hmac.Equal is constant time for equal lengths; the length of a
+			// SHA-256 MAC is public anyway.
+			if hmac.Equal(want, p) {
+				ok = 1
+			}
+		}
+	}
+	return ok == 1
+}
+
+// parseWebhookSignatures reads space-separated "v1,<base64>" entries.
+// Entries of other versions (v1a asymmetric signatures) are skipped; at
+// least one v1 entry must be present.
+func parseWebhookSignatures(h string) ([][]byte, error) {
+	fields := strings.Fields(h)
+	if len(fields) > maxSignatureEntries {
+		return nil, authErr(schemeWebhooks, "webhook-signature has %d entries, at most %d allowed", len(fields), maxSignatureEntries)
+	}
+	var out [][]byte
+	for _, f := range fields {
+		ver, sig, ok := strings.Cut(f, ",")
+		if !ok || ver != "v1" {
+			continue
+		}
+		b, err := decodeBase64Any(sig)
+		if err != nil || len(b) != sha256.Size {
+			continue
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, authErr(schemeWebhooks, "webhook-signature has no v1,<base64 HMAC-SHA256> entry")
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// ReplayCache remembers message ids until they expire, bounded in size. A
+// full cache of unexpired ids refuses new ones (fail closed) instead of
+// forgetting ids that could then be replayed.
+type ReplayCache struct {
+	mu   sync.Mutex
+	max  int
+	seen map[string]time.Time
+	exp  expiryHeap
+}
+
+// NewReplayCache returns a cache holding at most max ids.
+func NewReplayCache(max int) *ReplayCache {
+	if max <= 0 {
+		max = DefaultReplayCacheSize
+	}
+	return &ReplayCache{max: max, seen: make(map[string]time.Time)}
+}
+
+// Remember records id until the given time. It reports false when id is
+// already recorded and not yet expired at now.
+func (c *ReplayCache) Remember(id string, now, until time.Time) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.exp) > 0 && !c.exp[0].until.After(now) {
+		e := heap.Pop(&c.exp).(expiry)
+		if t, ok := c.seen[e.id]; ok && t.Equal(e.until) {
+			delete(c.seen, e.id)
+		}
+	}
+	if t, ok := c.seen[id]; ok && t.After(now) {
+		return false, nil
+	}
+	if len(c.seen) >= c.max {
+		return false, fmt.Errorf("%w: replay cache full (%d message ids within the tolerance window)", runtime.ErrUnavailable, c.max)
+	}
+	c.seen[id] = until
+	heap.Push(&c.exp, expiry{id: id, until: until})
+	return true, nil
+}
+
+// Len is the number of ids remembered (expired ones may still count until
+// the next Remember prunes them).
+func (c *ReplayCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+type expiry struct {
+	id    string
+	until time.Time
+}
+
+type expiryHeap []expiry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
