@@ -1,0 +1,251 @@
+package authz
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+// topLevel lists the document keys import accepts. applications and rules
+// are the extension's legacy (v1) sections: accepted, ignored, never written.
+var topLevel = map[string]bool{
+	"configuration": true, "groups": true, "roles": true, "permissions": true,
+	"claimsmith": true, "applications": false, "rules": false,
+}
+
+// UnmarshalJSON decodes the extension's document strictly: the top level must
+// be an object whose keys are configuration, groups, roles, permissions, the
+// optional claimsmith section or the ignored legacy applications and rules.
+// Each entity that fails to decode is named by its section, index and _id.
+func (d *Document) UnmarshalJSON(b []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return &runtime.ValidationError{Entity: "document", Reason: "is not a JSON object: " + jsonReason(err)}
+	}
+	keys := make([]string, 0, len(top))
+	for k := range top {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, ok := topLevel[k]; !ok {
+			return &runtime.ValidationError{Entity: "document", Field: k,
+				Reason: "unknown top-level key (expected configuration, groups, roles, permissions, claimsmith; legacy applications and rules are ignored)"}
+		}
+	}
+	var out Document
+	if err := decodeSection(top["configuration"], "configuration", &out.Configuration); err != nil {
+		return err
+	}
+	if err := decodeSection(top["groups"], "group", &out.Groups); err != nil {
+		return err
+	}
+	if err := decodeSection(top["roles"], "role", &out.Roles); err != nil {
+		return err
+	}
+	if err := decodeSection(top["permissions"], "permission", &out.Permissions); err != nil {
+		return err
+	}
+	if raw, ok := top["claimsmith"]; ok && !isNull(raw) {
+		var s struct {
+			Applications json.RawMessage `json:"applications"`
+			Profiles     json.RawMessage `json:"profiles"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&s); err != nil {
+			return &runtime.ValidationError{Entity: "document", Field: "claimsmith", Reason: jsonReason(err)}
+		}
+		out.Claimsmith = &Section{}
+		if err := decodeSection(s.Applications, "application", &out.Claimsmith.Applications); err != nil {
+			return err
+		}
+		if s.Profiles != nil {
+			if err := decodeSection(s.Profiles, "profile", &out.Claimsmith.Profiles); err != nil {
+				return err
+			}
+			if out.Claimsmith.Profiles == nil {
+				out.Claimsmith.Profiles = []ProfileRecord{}
+			}
+		}
+	}
+	*d = out
+	return nil
+}
+
+func isNull(raw json.RawMessage) bool { return len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" }
+
+// decodeSection decodes a JSON array element by element so an error names the
+// failing entity (index, _id, field) instead of a byte offset.
+func decodeSection[T any](raw json.RawMessage, entity string, dst *[]T) error {
+	if isNull(raw) {
+		*dst = nil
+		return nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return &runtime.ValidationError{Entity: entity, Reason: "section is not an array of objects: " + jsonReason(err)}
+	}
+	out := make([]T, len(items))
+	for i, it := range items {
+		if err := json.Unmarshal(it, &out[i]); err != nil {
+			var head struct {
+				ID     any `json:"_id"`
+				UserID any `json:"user_id"`
+				Client any `json:"client_id"`
+			}
+			_ = json.Unmarshal(it, &head)
+			id := fmt.Sprintf("#%d", i)
+			for _, v := range []any{head.ID, head.UserID, head.Client} {
+				if s, ok := v.(string); ok && s != "" {
+					id = s
+					break
+				}
+			}
+			field := ""
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				field = te.Field
+			}
+			return &runtime.ValidationError{Entity: entity, ID: id, Field: field, Reason: jsonReason(err)}
+		}
+	}
+	*dst = out
+	return nil
+}
+
+// jsonReason turns a decoding error into text without Go type names.
+func jsonReason(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		want := te.Type.Kind().String()
+		switch want {
+		case "slice":
+			want = "array"
+		case "struct", "map":
+			want = "object"
+		case "ptr":
+			want = "boolean"
+		}
+		return fmt.Sprintf("is a JSON %s, expected %s", te.Value, want)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, se.Error())
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// DecodeDocument reads and validates an extension document (import). It
+// returns a *runtime.ValidationError naming the entity, its _id and the field
+// when anything is wrong; nothing is returned half-decoded.
+func DecodeDocument(r io.Reader) (*Document, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read document: %w", err)
+	}
+	return ParseDocument(b)
+}
+
+// ParseDocument is DecodeDocument on bytes.
+func ParseDocument(b []byte) (*Document, error) {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // tolerate a UTF-8 BOM from Windows editors
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, &runtime.ValidationError{Entity: "document", Reason: "is empty"}
+	}
+	var d Document
+	if err := json.Unmarshal(b, &d); err != nil {
+		var ve *runtime.ValidationError
+		if errors.As(err, &ve) {
+			return nil, err
+		}
+		return nil, &runtime.ValidationError{Entity: "document", Reason: jsonReason(err)}
+	}
+	if err := d.Validate(); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// ExportOptions selects what an export contains.
+type ExportOptions struct {
+	// Full adds the claimsmith section (applications and user profiles);
+	// without it the export is exactly the extension's format.
+	Full bool
+	// Profiles are written into the claimsmith section when Full.
+	Profiles []runtime.Profile
+}
+
+// exportDoc fixes the key order and keeps empty sections as [] so the
+// extension's importer, which expects arrays, accepts the file.
+type exportDoc struct {
+	Configuration []Configuration `json:"configuration"`
+	Groups        []Group         `json:"groups"`
+	Roles         []Role          `json:"roles"`
+	Permissions   []Permission    `json:"permissions"`
+	Claimsmith    *exportSection  `json:"claimsmith,omitempty"`
+}
+
+type exportSection struct {
+	Applications []Application    `json:"applications"`
+	Profiles     []runtime.Profile `json:"profiles"`
+}
+
+// Encode writes doc in the extension's export format: indented JSON with a
+// trailing newline, sections in a fixed order, entities in storage order, so
+// the same document always gives the same bytes.
+func Encode(w io.Writer, doc *Document, opt ExportOptions) error {
+	out := exportDoc{
+		Configuration: nonNil(doc.Configuration),
+		Groups:        nonNil(doc.Groups),
+		Roles:         nonNil(doc.Roles),
+		Permissions:   nonNil(doc.Permissions),
+	}
+	if opt.Full {
+		s := &exportSection{Applications: []Application{}, Profiles: []runtime.Profile{}}
+		if doc.Claimsmith != nil {
+			s.Applications = nonNil(doc.Claimsmith.Applications)
+		}
+		if opt.Profiles != nil {
+			s.Profiles = make([]runtime.Profile, len(opt.Profiles))
+			copy(s.Profiles, opt.Profiles)
+			sort.Slice(s.Profiles, func(i, j int) bool { return s.Profiles[i].UserID < s.Profiles[j].UserID })
+			for i := range s.Profiles {
+				if s.Profiles[i].AppMetadata == nil {
+					s.Profiles[i].AppMetadata = map[string]any{}
+				}
+				if s.Profiles[i].UserMetadata == nil {
+					s.Profiles[i].UserMetadata = map[string]any{}
+				}
+			}
+		}
+		out.Claimsmith = s
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(out)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// NewID returns a random RFC 4122 version 4 UUID, the extension's _id format.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

@@ -1,0 +1,93 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+// ProfileLister enumerates every stored profile (export --full). Backends
+// implement it next to runtime.ProfileStore; it is separate from Store so
+// the login path never depends on it.
+type ProfileLister interface {
+	// ListProfiles calls fn for every stored profile, in no particular order.
+	ListProfiles(ctx context.Context, fn func(runtime.Profile) error) error
+}
+
+// ProfileTooLargeError is a profile object over its size cap. It matches
+// runtime.ErrTooLarge.
+type ProfileTooLargeError struct {
+	UserID string
+	Field  string // "app_metadata" or "user_metadata"
+	Size   int
+	Limit  int
+}
+
+func (e *ProfileTooLargeError) Error() string {
+	return fmt.Sprintf("profile of user %q: %s would be %d bytes, limit is %d", e.UserID, e.Field, e.Size, e.Limit)
+}
+
+// Is reports runtime.ErrTooLarge.
+func (e *ProfileTooLargeError) Is(target error) bool { return target == runtime.ErrTooLarge }
+
+// MergeProfile applies merge patches to a copy of cur (RFC 7396: objects merge
+// recursively, arrays and scalars replace, null deletes) and checks each
+// object's encoded size against limit (0 means DefaultProfileLimit). cur is
+// not changed. Backends share it so every backend merges identically.
+func MergeProfile(cur runtime.Profile, userID string, appPatch, userPatch map[string]any, limit int) (runtime.Profile, error) {
+	if userID == "" {
+		return runtime.Profile{}, &runtime.ValidationError{Entity: "profile", Field: "user_id", Reason: "is required"}
+	}
+	if limit <= 0 {
+		limit = DefaultProfileLimit
+	}
+	next := runtime.Profile{
+		UserID:       userID,
+		AppMetadata:  runtime.MergePatch(runtime.CloneMap(cur.AppMetadata), runtime.CloneMap(appPatch)),
+		UserMetadata: runtime.MergePatch(runtime.CloneMap(cur.UserMetadata), runtime.CloneMap(userPatch)),
+	}
+	if next.AppMetadata == nil {
+		next.AppMetadata = map[string]any{}
+	}
+	if next.UserMetadata == nil {
+		next.UserMetadata = map[string]any{}
+	}
+	if err := CheckProfile(next, limit); err != nil {
+		return runtime.Profile{}, err
+	}
+	return next, nil
+}
+
+// CheckProfile verifies both objects encode to JSON within limit bytes.
+func CheckProfile(p runtime.Profile, limit int) error {
+	if limit <= 0 {
+		limit = DefaultProfileLimit
+	}
+	for _, f := range []struct {
+		name string
+		v    map[string]any
+	}{{"app_metadata", p.AppMetadata}, {"user_metadata", p.UserMetadata}} {
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return &runtime.ValidationError{Entity: "profile", ID: p.UserID, Field: f.name, Reason: "is not JSON: " + err.Error()}
+		}
+		if len(b) > limit {
+			return &ProfileTooLargeError{UserID: p.UserID, Field: f.name, Size: len(b), Limit: limit}
+		}
+	}
+	return nil
+}
+
+// ProfileFromRecord converts an imported profile, filling empty objects.
+func ProfileFromRecord(r ProfileRecord) runtime.Profile {
+	p := runtime.Profile{UserID: r.UserID, AppMetadata: runtime.CloneMap(r.AppMetadata), UserMetadata: runtime.CloneMap(r.UserMetadata)}
+	if p.AppMetadata == nil {
+		p.AppMetadata = map[string]any{}
+	}
+	if p.UserMetadata == nil {
+		p.UserMetadata = map[string]any{}
+	}
+	return p
+}
