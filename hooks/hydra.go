@@ -1,0 +1,327 @@
+package hooks
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+// HydraHandler serves Ory Hydra's token hook (oauth2.token_hook) and its
+// legacy refresh hook (oauth2.refresh_token_hook) at POST /hooks/hydra/token
+// (REFERENCE.md §3). Hydra authenticates with an API key in a configured
+// header (`auth: {type: api_key, config: {in: header, name, value}}`).
+//
+// Hydra REPLACES the token's extra claims with what we answer, so the answer
+// starts from the incoming session.extra (access token) and
+// session.id_token.id_token_claims.ext (ID token, keeping Hydra's sid) and
+// adds the pipeline's claims. Status: 403 denies (the client gets
+// access_denied), 204 leaves the tokens unchanged, 200 carries the new
+// session; Hydra turns any other status, and a 200 without a body, into a
+// failed token request, so claimsmith being down fails closed.
+type HydraHandler struct {
+	Enricher runtime.Enricher
+	// Header is the header Hydra puts the API key in (default "Authorization";
+	// there a "Bearer " prefix is accepted too).
+	Header string
+	Keys   *KeySet
+	// Connection is the connection name rules and mappings see (default "hydra").
+	Connection string
+	MaxBody    int64
+	Log        *slog.Logger
+}
+
+// HydraHookRequest is Hydra's token hook body; the legacy refresh hook's
+// fields (subject, requester, client_id, granted_*) are accepted too.
+type HydraHookRequest struct {
+	Session *HydraSession `json:"session"`
+	Request *HydraRequest `json:"request"`
+
+	Subject         string        `json:"subject"`
+	Requester       *HydraRequest `json:"requester"`
+	ClientID        string        `json:"client_id"`
+	GrantedScopes   []string      `json:"granted_scopes"`
+	GrantedAudience []string      `json:"granted_audience"`
+}
+
+// HydraSession is the part of Hydra's oauth2.Session we read. Timestamps
+// (RFC 3339 strings) are not decoded: the hook never needs them.
+type HydraSession struct {
+	IDToken *struct {
+		Claims *struct {
+			Sub   string         `json:"sub"`
+			Nonce string         `json:"nonce"`
+			Acr   string         `json:"acr"`
+			Amr   []string       `json:"amr"`
+			Ext   map[string]any `json:"ext"`
+		} `json:"id_token_claims"`
+		Subject  string `json:"subject"`
+		Username string `json:"username"`
+	} `json:"id_token"`
+	Extra    map[string]any `json:"extra"`
+	ClientID string         `json:"client_id"`
+}
+
+// HydraRequest is the token request's context (token hook: "request";
+// refresh hook: "requester", without requested_scopes and payload).
+type HydraRequest struct {
+	ClientID        string              `json:"client_id"`
+	RequestedScopes []string            `json:"requested_scopes"`
+	GrantedScopes   []string            `json:"granted_scopes"`
+	GrantedAudience []string            `json:"granted_audience"`
+	GrantTypes      []string            `json:"grant_types"`
+	Payload         map[string][]string `json:"payload"`
+}
+
+// HydraHookResponse is what Hydra applies: both maps replace the tokens'
+// extra claims.
+type HydraHookResponse struct {
+	Session struct {
+		AccessToken map[string]any `json:"access_token"`
+		IDToken     map[string]any `json:"id_token"`
+	} `json:"session"`
+}
+
+// hydraKeptIDClaims are ID-token ext keys Hydra itself put there; our claims
+// never replace them.
+var hydraKeptIDClaims = []string{"sid"}
+
+func (h *HydraHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	status, resp, err := h.serve(w, r)
+	if err != nil {
+		logf(h.Log).LogAttrs(r.Context(), levelOf(err), "hydra hook refused", slog.String("error", err.Error()))
+		WriteError(w, err)
+		return
+	}
+	switch status {
+	case http.StatusNoContent:
+		w.WriteHeader(http.StatusNoContent)
+	case http.StatusForbidden:
+		// Hydra only looks at the status; the body helps whoever reads logs.
+		WriteJSON(w, http.StatusForbidden, resp)
+	default:
+		WriteJSON(w, status, resp)
+	}
+}
+
+func (h *HydraHandler) authenticate(r *http.Request) error {
+	name := h.Header
+	if name == "" {
+		name = "Authorization"
+	}
+	v := r.Header.Get(name)
+	if v == "" {
+		return authErr("hydra-api-key", "missing %s header", name)
+	}
+	if h.Keys.Match(v) {
+		return nil
+	}
+	if strings.EqualFold(name, "Authorization") {
+		if tok, ok := bearerToken(r); ok && h.Keys.Match(tok) {
+			return nil
+		}
+	}
+	return authErr("hydra-api-key", "wrong API key in %s header", name)
+}
+
+func (h *HydraHandler) serve(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	if err := h.authenticate(r); err != nil {
+		return 0, nil, err
+	}
+	if err := requireJSON(r); err != nil {
+		return 0, nil, err
+	}
+	body, err := readBody(w, r, h.MaxBody)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeHydraHook(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	ev, err := req.Event(h.Connection)
+	if err != nil {
+		return 0, nil, err
+	}
+	ev.Transaction.ID = newTraceID()
+	res, err := h.Enricher.Run(r.Context(), ev)
+	if err != nil {
+		return 0, nil, fmt.Errorf("pipeline: %w", err)
+	}
+	logf(h.Log).LogAttrs(r.Context(), slog.LevelInfo, "login",
+		slog.String("trace_id", ev.Transaction.ID), slog.String("dialect", "hydra"), slog.String("trigger", string(ev.Trigger)),
+		slog.String("grant_type", ev.Transaction.GrantType), slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
+		slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
+	return HydraAnswer(req, res)
+}
+
+// DecodeHydraHook decodes a token hook or legacy refresh hook body. Numbers
+// are kept as json.Number so claims echoed back to Hydra are byte-exact.
+func DecodeHydraHook(body []byte) (*HydraHookRequest, error) {
+	var req HydraHookRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		return nil, jsonError("hydra token hook", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: hydra token hook: trailing data after the JSON object", runtime.ErrInvalid)
+	}
+	if req.Session == nil {
+		return nil, &runtime.ValidationError{Entity: "hydra token hook", Field: "session", Reason: "required"}
+	}
+	return &req, nil
+}
+
+// Event maps the hook to the native event: subject, client, scopes (granted,
+// or requested when Hydra has not granted yet, as for authorization_code),
+// audience, grant type, nonce, and the user facts the consent put in the ID
+// token's ext or the access token's extra (email, name, groups).
+func (req *HydraHookRequest) Event(connection string) (*runtime.Event, error) {
+	if connection == "" {
+		connection = "hydra"
+	}
+	tr := req.Request
+	if tr == nil {
+		tr = req.Requester
+	}
+	if tr == nil {
+		tr = &HydraRequest{}
+	}
+	s := req.Session
+	ev := &runtime.Event{Trigger: runtime.TriggerPostLogin}
+	ev.Connection.Name = connection
+	ev.Transaction.Protocol = "oauth2"
+
+	ev.Client.ClientID = firstNonEmpty(tr.ClientID, req.ClientID, s.ClientID)
+	if ev.Client.ClientID == "" {
+		return nil, &runtime.ValidationError{Entity: "hydra token hook", Field: "request.client_id", Reason: "required"}
+	}
+	var ext map[string]any
+	if s.IDToken != nil {
+		ev.User.UserID = s.IDToken.Subject
+		ev.User.Username = s.IDToken.Username
+		if c := s.IDToken.Claims; c != nil {
+			ev.User.UserID = firstNonEmpty(ev.User.UserID, c.Sub)
+			ev.Transaction.Nonce = c.Nonce
+			ext = c.Ext
+		}
+	}
+	ev.User.UserID = firstNonEmpty(ev.User.UserID, req.Subject)
+
+	grants := tr.GrantTypes
+	if len(grants) > 0 {
+		ev.Transaction.GrantType = grants[0]
+	}
+	if slices.Contains(grants, "client_credentials") {
+		ev.Trigger = runtime.TriggerCredentialsExchange
+		ev.Transaction.GrantType = "client_credentials"
+		// Hydra sets the subject to the client id; be explicit when it does not.
+		ev.User.UserID = firstNonEmpty(ev.User.UserID, ev.Client.ClientID)
+	}
+	if ev.User.UserID == "" {
+		return nil, &runtime.ValidationError{Entity: "hydra token hook", Field: "session.id_token.subject", Reason: "required"}
+	}
+
+	scopes := tr.GrantedScopes
+	if len(scopes) == 0 {
+		scopes = req.GrantedScopes
+	}
+	if len(scopes) == 0 {
+		scopes = tr.RequestedScopes
+	}
+	ev.Transaction.RequestedScopes = slices.Clone(scopes)
+	aud := tr.GrantedAudience
+	if len(aud) == 0 {
+		aud = req.GrantedAudience
+	}
+	if len(aud) > 0 {
+		ev.Transaction.Audience = aud[0]
+	} else if a := tr.Payload["audience"]; len(a) > 0 {
+		ev.Transaction.Audience, _, _ = strings.Cut(strings.TrimSpace(a[0]), " ")
+	}
+
+	// User facts the login/consent app put into the session.
+	for _, src := range []map[string]any{ext, s.Extra} {
+		if v, ok := src["email"].(string); ok && ev.User.Email == "" {
+			ev.User.Email = v
+		}
+		if v, ok := src["email_verified"].(bool); ok && !ev.User.EmailVerified {
+			ev.User.EmailVerified = v
+		}
+		if v, ok := src["name"].(string); ok && ev.User.Name == "" {
+			ev.User.Name = v
+		}
+		if len(ev.User.Groups) == 0 {
+			ev.User.Groups = stringList(src["groups"])
+		}
+	}
+	return ev, nil
+}
+
+// HydraAnswer turns a pipeline result into the hook's status and body: 403
+// on deny, 204 when there is nothing to add, otherwise 200 with both maps.
+func HydraAnswer(req *HydraHookRequest, res *runtime.Result) (int, any, error) {
+	if !res.Decision.Allowed {
+		code := res.Decision.Code
+		if code == "" {
+			code = runtime.CodeAccessDenied
+		}
+		return http.StatusForbidden, ErrorBody{Error: code, Description: res.Decision.Reason}, nil
+	}
+	if len(res.IDTokenClaims) == 0 && len(res.AccessTokenClaims) == 0 {
+		return http.StatusNoContent, nil, nil
+	}
+	var out HydraHookResponse
+	out.Session.AccessToken = runtime.CloneMap(req.Session.Extra)
+	if out.Session.AccessToken == nil {
+		out.Session.AccessToken = map[string]any{}
+	}
+	for _, c := range res.AccessTokenClaims {
+		out.Session.AccessToken[c.Name] = c.Value
+	}
+	var ext map[string]any
+	if it := req.Session.IDToken; it != nil && it.Claims != nil {
+		ext = it.Claims.Ext
+	}
+	out.Session.IDToken = runtime.CloneMap(ext)
+	if out.Session.IDToken == nil {
+		out.Session.IDToken = map[string]any{}
+	}
+	for _, c := range res.IDTokenClaims {
+		if _, kept := out.Session.IDToken[c.Name]; kept && slices.Contains(hydraKeptIDClaims, c.Name) {
+			continue
+		}
+		out.Session.IDToken[c.Name] = c.Value
+	}
+	return http.StatusOK, &out, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// stringList returns the strings of a JSON array (other items skipped).
+func stringList(v any) []string {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(arr))
+	for _, x := range arr {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
