@@ -1,0 +1,125 @@
+package token
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+// The token payload is written straight into one byte slice: fixed claims
+// first, then the pipeline's custom claims. Going through a map (as the
+// go-jose jwt builder does) would cost more than signing with ES256 or EdDSA.
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			q, _ := json.Marshal(s) // rare: escapes and non-ASCII
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func appendKey(b []byte, k string) []byte {
+	b = append(b, ',')
+	b = appendString(b, k)
+	return append(b, ':')
+}
+
+func appendStringClaim(b []byte, k, v string) []byte {
+	return appendString(appendKey(b, k), v)
+}
+
+func appendTimeClaim(b []byte, k string, t time.Time) []byte {
+	return strconv.AppendInt(appendKey(b, k), t.Unix(), 10)
+}
+
+// appendValue appends a JSON encoding of a claim value, with fast paths for
+// the shapes rules produce (strings, string lists, numbers, booleans).
+func appendValue(b []byte, v any) ([]byte, error) {
+	switch t := v.(type) {
+	case string:
+		return appendString(b, t), nil
+	case []string:
+		b = append(b, '[')
+		for i, s := range t {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, s)
+		}
+		return append(b, ']'), nil
+	case bool:
+		return strconv.AppendBool(b, t), nil
+	case int:
+		return strconv.AppendInt(b, int64(t), 10), nil
+	case int64:
+		return strconv.AppendInt(b, t, 10), nil
+	case json.Number:
+		if _, err := strconv.ParseFloat(string(t), 64); err != nil {
+			return nil, fmt.Errorf("number %q: %w", t, err)
+		}
+		return append(b, t...), nil
+	case nil:
+		return append(b, "null"...), nil
+	case []any:
+		b = append(b, '[')
+		for i, e := range t {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendValue(b, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	default:
+		j, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		return append(b, j...), nil
+	}
+}
+
+// appendCustom appends the custom claims, refusing any name in reserved: a
+// custom claim must never override what claimsmith sets (or must set) itself.
+func appendCustom(b []byte, claims runtime.Claims, reserved map[string]struct{}, token string) ([]byte, error) {
+	for _, c := range claims {
+		if _, bad := reserved[c.Name]; bad || c.Name == "" {
+			return nil, &runtime.ValidationError{Entity: token + " claim", ID: c.Name, Reason: "is reserved and cannot be set by a rule"}
+		}
+		b = appendKey(b, c.Name)
+		var err error
+		if b, err = appendValue(b, c.Value); err != nil {
+			return nil, &runtime.ValidationError{Entity: token + " claim", ID: c.Name, Reason: err.Error()}
+		}
+	}
+	return b, nil
+}
+
+func keySet(names ...string) map[string]struct{} {
+	m := make(map[string]struct{}, len(names))
+	for _, n := range names {
+		m[n] = struct{}{}
+	}
+	return m
+}
+
+// reservedClaims are the registered and protocol claims (REFERENCE.md §2's
+// restricted list) plus the names RFC 7662 gives the introspection answer,
+// which is built from the access token's payload.
+var reservedClaims = keySet("acr", "act", "active", "amr", "at_hash", "ath", "attest", "aud", "auth_time",
+	"authorization_details", "azp", "c_hash", "client_id", "cnf", "cty", "dest", "entitlements", "events",
+	"exp", "gty", "htm", "htu", "iat", "iss", "jku", "jti", "jwe", "jwk", "kid", "may_act", "nbf", "nonce",
+	"s_hash", "sid", "sub", "sub_jwk", "toe", "txn", "typ", "uuid", "vot", "vtm", "x5t#S256", "scope",
+	"token_type", "username", "token_introspection")

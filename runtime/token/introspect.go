@@ -1,0 +1,207 @@
+package token
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// IntrospectorConfig configures introspection.
+type IntrospectorConfig struct {
+	// Namespace prefixes the live groups/roles/permissions claims, e.g.
+	// "https://example.com/" (the same namespace the authorization rule uses).
+	Namespace string
+	// IgnoreRequiredRoles keeps a live answer active even when the user no
+	// longer holds any of the client's required_roles. By default such a
+	// token is reported inactive.
+	IgnoreRequiredRoles bool
+}
+
+// Introspector answers RFC 7662 introspection and RFC 7009 revocation for
+// tokens claimsmith minted.
+type Introspector struct {
+	verify   *Verifier
+	keys     *KeySet
+	revoked  RevocationList
+	policies authz.PolicyResolver    // nil: live answers unavailable
+	apps     authz.ApplicationReader // nil: no required_roles check
+	cfg      IntrospectorConfig
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// NewIntrospector wires the parts. policies and apps may be nil when no
+// authorization store is configured; live answers then fail with ErrInvalid.
+func NewIntrospector(v *Verifier, keys *KeySet, revoked RevocationList, policies authz.PolicyResolver,
+	apps authz.ApplicationReader, cfg IntrospectorConfig, now func() time.Time, log *slog.Logger) (*Introspector, error) {
+	if v == nil || keys == nil || revoked == nil || now == nil || log == nil {
+		return nil, errors.New("token: NewIntrospector needs a verifier, key set, revocation list, clock and logger")
+	}
+	if cfg.Namespace != "" && !strings.HasPrefix(cfg.Namespace, "https://") && !strings.HasPrefix(cfg.Namespace, "http://") {
+		return nil, &runtime.ValidationError{Entity: "tokens", Field: "introspection.namespace", Reason: fmt.Sprintf("%q must be an http(s) URL prefix", cfg.Namespace)}
+	}
+	return &Introspector{verify: v, keys: keys, revoked: revoked, policies: policies, apps: apps, cfg: cfg, now: now, log: log}, nil
+}
+
+// IntrospectRequest is one introspection question.
+type IntrospectRequest struct {
+	Token string
+	// TokenTypeHint is accepted and ignored: claimsmith only has access tokens.
+	TokenTypeHint string
+	// Live asks for the user's current groups/roles/permissions.
+	Live bool
+}
+
+// Introspection is an answer: the RFC 7662 JSON object.
+type Introspection struct {
+	Active bool
+	JSON   []byte
+}
+
+var inactiveJSON = []byte(`{"active":false}`)
+
+// Inactive is the answer for every token that is not active, whatever the
+// reason (RFC 7662 §2.2: nothing else may be revealed).
+func Inactive() Introspection { return Introspection{JSON: inactiveJSON} }
+
+// Introspect answers for caller. Every reason a token is not usable gives
+// Inactive(); an error means the question could not be answered (for
+// example the authorization store is down during a live answer).
+func (in *Introspector) Introspect(ctx context.Context, caller Caller, r IntrospectRequest) (Introspection, error) {
+	v, err := in.verify.Verify(ctx, r.Token, VerifyOptions{Kind: KindAccessToken})
+	if err != nil {
+		in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", err)
+		return Inactive(), nil
+	}
+	revoked, err := in.revoked.IsRevoked(ctx, v.Claims.ID)
+	if err != nil {
+		return Introspection{}, fmt.Errorf("introspection: revocation list: %w", err)
+	}
+	if revoked {
+		in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", ErrRevoked, "jti", v.Claims.ID)
+		return Inactive(), nil
+	}
+	if r.Live || caller.Live {
+		return in.live(ctx, caller, v)
+	}
+	// The verified payload already holds iss, sub, aud, client_id, exp, iat,
+	// nbf, jti, scope and the custom claims: splice the two fields the token
+	// lacks in front instead of decoding and re-encoding it.
+	p := bytes.TrimSpace(v.Payload)
+	out := make([]byte, 0, len(p)+40)
+	out = append(out, `{"active":true,"token_type":"Bearer"`...)
+	if len(bytes.TrimSpace(p[1:len(p)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, p[1:]...)
+	return Introspection{Active: true, JSON: out}, nil
+}
+
+// live adds the user's current namespaced groups, roles and permissions,
+// resolved now, replacing what the token carried; and turns the answer
+// inactive when the client's required_roles are no longer held.
+func (in *Introspector) live(ctx context.Context, caller Caller, v *Verified) (Introspection, error) {
+	if in.policies == nil {
+		return Introspection{}, fmt.Errorf("%w: live introspection needs an authorization store", runtime.ErrInvalid)
+	}
+	c := v.Claims
+	q := authz.PolicyQuery{UserID: c.Subject, ClientID: c.ClientID}
+	if len(c.Audience) > 0 && c.Audience[0] != c.ClientID {
+		q.Audience = c.Audience[0]
+	}
+	pol, err := in.policies.ResolvePolicy(ctx, q)
+	if err != nil {
+		return Introspection{}, fmt.Errorf("introspection: resolve policy of user %q for client %q: %w", c.Subject, c.ClientID, err)
+	}
+	if !in.cfg.IgnoreRequiredRoles && in.apps != nil {
+		app, err := in.apps.Application(ctx, c.ClientID)
+		switch {
+		case errors.Is(err, runtime.ErrNotFound):
+		case err != nil:
+			return Introspection{}, fmt.Errorf("introspection: application %q: %w", c.ClientID, err)
+		default:
+			if req := requiredRoles(app.Metadata["required_roles"]); len(req) > 0 && !slices.ContainsFunc(req, func(r string) bool { return slices.Contains(pol.Roles, r) }) {
+				in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", "required_roles no longer held", "sub", c.Subject, "client_id", c.ClientID)
+				return Inactive(), nil
+			}
+		}
+	}
+	var claims runtime.Claims
+	if err := claims.UnmarshalJSON(v.Payload); err != nil {
+		return Introspection{}, fmt.Errorf("introspection: claims: %w", err)
+	}
+	out := make(runtime.Claims, 0, len(claims)+5)
+	out = append(out, runtime.Claim{Name: "active", Value: true}, runtime.Claim{Name: "token_type", Value: "Bearer"})
+	out = append(out, claims...)
+	out.Set(in.cfg.Namespace+"groups", nonNil(pol.Groups))
+	out.Set(in.cfg.Namespace+"roles", nonNil(pol.Roles))
+	out.Set(in.cfg.Namespace+"permissions", nonNil(pol.Permissions))
+	b, err := out.MarshalJSON()
+	if err != nil {
+		return Introspection{}, err
+	}
+	return Introspection{Active: true, JSON: b}, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// requiredRoles splits the comma-separated required_roles metadata value.
+func requiredRoles(s string) []string {
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Signed returns the RFC 9701 form of an answer: a JWS (typ
+// token-introspection+jwt) with iss, aud (the caller), iat and
+// token_introspection holding the RFC 7662 object — no top-level sub or exp,
+// so it can never pass for an access token.
+func (in *Introspector) Signed(ctx context.Context, caller Caller, ans Introspection) (string, error) {
+	key, err := in.keys.Active()
+	if err != nil {
+		return "", err
+	}
+	b := make([]byte, 0, len(ans.JSON)+128)
+	b = append(b, `{"iss":`...)
+	b = appendString(b, in.verify.issuer)
+	b = appendStringClaim(b, "aud", caller.ClientID)
+	b = appendTimeClaim(b, "iat", in.now())
+	b = appendKey(b, "token_introspection")
+	b = append(b, ans.JSON...)
+	b = append(b, '}')
+	return sign(key, TypeIntrospection, b)
+}
+
+// Revoke revokes an access token (RFC 7009) by its jti until it expires.
+// Tokens that do not verify — unknown, expired, garbage — need nothing and
+// give no error: the endpoint answers 200 either way.
+func (in *Introspector) Revoke(ctx context.Context, caller Caller, tok string) error {
+	v, err := in.verify.Verify(ctx, tok, VerifyOptions{Kind: KindAccessToken})
+	if err != nil {
+		in.log.DebugContext(ctx, "revocation: nothing to revoke", "caller", caller.ClientID, "reason", err)
+		return nil
+	}
+	until := v.Claims.Expiry.Time().Add(in.verify.leeway)
+	if err := in.revoked.Revoke(ctx, v.Claims.ID, until); err != nil {
+		return fmt.Errorf("revoke token %q: %w", v.Claims.ID, err)
+	}
+	in.log.InfoContext(ctx, "token revoked", "caller", caller.ClientID, "jti", v.Claims.ID, "sub", v.Claims.Subject, "client_id", v.Claims.ClientID)
+	return nil
+}
