@@ -80,7 +80,9 @@ func (d *Document) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func isNull(raw json.RawMessage) bool { return len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" }
+func isNull(raw json.RawMessage) bool {
+	return len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null"
+}
 
 // decodeSection decodes a JSON array element by element so an error names the
 // failing entity (index, _id, field) instead of a byte offset.
@@ -194,7 +196,7 @@ type exportDoc struct {
 }
 
 type exportSection struct {
-	Applications []Application    `json:"applications"`
+	Applications []Application     `json:"applications"`
 	Profiles     []runtime.Profile `json:"profiles"`
 }
 
