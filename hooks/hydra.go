@@ -32,8 +32,13 @@ type HydraHandler struct {
 	Keys   *KeySet
 	// Connection is the connection name rules and mappings see (default "hydra").
 	Connection string
-	MaxBody    int64
-	Log        *slog.Logger
+	// Namespace is the pipeline's claim namespace. On a refresh Hydra sends
+	// back the claims we added at login; keys under the namespace are
+	// dropped from the incoming session first, so a role removed since then
+	// does not linger in the refreshed tokens.
+	Namespace string
+	MaxBody   int64
+	Log       *slog.Logger
 }
 
 // HydraHookRequest is Hydra's token hook body; the legacy refresh hook's
@@ -157,7 +162,7 @@ func (h *HydraHandler) serve(w http.ResponseWriter, r *http.Request) (int, any, 
 		slog.String("trace_id", ev.Transaction.ID), slog.String("dialect", "hydra"), slog.String("trigger", string(ev.Trigger)),
 		slog.String("grant_type", ev.Transaction.GrantType), slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
 		slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
-	return HydraAnswer(req, res)
+	return HydraAnswer(req, res, h.Namespace)
 }
 
 // DecodeHydraHook decodes a token hook or legacy refresh hook body. Numbers
@@ -265,8 +270,10 @@ func (req *HydraHookRequest) Event(connection string) (*runtime.Event, error) {
 }
 
 // HydraAnswer turns a pipeline result into the hook's status and body: 403
-// on deny, 204 when there is nothing to add, otherwise 200 with both maps.
-func HydraAnswer(req *HydraHookRequest, res *runtime.Result) (int, any, error) {
+// on deny, 204 when there is nothing to add or remove, otherwise 200 with
+// both maps. Incoming keys under namespace (claims of an earlier run) are
+// replaced by this run's.
+func HydraAnswer(req *HydraHookRequest, res *runtime.Result, namespace string) (int, any, error) {
 	if !res.Decision.Allowed {
 		code := res.Decision.Code
 		if code == "" {
@@ -274,25 +281,20 @@ func HydraAnswer(req *HydraHookRequest, res *runtime.Result) (int, any, error) {
 		}
 		return http.StatusForbidden, ErrorBody{Error: code, Description: res.Decision.Reason}, nil
 	}
-	if len(res.IDTokenClaims) == 0 && len(res.AccessTokenClaims) == 0 {
-		return http.StatusNoContent, nil, nil
-	}
-	var out HydraHookResponse
-	out.Session.AccessToken = runtime.CloneMap(req.Session.Extra)
-	if out.Session.AccessToken == nil {
-		out.Session.AccessToken = map[string]any{}
-	}
-	for _, c := range res.AccessTokenClaims {
-		out.Session.AccessToken[c.Name] = c.Value
-	}
 	var ext map[string]any
 	if it := req.Session.IDToken; it != nil && it.Claims != nil {
 		ext = it.Claims.Ext
 	}
-	out.Session.IDToken = runtime.CloneMap(ext)
-	if out.Session.IDToken == nil {
-		out.Session.IDToken = map[string]any{}
+	stale := hasPrefixedKey(req.Session.Extra, namespace) || hasPrefixedKey(ext, namespace)
+	if len(res.IDTokenClaims) == 0 && len(res.AccessTokenClaims) == 0 && !stale {
+		return http.StatusNoContent, nil, nil
 	}
+	var out HydraHookResponse
+	out.Session.AccessToken = withoutPrefix(req.Session.Extra, namespace)
+	for _, c := range res.AccessTokenClaims {
+		out.Session.AccessToken[c.Name] = c.Value
+	}
+	out.Session.IDToken = withoutPrefix(ext, namespace)
 	for _, c := range res.IDTokenClaims {
 		if _, kept := out.Session.IDToken[c.Name]; kept && slices.Contains(hydraKeptIDClaims, c.Name) {
 			continue
@@ -300,6 +302,30 @@ func HydraAnswer(req *HydraHookRequest, res *runtime.Result) (int, any, error) {
 		out.Session.IDToken[c.Name] = c.Value
 	}
 	return http.StatusOK, &out, nil
+}
+
+func hasPrefixedKey(m map[string]any, prefix string) bool {
+	if prefix == "" {
+		return false
+	}
+	for k := range m {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutPrefix copies m without the keys under prefix (never nil).
+func withoutPrefix(m map[string]any, prefix string) map[string]any {
+	out := make(map[string]any, len(m)+4)
+	for k, v := range m {
+		if prefix != "" && strings.HasPrefix(k, prefix) {
+			continue
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func firstNonEmpty(s ...string) string {
