@@ -1,0 +1,336 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync/atomic"
+	"unsafe"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// instance is one warm plugin instance with its own worker goroutine. Calls
+// run on the worker so that Run can answer at the deadline even if the guest
+// does not stop (see Rule.abandon).
+type instance struct {
+	rule   *Rule
+	plugin *extism.Plugin
+
+	// The fast path calls the extism kernel and the guest through cached
+	// function handles. extism's Plugin.CallWithContext looks each kernel
+	// function up by name on every call, and every wazero look-up allocates
+	// a call engine with a 10 KiB stack — about 80 KiB per login, more when
+	// the guest writes its output byte by byte through the kernel. The
+	// handles live in unexported fields of extism.Plugin, read once here by
+	// reflection; if a future go-sdk changes them, fast is false and calls
+	// take the SDK's own (slower, equivalent) path.
+	fast   bool
+	kernel *kernelModule
+	main   api.Module
+	kmem   api.Memory
+	k      struct{ reset, alloc, inputSet, outputOffset, outputLength, errorGet, length api.Function }
+	stack  [2]uint64
+	// Worker-only state of the call in flight, read by callCtx.Value and
+	// the host functions.
+	hstack      [2]uint64
+	inputOffset any
+	cur         *extism.CurrentPlugin
+
+	onLogin, onCredentials api.Function // fast path; slow path uses placeholders
+	exportNames            []string
+
+	input  bytes.Buffer
+	enc    *json.Encoder
+	output []byte
+	// query and hostLogs belong to the call in flight: Run fills query
+	// before the call and reads hostLogs after it; the worker's host
+	// functions use them in between.
+	query    authz.PolicyQuery
+	groups   []string
+	hostLogs []runtime.LogLine
+
+	req       chan callReq
+	res       chan callRes
+	abandoned atomic.Bool
+}
+
+type callReq struct {
+	ctx    context.Context
+	fn     api.Function
+	export string
+}
+
+type callRes struct{ err error }
+
+func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
+	p, err := r.compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: r.moduleConfig})
+	if err != nil {
+		return nil, err
+	}
+	// extism's default logger writes to the global log package.
+	p.SetLogger(func(level extism.LogLevel, msg string) {
+		r.log.Debug("wasm guest log", "level", level.String(), "msg", msg)
+	})
+	in := &instance{rule: r, plugin: p, req: make(chan callReq, 1), res: make(chan callRes, 1)}
+	in.enc = json.NewEncoder(&in.input)
+	in.enc.SetEscapeHTML(false)
+
+	if kernel, main, ok := pluginModules(p); ok {
+		in.fast = true
+		in.main = main
+		in.kernel = newKernelModule(kernel)
+		in.kmem = kernel.ExportedMemory("memory")
+		k := in.kernel
+		in.k.reset, in.k.alloc, in.k.inputSet = k.fn("reset"), k.fn("alloc"), k.fn("input_set")
+		in.k.outputOffset, in.k.outputLength = k.fn("output_offset"), k.fn("output_length")
+		in.k.errorGet, in.k.length = k.fn("error_get"), k.fn("length")
+		if in.kmem == nil || in.k.reset == nil || in.k.alloc == nil || in.k.inputSet == nil ||
+			in.k.outputOffset == nil || in.k.outputLength == nil || in.k.errorGet == nil || in.k.length == nil {
+			in.fast = false
+		}
+	}
+	if in.fast {
+		in.onLogin = in.main.ExportedFunction(ExportLogin)
+		in.onCredentials = in.main.ExportedFunction(ExportCredentials)
+		for name := range in.main.ExportedFunctionDefinitions() {
+			in.exportNames = append(in.exportNames, name)
+		}
+		if err := in.initGuest(ctx); err != nil {
+			_ = p.Close(context.Background())
+			return nil, err
+		}
+	} else {
+		// Placeholders: the slow path calls by name.
+		if p.FunctionExists(ExportLogin) {
+			in.onLogin = &slowFunc{name: ExportLogin}
+		}
+		if p.FunctionExists(ExportCredentials) {
+			in.onCredentials = &slowFunc{name: ExportCredentials}
+		}
+	}
+	go in.worker()
+	return in, nil
+}
+
+// slowFunc stands for an export on the SDK path; only its name is used
+// (the embedded interface is nil and never called).
+type slowFunc struct {
+	api.Function
+	name string
+}
+
+// initGuest runs the guest language's initializer once, as extism would on
+// the first call: WASI reactors (Go, Rust, C) export _initialize, Haskell
+// hs_init, WASI commands __wasm_call_ctors. AssemblyScript and hand-written
+// modules use the start section, which ran at instantiation.
+func (in *instance) initGuest(ctx context.Context) error {
+	cc := &callCtx{Context: ctx, in: in}
+	call := func(name string, params ...uint64) error {
+		f := in.main.ExportedFunction(name)
+		if f == nil {
+			return nil
+		}
+		if _, err := f.Call(cc, params...); err != nil {
+			return fmt.Errorf("guest initializer %s: %w", name, err)
+		}
+		return nil
+	}
+	if in.main.ExportedFunction("hs_init") != nil {
+		if err := call("_initialize"); err != nil {
+			return err
+		}
+		return call("hs_init", 0, 0)
+	}
+	if in.main.ExportedFunction("_initialize") != nil {
+		return call("_initialize")
+	}
+	return call("__wasm_call_ctors")
+}
+
+// checkSignatures rejects exports a call could not use: the ABI is a
+// function without parameters returning nothing or one i32 status.
+func (in *instance) checkSignatures() error {
+	if !in.fast {
+		return nil
+	}
+	for _, f := range []api.Function{in.onLogin, in.onCredentials} {
+		if f == nil {
+			continue
+		}
+		d := f.Definition()
+		res := d.ResultTypes()
+		if len(d.ParamTypes()) != 0 || len(res) > 1 || (len(res) == 1 && res[0] != api.ValueTypeI32) {
+			return fmt.Errorf("export %s has signature %v -> %v; the ABI wants () -> i32", d.Name(), typeNames(d.ParamTypes()), typeNames(res))
+		}
+	}
+	return nil
+}
+
+func typeNames(ts []api.ValueType) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = api.ValueTypeName(t)
+	}
+	return out
+}
+
+func (in *instance) worker() {
+	for req := range in.req {
+		err := in.invoke(req)
+		in.res <- callRes{err: err}
+	}
+	in.shutdown()
+	if in.abandoned.Load() {
+		in.rule.stuck.Add(-1)
+	}
+}
+
+// shutdown closes the plugin. Only the worker (after the request channel was
+// closed) or Cleanup (for idle instances, whose worker then exits) call it.
+func (in *instance) shutdown() {
+	_ = in.plugin.Close(context.Background())
+}
+
+// close is shutdown plus stopping the worker, for instances never handed out.
+func (in *instance) close() { close(in.req) }
+
+// invoke runs one call: reset the kernel, hand it the input, call the export,
+// collect the error or output. The output is copied into in.output.
+func (in *instance) invoke(req callReq) error {
+	if !in.fast {
+		return in.invokeSlow(req)
+	}
+	cc := &callCtx{Context: req.ctx, in: in}
+	defer func() { in.inputOffset = nil }()
+	st := in.stack[:]
+	if err := in.k.reset.CallWithStack(cc, st); err != nil {
+		return describeCallError(req.export, err)
+	}
+	st[0] = uint64(len(in.input.Bytes()))
+	if err := in.k.alloc.CallWithStack(cc, st); err != nil {
+		return describeCallError(req.export, err)
+	}
+	off := st[0]
+	if !in.kmem.Write(uint32(off), in.input.Bytes()) {
+		return fmt.Errorf("%s: writing the %d byte event into the plugin's memory failed", req.export, in.input.Len())
+	}
+	st[0], st[1] = off, uint64(in.input.Len())
+	if err := in.k.inputSet.CallWithStack(cc, st); err != nil {
+		return describeCallError(req.export, err)
+	}
+	in.inputOffset = off
+	st[0] = 0
+	if err := req.fn.CallWithStack(cc, st); err != nil {
+		return describeCallError(req.export, err)
+	}
+	rc := uint32(0)
+	if len(req.fn.Definition().ResultTypes()) == 1 {
+		rc = uint32(st[0])
+	}
+	if err := in.k.errorGet.CallWithStack(cc, st); err != nil {
+		return describeCallError(req.export, err)
+	}
+	if eoff := st[0]; eoff != 0 {
+		msg, err := cc.read(eoff, 4096)
+		if err != nil {
+			return fmt.Errorf("%s failed (status %d), and its error message could not be read: %w", req.export, rc, err)
+		}
+		return fmt.Errorf("%s failed (status %d): %s", req.export, rc, msg)
+	}
+	if rc != 0 {
+		return fmt.Errorf("%s failed with status %d", req.export, rc)
+	}
+	if err := in.k.outputLength.CallWithStack(cc, st); err != nil {
+		return describeCallError(req.export, err)
+	}
+	n := st[0]
+	if n > uint64(in.rule.maxOutput) {
+		return fmt.Errorf("%w: %s output is %d bytes, over the %d byte cap", runtime.ErrTooLarge, req.export, n, in.rule.maxOutput)
+	}
+	if err := in.k.outputOffset.CallWithStack(cc, st); err != nil {
+		return describeCallError(req.export, err)
+	}
+	view, ok := in.kmem.Read(uint32(st[0]), uint32(n))
+	if !ok {
+		return fmt.Errorf("%s: output (%d bytes at %d) is outside the plugin's memory", req.export, n, st[0])
+	}
+	in.output = append(in.output[:0], view...)
+	return nil
+}
+
+func (in *instance) invokeSlow(req callReq) error {
+	cc := &callCtx{Context: req.ctx, in: in}
+	rc, out, err := in.plugin.CallWithContext(cc, req.fn.(*slowFunc).name, in.input.Bytes())
+	if err != nil {
+		var exit *sys.ExitError
+		if errors.As(err, &exit) || isTrap(err) {
+			return describeCallError(req.export, err)
+		}
+		return fmt.Errorf("%s failed (status %d): %v", req.export, rc, err)
+	}
+	if rc != 0 {
+		return fmt.Errorf("%s failed with status %d", req.export, rc)
+	}
+	if len(out) > in.rule.maxOutput {
+		return fmt.Errorf("%w: %s output is %d bytes, over the %d byte cap", runtime.ErrTooLarge, req.export, len(out), in.rule.maxOutput)
+	}
+	in.output = append(in.output[:0], out...)
+	return nil
+}
+
+func isTrap(err error) bool {
+	return err != nil && bytes.Contains([]byte(err.Error()), []byte("wasm error"))
+}
+
+// pluginModules reads the kernel and main module out of an extism.Plugin
+// (go-sdk v1.7.1 keeps them in the unexported fields extism and mainModule).
+func pluginModules(p *extism.Plugin) (kernel, main api.Module, ok bool) {
+	v := reflect.ValueOf(p).Elem()
+	modType := reflect.TypeFor[api.Module]()
+	get := func(name string) api.Module {
+		f := v.FieldByName(name)
+		if !f.IsValid() || f.Type() != modType {
+			return nil
+		}
+		m, _ := reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Interface().(api.Module)
+		return m
+	}
+	kernel, main = get("extism"), get("mainModule")
+	return kernel, main, kernel != nil && main != nil
+}
+
+// kernelModule is the extism kernel with its exported functions looked up
+// once. It is what the guest's extism:host/env calls find in the context, so
+// they reuse the handles too (go-sdk looks the function up on every call).
+type kernelModule struct {
+	api.Module
+	fns map[string]api.Function
+}
+
+func newKernelModule(m api.Module) *kernelModule {
+	k := &kernelModule{Module: m, fns: map[string]api.Function{}}
+	for name := range m.ExportedFunctionDefinitions() {
+		k.fns[name] = m.ExportedFunction(name)
+	}
+	return k
+}
+
+func (k *kernelModule) fn(name string) api.Function { return k.fns[name] }
+
+// ExportedFunction returns the cached handle. Handles are not safe for
+// concurrent use; an instance serves one call at a time.
+func (k *kernelModule) ExportedFunction(name string) api.Function {
+	if f, ok := k.fns[name]; ok {
+		return f
+	}
+	return k.Module.ExportedFunction(name)
+}

@@ -1,0 +1,269 @@
+package wasm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	goruntime "runtime"
+	"sort"
+	"strings"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// PolicyResolver is the one look-up the host functions authz_is_member and
+// authz_user_policy need: the store, or the policy cache in front of it.
+type PolicyResolver interface {
+	ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.Policy, error)
+}
+
+// Defaults applied when a ModuleSpec or Options leaves a limit at zero.
+const (
+	DefaultTimeout      = 500 * time.Millisecond
+	DefaultMemoryBytes  = 64 << 20
+	DefaultOutputBytes  = 1 << 20
+	DefaultMaxAbandoned = 4
+	// DefaultModuleBytes caps the .wasm file a rule may load.
+	DefaultModuleBytes = 64 << 20
+)
+
+// Exports a rule module may provide, one per trigger.
+const (
+	ExportLogin       = "on_login"
+	ExportCredentials = "on_credentials_exchange"
+)
+
+const pageSize = 65536
+
+// Options configure a Loader. Zero values pick the defaults above.
+type Options struct {
+	// Logger receives load, discard and disable events (never the event data).
+	Logger *slog.Logger
+	// Authz serves the authz_* host functions. Nil: those calls fail the rule.
+	Authz PolicyResolver
+	// MaxOutputBytes caps what a guest may return.
+	MaxOutputBytes int
+	// MaxAbandoned is the per-rule number of timed-out calls that may still be
+	// running (abandoned) before the rule is disabled until it is reloaded.
+	MaxAbandoned int
+
+	// noEntryChecks skips the function-entry instrumentation (addEntryChecks).
+	// Only tests set it, to show what the abandoned-call cap is for.
+	noEntryChecks bool
+}
+
+// Loader compiles WebAssembly rules (runtime.ModuleLoader). It keeps one
+// compilation cache, so reloading an unchanged module does not compile it
+// again. Close it after the last rule it loaded was cleaned up.
+type Loader struct {
+	opts  Options
+	log   *slog.Logger
+	cache wazero.CompilationCache
+}
+
+var _ runtime.ModuleLoader = (*Loader)(nil)
+
+// NewLoader returns a loader.
+func NewLoader(opts Options) *Loader {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxOutputBytes <= 0 {
+		opts.MaxOutputBytes = DefaultOutputBytes
+	}
+	if opts.MaxAbandoned <= 0 {
+		opts.MaxAbandoned = DefaultMaxAbandoned
+	}
+	return &Loader{opts: opts, log: opts.Logger, cache: wazero.NewCompilationCache()}
+}
+
+// Close releases the compilation cache.
+func (l *Loader) Close(ctx context.Context) error { return l.cache.Close(ctx) }
+
+// ModuleError is a rule module that could not be loaded: it names the rule,
+// the file and what was wrong. It matches runtime.ErrInvalid (or
+// runtime.ErrNotFound for a missing file).
+type ModuleError struct {
+	Rule, Path, Reason string
+	Err                error
+}
+
+func (e *ModuleError) Error() string {
+	return fmt.Sprintf("wasm rule %q: %s: %s", e.Rule, e.Path, e.Reason)
+}
+
+// Unwrap returns the cause.
+func (e *ModuleError) Unwrap() error { return e.Err }
+
+// Is reports runtime.ErrInvalid unless the cause says otherwise.
+func (e *ModuleError) Is(target error) bool {
+	return target == runtime.ErrInvalid && !errors.Is(e.Err, runtime.ErrNotFound)
+}
+
+// LoadModule reads, checks and compiles spec.Path once and fills a pool of
+// warm instances. Errors are *ModuleError naming the path and the reason.
+func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runtime.Rule, error) {
+	fail := func(err error, format string, args ...any) error {
+		return &ModuleError{Rule: spec.Name, Path: spec.Path, Reason: fmt.Sprintf(format, args...), Err: err}
+	}
+	if spec.Name == "" {
+		return nil, fail(runtime.ErrInvalid, "the rule has no name")
+	}
+	if spec.Path == "" {
+		return nil, fail(runtime.ErrInvalid, "no .wasm path given")
+	}
+	if spec.Timeout < 0 || spec.PoolSize < 0 {
+		return nil, fail(runtime.ErrInvalid, "timeout and pool size must not be negative")
+	}
+	timeout := spec.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	memBytes := spec.MemoryBytes
+	if memBytes == 0 {
+		memBytes = DefaultMemoryBytes
+	}
+	pages := (memBytes + pageSize - 1) / pageSize
+	if pages > 65536 {
+		return nil, fail(runtime.ErrInvalid, "memory cap %d bytes is over the 4 GiB a 32-bit module can address", memBytes)
+	}
+	poolSize := spec.PoolSize
+	if poolSize == 0 {
+		poolSize = goruntime.GOMAXPROCS(0)
+	}
+	for _, h := range spec.AllowedHosts {
+		if strings.TrimSpace(h) == "" || strings.Contains(h, "/") {
+			return nil, fail(runtime.ErrInvalid, "allowed_hosts entry %q is not a host name or glob (no scheme, no path)", h)
+		}
+	}
+
+	raw, err := readModule(spec.Path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fail(fmt.Errorf("%w: %w", runtime.ErrNotFound, err), "no such file")
+		}
+		return nil, fail(err, "%v", err)
+	}
+	bin := raw
+	if !l.opts.noEntryChecks {
+		bin, err = addEntryChecks(raw)
+	} else {
+		_, err = addEntryChecks(raw) // still validates the header
+	}
+	if err != nil {
+		return nil, fail(err, "%v", err)
+	}
+
+	started := time.Now()
+	rcfg := wazero.NewRuntimeConfig().
+		WithCompilationCache(l.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(uint32(pages)).
+		WithDebugInfoEnabled(false) // the entry blocks shift code offsets; names still show in traces
+	manifest := extism.Manifest{
+		Wasm:         []extism.Wasm{extism.WasmData{Data: bin, Name: "main"}},
+		Memory:       &extism.ManifestMemory{MaxPages: uint32(pages), MaxHttpResponseBytes: int64(l.opts.MaxOutputBytes), MaxVarBytes: 64 << 10},
+		Config:       cloneConfig(spec.Config),
+		AllowedHosts: append([]string(nil), spec.AllowedHosts...),
+	}
+	r := &Rule{
+		name:        spec.Name,
+		path:        spec.Path,
+		timeout:     timeout,
+		maxOutput:   l.opts.MaxOutputBytes,
+		maxStuck:    int32(l.opts.MaxAbandoned),
+		log:         l.log.With("rule", spec.Name),
+		authz:       l.opts.Authz,
+		config:      manifest.Config,
+		moduleBytes: len(raw),
+	}
+	compiled, err := extism.NewCompiledPlugin(ctx, manifest, extism.PluginConfig{
+		RuntimeConfig: rcfg,
+		EnableWasi:    true,
+	}, r.hostFunctions())
+	if err != nil {
+		return nil, fail(err, "compile: %v", err)
+	}
+	r.compiled = compiled
+	r.moduleConfig = wazero.NewModuleConfig().
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+
+	first, err := r.newInstance(ctx)
+	if err != nil {
+		_ = compiled.Close(context.Background())
+		return nil, fail(err, "instantiate: %v", err)
+	}
+	if first.onLogin == nil && first.onCredentials == nil {
+		names := make([]string, 0)
+		for name := range first.main.ExportedFunctionDefinitions() {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		first.close()
+		_ = compiled.Close(context.Background())
+		return nil, fail(runtime.ErrInvalid, "missing export: the module exports neither %s nor %s (it exports: %s)",
+			ExportLogin, ExportCredentials, strings.Join(names, ", "))
+	}
+	if err := first.checkSignatures(); err != nil {
+		first.close()
+		_ = compiled.Close(context.Background())
+		return nil, fail(err, "%v", err)
+	}
+	r.pool = make(chan *instance, poolSize)
+	r.pool <- first
+	for i := 1; i < poolSize; i++ {
+		in, err := r.newInstance(ctx)
+		if err != nil {
+			_ = r.Cleanup()
+			return nil, fail(err, "instantiate: %v", err)
+		}
+		r.pool <- in
+	}
+	r.poolSize = poolSize
+	r.log.Info("wasm rule loaded", "path", spec.Path, "bytes", len(raw), "pool", poolSize,
+		"timeout", timeout, "memory_pages", pages, "took", time.Since(started).Round(time.Millisecond),
+		"fast_path", first.fast)
+	return r, nil
+}
+
+func readModule(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%w: is a directory, not a .wasm file", runtime.ErrInvalid)
+	}
+	if st.Size() > DefaultModuleBytes {
+		return nil, fmt.Errorf("%w: module is %d bytes, over the %d byte limit", runtime.ErrTooLarge, st.Size(), DefaultModuleBytes)
+	}
+	b := make([]byte, st.Size())
+	if _, err := f.ReadAt(b, 0); err != nil && st.Size() > 0 {
+		return nil, err
+	}
+	return b, nil
+}
+
+func cloneConfig(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

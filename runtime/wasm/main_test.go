@@ -1,0 +1,99 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/wasm/wasmbuild"
+)
+
+// samples builds samples/rules once per test binary run.
+var samples *wasmbuild.Samples
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "claimsmith-wasm-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	samples, err = wasmbuild.NewSamples(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// testLogger writes to the test log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// load compiles a module for a test and cleans it up afterwards.
+func load(t testing.TB, l *Loader, spec runtime.ModuleSpec) *Rule {
+	t.Helper()
+	if spec.Name == "" {
+		spec.Name = filepath.Base(spec.Path)
+	}
+	r, err := l.LoadModule(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("LoadModule(%s): %v", spec.Path, err)
+	}
+	t.Cleanup(func() {
+		if err := r.(*Rule).Cleanup(); err != nil {
+			t.Errorf("Cleanup: %v", err)
+		}
+	})
+	return r.(*Rule)
+}
+
+// watModule assembles inline WebAssembly text into a .wasm in the test's
+// temporary folder.
+func watModule(t testing.TB, name, src string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), name+".wasm")
+	if err := wasmbuild.WATSource(context.Background(), src, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sampleEvent() *runtime.Event {
+	return &runtime.Event{
+		Trigger: runtime.TriggerPostLogin,
+		User: runtime.User{
+			UserID: "auth0|alice", Email: "alice@Acme.example", EmailVerified: true, Name: "Alice",
+			Groups:      []string{"ad-engineering"},
+			AppMetadata: map[string]any{"plan": "gold"},
+		},
+		Client:      runtime.Client{ClientID: "client-1", Name: "Dashboard", Metadata: map[string]string{"required_roles": "viewer"}},
+		Connection:  runtime.Connection{Name: "corp-ad", Strategy: "ad"},
+		Request:     runtime.Request{IP: "198.51.100.23", UserAgent: "test", Hostname: "login.example"},
+		Transaction: runtime.Transaction{RequestedScopes: []string{"openid", "profile"}, Protocol: "oidc"},
+	}
+}
+
+func runRule(t testing.TB, r runtime.Rule, ev *runtime.Event) (runtime.Commands, error) {
+	t.Helper()
+	var out runtime.Commands
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := r.Run(ctx, ev, &out)
+	return out, err
+}

@@ -1,0 +1,263 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	extism "github.com/extism/go-sdk"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// Rule is a loaded WebAssembly rule: one compiled module and a pool of warm
+// instances. It implements runtime.Rule and runtime.CleanerUpper. Each call
+// borrows an instance; an instance that failed in any way (error, trap,
+// timeout, bad output) is closed and replaced in the background, never
+// reused.
+type Rule struct {
+	name, path   string
+	timeout      time.Duration
+	maxOutput    int
+	maxStuck     int32
+	log          *slog.Logger
+	authz        PolicyResolver
+	config       map[string]string
+	moduleBytes  int
+	compiled     *extism.CompiledPlugin
+	moduleConfig wazero.ModuleConfig
+	poolSize     int
+	pool         chan *instance
+
+	// stuck counts abandoned calls still running; disabled is set for good
+	// once it reaches maxStuck.
+	stuck    atomic.Int32
+	disabled atomic.Bool
+	closed   atomic.Bool
+	// bg tracks replacement instantiations, so Cleanup can wait for them.
+	bg sync.WaitGroup
+
+	calls, failures, timeouts, discarded atomic.Uint64
+}
+
+var (
+	_ runtime.Rule         = (*Rule)(nil)
+	_ runtime.CleanerUpper = (*Rule)(nil)
+)
+
+// Status is a rule's health, for logs, metrics and `claimsmith check`.
+type Status struct {
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	PoolSize int    `json:"pool_size"`
+	// Disabled is true once MaxAbandoned timed-out calls were still running
+	// at the same time; the rule then fails every call until reloaded.
+	Disabled bool `json:"disabled"`
+	// Abandoned is the number of timed-out calls still running.
+	Abandoned int    `json:"abandoned"`
+	Calls     uint64 `json:"calls"`
+	Failures  uint64 `json:"failures"`
+	Timeouts  uint64 `json:"timeouts"`
+	// Discarded counts instances closed after a failure and replaced.
+	Discarded uint64 `json:"discarded"`
+}
+
+// Status reports the rule's health.
+func (r *Rule) Status() Status {
+	return Status{
+		Name: r.name, Path: r.path, PoolSize: r.poolSize,
+		Disabled: r.disabled.Load(), Abandoned: int(r.stuck.Load()),
+		Calls: r.calls.Load(), Failures: r.failures.Load(), Timeouts: r.timeouts.Load(),
+		Discarded: r.discarded.Load(),
+	}
+}
+
+// Name is the rule's name from its spec.
+func (r *Rule) Name() string { return r.name }
+
+// ErrDisabled is the cause of every call to a rule disabled after too many
+// stuck calls. It matches runtime.ErrUnavailable.
+var ErrDisabled = fmt.Errorf("%w: rule disabled", runtime.ErrUnavailable)
+
+// Run calls the export for ev.Trigger (on_login, or on_credentials_exchange
+// for the credentials-exchange trigger) with the JSON event and decodes its
+// JSON commands into out. A module without the trigger's export abstains.
+// Failures are *runtime.RuleError naming the rule.
+func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands) error {
+	if r.disabled.Load() {
+		return r.fail(fmt.Errorf("%w: %d calls were still running past the %v timeout; fix the module and reload", ErrDisabled, r.maxStuck, r.timeout))
+	}
+	if r.closed.Load() {
+		return r.fail(fmt.Errorf("%w: rule was cleaned up", runtime.ErrUnavailable))
+	}
+	r.calls.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+
+	var in *instance
+	select {
+	case in = <-r.pool:
+	case <-ctx.Done():
+		r.timeouts.Add(1)
+		return r.fail(fmt.Errorf("%w: no free instance within %v (pool of %d)", runtime.ErrTimeout, r.timeout, r.poolSize))
+	}
+	fn := in.onLogin
+	export := ExportLogin
+	if ev.Trigger == runtime.TriggerCredentialsExchange {
+		fn, export = in.onCredentials, ExportCredentials
+	}
+	if fn == nil {
+		r.pool <- in
+		return nil
+	}
+	in.input.Reset()
+	in.hostLogs = in.hostLogs[:0]
+	in.groups = append(in.groups[:0], ev.User.Groups...)
+	in.query = authz.PolicyQuery{
+		UserID: ev.User.UserID, ClientID: ev.Client.ClientID, Audience: ev.Transaction.Audience,
+		Connection: ev.Connection.Name, IdPGroups: in.groups,
+	}
+	if err := in.enc.Encode(ev); err != nil {
+		r.pool <- in
+		return r.fail(fmt.Errorf("encoding the event: %w", err))
+	}
+
+	in.req <- callReq{ctx: ctx, fn: fn, export: export}
+	select {
+	case res := <-in.res:
+		if res.err != nil {
+			r.discard(in, res.err)
+			return r.fail(res.err)
+		}
+		if err := decodeCommands(in.output, out); err != nil {
+			out.Reset()
+			err = fmt.Errorf("%s output: %w", export, err)
+			r.discard(in, err)
+			return r.fail(err)
+		}
+		out.Log = append(out.Log, in.hostLogs...)
+		r.pool <- in
+		return nil
+	case <-ctx.Done():
+		r.abandon(in)
+		r.timeouts.Add(1)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return r.fail(fmt.Errorf("%w: %s did not return within %v", runtime.ErrTimeout, export, r.timeout))
+		}
+		return r.fail(fmt.Errorf("%s: %w", export, ctx.Err()))
+	}
+}
+
+func (r *Rule) fail(err error) error {
+	r.failures.Add(1)
+	return &runtime.RuleError{Rule: r.name, Cause: err}
+}
+
+// discard closes a failed instance and starts a replacement in the
+// background, so the pool stays full without instantiating on a login.
+func (r *Rule) discard(in *instance, why error) {
+	r.discarded.Add(1)
+	r.log.Debug("wasm instance discarded", "reason", why)
+	close(in.req) // the worker closes the instance
+	r.replace()
+}
+
+// abandon gives up on a call that is still running: wazero closes the module
+// at the guest's next check (loop header or, with the entry instrumentation,
+// function entry), and the worker then closes the instance. Until it does,
+// the call counts as stuck; too many stuck calls at once disable the rule,
+// which bounds the CPU a hostile module can keep busy.
+func (r *Rule) abandon(in *instance) {
+	in.abandoned.Store(true)
+	n := r.stuck.Add(1)
+	if n >= r.maxStuck && !r.disabled.Swap(true) {
+		r.log.Error("wasm rule disabled: too many calls still running past their timeout",
+			"abandoned", n, "timeout", r.timeout, "path", r.path)
+	}
+	r.discarded.Add(1)
+	close(in.req)
+	r.replace()
+}
+
+func (r *Rule) replace() {
+	if r.closed.Load() {
+		return
+	}
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		// Detached from the login that failed: the replacement outlives it.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		in, err := r.newInstance(ctx)
+		if err != nil {
+			r.log.Error("wasm instance replacement failed; the pool is one instance short", "err", err)
+			return
+		}
+		if r.closed.Load() {
+			in.shutdown()
+			return
+		}
+		r.pool <- in
+	}()
+}
+
+// Cleanup closes every idle instance and the compiled module. Calls still
+// running finish on their own and close their instances.
+func (r *Rule) Cleanup() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.bg.Wait()
+	for {
+		select {
+		case in := <-r.pool:
+			in.shutdown()
+		default:
+			return r.compiled.Close(context.Background())
+		}
+	}
+}
+
+// decodeCommands strictly decodes a guest's output: an unknown key is an
+// error naming it, so a typo (id_tokens) is not silently ignored. Empty
+// output means no commands.
+func decodeCommands(b []byte, out *runtime.Commands) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("%w: not valid commands JSON: %v", runtime.ErrInvalid, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: not valid commands JSON: data after the top-level object", runtime.ErrInvalid)
+	}
+	return nil
+}
+
+// describeCallError turns a wazero/extism call error into a rule error cause.
+func describeCallError(export string, err error) error {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch exit.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return fmt.Errorf("%w: %s stopped at its deadline", runtime.ErrTimeout, export)
+		case sys.ExitCodeContextCanceled:
+			return fmt.Errorf("%s: %w", export, context.Canceled)
+		}
+		return fmt.Errorf("%s: guest exited with status %d", export, exit.ExitCode())
+	}
+	return fmt.Errorf("%s trapped: %w", export, err)
+}

@@ -1,0 +1,189 @@
+// Package wasmbuild builds WebAssembly rules from source: Go (with the
+// wasip1 toolchain that ships with Go), AssemblyScript (npm's assemblyscript
+// and @extism/as-pdk, from the sample's package-lock.json) and WebAssembly
+// text (wat2wasm from Debian's wabt). The tests of runtime/wasm and of the
+// pipeline use it to build samples/rules during `go test`, so generated
+// .wasm files are never committed.
+//
+// A missing tool is an error naming the tool and the `make deps` step that
+// installs it: tests must fail, not skip, when CI lacks a tool.
+package wasmbuild
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// ErrToolMissing is returned when a compiler is not installed.
+var ErrToolMissing = errors.New("build tool missing")
+
+// Go builds the Go rule in pkgDir (a main package with //go:build wasip1)
+// into out, as a rule author would:
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o out ./pkgDir
+func Go(ctx context.Context, pkgDir, out string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("%w: the go command is not on PATH", ErrToolMissing)
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, goBin, "build", "-buildmode=c-shared", "-o", abs, ".")
+	cmd.Dir = pkgDir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	return run(cmd, "go build "+pkgDir)
+}
+
+// AssemblyScript builds the AssemblyScript rule in dir (package.json with a
+// "build" script taking --outFile) into out. node_modules is installed with
+// `npm ci` from the committed package-lock.json when it is missing.
+func AssemblyScript(ctx context.Context, dir, out string) error {
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return fmt.Errorf("%w: npm is not on PATH: run `make deps` (it installs Debian's nodejs and npm)", ErrToolMissing)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".bin", "asc")); err != nil {
+		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if err := run(cmd, "npm ci in "+dir); err != nil {
+			return err
+		}
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	asc := filepath.Join(dir, "node_modules", ".bin", "asc")
+	cmd := exec.CommandContext(ctx, asc, "assembly/index.ts", "--outFile", abs, "--optimize",
+		"--runtime", "incremental", "--use", "abort=assembly/index/myAbort")
+	cmd.Dir = dir
+	return run(cmd, "asc in "+dir)
+}
+
+// WAT assembles a WebAssembly text file into out with wat2wasm.
+func WAT(ctx context.Context, src, out string) error {
+	w, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		return fmt.Errorf("%w: wat2wasm is not on PATH: run `make deps` (it installs Debian's wabt)", ErrToolMissing)
+	}
+	cmd := exec.CommandContext(ctx, w, src, "-o", out)
+	return run(cmd, "wat2wasm "+src)
+}
+
+// WATSource assembles WebAssembly text given as a string (tests write their
+// hostile modules inline).
+func WATSource(ctx context.Context, src, out string) error {
+	tmp := out + ".wat"
+	if err := os.WriteFile(tmp, []byte(src), 0o644); err != nil {
+		return err
+	}
+	return WAT(ctx, tmp, out)
+}
+
+func run(cmd *exec.Cmd, what string) error {
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w\n%s", what, err, strings.TrimSpace(buf.String()))
+	}
+	return nil
+}
+
+// RepoRoot finds the module root (the folder holding go.mod) above dir.
+func RepoRoot(dir string) (string, error) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("no go.mod above %s", dir)
+		}
+		d = parent
+	}
+}
+
+// Samples builds samples/rules on demand, each at most once per Samples
+// value, into one temporary folder. Tests keep one in their package.
+type Samples struct {
+	mu    sync.Mutex
+	dir   string
+	root  string
+	built map[string]result
+}
+
+type result struct {
+	path string
+	err  error
+}
+
+// NewSamples returns a builder writing into dir (a test's temporary folder
+// or os.MkdirTemp in TestMain).
+func NewSamples(dir string) (*Samples, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	root, err := RepoRoot(wd)
+	if err != nil {
+		return nil, err
+	}
+	return &Samples{dir: dir, root: root, built: map[string]result{}}, nil
+}
+
+// Root is the repository root.
+func (s *Samples) Root() string { return s.root }
+
+// Build builds samples/rules/<name> and returns the .wasm path. The kind is
+// found from the folder: a .wat file, a package.json, or Go sources.
+func (s *Samples) Build(ctx context.Context, name string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.built[name]; ok {
+		return r.path, r.err
+	}
+	src := filepath.Join(s.root, "samples", "rules", name)
+	out := filepath.Join(s.dir, name+".wasm")
+	var err error
+	switch {
+	case exists(filepath.Join(src, name+".wat")):
+		err = WAT(ctx, filepath.Join(src, name+".wat"), out)
+	case exists(filepath.Join(src, "package.json")):
+		err = AssemblyScript(ctx, src, out)
+	case exists(filepath.Join(src, "main.go")):
+		err = Go(ctx, src, out)
+	default:
+		err = fmt.Errorf("samples/rules/%s: no main.go, package.json or %s.wat", name, name)
+	}
+	s.built[name] = result{out, err}
+	return out, err
+}
+
+// MustBuild is Build for tests: it fails the test on an error.
+func (s *Samples) MustBuild(t testing.TB, name string) string {
+	t.Helper()
+	p, err := s.Build(context.Background(), name)
+	if err != nil {
+		t.Fatalf("building sample rule %s: %v", name, err)
+	}
+	return p
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
