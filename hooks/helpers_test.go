@@ -16,9 +16,13 @@ import (
 
 const testNS = "https://claimsmith.test/"
 
+// supabaseDana is the Supabase user of samples/payloads/supabase.
+const supabaseDana = "8ccaa7af-909f-44e7-84cb-67cdccb56be6"
+
 // testDocument is a small extension document: alice is in Backend, nested
 // in Engineering, nested in Staff; carol reaches Engineering through the IdP
-// group "ad-eng" on connection "hydra"; bob is only a contractor; the M2M
+// group "ad-eng" on connection "hydra" (Zitadel users through the grant role
+// "portal-engineer"); bob is only a contractor; the M2M
 // client holds a role directly (its user id is its client id).
 func testDocument(portal, batch string) *authz.Document {
 	return &authz.Document{
@@ -26,8 +30,11 @@ func testDocument(portal, batch string) *authz.Document {
 		Groups: []authz.Group{
 			{ID: "g-staff", Name: "Staff", Nested: []string{"g-eng"}, Roles: []string{"r-viewer"}},
 			{ID: "g-eng", Name: "Engineering", Nested: []string{"g-backend"}, Roles: []string{"r-editor"},
-				Mappings: []authz.Mapping{{ID: "m-1", GroupName: "ad-eng", ConnectionName: "hydra"}}},
-			{ID: "g-backend", Name: "Backend", Members: []string{"alice"}},
+				Mappings: []authz.Mapping{
+					{ID: "m-1", GroupName: "ad-eng", ConnectionName: "hydra"},
+					{ID: "m-2", GroupName: "portal-engineer", ConnectionName: "zitadel"},
+				}},
+			{ID: "g-backend", Name: "Backend", Members: []string{"alice", supabaseDana}},
 			{ID: "g-contractors", Name: "Contractors", Members: []string{"bob"}},
 		},
 		Roles: []authz.Role{
