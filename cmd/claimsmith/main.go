@@ -52,7 +52,12 @@ type command struct {
 
 // commands lists the subcommands. Each lives in its own file in this folder.
 func commands() []command {
-	return []command{}
+	return []command{
+		{"import", "replace the authorization data with an extension export (FILE or -)", runImport},
+		{"export", "write the authorization data in the extension's format (--full: with applications, profiles)", runExport},
+		{"policy", "print the groups, roles and permissions a user gets at login", runPolicy},
+		{"users", "show a user's stored profile (users get USER_ID)", runUsers},
+	}
 }
 
 func main() {
