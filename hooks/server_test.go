@@ -1,0 +1,130 @@
+package hooks
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+func TestServerGracefulShutdownAndHealth(t *testing.T) {
+	log := oauthLogger()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		io.WriteString(w, "finished")
+	})
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		w.Write(b)
+	})
+	storeDown := errors.New("store unreachable")
+	var ready atomic.Bool
+	ready.Store(true)
+	mux, err := NewMux(Endpoints{Extra: []Route{
+		{Pattern: "GET /slow", Handler: slow},
+		{Pattern: "POST /echo", Handler: echo, MaxBody: 10},
+	}}.Routes(), []ReadyCheck{{Name: "store", Check: func(context.Context) error {
+		if ready.Load() {
+			return nil
+		}
+		return storeDown
+	}}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, mux, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	addr, err := srv.Addr(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr.String()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Fatalf("readyz %d", code)
+	}
+	ready.Store(false)
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "store unreachable") {
+		t.Fatalf("readyz when not ready: %d %s", code, body)
+	}
+	// Body limit per route: a declared and an undeclared (chunked) oversize body.
+	resp, err := http.Post(base+"/echo", "text/plain", strings.NewReader("0123456789ABC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversize body: %d", resp.StatusCode)
+	}
+	resp, err = http.Post(base+"/echo", "text/plain", io.MultiReader(strings.NewReader("0123456789"), strings.NewReader("ABC")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversize chunked body: %d", resp.StatusCode)
+	}
+
+	// A request in flight when shutdown starts still completes.
+	got := make(chan string, 1)
+	go func() {
+		_, body := get("/slow")
+		got <- body
+	}()
+	<-started
+	stop()
+	time.Sleep(100 * time.Millisecond)
+	if _, err := net.DialTimeout("tcp", addr.String(), time.Second); err == nil {
+		t.Error("still accepting connections during shutdown")
+	}
+	close(release)
+	if body := <-got; body != "finished" {
+		t.Fatalf("in-flight request: %q", body)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestServerConfigErrors(t *testing.T) {
+	h := http.NotFoundHandler()
+	if _, err := NewMux([]Route{{Pattern: "GET /x", Handler: h}, {Pattern: "GET /x", Handler: h}}, nil, oauthLogger()); !errors.Is(err, runtime.ErrInvalid) {
+		t.Fatalf("duplicate route: %v", err)
+	}
+	if _, err := NewServer(ServerConfig{TLSCertFile: "cert.pem"}, h, oauthLogger()); !errors.Is(err, runtime.ErrInvalid) {
+		t.Fatalf("cert without key: %v", err)
+	}
+	if _, err := NewServer(ServerConfig{TLSCertFile: "/nonexistent/cert.pem", TLSKeyFile: "/nonexistent/key.pem"}, h, oauthLogger()); err == nil || !strings.Contains(err.Error(), "/nonexistent/cert.pem") {
+		t.Fatalf("missing TLS files: %v", err)
+	}
+}
