@@ -1,0 +1,67 @@
+// Package rules holds claimsmith's built-in login rules, one small file
+// each. Every rule is a runtime.Rule built by a New… constructor that
+// receives its dependencies (store, clock, namespace) and a runtime.Decoder
+// for its strictly decoded settings; cmd/claimsmith registers them in a
+// runtime.Registry. There is no global registry and no init().
+package rules
+
+import (
+	"strings"
+
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+// IDs of the built-in rules, as a pipeline entry's `rule:` names them.
+const (
+	IDAuthorization        = "authorization"
+	IDRequiredRoles        = "required-roles"
+	IDRequireVerifiedEmail = "require-verified-email"
+	IDAllowedConnections   = "allowed-connections"
+	IDTimeWindow           = "time-window"
+	IDCopyMetadataClaims   = "copy-metadata-claims"
+	IDAddRequestContext    = "add-request-context"
+)
+
+// Tokens selects the tokens a rule writes claims to.
+type Tokens struct {
+	IDToken     bool `json:"id_token"`
+	AccessToken bool `json:"access_token"`
+}
+
+// set puts a claim on the selected tokens.
+func (t Tokens) set(out *runtime.Commands, name string, value any) {
+	if t.IDToken {
+		out.IDToken.Claims.Set(name, value)
+	}
+	if t.AccessToken {
+		out.AccessToken.Claims.Set(name, value)
+	}
+}
+
+// claimName puts name under the namespace unless it is a URL already (or
+// there is no namespace: the operator allowed unnamespaced claims).
+func claimName(namespace, name string) string {
+	if strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://") {
+		return name
+	}
+	return namespace + name
+}
+
+// splitList splits a comma-separated metadata value, trimming spaces and
+// dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func displayName(c runtime.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ClientID
+}
