@@ -1,0 +1,143 @@
+package hooks
+
+import (
+	"bytes"
+	_ "embed"
+	"net/http"
+	"strconv"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/admin"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// adminIO serves POST /api/import and GET /api/export in the extension's
+// document format.
+type adminIO struct{ *adminCore }
+
+// docCounts sums up a document: the audit before/after of an import.
+type docCounts struct {
+	Groups       int `json:"groups"`
+	Roles        int `json:"roles"`
+	Permissions  int `json:"permissions"`
+	Applications int `json:"applications"`
+}
+
+func countsOf(doc *authz.Document) docCounts {
+	s := docCounts{Groups: len(doc.Groups), Roles: len(doc.Roles), Permissions: len(doc.Permissions)}
+	if doc.Claimsmith != nil {
+		s.Applications = len(doc.Claimsmith.Applications)
+	}
+	return s
+}
+
+// importSummary is the answer of an import.
+type importSummary struct {
+	Revision uint64 `json:"revision"`
+	docCounts
+}
+
+func summarize(doc *authz.Document, rev uint64) importSummary {
+	return importSummary{Revision: rev, docCounts: countsOf(doc)}
+}
+
+// importDoc replaces the whole document, atomically, after validating all
+// of it: an invalid document is a 400 naming the entity, _id and field, and
+// changes nothing. An extension export keeps the registered applications;
+// a full export (claimsmith section) replaces them and the profiles.
+func (h adminIO) importDoc(w http.ResponseWriter, r *http.Request, c *adminCall) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	body, err := readBody(w, r, h.maxImport)
+	if err != nil {
+		return err
+	}
+	doc, err := authz.ParseDocument(body)
+	if err != nil {
+		return err
+	}
+	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
+		return adminChange{action: "import", entity: "document",
+			state: func(d *authz.Document) any { return countsOf(d) },
+			ops:   []authz.Op{&authz.ReplaceDocument{Doc: doc}}}, nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeEntity(w, http.StatusOK, res, summarize(res.after, res.revision))
+}
+
+// exportDoc writes the document exactly as the extension exports it (the
+// claimsmith section with applications and profiles only with ?full=true).
+func (h adminIO) exportDoc(w http.ResponseWriter, r *http.Request, _ *adminCall) error {
+	full, err := boolQuery(r, "full")
+	if err != nil {
+		return err
+	}
+	m, done, err := h.snapshot(w, r)
+	if err != nil || done {
+		return err
+	}
+	opt := authz.ExportOptions{Full: full}
+	if full {
+		if h.profiles == nil {
+			return &runtime.ValidationError{Entity: "query", Field: "full", Reason: "this store cannot list profiles for a full export"}
+		}
+		opt.Profiles = []runtime.Profile{}
+		if err := h.profiles.ListProfiles(r.Context(), func(p runtime.Profile) error {
+			opt.Profiles = append(opt.Profiles, p)
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	if err := authz.Encode(&buf, m.Document(), opt); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+	return nil
+}
+
+// adminAuditAPI serves GET /api/audit: newest first, paged, filterable by
+// action, key name and entity id.
+type adminAuditAPI struct{ *adminCore }
+
+func (h adminAuditAPI) list(w http.ResponseWriter, r *http.Request, _ *adminCall) error {
+	lq, err := parseListQuery(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	page, err := h.audit.List(r.Context(), admin.AuditQuery{Page: lq.page, PerPage: lq.perPage,
+		Action: q.Get("action"), KeyName: q.Get("key"), EntityID: q.Get("entity_id")})
+	if err != nil {
+		return err
+	}
+	recs := page.Records
+	if recs == nil {
+		recs = []admin.Record{}
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"records": recs, "total": page.Total, "page": lq.page, "per_page": lq.perPage})
+	return nil
+}
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// adminDocs serves GET /api/openapi.json (no key: it describes, it holds
+// nothing secret).
+type adminDocs struct{}
+
+func (adminDocs) openapi(w http.ResponseWriter, _ *http.Request, _ *adminCall) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(openAPIDoc)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(openAPIDoc)
+	return nil
+}
