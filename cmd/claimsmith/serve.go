@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/claimsmith/claimsmith/hooks"
+)
+
+const serveHelp = `Usage: claimsmith [--data-dir DIR] [--config FILE] serve [flags]
+
+Runs the HTTP server until SIGTERM or Ctrl-C, then stops accepting and lets
+requests in flight finish (server.shutdown_timeout, default 20s).
+
+Endpoints:
+  POST /oauth2/introspect                 RFC 7662 (+ RFC 9701 JWT answers, live=true)
+  POST /oauth2/revoke                     RFC 7009
+  GET  /.well-known/jwks.json             signing keys (next, active, retired)
+  GET  /.well-known/openid-configuration  provider metadata
+  GET  /healthz, /readyz                  liveness, readiness (keys, store)
+
+Signing keys live in DIR/keys (generated on first start, private keys mode
+0600) and are re-read every tokens.key_reload (30s), so 'claimsmith keys
+rotate' takes effect without a restart. Revocations live in
+DIR/revoked.jsonl. The authorization store is the file store in DIR.
+
+Configuration (YAML; every key optional):
+  server:
+    addr: 127.0.0.1:8080
+    tls_cert_file: /etc/claimsmith/tls.crt   # HTTPS when both are set
+    tls_key_file: /etc/claimsmith/tls.key
+    read_header_timeout: 5s
+    read_timeout: 15s
+    write_timeout: 30s
+    idle_timeout: 120s                       # keep-alive for IdPs
+    shutdown_timeout: 20s
+    max_header_bytes: 65536
+  tokens: see 'claimsmith token -h'
+
+Flags (override the file):
+`
+
+func runServe(ctx context.Context, a *app, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	addr := fs.String("addr", "", "listen address (server.addr; default 127.0.0.1:8080)")
+	issuer := fs.String("issuer", "", "token issuer URL (tokens.issuer; default http(s)://ADDR)")
+	cert := fs.String("tls-cert", "", "TLS certificate file (server.tls_cert_file)")
+	key := fs.String("tls-key", "", "TLS private key file (server.tls_key_file)")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), serveHelp); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("serve takes no arguments")}
+	}
+	cfg, err := loadSections(a.configPath)
+	if err != nil {
+		return err
+	}
+	for dst, v := range map[*string]string{&cfg.Server.Addr: *addr, &cfg.Tokens.Issuer: *issuer, &cfg.Server.TLSCertFile: *cert, &cfg.Server.TLSKeyFile: *key} {
+		if v != "" {
+			*dst = v
+		}
+	}
+
+	st, err := openDataStore(ctx, a, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ts, err := newTokenService(ctx, a, cfg, st, st)
+	if err != nil {
+		return err
+	}
+	defer ts.Close()
+
+	ep := hooks.Endpoints{
+		Introspect: &hooks.IntrospectHandler{Clients: ts.clients, Introspector: ts.intro, Log: a.log},
+		Revoke:     &hooks.RevokeHandler{Clients: ts.clients, Revoker: ts.intro, Log: a.log},
+		JWKS:       &hooks.JWKSHandler{Keys: ts.keys},
+		Discovery:  &hooks.DiscoveryHandler{Issuer: ts.minter.Issuer(), Keys: ts.keys},
+	}
+	checks := []hooks.ReadyCheck{
+		{Name: "keys", Check: func(context.Context) error { _, err := ts.keys.Active(); return err }},
+		{Name: "store", Check: func(ctx context.Context) error { _, err := st.Revision(ctx); return err }},
+	}
+	routes := ep.Routes()
+	mux, err := hooks.NewMux(routes, checks, a.log)
+	if err != nil {
+		return err
+	}
+	srv, err := hooks.NewServer(cfg.Server, mux, a.log)
+	if err != nil {
+		return err
+	}
+	mctx, stopMaintain := context.WithCancel(ctx)
+	defer stopMaintain()
+	go ts.keys.Maintain(mctx, ts.keyReload)
+	a.log.InfoContext(ctx, "claimsmith serve", "issuer", ts.minter.Issuer(), "routes", hooks.RoutePatterns(routes),
+		"introspection_clients", len(cfg.Tokens.Introspection.Clients))
+	return srv.Run(ctx)
+}
