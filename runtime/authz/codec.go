@@ -24,59 +24,123 @@ var topLevel = map[string]bool{
 // be an object whose keys are configuration, groups, roles, permissions, the
 // optional claimsmith section or the ignored legacy applications and rules.
 // Each entity that fails to decode is named by its section, index and _id.
+// Sections are streamed entity by entity, so a large file is not held in
+// memory several times over while it decodes.
 func (d *Document) UnmarshalJSON(b []byte) error {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	notObject := func(err error) error {
 		return &runtime.ValidationError{Entity: "document", Reason: "is not a JSON object: " + jsonReason(err)}
 	}
-	keys := make([]string, 0, len(top))
-	for k := range top {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, ok := topLevel[k]; !ok {
-			return &runtime.ValidationError{Entity: "document", Field: k,
-				Reason: "unknown top-level key (expected configuration, groups, roles, permissions, claimsmith; legacy applications and rules are ignored)"}
-		}
+	if tok, err := dec.Token(); err != nil {
+		return notObject(err)
+	} else if tok != json.Delim('{') {
+		return &runtime.ValidationError{Entity: "document", Reason: fmt.Sprintf("is not a JSON object (starts with %v)", tok)}
 	}
 	var out Document
-	if err := decodeSection(top["configuration"], "configuration", &out.Configuration); err != nil {
-		return err
-	}
-	if err := decodeSection(top["groups"], "group", &out.Groups); err != nil {
-		return err
-	}
-	if err := decodeSection(top["roles"], "role", &out.Roles); err != nil {
-		return err
-	}
-	if err := decodeSection(top["permissions"], "permission", &out.Permissions); err != nil {
-		return err
-	}
-	if raw, ok := top["claimsmith"]; ok && !isNull(raw) {
-		var s struct {
-			Applications json.RawMessage `json:"applications"`
-			Profiles     json.RawMessage `json:"profiles"`
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return notObject(err)
 		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&s); err != nil {
-			return &runtime.ValidationError{Entity: "document", Field: "claimsmith", Reason: jsonReason(err)}
+		key, _ := tok.(string)
+		keep, ok := topLevel[key]
+		if !ok {
+			return &runtime.ValidationError{Entity: "document", Field: key,
+				Reason: "unknown top-level key (expected configuration, groups, roles, permissions, claimsmith; legacy applications and rules are ignored)"}
 		}
-		out.Claimsmith = &Section{}
-		if err := decodeSection(s.Applications, "application", &out.Claimsmith.Applications); err != nil {
-			return err
+		switch {
+		case !keep:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+			if err == nil && !isNull(skip) && bytes.TrimSpace(skip)[0] != '[' {
+				return &runtime.ValidationError{Entity: "document", Field: key, Reason: "legacy section is not an array"}
+			}
+		case key == "configuration":
+			err = streamSection(dec, "configuration", &out.Configuration)
+		case key == "groups":
+			err = streamSection(dec, "group", &out.Groups)
+		case key == "roles":
+			err = streamSection(dec, "role", &out.Roles)
+		case key == "permissions":
+			err = streamSection(dec, "permission", &out.Permissions)
+		case key == "claimsmith":
+			var raw json.RawMessage
+			if err = dec.Decode(&raw); err == nil {
+				out.Claimsmith, err = decodeClaimsmith(raw)
+			}
 		}
-		if s.Profiles != nil {
-			if err := decodeSection(s.Profiles, "profile", &out.Claimsmith.Profiles); err != nil {
+		if err != nil {
+			var ve *runtime.ValidationError
+			if errors.As(err, &ve) {
 				return err
 			}
-			if out.Claimsmith.Profiles == nil {
-				out.Claimsmith.Profiles = []ProfileRecord{}
-			}
+			return &runtime.ValidationError{Entity: "document", Field: key, Reason: jsonReason(err)}
 		}
 	}
+	if _, err := dec.Token(); err != nil {
+		return notObject(err)
+	}
 	*d = out
+	return nil
+}
+
+func decodeClaimsmith(raw json.RawMessage) (*Section, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var s struct {
+		Applications json.RawMessage `json:"applications"`
+		Profiles     json.RawMessage `json:"profiles"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return nil, &runtime.ValidationError{Entity: "document", Field: "claimsmith", Reason: jsonReason(err)}
+	}
+	out := &Section{}
+	if err := decodeSection(s.Applications, "application", &out.Applications); err != nil {
+		return nil, err
+	}
+	if s.Profiles != nil {
+		if err := decodeSection(s.Profiles, "profile", &out.Profiles); err != nil {
+			return nil, err
+		}
+		if out.Profiles == nil {
+			out.Profiles = []ProfileRecord{}
+		}
+	}
+	return out, nil
+}
+
+// streamSection decodes one array section from dec entity by entity.
+func streamSection[T any](dec *json.Decoder, entity string, dst *[]T) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok == nil {
+		*dst = nil
+		return nil
+	}
+	if tok != json.Delim('[') {
+		return &runtime.ValidationError{Entity: entity, Reason: fmt.Sprintf("section is not an array of objects (found %v)", tok)}
+	}
+	out := []T{}
+	for i := 0; dec.More(); i++ {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return err
+		}
+		var v T
+		if err := decodeEntity(raw, entity, i, &v); err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	*dst = out
 	return nil
 }
 
@@ -97,30 +161,43 @@ func decodeSection[T any](raw json.RawMessage, entity string, dst *[]T) error {
 	}
 	out := make([]T, len(items))
 	for i, it := range items {
-		if err := json.Unmarshal(it, &out[i]); err != nil {
-			var head struct {
-				ID     any `json:"_id"`
-				UserID any `json:"user_id"`
-				Client any `json:"client_id"`
-			}
-			_ = json.Unmarshal(it, &head)
-			id := fmt.Sprintf("#%d", i)
-			for _, v := range []any{head.ID, head.UserID, head.Client} {
-				if s, ok := v.(string); ok && s != "" {
-					id = s
-					break
-				}
-			}
-			field := ""
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) {
-				field = te.Field
-			}
-			return &runtime.ValidationError{Entity: entity, ID: id, Field: field, Reason: jsonReason(err)}
+		if err := decodeEntity(it, entity, i, &out[i]); err != nil {
+			return err
 		}
 	}
 	*dst = out
 	return nil
+}
+
+// decodeEntity decodes one entity; its error names the entity by _id (or
+// user_id, client_id, or its index) and the failing field.
+func decodeEntity[T any](raw json.RawMessage, entity string, i int, v *T) error {
+	if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+		return &runtime.ValidationError{Entity: entity, ID: fmt.Sprintf("#%d", i), Reason: "is not a JSON object"}
+	}
+	err := json.Unmarshal(raw, v)
+	if err == nil {
+		return nil
+	}
+	var head struct {
+		ID     any `json:"_id"`
+		UserID any `json:"user_id"`
+		Client any `json:"client_id"`
+	}
+	_ = json.Unmarshal(raw, &head)
+	id := fmt.Sprintf("#%d", i)
+	for _, x := range []any{head.ID, head.UserID, head.Client} {
+		if s, ok := x.(string); ok && s != "" {
+			id = s
+			break
+		}
+	}
+	field := ""
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field = te.Field
+	}
+	return &runtime.ValidationError{Entity: entity, ID: id, Field: field, Reason: jsonReason(err)}
 }
 
 // jsonReason turns a decoding error into text without Go type names.

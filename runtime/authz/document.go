@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // Application types of roles and permissions, as in the extension.
@@ -185,6 +186,18 @@ func (c Configuration) MarshalJSON() ([]byte, error) {
 }
 
 func decodeWithExtra(b []byte, known any, keys map[string]struct{}, extra *Extra) error {
+	// Fast path: entities rarely carry unknown keys, so one strict decode
+	// usually suffices; only an unknown key pays for the second pass.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(known)
+	if err == nil {
+		*extra = nil
+		return nil
+	}
+	if !strings.HasPrefix(err.Error(), "json: unknown field ") {
+		return err
+	}
 	if err := json.Unmarshal(b, known); err != nil {
 		return err
 	}
