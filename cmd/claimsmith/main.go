@@ -60,6 +60,8 @@ func commands() []command {
 		{"serve", "run the HTTP server (introspection, revocation, JWKS, discovery, hooks)", runServe},
 		{"keys", "list or rotate the token signing keys (keys list|rotate)", runKeys},
 		{"token", "mint, verify or introspect tokens; hash introspection client secrets", runToken},
+		{"test", "dry run: one login event through the pipeline (decision, claims, patches, trace)", runTest},
+		{"check", "validate a configuration file and build its pipeline (compiles wasm rules)", runCheck},
 	}
 }
 
