@@ -22,7 +22,7 @@ var adminStoreKinds = []string{"memory", "file"}
 
 // adminTestStore is what the fixture needs of a backend.
 type adminTestStore interface {
-	AdminStore
+	authz.Store
 	authz.ProfileLister
 }
 
