@@ -42,7 +42,7 @@ var (
 // real loopback HTTP, with a fixed clock.
 type testServer struct {
 	*httptest.Server
-	enricher *storeEnricher
+	enricher *recordingEnricher
 	store    *memory.Store
 	now      time.Time
 }
@@ -50,7 +50,7 @@ type testServer struct {
 func newDialectServer(t *testing.T, cfgMod func(*hooks.HooksConfig)) *testServer {
 	t.Helper()
 	store := newTestStore(t, portalClient, batchClient)
-	ts := &testServer{enricher: &storeEnricher{store: store}, store: store, now: t0}
+	ts := &testServer{enricher: &recordingEnricher{next: newPipeline(t, store)}, store: store, now: t0}
 	cfg := &hooks.HooksConfig{
 		MaxBody: 64 << 10,
 		Native: &hooks.NativeConfig{Callers: []hooks.CallerConfig{

@@ -7,8 +7,9 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 )
 
-// e2eEnricher is the enricher the Hydra end-to-end test runs.
+// e2eEnricher is what the Hydra end-to-end test runs: the real pipeline
+// with the real built-in rules over the memory store.
 func e2eEnricher(t *testing.T, store *memory.Store) runtime.Enricher {
 	t.Helper()
-	return &storeEnricher{store: store}
+	return newPipeline(t, store)
 }

@@ -2,13 +2,10 @@ package hooks_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"slices"
-	"strings"
 	"sync"
 	"testing"
 
+	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
@@ -63,83 +60,61 @@ func newTestStore(t testing.TB, portal, batch string) *memory.Store {
 	return s
 }
 
-// storeEnricher is a small but real enricher for the dialect tests: it
-// resolves the policy from the store, namespaces the claims, persists
-// app_metadata.authorization by merge and enforces required_roles, as the
-// built-in rules do. It records the events it ran.
-type storeEnricher struct {
-	store *memory.Store
-	mu    sync.Mutex
-	seen  []runtime.Event
-	fail  error
+// newPipeline builds the real login pipeline with the real built-in rules
+// over the store, as cmd does: authorization (claims on both tokens,
+// persisted into app_metadata.authorization) then required-roles.
+func newPipeline(t testing.TB, store *memory.Store) *runtime.Pipeline {
+	t.Helper()
+	reg := runtime.NewRegistry()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(reg.Register(rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) {
+		return rules.NewAuthorization(store, store, testNS, d)
+	}))
+	must(reg.Register(rules.IDRequiredRoles, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequiredRoles(d) }))
+	p, err := runtime.NewPipeline(context.Background(), runtime.PipelineConfig{
+		Namespace: testNS,
+		Rules: []runtime.RuleEntry{
+			{Rule: rules.IDAuthorization, Config: map[string]any{
+				"persist": map[string]any{"groups": true, "roles": true, "permissions": true},
+			}},
+			{Rule: rules.IDRequiredRoles},
+		},
+	}, runtime.Deps{Registry: reg, Profiles: store, Clients: rules.ClientDirectory(store)})
+	if err != nil {
+		t.Fatalf("building the pipeline: %v", err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
 }
 
-func (e *storeEnricher) Run(ctx context.Context, ev *runtime.Event) (*runtime.Result, error) {
+// recordingEnricher runs the real pipeline and records the events it was
+// given, so tests can check what a dialect handed over and that a refused
+// request ran nothing.
+type recordingEnricher struct {
+	next runtime.Enricher
+	mu   sync.Mutex
+	seen []runtime.Event
+}
+
+func (e *recordingEnricher) Run(ctx context.Context, ev *runtime.Event) (*runtime.Result, error) {
 	e.mu.Lock()
 	e.seen = append(e.seen, *ev)
-	fail := e.fail
 	e.mu.Unlock()
-	if fail != nil {
-		return nil, fail
-	}
-	p, err := e.store.ResolvePolicy(ctx, authz.PolicyQuery{
-		UserID: ev.User.UserID, ClientID: ev.Client.ClientID, Audience: ev.Transaction.Audience,
-		Connection: ev.Connection.Name, IdPGroups: ev.User.Groups,
-	})
-	if err != nil {
-		return nil, err
-	}
-	res := &runtime.Result{Decision: runtime.Decision{Allowed: true}}
-	res.Authorization = &runtime.Authorization{Groups: p.Groups, Roles: p.Roles, Permissions: p.Permissions}
-	if ev.Trigger != runtime.TriggerCredentialsExchange {
-		res.IDTokenClaims.Set(testNS+"groups", p.Groups)
-		res.IDTokenClaims.Set(testNS+"roles", p.Roles)
-	}
-	if len(p.Roles) > 0 || len(p.Permissions) > 0 {
-		res.AccessTokenClaims.Set(testNS+"roles", p.Roles)
-		res.AccessTokenClaims.Set(testNS+"permissions", p.Permissions)
-	}
-	if ev.Trigger != runtime.TriggerCredentialsExchange {
-		res.AppMetadata = map[string]any{"authorization": map[string]any{"groups": toAny(p.Groups), "roles": toAny(p.Roles), "permissions": toAny(p.Permissions)}}
-		if _, err := e.store.PatchProfile(ctx, ev.User.UserID, res.AppMetadata, nil); err != nil {
-			return nil, err
-		}
-	}
-	app, err := e.store.Application(ctx, ev.Client.ClientID)
-	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
-		return nil, err
-	}
-	if req := app.Metadata["required_roles"]; req != "" {
-		ok := false
-		for _, r := range strings.Split(req, ",") {
-			if slices.Contains(p.Roles, strings.TrimSpace(r)) {
-				ok = true
-			}
-		}
-		if !ok {
-			res.Decision = runtime.Decision{Reason: fmt.Sprintf("You do not have the required role to access %s", app.Name), Code: runtime.CodeUnauthorized, Rule: "required-roles"}
-			res.IDTokenClaims, res.AccessTokenClaims = nil, nil
-		}
-	}
-	return res, nil
+	return e.next.Run(ctx, ev)
 }
 
-func (e *storeEnricher) runs() int {
+func (e *recordingEnricher) runs() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.seen)
 }
 
-func (e *storeEnricher) last() runtime.Event {
+func (e *recordingEnricher) last() runtime.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.seen[len(e.seen)-1]
-}
-
-func toAny(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
 // Minter mints the tokens of an allowed login when the caller asks for them
@@ -17,12 +19,41 @@ type Minter interface {
 	MintTokens(ctx context.Context, ev *runtime.Event, res *runtime.Result) (MintedTokens, error)
 }
 
-// MintedTokens are the compact JWS strings of one login.
+// MintedTokens are the compact JWS strings of one login, shaped like an
+// OAuth token response.
 type MintedTokens struct {
 	IDToken     string `json:"id_token,omitempty"`
 	AccessToken string `json:"access_token,omitempty"`
 	TokenType   string `json:"token_type,omitempty"`
 	ExpiresIn   int64  `json:"expires_in,omitempty"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// LoginMinter is runtime/token's minter as the native triggers use it.
+type LoginMinter interface {
+	MintLogin(ctx context.Context, ev *runtime.Event, res *runtime.Result) (token.Tokens, error)
+}
+
+// TokenMinter adapts a *token.Minter (or anything with MintLogin) to Minter.
+type TokenMinter struct {
+	Minter LoginMinter
+	Now    func() time.Time
+}
+
+// MintTokens implements Minter.
+func (m TokenMinter) MintTokens(ctx context.Context, ev *runtime.Event, res *runtime.Result) (MintedTokens, error) {
+	t, err := m.Minter.MintLogin(ctx, ev, res)
+	if err != nil {
+		return MintedTokens{}, err
+	}
+	out := MintedTokens{AccessToken: t.AccessToken.Token, TokenType: "Bearer", Scope: t.Scope}
+	if t.IDToken != nil {
+		out.IDToken = t.IDToken.Token
+	}
+	if exp := t.AccessToken.ExpiresAt.Sub(nowFunc(m.Now)()); exp > 0 {
+		out.ExpiresIn = int64(exp.Round(time.Second) / time.Second)
+	}
+	return out, nil
 }
 
 // Caller is one configured system allowed to call the native triggers,

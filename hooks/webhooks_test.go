@@ -216,7 +216,7 @@ func TestKeySet(t *testing.T) {
 }
 
 func TestHooksConfigErrors(t *testing.T) {
-	deps := hooks.DialectDeps{Enricher: &storeEnricher{}, Getenv: func(string) string { return "" }}
+	deps := hooks.DialectDeps{Enricher: &recordingEnricher{}, Getenv: func(string) string { return "" }}
 	for want, cfg := range map[string]*hooks.HooksConfig{
 		"hooks.hydra.api_key_env: environment variable CLAIMSMITH_HYDRA_API_KEY": {Hydra: &hooks.HydraConfig{APIKeyEnv: "CLAIMSMITH_HYDRA_API_KEY"}},
 		"hooks.native.callers[0].name":                                           {Native: &hooks.NativeConfig{Callers: []hooks.CallerConfig{{BearerKey: "k"}}}},
