@@ -89,6 +89,7 @@ func mintWith(ctx context.Context, a *app, ts *tokenService, enr runtime.Enriche
 // loginStore is what the login pipeline reads and writes.
 type loginStore interface {
 	authz.PolicyResolver
+	authz.ApplicationReader
 	runtime.ProfileStore
 	rules.ExtensionSettings
 }
@@ -139,7 +140,7 @@ func loginEnricher(ctx context.Context, a *app, st loginStore) (runtime.Enricher
 			return nil, nil, err
 		}
 	}
-	p, err := runtime.NewPipeline(ctx, pc, runtime.Deps{Registry: reg, Profiles: st, Logger: a.log, BaseDir: filepath.Dir(a.configPath)})
+	p, err := runtime.NewPipeline(ctx, pc, runtime.Deps{Registry: reg, Profiles: st, Clients: rules.ClientDirectory(st), Logger: a.log, BaseDir: filepath.Dir(a.configPath)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("config %s: %w", a.configPath, err)
 	}
