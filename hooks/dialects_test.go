@@ -49,6 +49,13 @@ type testServer struct {
 
 func newDialectServer(t *testing.T, cfgMod func(*hooks.HooksConfig)) *testServer {
 	t.Helper()
+	return newMintingServer(t, cfgMod, nil)
+}
+
+// newMintingServer is newDialectServer with a token minter for the native
+// triggers.
+func newMintingServer(t *testing.T, cfgMod func(*hooks.HooksConfig), minter hooks.Minter) *testServer {
+	t.Helper()
 	store := newTestStore(t, portalClient, batchClient)
 	ts := &testServer{enricher: &recordingEnricher{next: newPipeline(t, store)}, store: store, now: t0}
 	cfg := &hooks.HooksConfig{
@@ -67,7 +74,7 @@ func newDialectServer(t *testing.T, cfgMod func(*hooks.HooksConfig)) *testServer
 	}
 	env := map[string]string{"HYDRA_KEY": hydraKey, "SUPABASE_SECRET": supabaseSecret}
 	d, err := cfg.Build(hooks.DialectDeps{
-		Enricher: ts.enricher, Resolver: store, Namespace: testNS,
+		Enricher: ts.enricher, Resolver: store, Namespace: testNS, Minter: minter,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return ts.now }, Getenv: func(k string) string { return env[k] },
 	})
