@@ -150,6 +150,16 @@ func (d *Dialects) Register(handle func(pattern string, h http.Handler)) {
 	}
 }
 
+// Routes lists the configured handlers for the server's route table (see
+// Endpoints.Extra), each with the hooks' body limit.
+func (d *Dialects) Routes(maxBody int64) []Route {
+	var out []Route
+	d.Register(func(pattern string, h http.Handler) {
+		out = append(out, Route{Pattern: pattern, Handler: h, MaxBody: maxBody})
+	})
+	return out
+}
+
 // secret returns the inline value or the named environment variable's; the
 // error names the config key.
 func secret(deps DialectDeps, key, inline, env string) (string, error) {

@@ -32,6 +32,8 @@ type configFile struct {
 	Server hooks.ServerConfig `yaml:"server"`
 	// Tokens is minting, keys and introspection (see `claimsmith token -h`).
 	Tokens tokensConfig `yaml:"tokens"`
+	// Hooks are the IdP-facing endpoints and their secrets (see `claimsmith serve -h`).
+	Hooks *hooks.HooksConfig `yaml:"hooks"`
 }
 
 // loadedConfig is a decoded configuration file with what error messages

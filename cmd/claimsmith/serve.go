@@ -49,7 +49,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	issuer := fs.String("issuer", "", "token issuer URL (tokens.issuer; default http(s)://ADDR)")
 	cert := fs.String("tls-cert", "", "TLS certificate file (server.tls_cert_file)")
 	key := fs.String("tls-key", "", "TLS private key file (server.tls_key_file)")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), serveHelp); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), serveHelp+hooksHelp); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -84,6 +84,12 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		JWKS:       &hooks.JWKSHandler{Keys: ts.keys},
 		Discovery:  &hooks.DiscoveryHandler{Issuer: ts.minter.Issuer(), Keys: ts.keys},
 	}
+	hookRts, releaseHooks, err := hookRoutes(ctx, a, cfg, st, ts)
+	if err != nil {
+		return err
+	}
+	defer releaseHooks()
+	ep.Extra = append(ep.Extra, hookRts...)
 	checks := []hooks.ReadyCheck{
 		{Name: "keys", Check: func(context.Context) error { _, err := ts.keys.Active(); return err }},
 		{Name: "store", Check: func(ctx context.Context) error { _, err := st.Revision(ctx); return err }},

@@ -29,8 +29,10 @@ type Model struct {
 	userRoles  map[string][]int32
 	// mappings[connection][groupName] lists the groups mapping that IdP group.
 	mappings map[string]map[string][]int32
-	// rolesByApp maps an application id to the role indexes bound to it.
+	// apps holds the registered applications by client id.
 	apps map[string]Application
+	// groupNames, roleNames and permNames serve name de-duplication.
+	groupNames, roleNames, permNames names
 }
 
 // NewModel indexes doc. It does not validate doc (Validate does); dangling ids
@@ -103,6 +105,9 @@ func NewModel(doc *Document, revision uint64) *Model {
 		}
 	}
 	m.ancestors = closures(parents)
+	m.groupNames = newNames(len(doc.Groups), func(i int) string { return doc.Groups[i].Name })
+	m.roleNames = newNames(len(doc.Roles), func(i int) string { return doc.Roles[i].Name })
+	m.permNames = newNames(len(doc.Permissions), func(i int) string { return doc.Permissions[i].Name })
 	if doc.Claimsmith != nil {
 		for _, a := range doc.Claimsmith.Applications {
 			m.apps[a.ClientID] = a

@@ -80,10 +80,13 @@ func (m *Model) Resolve(q PolicyQuery) Policy {
 	}
 	perms = sortUnique(perms)
 
+	// One allocation backs all three lists; each is capped so a caller's
+	// append cannot run into the next.
+	out := make([]string, 0, len(groups)+len(roles)+len(perms))
 	p := Policy{Revision: m.revision}
-	p.Groups = uniqueNames(groups, func(i int32) string { return m.doc.Groups[i].Name })
-	p.Roles = uniqueNames(roles, func(i int32) string { return m.doc.Roles[i].Name })
-	p.Permissions = uniqueNames(perms, func(i int32) string { return m.doc.Permissions[i].Name })
+	out, p.Groups = m.groupNames.appendUnique(out, groups)
+	out, p.Roles = m.roleNames.appendUnique(out, roles)
+	_, p.Permissions = m.permNames.appendUnique(out, perms)
 	return p
 }
 
@@ -103,26 +106,62 @@ func sortUnique(s []int32) []int32 {
 	return slices.Compact(s)
 }
 
-// uniqueNames maps indexes to names, keeping the first of equal names
-// (case-sensitive, as the extension's de-duplication). A linear scan beats a
-// map for the short lists a login produces; long lists switch to a set.
-func uniqueNames(idx []int32, name func(int32) string) []string {
-	out := make([]string, 0, len(idx))
-	var seen map[string]struct{}
-	if len(idx) > 64 {
-		seen = make(map[string]struct{}, len(idx))
+// names maps an entity index to its name and to a name id (equal names,
+// case-sensitive, share an id) so de-duplication compares integers.
+type names struct {
+	name []string
+	id   []int32
+	dups bool // false when all names are distinct: nothing to de-duplicate
+}
+
+func newNames(n int, name func(int) string) names {
+	ns := names{name: make([]string, n), id: make([]int32, n)}
+	ids := make(map[string]int32, n)
+	for i := 0; i < n; i++ {
+		nm := name(i)
+		id, ok := ids[nm]
+		if !ok {
+			id = int32(len(ids))
+			ids[nm] = id
+		} else {
+			ns.dups = true
+		}
+		ns.name[i], ns.id[i] = nm, id
+	}
+	return ns
+}
+
+// appendUnique appends the names of idx to out, keeping the first of equal
+// names (the extension de-duplicates by name), and returns out and the
+// appended part.
+func (ns *names) appendUnique(out []string, idx []int32) ([]string, []string) {
+	start := len(out)
+	if !ns.dups {
+		for _, i := range idx {
+			out = append(out, ns.name[i])
+		}
+		return out, out[start:len(out):len(out)]
+	}
+	var buf [64]int32
+	seen := buf[:0]
+	var seenSet map[int32]struct{}
+	if len(idx) > len(buf) {
+		seenSet = make(map[int32]struct{}, len(idx))
 	}
 	for _, i := range idx {
-		n := name(i)
-		if seen != nil {
-			if _, dup := seen[n]; dup {
+		id := ns.id[i]
+		if seenSet != nil {
+			if _, dup := seenSet[id]; dup {
 				continue
 			}
-			seen[n] = struct{}{}
-		} else if slices.Contains(out, n) {
-			continue
+			seenSet[id] = struct{}{}
+		} else {
+			if slices.Contains(seen, id) {
+				continue
+			}
+			seen = append(seen, id)
 		}
-		out = append(out, n)
+		out = append(out, ns.name[i])
 	}
-	return out
+	return out, out[start:len(out):len(out)]
 }
