@@ -84,7 +84,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		JWKS:       &hooks.JWKSHandler{Keys: ts.keys},
 		Discovery:  &hooks.DiscoveryHandler{Issuer: ts.minter.Issuer(), Keys: ts.keys},
 	}
-	hookRts, releaseHooks, err := hookRoutes(ctx, a, cfg, st, ts)
+	hookRts, releaseHooks, err := hookRoutes(ctx, a, st, ts)
 	if err != nil {
 		return err
 	}

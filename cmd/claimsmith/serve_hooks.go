@@ -46,14 +46,22 @@ secrets come from the environment variables the *_env keys name):
 `
 
 // hookRoutes builds the login pipeline and the IdP-facing handlers the
-// configuration's hooks section asks for. Without a hooks section it
-// returns no routes and builds nothing. release closes the pipeline.
-func hookRoutes(ctx context.Context, a *app, cfg fileSections, st pipelineStore, ts *tokenService) ([]hooks.Route, func(), error) {
-	if cfg.lc == nil || cfg.lc.cfg.Hooks == nil {
+// configuration's hooks section asks for. Without a config file or a hooks
+// section it returns no routes and builds nothing. release closes the
+// pipeline.
+func hookRoutes(ctx context.Context, a *app, st pipelineStore, ts *tokenService) ([]hooks.Route, func(), error) {
+	if a.configPath == "" {
 		return nil, func() {}, nil
 	}
-	hc := cfg.lc.cfg.Hooks
-	p, release, err := newPipeline(ctx, a, cfg.lc, st, pipelineOptions{})
+	lc, err := loadConfig(a.configPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	hc := lc.cfg.Hooks
+	if hc == nil {
+		return nil, func() {}, nil
+	}
+	p, release, err := newPipeline(ctx, a, lc, st, pipelineOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
