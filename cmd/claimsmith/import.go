@@ -37,6 +37,10 @@ nothing is merged. Applications and user profiles are replaced only when the
 file has a claimsmith section listing them. Large files show a progress bar
 on a terminal and progress lines otherwise.
 
+With --server URL --key KEY the file goes to a running server's admin API
+(POST /api/import, key scope import), audited there. Without them the data
+dir is changed directly, which is refused while a server owns it.
+
 Flags:
 `
 
@@ -45,6 +49,8 @@ func runImport(ctx context.Context, a *app, args []string) error {
 	fs.SetOutput(a.stderr)
 	dryRun := fs.Bool("dry-run", false, "validate the file and print what it holds, change nothing")
 	expect := fs.Uint64("expect-revision", 0, "fail with a conflict unless the store is at this revision (0: no check)")
+	var target adminTarget
+	addTargetFlags(fs, &target)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), importHelp); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
@@ -84,6 +90,15 @@ func runImport(ctx context.Context, a *app, args []string) error {
 		fmt.Fprintf(a.stdout, "%s is valid: %s (nothing imported)\n", name, summary)
 		return nil
 	}
+	if target.server != "" {
+		p.Step("sending to " + target.server)
+		return importViaServer(ctx, a, target, name, b, *expect)
+	}
+	releaseDir, err := lockDataDirForCommand(ctx, a.dataDir, "import")
+	if err != nil {
+		return err
+	}
+	defer releaseDir()
 	st, err := openDataStore(ctx, a, false)
 	if err != nil {
 		return err

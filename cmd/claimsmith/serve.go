@@ -20,6 +20,10 @@ Endpoints:
   GET  /.well-known/jwks.json             signing keys (next, active, retired)
   GET  /.well-known/openid-configuration  provider metadata
   GET  /healthz, /readyz                  liveness, readiness (keys, store)
+  /api/...                                admin API (groups, roles, permissions, apps,
+                                          users, import, export, audit); bearer admin
+                                          keys from 'claimsmith admin-key create';
+                                          GET /api/openapi.json describes it
 
 Signing keys live in DIR/keys (generated on first start, private keys mode
 0600) and are re-read every tokens.key_reload (30s), so 'claimsmith keys
@@ -67,6 +71,12 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		}
 	}
 
+	// The server owns the data dir: direct CLI writes are refused while it runs.
+	releaseDir, err := lockDataDirForServer(ctx, a.dataDir, cfg.Server.Addr)
+	if err != nil {
+		return err
+	}
+	defer releaseDir()
 	st, err := openDataStore(ctx, a, false)
 	if err != nil {
 		return err
@@ -95,6 +105,11 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		{Name: "store", Check: func(ctx context.Context) error { _, err := st.Revision(ctx); return err }},
 	}
 	routes := ep.Routes()
+	adminRoutes, err := adminServerRoutes(a, st)
+	if err != nil {
+		return err
+	}
+	routes = append(routes, adminRoutes...)
 	mux, err := hooks.NewMux(routes, checks, a.log)
 	if err != nil {
 		return err

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// The data dir's owner lock. The file store itself is safe for several
+// processes (it flocks around each commit), but an operator changing the
+// data dir of a running server behind its back bypasses the server's API:
+// no admin key, no audit record, no If-Match. So `serve` holds an exclusive
+// flock on DIR/owner.lock for its lifetime, and CLI commands that write the
+// data dir directly take the same lock for the length of the command: with
+// a server running they refuse and point at --server; a server starting
+// while a CLI write is in progress waits for it. The kernel drops the lock
+// when the holder dies, so a crash never leaves the data dir locked.
+
+const ownerLockName = "owner.lock"
+
+// lockOwner is what the holder writes into the lock file, for the message
+// of whoever finds it taken.
+type lockOwner struct {
+	Role    string    `json:"role"` // "server" or "cli"
+	PID     int       `json:"pid"`
+	Addr    string    `json:"addr,omitempty"`
+	Command string    `json:"command,omitempty"`
+	Since   time.Time `json:"since"`
+}
+
+// dataDirBusyError is a data dir owned by another process.
+type dataDirBusyError struct {
+	Dir   string
+	Owner lockOwner
+}
+
+func (e *dataDirBusyError) Error() string {
+	o := e.Owner
+	if o.Role == "server" {
+		where := ""
+		if o.Addr != "" {
+			where = " on " + o.Addr
+		}
+		return fmt.Sprintf("data dir %s is owned by a running claimsmith server (pid %d%s, since %s): "+
+			"change it through the server's admin API with --server URL --key KEY (or stop the server)",
+			e.Dir, o.PID, where, o.Since.Format(time.RFC3339))
+	}
+	return fmt.Sprintf("data dir %s is locked by another claimsmith command (pid %d, %s, since %s)",
+		e.Dir, o.PID, o.Command, o.Since.Format(time.RFC3339))
+}
+
+// tryLockOwner takes the owner lock without waiting. busy reports another
+// holder; owner is then what it wrote.
+func tryLockOwner(dir string, me lockOwner) (release func(), owner lockOwner, busy bool, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, lockOwner{}, false, err
+	}
+	path := filepath.Join(dir, ownerLockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, lockOwner{}, false, fmt.Errorf("owner lock %s: %w", path, err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		b, _ := os.ReadFile(path)
+		_ = f.Close()
+		var o lockOwner
+		_ = json.Unmarshal(b, &o)
+		return nil, o, true, nil
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, lockOwner{}, false, fmt.Errorf("owner lock %s: %w", path, err)
+	}
+	// Record who holds it (best effort: the lock, not the text, is what counts).
+	b, _ := json.Marshal(me)
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt(append(b, '\n'), 0)
+	}
+	return func() {
+		_ = f.Truncate(0)
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	}, lockOwner{}, false, nil
+}
+
+// lockDataDir takes the owner lock, waiting up to wait while another holder
+// has it (a server waits for a CLI command to finish; a CLI command waits
+// briefly for another command) but never waiting for a server: a data dir
+// owned by a server is refused at once (a second server included).
+func lockDataDir(ctx context.Context, dir string, me lockOwner, wait time.Duration) (func(), error) {
+	if me.PID == 0 {
+		me.PID = os.Getpid()
+	}
+	if me.Since.IsZero() {
+		me.Since = time.Now().UTC().Truncate(time.Second)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		release, owner, busy, err := tryLockOwner(dir, me)
+		if err != nil {
+			return nil, err
+		}
+		if !busy {
+			return release, nil
+		}
+		if owner.Role == "server" || time.Now().After(deadline) {
+			return nil, &dataDirBusyError{Dir: dir, Owner: owner}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// lockDataDirForServer is what `serve` calls before it opens the store.
+func lockDataDirForServer(ctx context.Context, dir, addr string) (func(), error) {
+	return lockDataDir(ctx, dir, lockOwner{Role: "server", Addr: addr}, 30*time.Second)
+}
+
+// lockDataDirForCommand is what a CLI command that writes the data dir
+// directly calls.
+func lockDataDirForCommand(ctx context.Context, dir, command string) (func(), error) {
+	return lockDataDir(ctx, dir, lockOwner{Role: "cli", Command: command}, 5*time.Second)
+}
