@@ -123,8 +123,8 @@ func TestKeysRotateAndList(t *testing.T) {
 
 func TestTokenConfigErrors(t *testing.T) {
 	for name, c := range map[string]struct{ tokens, want string }{
-		"unknown key":         {"  issuer: https://a.example.com\n  lifetime: 1h\n", `line 3: unknown key "lifetime"`},
-		"unknown nested key":  {"  introspection:\n    clients:\n      - client_id: rs\n        secret: x\n", `unknown key "introspection.clients[0].secret"`},
+		"unknown key":         {"  issuer: https://a.example.com\n  lifetime: 1h\n", `claimsmith.yaml:3: key "tokens.lifetime": unknown key`},
+		"unknown nested key":  {"  introspection:\n    clients:\n      - client_id: rs\n        secret: x\n", `claimsmith.yaml:5: key "tokens.introspection.clients[0].secret": unknown key`},
 		"bad algorithm":       {"  algorithm: HS256\n", "HS256"},
 		"bad issuer":          {"  issuer: auth.example.com\n", "issuer"},
 		"secret env missing":  {"  introspection:\n    clients:\n      - client_id: rs\n        secret_env: CLAIMSMITH_TEST_UNSET_VAR\n", "CLAIMSMITH_TEST_UNSET_VAR is empty"},

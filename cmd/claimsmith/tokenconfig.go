@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
-	"sort"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
@@ -64,133 +60,27 @@ type introspectionClient struct {
 	SecretEnv string `yaml:"secret_env"`
 }
 
-// fileSections is what claimsmith's token side reads from the config file:
-// its own sections strictly, pipeline.namespace as a default.
+// fileSections is what claimsmith's token side reads from the config file
+// (loaded strictly by loadConfig): its own sections and pipeline.namespace
+// as the default namespace of live introspection claims.
 type fileSections struct {
 	Server    hooks.ServerConfig
 	Tokens    tokensConfig
 	Namespace string
+	// lc is the whole loaded file; nil without --config.
+	lc *loadedConfig
 }
 
-// loadSections reads the `server` and `tokens` sections of the config file
-// (none: defaults). Unknown keys in them are errors naming the file, line and
-// key; other top-level sections belong to other parts of claimsmith.
+// loadSections loads the config file (none: every default).
 func loadSections(path string) (fileSections, error) {
-	var out fileSections
 	if path == "" {
-		return out, nil
+		return fileSections{}, nil
 	}
-	b, err := os.ReadFile(path)
+	lc, err := loadConfig(path)
 	if err != nil {
-		return out, fmt.Errorf("config: %w", err)
+		return fileSections{}, err
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return out, fmt.Errorf("%w: config %s: %v", runtime.ErrInvalid, path, err)
-	}
-	if len(root.Content) == 0 {
-		return out, nil
-	}
-	doc := root.Content[0]
-	if doc.Kind != yaml.MappingNode {
-		return out, fmt.Errorf("%w: config %s: the top level must be a mapping", runtime.ErrInvalid, path)
-	}
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		key, val := doc.Content[i], doc.Content[i+1]
-		var dst any
-		switch key.Value {
-		case "server":
-			dst = &out.Server
-		case "tokens":
-			dst = &out.Tokens
-		case "pipeline":
-			var p struct {
-				Namespace string `yaml:"namespace"`
-			}
-			_ = val.Decode(&p) // the pipeline's own loader reports its errors
-			out.Namespace = p.Namespace
-			continue
-		default:
-			continue
-		}
-		if err := decodeStrict(val, dst); err != nil {
-			return out, fmt.Errorf("%w: config %s: %s: %v", runtime.ErrInvalid, path, key.Value, err)
-		}
-	}
-	return out, nil
-}
-
-// decodeStrict decodes a node, refusing unknown keys with the line and the
-// key path named (yaml.v3's KnownFields works on whole documents only).
-func decodeStrict(n *yaml.Node, dst any) error {
-	if err := checkYAMLKeys(n, reflect.TypeOf(dst), ""); err != nil {
-		return err
-	}
-	return n.Decode(dst)
-}
-
-func checkYAMLKeys(n *yaml.Node, t reflect.Type, path string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	switch {
-	case t == reflect.TypeOf(time.Duration(0)):
-		return nil
-	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
-		fields := map[string]reflect.Type{}
-		yamlFields(t, fields)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			ft, ok := fields[k]
-			if !ok {
-				known := make([]string, 0, len(fields))
-				for f := range fields {
-					known = append(known, f)
-				}
-				sort.Strings(known)
-				return fmt.Errorf("line %d: unknown key %q (known: %s)", n.Content[i].Line, path+k, strings.Join(known, ", "))
-			}
-			if err := checkYAMLKeys(n.Content[i+1], ft, path+k+"."); err != nil {
-				return err
-			}
-		}
-	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := checkYAMLKeys(n.Content[i+1], t.Elem(), path+n.Content[i].Value+"."); err != nil {
-				return err
-			}
-		}
-	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
-		for i, c := range n.Content {
-			if err := checkYAMLKeys(c, t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(path, "."), i)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// yamlFields collects a struct's yaml keys, descending into inline fields.
-func yamlFields(t reflect.Type, out map[string]reflect.Type) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag := f.Tag.Get("yaml")
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "-" || !f.IsExported() {
-			continue
-		}
-		if strings.Contains(opts, "inline") {
-			yamlFields(f.Type, out)
-			continue
-		}
-		if name == "" {
-			name = strings.ToLower(f.Name)
-		}
-		out[name] = f.Type
-	}
+	return fileSections{Server: lc.cfg.Server, Tokens: lc.cfg.Tokens, Namespace: lc.cfg.Pipeline.Namespace, lc: lc}, nil
 }
 
 // tokenService is claimsmith's token side, built once by serve and the

@@ -4,15 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
-	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
 type mintRequest struct {
@@ -29,11 +23,16 @@ func mintTokens(ctx context.Context, a *app, cfg fileSections, r mintRequest) er
 		return err
 	}
 	defer st.Close()
-	enr, cleanup, err := loginEnricher(ctx, a, st)
+	if cfg.lc == nil {
+		return fmt.Errorf("%w: token mint runs the login pipeline: pass --config with a pipeline section", runtime.ErrInvalid)
+	}
+	// The same construction as `claimsmith test` and serve; profiles are
+	// patched as a real login would.
+	enr, release, err := newPipeline(ctx, a, cfg.lc, st, pipelineOptions{})
 	if err != nil {
 		return err
 	}
-	defer cleanup()
+	defer release()
 	ts, err := newTokenService(ctx, a, cfg, st, st)
 	if err != nil {
 		return err
@@ -84,65 +83,4 @@ func mintWith(ctx context.Context, a *app, ts *tokenService, enr runtime.Enriche
 		return err
 	}
 	return mintErr
-}
-
-// loginStore is what the login pipeline reads and writes.
-type loginStore interface {
-	authz.PolicyResolver
-	authz.ApplicationReader
-	runtime.ProfileStore
-	rules.ExtensionSettings
-}
-
-// loginEnricher builds the login pipeline from the config file's pipeline
-// section with the built-in rules over the store. WebAssembly entries are
-// refused here (no module loader is wired into the token command).
-// NOTE for the lead: once the shared construction `claimsmith test` uses
-// exists in cmd/claimsmith, token mint should call it instead.
-func loginEnricher(ctx context.Context, a *app, st loginStore) (runtime.Enricher, func(), error) {
-	if a.configPath == "" {
-		return nil, nil, fmt.Errorf("%w: token mint runs the login pipeline: pass --config with a pipeline section", runtime.ErrInvalid)
-	}
-	b, err := os.ReadFile(a.configPath)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config: %w", err)
-	}
-	var file struct {
-		Pipeline yaml.Node `yaml:"pipeline"`
-	}
-	if err := yaml.Unmarshal(b, &file); err != nil {
-		return nil, nil, fmt.Errorf("%w: config %s: %v", runtime.ErrInvalid, a.configPath, err)
-	}
-	if file.Pipeline.Kind == 0 {
-		return nil, nil, fmt.Errorf("%w: config %s has no pipeline section", runtime.ErrInvalid, a.configPath)
-	}
-	var pc runtime.PipelineConfig
-	if err := decodeStrict(&file.Pipeline, &pc); err != nil {
-		return nil, nil, fmt.Errorf("%w: config %s: pipeline: %v", runtime.ErrInvalid, a.configPath, err)
-	}
-	ns := ""
-	if pc.Namespace != "" {
-		if ns, err = runtime.ParseNamespace(pc.Namespace); err != nil {
-			return nil, nil, fmt.Errorf("%w: config %s: pipeline.namespace: %v", runtime.ErrInvalid, a.configPath, err)
-		}
-	}
-	reg := runtime.NewRegistry()
-	for id, c := range map[string]runtime.Constructor{
-		rules.IDAuthorization:        func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAuthorization(st, st, ns, d) },
-		rules.IDRequiredRoles:        func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequiredRoles(d) },
-		rules.IDRequireVerifiedEmail: func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequireVerifiedEmail(d) },
-		rules.IDAllowedConnections:   func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAllowedConnections(d) },
-		rules.IDTimeWindow:           func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewTimeWindow(time.Now, d) },
-		rules.IDCopyMetadataClaims:   func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewCopyMetadataClaims(ns, d) },
-		rules.IDAddRequestContext:    func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAddRequestContext(ns, d) },
-	} {
-		if err := reg.Register(id, c); err != nil {
-			return nil, nil, err
-		}
-	}
-	p, err := runtime.NewPipeline(ctx, pc, runtime.Deps{Registry: reg, Profiles: st, Clients: rules.ClientDirectory(st), Logger: a.log, BaseDir: filepath.Dir(a.configPath)})
-	if err != nil {
-		return nil, nil, fmt.Errorf("config %s: %w", a.configPath, err)
-	}
-	return p, func() { _ = p.Close() }, nil
 }
