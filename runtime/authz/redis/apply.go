@@ -1,0 +1,608 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// Apply implements authz.Writer. A batch with a ReplaceDocument (an import)
+// takes the bulk path; every other batch runs as one optimistic transaction.
+func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (uint64, error) {
+	return s.apply(ctx, expected, nil, ops)
+}
+
+// Import replaces the model with doc (and, when doc carries a claimsmith
+// section with profiles, the profiles), writing with pipelined batches and
+// calling progress(done, total) as commands are acknowledged. It is Apply with
+// one ReplaceDocument, for `claimsmith import` and bulk loaders.
+func (s *Store) Import(ctx context.Context, expected uint64, doc *authz.Document, progress func(done, total int)) (uint64, error) {
+	return s.apply(ctx, expected, progress, []authz.Op{&authz.ReplaceDocument{Doc: doc}})
+}
+
+func (s *Store) apply(ctx context.Context, expected uint64, progress func(done, total int), ops []authz.Op) (uint64, error) {
+	for _, op := range ops {
+		if _, ok := op.(*authz.ReplaceDocument); ok {
+			return s.applyBulk(ctx, expected, progress, ops)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		var rev uint64
+		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
+			var err error
+			rev, err = s.applyTx(ctx, tx, expected, ops)
+			return err
+		}, s.k.rev())
+		if err == nil {
+			return rev, nil
+		}
+		if !errors.Is(err, goredis.TxFailedErr) {
+			return 0, err
+		}
+		// Another writer committed between our WATCH and EXEC.
+		if expected != 0 {
+			actual, rerr := s.Revision(ctx)
+			if rerr != nil {
+				return 0, rerr
+			}
+			return 0, &runtime.ConflictError{Expected: expected, Actual: actual}
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return 0, unavailable("apply (retrying after concurrent writes)", err)
+		}
+	}
+}
+
+// backoff sleeps a little, growing and jittered, so that contending writers
+// spread out.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(100+rand.IntN(400)) * time.Microsecond << min(attempt, 6)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// partial is the part of the model a batch can observe: the records named by
+// the ops and those the indexes say may be affected (name clashes,
+// referencing entities). Ops scan the whole document they get, so running
+// them on this subset gives the same result as on the full model.
+type partial struct {
+	n ns
+
+	groups map[string]*authz.Group // original records; nil: does not exist
+	roles  map[string]*authz.Role
+	perms  map[string]*authz.Permission
+	seq    map[string]float64 // "g"/"r"/"p"/"a" + id → storage order
+	// seqBase is the storage-order counter when the batch started.
+	seqBase float64
+
+	appsLoaded bool
+	apps       []authz.Application
+	confLoaded bool
+	confRaw    []byte
+	conf       []authz.Configuration
+}
+
+// wants lists, per op, the records and index sets it reads.
+type wants struct {
+	groups, roles, perms []string
+	groupSets            []string // sets whose members are group ids
+	roleSets, permSets   []string
+	apps, conf           bool
+}
+
+func (w *wants) add(n ns, op authz.Op) error {
+	switch o := op.(type) {
+	case *authz.SetConfiguration:
+		w.conf = true
+	case *authz.CreateGroup:
+		w.groups = append(w.groups, o.ID)
+		w.groupSets = append(w.groupSets, n.groupName(o.Name))
+	case *authz.UpdateGroup:
+		w.groups = append(w.groups, o.ID)
+		w.groupSets = append(w.groupSets, n.groupName(o.Name))
+	case *authz.DeleteGroup:
+		w.groups = append(w.groups, o.ID)
+		w.groupSets = append(w.groupSets, n.parents(o.ID))
+	case *authz.AddGroupMembers:
+		w.groups = append(w.groups, o.GroupID)
+	case *authz.RemoveGroupMembers:
+		w.groups = append(w.groups, o.GroupID)
+	case *authz.RemoveUserFromGroups:
+		w.groups = append(w.groups, o.GroupIDs...)
+		w.groupSets = append(w.groupSets, n.userGroups(o.UserID))
+	case *authz.AddNestedGroups:
+		w.groups = append(append(w.groups, o.GroupID), o.GroupIDs...)
+	case *authz.RemoveNestedGroups:
+		w.groups = append(w.groups, o.GroupID)
+	case *authz.AddGroupRoles:
+		w.groups = append(w.groups, o.GroupID)
+		w.roles = append(w.roles, o.RoleIDs...)
+	case *authz.RemoveGroupRoles:
+		w.groups = append(w.groups, o.GroupID)
+	case *authz.AddGroupMappings:
+		w.groups = append(w.groups, o.GroupID)
+	case *authz.RemoveGroupMappings:
+		w.groups = append(w.groups, o.GroupID)
+	case *authz.CreateRole:
+		w.roles = append(w.roles, o.ID)
+		w.roleSets = append(w.roleSets, n.roleName(o.ApplicationID, o.Name))
+		w.perms = append(w.perms, o.Permissions...)
+	case *authz.UpdateRole:
+		w.roles = append(w.roles, o.ID)
+		w.roleSets = append(w.roleSets, n.roleName(o.ApplicationID, o.Name))
+		w.perms = append(w.perms, o.Permissions...)
+	case *authz.DeleteRole:
+		w.roles = append(w.roles, o.ID)
+		w.groupSets = append(w.groupSets, n.roleGroups(o.ID))
+	case *authz.AddRoleUsers:
+		w.roles = append(w.roles, o.RoleID)
+	case *authz.RemoveRoleUsers:
+		w.roles = append(w.roles, o.RoleID)
+	case *authz.AddRolePermissions:
+		w.roles = append(w.roles, o.RoleID)
+		w.perms = append(w.perms, o.PermissionIDs...)
+	case *authz.RemoveRolePermissions:
+		w.roles = append(w.roles, o.RoleID)
+	case *authz.CreatePermission:
+		w.perms = append(w.perms, o.ID)
+		w.permSets = append(w.permSets, n.permName(o.ApplicationID, o.Name))
+	case *authz.UpdatePermission:
+		w.perms = append(w.perms, o.ID)
+		w.permSets = append(w.permSets, n.permName(o.ApplicationID, o.Name))
+	case *authz.DeletePermission:
+		w.perms = append(w.perms, o.ID)
+		w.roleSets = append(w.roleSets, n.permRoles(o.ID))
+	case *authz.PutApplication, *authz.DeleteApplication:
+		w.apps = true
+	default:
+		return &runtime.ValidationError{Entity: "op", Field: fmt.Sprintf("%T", op), Reason: "is not supported by the redis store"}
+	}
+	return nil
+}
+
+// applyTx runs one attempt inside WATCH rev.
+func (s *Store) applyTx(ctx context.Context, tx *goredis.Tx, expected uint64, ops []authz.Op) (uint64, error) {
+	pipe := tx.Pipeline()
+	revCmd := pipe.Get(ctx, s.k.rev())
+	genCmd := pipe.Get(ctx, s.k.gen())
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return 0, unavailable("apply: read revision", err)
+	}
+	rev, _ := revCmd.Uint64()
+	gen, _ := genCmd.Uint64()
+	if expected != 0 && expected != rev {
+		return 0, &runtime.ConflictError{Expected: expected, Actual: rev}
+	}
+	if len(ops) == 0 {
+		return rev, nil
+	}
+	n := s.k.ns(gen)
+	var w wants
+	for i, op := range ops {
+		if err := w.add(n, op); err != nil {
+			return 0, authz.OpError(i, len(ops), err)
+		}
+	}
+	p, err := s.prefetch(ctx, tx, n, &w)
+	if err != nil {
+		return 0, err
+	}
+	doc := p.document()
+	for i, op := range ops {
+		if err := op.Apply(doc); err != nil {
+			return 0, authz.OpError(i, len(ops), err)
+		}
+	}
+	_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
+		if err := p.writeDiff(ctx, tp, doc, n.seq()); err != nil {
+			return err
+		}
+		tp.Incr(ctx, s.k.rev())
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, goredis.TxFailedErr) {
+			return 0, err
+		}
+		var ve *runtime.ValidationError
+		if errors.As(err, &ve) {
+			return 0, err
+		}
+		return 0, unavailable("apply: commit", err)
+	}
+	return rev + 1, nil
+}
+
+// prefetch reads, in two pipelined round trips, the index sets and then the
+// records the batch may observe.
+func (s *Store) prefetch(ctx context.Context, tx *goredis.Tx, n ns, w *wants) (*partial, error) {
+	p := &partial{n: n, groups: map[string]*authz.Group{}, roles: map[string]*authz.Role{},
+		perms: map[string]*authz.Permission{}, seq: map[string]float64{}}
+	if len(w.groupSets)+len(w.roleSets)+len(w.permSets) > 0 {
+		pipe := tx.Pipeline()
+		var gs, rs, ps []*goredis.StringSliceCmd
+		for _, k := range w.groupSets {
+			gs = append(gs, pipe.SMembers(ctx, k))
+		}
+		for _, k := range w.roleSets {
+			rs = append(rs, pipe.SMembers(ctx, k))
+		}
+		for _, k := range w.permSets {
+			ps = append(ps, pipe.SMembers(ctx, k))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, unavailable("apply: read indexes", err)
+		}
+		for _, c := range gs {
+			w.groups = append(w.groups, c.Val()...)
+		}
+		for _, c := range rs {
+			w.roles = append(w.roles, c.Val()...)
+		}
+		for _, c := range ps {
+			w.perms = append(w.perms, c.Val()...)
+		}
+	}
+	type rec struct {
+		kind, id string
+		val      *goredis.StringCmd
+		seq      *goredis.FloatCmd
+	}
+	var recs []rec
+	pipe := tx.Pipeline()
+	seen := map[string]bool{}
+	queue := func(kind string, ids []string, key func(string) string, order string) {
+		for _, id := range ids {
+			if seen[kind+id] {
+				continue
+			}
+			seen[kind+id] = true
+			recs = append(recs, rec{kind: kind, id: id, val: pipe.Get(ctx, key(id)), seq: pipe.ZScore(ctx, order, id)})
+		}
+	}
+	queue("g", w.groups, n.group, n.groups())
+	queue("r", w.roles, n.role, n.roles())
+	queue("p", w.perms, n.perm, n.perms())
+	seqCmd := pipe.Get(ctx, n.seq())
+	var appIDs *goredis.ZSliceCmd
+	var apps *goredis.MapStringStringCmd
+	var conf *goredis.StringCmd
+	if w.apps {
+		appIDs = pipe.ZRangeWithScores(ctx, n.appOrder(), 0, -1)
+		apps = pipe.HGetAll(ctx, n.apps())
+	}
+	if w.conf {
+		conf = pipe.Get(ctx, n.conf())
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, unavailable("apply: read records", err)
+	}
+	p.seqBase, _ = seqCmd.Float64()
+	for _, r := range recs {
+		b, err := r.val.Bytes()
+		if errors.Is(err, goredis.Nil) {
+			switch r.kind {
+			case "g":
+				p.groups[r.id] = nil
+			case "r":
+				p.roles[r.id] = nil
+			case "p":
+				p.perms[r.id] = nil
+			}
+			continue
+		}
+		p.seq[r.kind+r.id] = r.seq.Val()
+		switch r.kind {
+		case "g":
+			var g authz.Group
+			if err := decodeRecord(b, &g, "group", r.id); err != nil {
+				return nil, err
+			}
+			p.groups[r.id] = &g
+		case "r":
+			var v authz.Role
+			if err := decodeRecord(b, &v, "role", r.id); err != nil {
+				return nil, err
+			}
+			p.roles[r.id] = &v
+		case "p":
+			var v authz.Permission
+			if err := decodeRecord(b, &v, "permission", r.id); err != nil {
+				return nil, err
+			}
+			p.perms[r.id] = &v
+		}
+	}
+	if w.apps {
+		p.appsLoaded = true
+		all := apps.Val()
+		for _, z := range appIDs.Val() {
+			id, _ := z.Member.(string)
+			raw, ok := all[id]
+			if !ok {
+				continue
+			}
+			var a authz.Application
+			if err := decodeRecord([]byte(raw), &a, "application", id); err != nil {
+				return nil, err
+			}
+			p.apps = append(p.apps, a)
+			p.seq["a"+id] = z.Score
+		}
+	}
+	if w.conf {
+		p.confLoaded = true
+		if b, err := conf.Bytes(); err == nil {
+			p.confRaw = b
+			if err := decodeRecord(b, &p.conf, "configuration", ""); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return p, nil
+}
+
+// document builds the partial document in storage order.
+func (p *partial) document() *authz.Document {
+	doc := &authz.Document{}
+	for _, g := range sortedBySeq(p.groups, p.seq, "g") {
+		doc.Groups = append(doc.Groups, *g)
+	}
+	for _, r := range sortedBySeq(p.roles, p.seq, "r") {
+		doc.Roles = append(doc.Roles, *r)
+	}
+	for _, pm := range sortedBySeq(p.perms, p.seq, "p") {
+		doc.Permissions = append(doc.Permissions, *pm)
+	}
+	if p.confLoaded {
+		doc.Configuration = slices.Clone(p.conf)
+	}
+	if p.appsLoaded {
+		doc.Claimsmith = &authz.Section{Applications: slices.Clone(p.apps)}
+	}
+	return doc
+}
+
+func sortedBySeq[T any](m map[string]*T, seq map[string]float64, kind string) []*T {
+	ids := make([]string, 0, len(m))
+	for id, v := range m {
+		if v != nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		sa, sb := seq[kind+a], seq[kind+b]
+		switch {
+		case sa < sb:
+			return -1
+		case sa > sb:
+			return 1
+		}
+		return 0
+	})
+	out := make([]*T, len(ids))
+	for i, id := range ids {
+		out[i] = m[id]
+	}
+	return out
+}
+
+// seqAssigner hands out storage-order numbers for new records; the last
+// one is written back to the counter.
+type seqAssigner struct {
+	next float64
+	used bool
+}
+
+func (a *seqAssigner) take() float64 {
+	a.used = true
+	a.next++
+	return a.next
+}
+
+// keep decides the storage order of a record in the final document: its old
+// number while the records keep their relative order; a new number for a
+// created record and for everything after one (an id deleted and created
+// again in one batch moves to the end, as in the document stores).
+func keep(old float64, had bool, prev float64, fresh bool) bool {
+	return had && !fresh && old > prev
+}
+
+// writeDiff queues the writes that turn the original records into doc's:
+// changed records, storage order, login metadata and index-set differences.
+func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *authz.Document, seqKey string) error {
+	n := p.n
+	before, after := map[pair]struct{}{}, map[pair]struct{}{}
+	// New records get numbers above the counter read in prefetch; the
+	// revision WATCH guarantees nobody else took them meanwhile.
+	seqs := &seqAssigner{next: p.seqBase}
+
+	final := map[string]bool{}
+	prev, fresh := 0.0, false
+	for i := range doc.Groups {
+		g := &doc.Groups[i]
+		final[g.ID] = true
+		orig := p.groups[g.ID]
+		old, had := p.seq["g"+g.ID]
+		had = had && orig != nil
+		var seq float64
+		if keep(old, had, prev, fresh) {
+			seq = old
+		} else {
+			seq, fresh = seqs.take(), true
+		}
+		prev = seq
+		if orig != nil {
+			groupPairs(n, orig, before)
+		}
+		groupPairs(n, g, after)
+		if orig == nil || seq != old || !sameJSON(orig, g) {
+			if err := writeGroup(ctx, tp, n, g, seq); err != nil {
+				return err
+			}
+		}
+	}
+	for id, orig := range p.groups {
+		if orig != nil && !final[id] {
+			groupPairs(n, orig, before)
+			tp.Del(ctx, n.group(id), n.groupMeta(id))
+			tp.ZRem(ctx, n.groups(), id)
+		}
+	}
+
+	clear(final)
+	prev, fresh = 0, false
+	for i := range doc.Roles {
+		r := &doc.Roles[i]
+		final[r.ID] = true
+		orig := p.roles[r.ID]
+		old, had := p.seq["r"+r.ID]
+		had = had && orig != nil
+		var seq float64
+		if keep(old, had, prev, fresh) {
+			seq = old
+		} else {
+			seq, fresh = seqs.take(), true
+		}
+		prev = seq
+		if orig != nil {
+			rolePairs(n, orig, before)
+		}
+		rolePairs(n, r, after)
+		if orig == nil || seq != old || !sameJSON(orig, r) {
+			if err := writeRole(ctx, tp, n, r, seq); err != nil {
+				return err
+			}
+		}
+	}
+	for id, orig := range p.roles {
+		if orig != nil && !final[id] {
+			rolePairs(n, orig, before)
+			tp.Del(ctx, n.role(id), n.roleMeta(id))
+			tp.ZRem(ctx, n.roles(), id)
+		}
+	}
+
+	clear(final)
+	prev, fresh = 0, false
+	for i := range doc.Permissions {
+		pm := &doc.Permissions[i]
+		final[pm.ID] = true
+		orig := p.perms[pm.ID]
+		old, had := p.seq["p"+pm.ID]
+		had = had && orig != nil
+		var seq float64
+		if keep(old, had, prev, fresh) {
+			seq = old
+		} else {
+			seq, fresh = seqs.take(), true
+		}
+		prev = seq
+		if orig != nil {
+			permPairs(n, orig, before)
+		}
+		permPairs(n, pm, after)
+		if orig == nil || seq != old || !sameJSON(orig, pm) {
+			if err := writePerm(ctx, tp, n, pm, seq); err != nil {
+				return err
+			}
+		}
+	}
+	for id, orig := range p.perms {
+		if orig != nil && !final[id] {
+			permPairs(n, orig, before)
+			tp.Del(ctx, n.perm(id), n.permMeta(id))
+			tp.ZRem(ctx, n.perms(), id)
+		}
+	}
+
+	if p.appsLoaded {
+		origApps := map[string]*authz.Application{}
+		for i := range p.apps {
+			origApps[p.apps[i].ClientID] = &p.apps[i]
+		}
+		clear(final)
+		prev, fresh = 0, false
+		var apps []authz.Application
+		if doc.Claimsmith != nil {
+			apps = doc.Claimsmith.Applications
+		}
+		for i := range apps {
+			a := &apps[i]
+			final[a.ClientID] = true
+			orig := origApps[a.ClientID]
+			old, had := p.seq["a"+a.ClientID]
+			had = had && orig != nil
+			var seq float64
+			if keep(old, had, prev, fresh) {
+				seq = old
+			} else {
+				seq, fresh = seqs.take(), true
+			}
+			prev = seq
+			if orig == nil || seq != old || !sameJSON(orig, a) {
+				if err := writeApp(ctx, tp, n, a, seq); err != nil {
+					return err
+				}
+			}
+		}
+		for id := range origApps {
+			if !final[id] {
+				tp.HDel(ctx, n.apps(), id)
+				tp.ZRem(ctx, n.appOrder(), id)
+			}
+		}
+	}
+
+	if p.confLoaded {
+		b, err := json.Marshal(doc.Configuration)
+		if err != nil {
+			return fmt.Errorf("configuration: encode: %w", err)
+		}
+		if string(b) != string(p.confRaw) {
+			tp.Set(ctx, n.conf(), b, 0)
+		}
+	}
+
+	// Index differences, grouped by set.
+	rem, add := map[string][]any{}, map[string][]any{}
+	for pr := range before {
+		if _, ok := after[pr]; !ok {
+			rem[pr.key] = append(rem[pr.key], pr.member)
+		}
+	}
+	for pr := range after {
+		if _, ok := before[pr]; !ok {
+			add[pr.key] = append(add[pr.key], pr.member)
+		}
+	}
+	for k, m := range rem {
+		tp.SRem(ctx, k, m...)
+	}
+	for k, m := range add {
+		tp.SAdd(ctx, k, m...)
+	}
+	if seqs.used {
+		tp.Set(ctx, seqKey, fmtSeq(seqs.next), 0)
+	}
+	return nil
+}
+
+func sameJSON(a, b any) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}

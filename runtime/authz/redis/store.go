@@ -1,0 +1,301 @@
+// Package redis is the shared authorization store for several claimsmith
+// nodes, on Redis through go-redis' universal client (single node, Sentinel
+// or Cluster). Every entity is its own record with index sets beside it (user
+// → groups, group → parents, role → permissions, name indexes, …), so a
+// login reads only that user's memberships, in one round trip (a Lua
+// script), and a write touches only the records it changes.
+//
+// Writes run the ops of runtime/authz — the same code the memory and file
+// stores run, so validation, referential rules and errors are identical — on
+// a partial document holding exactly the records the ops can observe (found
+// through the indexes), then write the records that changed and the index
+// differences in one MULTI/EXEC guarded by WATCH on the revision key: zero
+// lost updates with any number of writers in any number of processes. An
+// import (ReplaceDocument) writes a new generation of keys with pipelined
+// batches and switches to it atomically.
+//
+// Persistence is the operator's job: run the store's Redis with AOF
+// (appendonly yes, appendfsync everysec or always). See the README.
+package redis
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// Behaviour of ResolvePolicy when Redis does not answer.
+const (
+	// FailClosed returns an error matching runtime.ErrUnavailable: the
+	// authorization rule's on_error decides (deny by default).
+	FailClosed = "fail_closed"
+	// LastSnapshot answers from the last model read while Redis worked, as
+	// long as it was confirmed current within MaxStaleness.
+	LastSnapshot = "last_snapshot"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Prefix starts every key ["claimsmith:"].
+	Prefix string
+	// Tag is the Cluster hash tag of the store's keys ["authz"]; stores
+	// with different tags are independent (and may sit on different nodes).
+	Tag string
+	// ProfileLimit caps each profile object in bytes [authz.DefaultProfileLimit].
+	ProfileLimit int
+	// OnUnavailable is FailClosed (default) or LastSnapshot.
+	OnUnavailable string
+	// MaxStaleness bounds how old the LastSnapshot answer may be [5m].
+	MaxStaleness time.Duration
+	// RefreshInterval is how often LastSnapshot checks the revision and
+	// reloads the snapshot when it changed [2s].
+	RefreshInterval time.Duration
+	// BatchSize is the number of commands per pipelined batch of an
+	// import [5000].
+	BatchSize int
+	// Logger [discard].
+	Logger *slog.Logger
+	// Now is the clock [time.Now].
+	Now func() time.Time
+}
+
+// Store is the Redis authz.Store.
+type Store struct {
+	c   goredis.UniversalClient
+	k   keys
+	opt Options
+	log *slog.Logger
+
+	resolve *goredis.Script
+
+	// snap caches the last Snapshot by revision (admin reads, LastSnapshot).
+	snapMu sync.Mutex
+	snap   *authz.Model
+	// confirmed is when snap was last known to be the store's current
+	// revision (unix ns).
+	confirmed atomic.Int64
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+var (
+	_ authz.Store         = (*Store)(nil)
+	_ authz.ProfileLister = (*Store)(nil)
+)
+
+//go:embed resolve.lua
+var resolveLua string
+
+// New returns a store on client c. It does not take ownership of c (Close
+// does not close it). With LastSnapshot it loads the snapshot and starts
+// refreshing it; otherwise it does no I/O.
+func New(ctx context.Context, c goredis.UniversalClient, opt Options) (*Store, error) {
+	if c == nil {
+		return nil, &runtime.ValidationError{Entity: "redis store", Field: "client", Reason: "is missing"}
+	}
+	if opt.Prefix == "" {
+		opt.Prefix = "claimsmith:"
+	}
+	if opt.Tag == "" {
+		opt.Tag = "authz"
+	}
+	switch opt.OnUnavailable {
+	case "":
+		opt.OnUnavailable = FailClosed
+	case FailClosed, LastSnapshot:
+	default:
+		return nil, &runtime.ValidationError{Entity: "redis store", Field: "on_unavailable",
+			Reason: fmt.Sprintf("is %q, must be %q or %q", opt.OnUnavailable, FailClosed, LastSnapshot)}
+	}
+	if opt.MaxStaleness <= 0 {
+		opt.MaxStaleness = 5 * time.Minute
+	}
+	if opt.RefreshInterval <= 0 {
+		opt.RefreshInterval = 2 * time.Second
+	}
+	if opt.BatchSize <= 0 {
+		opt.BatchSize = 5000
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	s := &Store{c: c, k: newKeys(opt.Prefix, opt.Tag), opt: opt, log: opt.Logger, resolve: goredis.NewScript(resolveLua)}
+	if opt.OnUnavailable == LastSnapshot {
+		if _, err := s.Snapshot(ctx); err != nil {
+			return nil, fmt.Errorf("redis store: initial snapshot: %w", err)
+		}
+		bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.stop = stop
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.refresh(bg) }()
+	}
+	return s, nil
+}
+
+// Close stops the snapshot refresher. The client stays open.
+func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stop()
+		s.wg.Wait()
+	}
+	return nil
+}
+
+// unavailable wraps a Redis failure: ErrTimeout for deadlines, else
+// ErrUnavailable, both naming the operation.
+func unavailable(op string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("redis store: %s: %w: %w", op, runtime.ErrTimeout, err)
+	}
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("redis store: %s: %w: %w", op, runtime.ErrTimeout, err)
+	}
+	return fmt.Errorf("redis store: %s: %w: %w", op, runtime.ErrUnavailable, err)
+}
+
+// ResolvePolicy implements authz.PolicyResolver: one EVALSHA reading the
+// user's memberships. When Redis fails, OnUnavailable decides.
+func (s *Store) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.Policy, error) {
+	args := make([]any, 0, 5+len(q.IdPGroups))
+	args = append(args, s.k.base, q.UserID, q.ClientID, q.Audience, q.Connection)
+	if q.Connection != "" {
+		for _, g := range q.IdPGroups {
+			args = append(args, g)
+		}
+	}
+	res, err := s.resolve.Run(ctx, s.c, []string{s.k.rev()}, args...).Slice()
+	if err != nil {
+		if m := s.fallback(); m != nil && ctx.Err() == nil {
+			s.log.Warn("redis store unavailable: answering from the last snapshot", "revision", m.Revision(), "err", err)
+			return m.Resolve(q), nil
+		}
+		return authz.Policy{}, unavailable("resolve policy", err)
+	}
+	p, err := decodePolicy(res)
+	if err != nil {
+		return authz.Policy{}, fmt.Errorf("redis store: resolve policy: %w", err)
+	}
+	return p, nil
+}
+
+// decodePolicy reads the script's {revision, groups, roles, permissions}.
+func decodePolicy(res []any) (authz.Policy, error) {
+	if len(res) != 4 {
+		return authz.Policy{}, fmt.Errorf("script returned %d values, want 4", len(res))
+	}
+	rs, _ := res[0].(string)
+	rev, err := strconv.ParseUint(rs, 10, 64)
+	if err != nil {
+		return authz.Policy{}, fmt.Errorf("bad revision %v", res[0])
+	}
+	p := authz.Policy{Revision: rev}
+	for i, dst := range []*[]string{&p.Groups, &p.Roles, &p.Permissions} {
+		list, ok := res[i+1].([]any)
+		if !ok {
+			return authz.Policy{}, fmt.Errorf("value %d is %T, want a list", i+1, res[i+1])
+		}
+		out := make([]string, len(list))
+		for j, v := range list {
+			if out[j], ok = v.(string); !ok {
+				return authz.Policy{}, fmt.Errorf("value %d[%d] is %T, want a string", i+1, j, v)
+			}
+		}
+		*dst = out
+	}
+	return p, nil
+}
+
+// fallback returns the snapshot LastSnapshot may answer from, or nil.
+func (s *Store) fallback() *authz.Model {
+	if s.opt.OnUnavailable != LastSnapshot {
+		return nil
+	}
+	s.snapMu.Lock()
+	m := s.snap
+	s.snapMu.Unlock()
+	if m == nil || s.opt.Now().UnixNano()-s.confirmed.Load() > s.opt.MaxStaleness.Nanoseconds() {
+		return nil
+	}
+	return m
+}
+
+// refresh keeps the LastSnapshot model current.
+func (s *Store) refresh(ctx context.Context) {
+	t := time.NewTicker(s.opt.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if _, err := s.Snapshot(rctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("redis store: refresh snapshot", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Revision implements authz.Reader.
+func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	rev, err := s.c.Get(ctx, s.k.rev()).Uint64()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, unavailable("read revision", err)
+	}
+	return rev, nil
+}
+
+// Application implements authz.ApplicationReader: one HGET.
+func (s *Store) Application(ctx context.Context, clientID string) (authz.Application, error) {
+	gen, err := s.generation(ctx, s.c)
+	if err != nil {
+		return authz.Application{}, err
+	}
+	b, err := s.c.HGet(ctx, s.k.ns(gen).apps(), clientID).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return authz.Application{}, fmt.Errorf("application %q: %w", clientID, runtime.ErrNotFound)
+	}
+	if err != nil {
+		return authz.Application{}, unavailable("read application", err)
+	}
+	var a authz.Application
+	if err := decodeRecord(b, &a, "application", clientID); err != nil {
+		return authz.Application{}, err
+	}
+	return a, nil
+}
+
+type getter interface {
+	Get(ctx context.Context, key string) *goredis.StringCmd
+}
+
+func (s *Store) generation(ctx context.Context, c getter) (uint64, error) {
+	gen, err := c.Get(ctx, s.k.gen()).Uint64()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, unavailable("read generation", err)
+	}
+	return gen, nil
+}
