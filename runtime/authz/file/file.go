@@ -8,13 +8,15 @@
 //	HEAD                      {"revision":N,"document":"authz-N.json","profiles":"profiles-K"}
 //	authz-N.json              the document at revision N (the extension's format + applications)
 //	profiles-K/ab/<sha256>.json   one file per user profile (ab = first hash byte)
+//	plocks/ab                 per-shard profile locks, so patches of different users run in parallel
 //
 // HEAD is the commit point. A write builds the new document file (temp file,
 // fsync, rename), then replaces HEAD the same way and fsyncs the directory;
 // a crash at any moment leaves HEAD naming the last committed document, and
 // files no HEAD names are removed at the next Open. A profile patch rewrites
 // only that user's file (temp, fsync, rename, fsync dir) and does not change
-// the revision. Writers hold an exclusive flock on lock and re-read HEAD
+// the revision; a patch that changes nothing writes nothing (logins mostly
+// re-persist the same authorization). Writers hold an exclusive flock on lock and re-read HEAD
 // under it, so a writer in another process is never overwritten: Apply sees
 // its commit, checks the expected revision against it, and applies on top.
 //
@@ -147,16 +149,21 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
 
 // withLock runs fn holding the directory's flock (exclusive for writers,
-// shared for readers). Each call opens its own descriptor: flock locks belong
-// to the open file description, so goroutines of one process exclude each
-// other exactly like separate processes do.
+// shared for readers).
 func (s *Store) withLock(ctx context.Context, exclusive bool, fn func() error) error {
+	return flockRun(ctx, s.path(lockName), exclusive, fn)
+}
+
+// flockRun runs fn holding a flock on path. Each call opens its own
+// descriptor: flock locks belong to the open file description, so goroutines
+// of one process exclude each other exactly like separate processes do.
+func flockRun(ctx context.Context, path string, exclusive bool, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(s.path(lockName), os.O_RDWR|os.O_CREATE, filePerm)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, filePerm)
 	if err != nil {
-		return fmt.Errorf("lock %s: %w", s.path(lockName), err)
+		return fmt.Errorf("lock %s: %w", path, err)
 	}
 	defer f.Close()
 	how := syscall.LOCK_SH
@@ -170,7 +177,7 @@ func (s *Store) withLock(ctx context.Context, exclusive bool, fn func() error) e
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("lock %s: %w", s.path(lockName), err)
+		return fmt.Errorf("lock %s: %w", path, err)
 	}
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing releases it anyway
 	return fn()

@@ -348,3 +348,36 @@ func TestOpenRejectsDamagedHead(t *testing.T) {
 		t.Fatal("a HEAD pointing outside the directory must be refused")
 	}
 }
+
+func TestUnchangedPatchWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir)
+	patch := map[string]any{"authorization": map[string]any{"groups": []any{"A"}}, "n": 1}
+	if _, err := s.PatchProfile(ctx, "auth0|alice", patch, nil); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".json") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if len(files) != 1 {
+		t.Fatalf("profile files: %q", files)
+	}
+	before, _ := os.Stat(files[0])
+	time.Sleep(20 * time.Millisecond)
+	p, err := s.PatchProfile(ctx, "auth0|alice", patch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(files[0])
+	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatal("an unchanged patch rewrote the profile file")
+	}
+	if p.AppMetadata["n"] == nil {
+		t.Fatalf("unchanged patch must still return the profile: %+v", p)
+	}
+}

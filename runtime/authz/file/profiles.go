@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +16,9 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
+
+// shardLockDir holds one lock file per profile shard (first hash byte).
+const shardLockDir = "plocks"
 
 // profileFile is a user's profile on disk. The user id is kept inside: the
 // file name is a hash (user ids hold characters no file name may).
@@ -92,32 +96,50 @@ func (s *Store) Profile(ctx context.Context, userID string) (runtime.Profile, er
 }
 
 // PatchProfile implements runtime.ProfileStore: read, merge and rewrite one
-// user's file under the exclusive lock. The authz revision does not change.
+// user's file. It holds the directory lock shared (an import, which swaps the
+// profile generation, holds it exclusively) and the user's shard lock
+// exclusively, so patches of users in different shards run in parallel and
+// patches of one user never lose each other's keys. A patch that changes
+// nothing is not written. The authz revision does not change.
 func (s *Store) PatchProfile(ctx context.Context, userID string, appMetadata, userMetadata map[string]any) (runtime.Profile, error) {
 	if userID == "" {
 		return runtime.Profile{}, &runtime.ValidationError{Entity: "profile", Field: "user_id", Reason: "is required"}
 	}
+	rel := profileRel(userID)
 	var out runtime.Profile
-	err := s.withLock(ctx, true, func() error {
-		h, _, err := s.readHead()
-		if err != nil {
-			return err
+	err := s.withLock(ctx, false, func() error {
+		if err := os.MkdirAll(s.path(shardLockDir), dirPerm); err != nil {
+			return fmt.Errorf("profile locks: %w", err)
 		}
-		cur, err := s.readProfile(h.Profiles, userID)
-		if err != nil {
-			return err
-		}
-		next, err := authz.MergeProfile(cur, userID, appMetadata, userMetadata, s.opt.ProfileLimit)
-		if err != nil {
-			return err
-		}
-		if err := writeProfile(s.path(h.Profiles), next, true); err != nil {
-			return err
-		}
-		out = authz.ProfileFromRecord(authz.ProfileRecord{UserID: userID, AppMetadata: next.AppMetadata, UserMetadata: next.UserMetadata})
-		return nil
+		return flockRun(ctx, filepath.Join(s.path(shardLockDir), rel[:2]), true, func() error {
+			h, _, err := s.readHead()
+			if err != nil {
+				return err
+			}
+			cur, err := s.readProfile(h.Profiles, userID)
+			if err != nil {
+				return err
+			}
+			next, err := authz.MergeProfile(cur, userID, appMetadata, userMetadata, s.opt.ProfileLimit)
+			if err != nil {
+				return err
+			}
+			out = authz.ProfileFromRecord(authz.ProfileRecord{UserID: userID, AppMetadata: next.AppMetadata, UserMetadata: next.UserMetadata})
+			if sameProfile(cur, next) {
+				return nil
+			}
+			return writeProfile(s.path(h.Profiles), next, true)
+		})
 	})
 	return out, err
+}
+
+// sameProfile reports whether two profiles encode identically (encoding/json
+// sorts map keys, and 1 and 1.0 both encode as 1).
+func sameProfile(a, b runtime.Profile) bool {
+	ja, err1 := json.Marshal(profileFile(a))
+	jb, err2 := json.Marshal(profileFile(b))
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }
 
 // writeProfileGeneration writes an imported profile set into a new
