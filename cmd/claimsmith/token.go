@@ -17,7 +17,8 @@ const tokenHelp = `Usage: claimsmith [--data-dir DIR] [--config FILE] token <sub
 
   mint --user U --client C [--audience A]
                       runs the login pipeline for the user and client and
-                      prints the ID token and access token it mints
+                      prints the ID token and access token it mints (exit 3
+                      when denied; stored profiles are not changed)
   verify TOKEN|-      verifies a token against the key set (signature, kid,
                       alg, typ, iss, exp, nbf; --audience); prints its claims,
                       exits 1 saying why when it is not valid

@@ -15,8 +15,9 @@ type mintRequest struct {
 }
 
 // mintTokens runs the login pipeline for the user and client (the stored
-// profile merged in, exactly as a login through the hooks) and prints the
-// minted tokens with the pipeline's decision and trace.
+// profile merged in, as a login through the hooks; metadata patches are
+// computed, not persisted) and prints the minted tokens with the pipeline's
+// decision and trace.
 func mintTokens(ctx context.Context, a *app, cfg fileSections, r mintRequest) error {
 	st, err := openDataStore(ctx, a, true)
 	if err != nil {
@@ -26,9 +27,10 @@ func mintTokens(ctx context.Context, a *app, cfg fileSections, r mintRequest) er
 	if cfg.lc == nil {
 		return fmt.Errorf("%w: token mint runs the login pipeline: pass --config with a pipeline section", runtime.ErrInvalid)
 	}
-	// The same construction as `claimsmith test` and serve; profiles are
-	// patched as a real login would.
-	enr, release, err := newPipeline(ctx, a, cfg.lc, st, pipelineOptions{})
+	// The same construction as `claimsmith test` and serve. Like `test` it
+	// leaves stored profiles unchanged: a CLI write behind a running
+	// server's back would bypass its admin API and audit.
+	enr, release, err := newPipeline(ctx, a, cfg.lc, st, pipelineOptions{dryRun: true})
 	if err != nil {
 		return err
 	}
