@@ -269,6 +269,26 @@ func TestOpenAPIInSync(t *testing.T) {
 			if r.status == http.StatusNotFound && strings.Contains(string(r.body), "no admin endpoint") {
 				t.Errorf("%s %s: documented but not routed", method, path)
 			}
+			// A key without the operation's scope: 403, whatever the body.
+			if scope != "" {
+				lacking := f.read
+				if scope == "read:authz" {
+					lacking = f.write
+				}
+				if r := f.do(t, strings.ToUpper(method), url, lacking, "{}"); r.status != http.StatusForbidden {
+					t.Errorf("%s %s: key without %s: want 403, got %d", method, path, scope, r.status)
+				}
+			}
+			// An unknown entity: 404 for every read below it and for its
+			// delete (the requests that take no body).
+			entity := strings.HasPrefix(path, "/api/groups/") || strings.HasPrefix(path, "/api/roles/") ||
+				strings.HasPrefix(path, "/api/permissions/") || strings.HasPrefix(path, "/api/applications/")
+			single := strings.Count(path, "/") == 3 // /api/<resource>/{id}
+			if entity && (method == "get" || method == "delete" && single) {
+				if r.status != http.StatusNotFound {
+					t.Errorf("%s %s with an unknown id: want 404, got %d %s", method, path, r.status, r.body)
+				}
+			}
 		}
 	}
 	if ops != len(f.api.Routes()) {
