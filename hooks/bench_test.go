@@ -1,0 +1,260 @@
+package hooks_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/rules"
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/cache"
+)
+
+// The login benchmark of issue 6: the native post-login trigger over real
+// HTTP on loopback with a keep-alive client, authorization answered from the
+// policy cache, three built-in rules (authorization, required-roles,
+// copy-metadata-claims) and both tokens minted with ES256 — against a floor
+// doing only what any login must: decode the event, sign two ES256 tokens,
+// encode the answer, in an otherwise empty handler. Run:
+//
+//	go test ./hooks -run '^$' -bench 'NativeLogin' -benchtime 2s
+//
+// Each reports logins/s, p50 and p99 latency; NativeLoginRatio runs both in
+// alternating slices of the same run and reports claimsmith/floor throughput.
+
+const benchBearer = "bench-bearer-key-0123456789"
+
+// benchEvent is a realistic post-login event (about 1 KiB).
+var benchEvent = []byte(`{
+  "user": {"user_id": "alice", "email": "alice@example.com", "email_verified": true, "name": "Alice Example",
+    "app_metadata": {"plan": "gold", "tenant": "acme"}, "user_metadata": {"theme": "dark", "locale": "de-DE"},
+    "identities": [{"connection": "corp-ad", "provider": "ad", "user_id": "alice", "is_social": false}],
+    "groups": ["CORP\\Engineering", "CORP\\VPN Users"], "logins_count": 42},
+  "client": {"client_id": "portal", "name": "Portal"},
+  "connection": {"id": "con_1", "name": "corp-ad", "strategy": "ad"},
+  "request": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "hostname": "login.example.com",
+    "method": "GET", "query": {"scope": "openid profile email", "response_type": "code"}},
+  "transaction": {"requested_scopes": ["openid", "profile", "email"], "audience": "https://api.example.com/", "protocol": "oidc-basic-profile"},
+  "mint": true
+}`)
+
+func benchClaimsmith(b *testing.B) http.Handler {
+	b.Helper()
+	store := newTestStore(b, portalClient, batchClient)
+	c, err := cache.New(store, cache.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	reg := runtime.NewRegistry()
+	_ = reg.Register(rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAuthorization(c, store, testNS, d) })
+	_ = reg.Register(rules.IDRequiredRoles, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequiredRoles(d) })
+	_ = reg.Register(rules.IDCopyMetadataClaims, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewCopyMetadataClaims(testNS, d) })
+	p, err := runtime.NewPipeline(context.Background(), runtime.PipelineConfig{
+		Namespace: testNS,
+		Rules: []runtime.RuleEntry{
+			{Rule: rules.IDAuthorization},
+			{Rule: rules.IDRequiredRoles},
+			{Rule: rules.IDCopyMetadataClaims, Config: map[string]any{"app_metadata": []any{"plan"}}},
+		},
+	}, runtime.Deps{Registry: reg, Profiles: store, Clients: rules.ClientDirectory(store)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close() })
+	m, _ := newTestMinter(b)
+	return &hooks.NativeHandler{
+		Trigger: runtime.TriggerPostLogin, Enricher: p, Minter: hooks.TokenMinter{Minter: m},
+		Callers: []hooks.Caller{{Name: "bench", Bearer: hooks.NewKeySet(benchBearer)}},
+		Log:     slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}
+
+// benchFloor decodes the event, signs two ES256 tokens of about the size
+// claimsmith mints and encodes the answer; nothing else.
+func benchFloor(b *testing.B) http.Handler {
+	b.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	idClaims := []byte(`{"iss":"http://127.0.0.1:8080","sub":"alice","aud":"portal","exp":1795463887,"iat":1795460287,"auth_time":1795460287,"https://claimsmith.test/groups":["Staff","Engineering","Backend"],"https://claimsmith.test/roles":["portal-viewer","portal-editor"],"https://claimsmith.test/plan":"gold"}`)
+	atClaims := []byte(`{"iss":"http://127.0.0.1:8080","sub":"alice","aud":"https://api.example.com/","client_id":"portal","exp":1795463887,"iat":1795460287,"jti":"0123456789abcdefghij","scope":"openid profile email","https://claimsmith.test/roles":["portal-viewer","portal-editor"],"https://claimsmith.test/permissions":["docs:read","docs:write"],"https://claimsmith.test/plan":"gold"}`)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		var req hooks.NativeRequest
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		id, err1 := signer.Sign(idClaims)
+		at, err2 := signer.Sign(atClaims)
+		if err1 != nil || err2 != nil {
+			http.Error(w, "sign", 500)
+			return
+		}
+		ids, _ := id.CompactSerialize()
+		ats, _ := at.CompactSerialize()
+		hooks.WriteJSON(w, 200, hooks.NativeResponse{TraceID: req.Transaction.ID, Decision: runtime.Decision{Allowed: true},
+			Tokens: &hooks.MintedTokens{IDToken: ids, AccessToken: ats, TokenType: "Bearer"}})
+	})
+}
+
+// loginClient posts the event with keep-alive connections.
+type loginClient struct {
+	url    string
+	client *http.Client
+}
+
+func newLoginClient(srv *httptest.Server) *loginClient {
+	tr := &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}
+	return &loginClient{url: srv.URL, client: &http.Client{Transport: tr}}
+}
+
+func (c *loginClient) login(tb testing.TB) {
+	req, _ := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(benchEvent))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+benchBearer)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"access_token":"ey`)) {
+		tb.Fatalf("login: %d %s", resp.StatusCode, body)
+	}
+}
+
+func BenchmarkNativeLogin(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		h    func(*testing.B) http.Handler
+	}{{"floor", benchFloor}, {"claimsmith", benchClaimsmith}} {
+		b.Run(c.name, func(b *testing.B) {
+			srv := httptest.NewServer(c.h(b))
+			defer srv.Close()
+			cl := newLoginClient(srv)
+			cl.login(b) // warm: connection, caches, pools
+			var mu sync.Mutex
+			var lat []time.Duration
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				mine := make([]time.Duration, 0, 1024)
+				for pb.Next() {
+					t := time.Now()
+					cl.login(b)
+					mine = append(mine, time.Since(t))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "logins/s")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+}
+
+// BenchmarkNativeLoginRatio alternates slices of floor and claimsmith logins
+// in one run, so machine noise hits both alike, and reports claimsmith's
+// throughput as a fraction of the floor's (target ≥ 0.8).
+func BenchmarkNativeLoginRatio(b *testing.B) {
+	floor := httptest.NewServer(benchFloor(b))
+	defer floor.Close()
+	cs := httptest.NewServer(benchClaimsmith(b))
+	defer cs.Close()
+	fc, cc := newLoginClient(floor), newLoginClient(cs)
+	fc.login(b)
+	cc.login(b)
+	const slice = 50
+	var tf, tc, cf, ccpu time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += slice {
+		n := min(slice, b.N-done)
+		t, c := time.Now(), processCPU()
+		for range n {
+			fc.login(b)
+		}
+		tf += time.Since(t)
+		cf += processCPU() - c
+		t, c = time.Now(), processCPU()
+		for range n {
+			cc.login(b)
+		}
+		tc += time.Since(t)
+		ccpu += processCPU() - c
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/tf.Seconds(), "floor-logins/s")
+	b.ReportMetric(float64(b.N)/tc.Seconds(), "claimsmith-logins/s")
+	b.ReportMetric(tf.Seconds()/tc.Seconds(), "ratio")
+	// The same ratio by CPU time (client, server and GC of this process),
+	// which other load on the machine disturbs less than wall time.
+	b.ReportMetric(float64(cf)/float64(ccpu), "cpu-ratio")
+}
+
+// BenchmarkNativeLoginHandler is the same comparison without the network:
+// the handlers' own CPU cost per login.
+func BenchmarkNativeLoginHandler(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		h    func(*testing.B) http.Handler
+	}{{"floor", benchFloor}, {"claimsmith", benchClaimsmith}} {
+		b.Run(c.name, func(b *testing.B) {
+			h := c.h(b)
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "/hooks/v1/post-login", bytes.NewReader(benchEvent))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+benchBearer)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
+
+// processCPU is the CPU time (user + system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
