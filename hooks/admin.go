@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sort"
 	"strconv"
@@ -52,7 +53,7 @@ const (
 	MaxPerPage            = 1000
 	// writeAttempts bounds the re-reads of a write without If-Match that
 	// lost a race with another writer.
-	writeAttempts = 8
+	writeAttempts = 16
 )
 
 // AdminConfig wires the admin API.
@@ -534,9 +535,27 @@ func (c *adminCore) apply(r *http.Request, call *adminCall, build func(m *authz.
 		rev, err := c.store.Apply(ctx, m.Revision(), ch.ops...)
 		if err != nil {
 			if errors.Is(err, runtime.ErrConflict) && !pinned && attempt < writeAttempts {
+				// Lost a race: back off a little (jittered, growing) so
+				// a burst of writers does not keep colliding.
+				select {
+				case <-ctx.Done():
+					return writeResult{}, ctx.Err()
+				case <-time.After(time.Duration(rand.IntN(attempt*500)+100) * time.Microsecond):
+				}
 				continue
 			}
 			return writeResult{}, err
+		}
+		if rev != m.Revision()+1 {
+			// Only at revision 0, where Apply cannot check the expected
+			// revision (0 means "any"): another write came first. The
+			// audit then shows the store as this write left it.
+			cur, err := c.store.Snapshot(ctx)
+			if err != nil {
+				return writeResult{}, err
+			}
+			c.record(ctx, call, ch, m, rev, cur.Document())
+			return writeResult{revision: rev, after: cur.Document()}, nil
 		}
 		// The store applied ch.ops to exactly this snapshot's document, so
 		// applying them to a copy reproduces its result for the audit.
