@@ -23,10 +23,12 @@ type Model struct {
 	// groupRoles[g] and rolePerms[r] are the valid (non-dangling) references.
 	groupRoles [][]int32
 	rolePerms  [][]int32
-	// userGroups and userRoles map a user id to its direct groups and
-	// directly assigned roles, in storage order.
-	userGroups map[string][]int32
-	userRoles  map[string][]int32
+	// users numbers every user id the document mentions; userGroups[u] and
+	// userRoles[u] are user u's direct groups and directly assigned roles, in
+	// storage order. One map lookup per login, one per membership at build.
+	users      map[string]int32
+	userGroups [][]int32
+	userRoles  [][]int32
 	// mappings[connection][groupName] lists the groups mapping that IdP group.
 	mappings map[string]map[string][]int32
 	// apps holds the registered applications by client id.
@@ -46,8 +48,7 @@ func NewModel(doc *Document, revision uint64) *Model {
 		permByID:   make(map[string]int32, len(doc.Permissions)),
 		groupRoles: make([][]int32, len(doc.Groups)),
 		rolePerms:  make([][]int32, len(doc.Roles)),
-		userGroups: map[string][]int32{},
-		userRoles:  map[string][]int32{},
+		users:      map[string]int32{},
 		mappings:   map[string]map[string][]int32{},
 		apps:       map[string]Application{},
 	}
@@ -82,7 +83,8 @@ func NewModel(doc *Document, revision uint64) *Model {
 			}
 		}
 		for _, u := range g.Members {
-			m.userGroups[u] = appendUnique(m.userGroups[u], int32(gi))
+			ui := m.user(u)
+			m.userGroups[ui] = appendUnique(m.userGroups[ui], int32(gi))
 		}
 		for _, mp := range g.Mappings {
 			byName := m.mappings[mp.ConnectionName]
@@ -101,7 +103,8 @@ func NewModel(doc *Document, revision uint64) *Model {
 			}
 		}
 		for _, u := range r.Users {
-			m.userRoles[u] = appendUnique(m.userRoles[u], int32(ri))
+			ui := m.user(u)
+			m.userRoles[ui] = appendUnique(m.userRoles[ui], int32(ri))
 		}
 	}
 	m.ancestors = closures(parents)
@@ -114,6 +117,25 @@ func NewModel(doc *Document, revision uint64) *Model {
 		}
 	}
 	return m
+}
+
+// user returns the number of userID, adding it when new.
+func (m *Model) user(userID string) int32 {
+	if ui, ok := m.users[userID]; ok {
+		return ui
+	}
+	ui := int32(len(m.userGroups))
+	m.users[userID] = ui
+	m.userGroups = append(m.userGroups, nil)
+	m.userRoles = append(m.userRoles, nil)
+	return ui
+}
+
+func (m *Model) directGroups(userID string) []int32 {
+	if ui, ok := m.users[userID]; ok {
+		return m.userGroups[ui]
+	}
+	return nil
 }
 
 // appendUnique appends v unless it is already the last element; callers add
@@ -173,7 +195,7 @@ func (m *Model) Application(clientID string) (Application, bool) {
 
 // DirectGroups returns the ids of the groups that list userID as a member.
 func (m *Model) DirectGroups(userID string) []string {
-	idx := m.userGroups[userID]
+	idx := m.directGroups(userID)
 	out := make([]string, len(idx))
 	for i, g := range idx {
 		out[i] = m.doc.Groups[g].ID

@@ -36,7 +36,11 @@ func (m *Model) Resolve(q PolicyQuery) Policy {
 	var gbuf, rbuf, pbuf [64]int32
 	groups := gbuf[:0]
 
-	direct := m.userGroups[q.UserID]
+	ui, known := m.users[q.UserID]
+	var direct, directRoles []int32
+	if known {
+		direct, directRoles = m.userGroups[ui], m.userRoles[ui]
+	}
 	for _, g := range direct {
 		groups = append(groups, m.ancestors[g]...)
 	}
@@ -68,7 +72,7 @@ func (m *Model) Resolve(q PolicyQuery) Policy {
 	roles = sortUnique(roles)
 	// userRoles is sorted and unique; a role also derived from a group is
 	// dropped by the name de-duplication below.
-	for _, r := range m.userRoles[q.UserID] {
+	for _, r := range directRoles {
 		if m.roleApplies(r, q) {
 			roles = append(roles, r)
 		}
