@@ -75,7 +75,9 @@ func parseConfig(path string, b []byte) (*loadedConfig, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, invalidf("%s:%d: the top level must be a mapping of sections (pipeline, server, tokens)", path, root.Line)
+		fields := map[string]reflect.Type{}
+		yamlKeys(reflect.TypeOf(lc.cfg), fields)
+		return nil, invalidf("%s:%d: the top level must be a mapping of sections (%s)", path, root.Line, strings.Join(sortedKeys(fields), ", "))
 	}
 	lc.root = root
 	if err := lc.checkKeys(root, reflect.TypeOf(lc.cfg), nil); err != nil {
@@ -127,12 +129,7 @@ func (c *loadedConfig) checkKeys(n *yaml.Node, t reflect.Type, path keyPath) err
 			k := n.Content[i]
 			ft, ok := fields[k.Value]
 			if !ok {
-				known := make([]string, 0, len(fields))
-				for f := range fields {
-					known = append(known, f)
-				}
-				sort.Strings(known)
-				return c.keyError(k.Line, path, k.Value, fmt.Sprintf("unknown key (known: %s)", strings.Join(known, ", ")))
+				return c.keyError(k.Line, path, k.Value, fmt.Sprintf("unknown key (known: %s)", strings.Join(sortedKeys(fields), ", ")))
 			}
 			if err := c.checkKeys(n.Content[i+1], ft, path.with(k.Value)); err != nil {
 				return err
@@ -152,6 +149,15 @@ func (c *loadedConfig) checkKeys(n *yaml.Node, t reflect.Type, path keyPath) err
 		}
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]reflect.Type) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // yamlKeys collects a struct's yaml keys, descending into inline fields.

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz/memory"
+)
+
+func TestParseConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown section", "pipline: {}\n", `c.yaml:1: key "pipline": unknown key (known: `},
+		{"unknown pipeline key", "pipeline:\n  namespace: https://x.example/\n  precedense: deny\n", `c.yaml:3: pipeline: key "precedense": unknown key`},
+		{"unknown budget key", "pipeline:\n  claims_budget:\n    idtoken: 5\n", `c.yaml:3: pipeline: key "claims_budget.idtoken": unknown key (known: access_token, drop, id_token, overflow)`},
+		{"entry key", "pipeline:\n  rules:\n    - rule: a\n    - name: second\n      rule: b\n      timout: 1s\n", `c.yaml:6: pipeline.rules[1] ("second"): key "timout": unknown key`},
+		{"entry type", "pipeline:\n  rules:\n    - rule: a\n      pool_size: many\n", `c.yaml:4: pipeline.rules[0] ("a"): key "pool_size": cannot decode !!str ` + "`many`" + ` into int`},
+		{"rules not a list", "pipeline:\n  rules: authorization\n", `c.yaml:2: pipeline: key "rules": cannot decode !!str`},
+		{"not a mapping", "- a\n- b\n", `c.yaml:1: the top level must be a mapping`},
+		{"syntax", "pipeline:\n  rules: [\n", `c.yaml:2: did not find expected node content`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := parseConfig("c.yaml", []byte(c.yaml))
+			if err == nil || !errors.Is(err, runtime.ErrInvalid) || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %v\nwant prefix %s", err, c.want)
+			}
+		})
+	}
+	lc, err := parseConfig("c.yaml", nil)
+	if err != nil || lc.cfg.Pipeline.Rules != nil {
+		t.Fatalf("empty file: %v", err)
+	}
+}
+
+func TestPipelineErrorLines(t *testing.T) {
+	src := "pipeline:\n  namespace: https://x.example/\n  rules:\n    - rule: authorization\n      config:\n        claims:\n          groups: \"\"\n"
+	lc, err := parseConfig("c.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	_, _, err = newPipeline(context.Background(), a, lc, memory.New(memory.Options{}), pipelineOptions{})
+	want := `c.yaml:7: pipeline.rules[0] ("authorization"): key "config.claims.groups": empty claim name`
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+}
+
+func TestWasmPathRelativeToConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "claimsmith.yaml")
+	if err := os.WriteFile(path, []byte("pipeline:\n  namespace: https://x.example/\n  rules:\n    - wasm: rules/missing.wasm\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lc, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	_, _, err = newPipeline(context.Background(), a, lc, memory.New(memory.Options{}), pipelineOptions{})
+	if err == nil || !strings.HasPrefix(err.Error(), path+`:4: pipeline.rules[0] ("missing"): key "wasm": `) ||
+		!strings.Contains(err.Error(), filepath.Join(dir, "rules", "missing.wasm")) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// FuzzConfig decodes arbitrary configuration files and builds their
+// pipelines over an empty store: nothing may panic, and every error must be
+// one line starting with the file name (so the operator knows where).
+func FuzzConfig(f *testing.F) {
+	sample, err := os.ReadFile("../../samples/config/claimsmith.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	// The sample without its comments: a small seed keeps minimization fast.
+	var lines []string
+	for _, l := range strings.Split(string(sample), "\n") {
+		if t := strings.TrimSpace(l); t != "" && !strings.HasPrefix(t, "#") {
+			lines = append(lines, l)
+		}
+	}
+	f.Add([]byte(strings.Join(lines, "\n")))
+	for _, s := range []string{
+		"pipeline:\n  namespace: https://x.example/\n  rules:\n    - rule: time-window\n      config: {hours: \"9-17\"}\n",
+		"pipeline:\n  allow_unnamespaced: true\n  rules:\n    - {rule: copy-metadata-claims, config: {app_metadata: [a]}}\n",
+		"pipeline:\n  rules:\n    - &a {rule: required-roles}\n    - *a\n",
+		"pipeline: {claims_budget: {id_token: -1, drop: [\"\"]}}\n",
+		"server: {addr: 1}\ntokens: {}\n",
+		"pipeline:\n  rules:\n    - rule: authorization\n      config: {1: 2}\n",
+		"? [a]\n: b\n",
+	} {
+		f.Add([]byte(s))
+	}
+	a := &app{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lc, err := parseConfig("fuzz.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") || strings.Contains(err.Error(), "\n") || !errors.Is(err, runtime.ErrInvalid) {
+				t.Fatalf("bad error %q", err)
+			}
+			return
+		}
+		for _, r := range lc.cfg.Pipeline.Rules {
+			if r.Wasm != "" {
+				return // module loading is the wasm package's to fuzz
+			}
+		}
+		p, release, err := newPipeline(context.Background(), a, lc, memory.New(memory.Options{}), pipelineOptions{})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("bad error %q", err)
+			}
+			return
+		}
+		defer release()
+		if _, err := p.Run(context.Background(), &runtime.Event{User: runtime.User{UserID: "u"}}); err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	})
+}

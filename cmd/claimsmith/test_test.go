@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// buildClaimsmith builds the real binary for tests that run it as a user
+// would.
+func buildClaimsmith(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "claimsmith")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+// runBinary runs the binary from the repository root and returns stdout,
+// stderr and the exit status.
+func runBinary(t *testing.T, bin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.CommandContext(context.Background(), bin, args...)
+	cmd.Dir = filepath.Join("..", "..")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// readmeCase is one section of samples/events/README.md.
+type readmeCase struct {
+	event    string
+	command  []string
+	exit     int
+	expected []string
+}
+
+var (
+	readmeSection = regexp.MustCompile("^## (\\S+\\.json)$")
+	readmeExit    = regexp.MustCompile("^Exit status (\\d+)\\.$")
+	traceDuration = regexp.MustCompile(` [0-9.]+(ns|µs|ms|s)$`)
+)
+
+// parseEventsReadme reads the command template and, per event, the exit
+// status and the expected output block.
+func parseEventsReadme(t *testing.T) []readmeCase {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "..", "samples", "events", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		cases    []readmeCase
+		template []string
+		inBlock  string
+	)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case inBlock == "" && (line == "```sh" || line == "```text"):
+			inBlock = line
+			continue
+		case inBlock != "" && line == "```":
+			inBlock = ""
+			continue
+		case inBlock == "```sh" && template == nil:
+			template = strings.Fields(line)
+			continue
+		case inBlock == "```text" && len(cases) > 0:
+			cases[len(cases)-1].expected = append(cases[len(cases)-1].expected, line)
+			continue
+		}
+		if m := readmeSection.FindStringSubmatch(line); m != nil {
+			cases = append(cases, readmeCase{event: m[1], exit: -1})
+		}
+		if m := readmeExit.FindStringSubmatch(line); m != nil && len(cases) > 0 {
+			cases[len(cases)-1].exit, _ = strconv.Atoi(m[1])
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(template) < 2 || template[0] != "claimsmith" {
+		t.Fatalf("README has no claimsmith command block: %q", template)
+	}
+	for i := range cases {
+		c := &cases[i]
+		for _, a := range template[1:] {
+			if strings.HasPrefix(a, "samples/events/") {
+				a = "samples/events/" + c.event
+			}
+			c.command = append(c.command, a)
+		}
+	}
+	return cases
+}
+
+// TestSampleEventsMatchReadme runs `claimsmith test` on every sample event
+// with the built binary and checks what samples/events/README.md says: the
+// exit status and the output lines, in order (trace durations aside).
+func TestSampleEventsMatchReadme(t *testing.T) {
+	bin := buildClaimsmith(t)
+	cases := parseEventsReadme(t)
+	events, _ := filepath.Glob(filepath.Join("..", "..", "samples", "events", "*.json"))
+	if len(cases) != len(events) || len(cases) < 4 {
+		t.Fatalf("README describes %d events, samples/events has %d", len(cases), len(events))
+	}
+	for _, c := range cases {
+		t.Run(c.event, func(t *testing.T) {
+			if c.exit < 0 || len(c.expected) == 0 {
+				t.Fatalf("README section %s lacks an exit status or an output block", c.event)
+			}
+			stdout, stderr, code := runBinary(t, bin, c.command...)
+			if code != c.exit {
+				t.Fatalf("exit %d, README says %d\nstdout:\n%s\nstderr:\n%s", code, c.exit, stdout, stderr)
+			}
+			var got []string
+			for _, l := range strings.Split(strings.TrimRight(stdout, "\n"), "\n") {
+				got = append(got, traceDuration.ReplaceAllString(l, ""))
+			}
+			if strings.Join(got, "\n") != strings.Join(c.expected, "\n") {
+				t.Fatalf("output differs from samples/events/README.md\n--- got\n%s\n--- README\n%s", strings.Join(got, "\n"), strings.Join(c.expected, "\n"))
+			}
+		})
+	}
+}
+
+// TestConfigErrorsExitWithOneLine checks the acceptance criterion: a
+// configuration error exits non-zero with one line naming the file, the
+// rule entry and the key — for `check` and for `test`.
+func TestConfigErrorsExitWithOneLine(t *testing.T) {
+	bin := buildClaimsmith(t)
+	good, err := os.ReadFile(filepath.Join("..", "..", "samples", "config", "claimsmith.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, old, new string
+		want           string // the line after "FILE:LINE: "; LINE is where new is
+	}{
+		{"unknown rule", "rule: required-roles", "rule: required-rolez",
+			`pipeline.rules[2] ("required-roles"): key "rule": unknown rule "required-rolez" (built-in rules: add-request-context, allowed-connections, authorization, copy-metadata-claims, require-verified-email, required-roles, time-window)`},
+		{"unknown key in rule config", "        metadata_key: required_roles", "        metadata_kee: required_roles",
+			`pipeline.rules[2] ("required-roles"): key "config.metadata_kee": unknown key (known: metadata_key)`},
+		{"unknown key in entry", "      on_error: skip", "      on_errors: skip",
+			`pipeline.rules[4] ("request-context"): key "on_errors": unknown key (known: allowed_hosts, config, memory, name, on_error, pool_size, rule, timeout, wasm)`},
+		{"bad namespace", "namespace: https://example.com/", "namespace: example.com",
+			`pipeline: key "namespace": "example.com" is not an http(s) URL such as https://example.com/`},
+		{"bad timeout", "      timeout: 100ms", "      timeout: 100 parsecs",
+			`pipeline.rules[1] ("authorization"): key "timeout": "100 parsecs" is not a duration such as 100ms or 2s`},
+		{"bad pipeline timeout", "  timeout: 2s", "  timeout: soon",
+			`pipeline: key "timeout": "soon" is not a duration such as 100ms or 2s`},
+		{"bad nested rule setting", "        id_token: {groups: true, roles: true, permissions: false}", "        id_token: {groups: true, roles: yes-please, permissions: false}",
+			`pipeline.rules[1] ("authorization"): key "config.id_token.roles": expected true or false, got string`},
+	}
+	dir := t.TempDir()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if !bytes.Contains(good, []byte(c.old)) {
+				t.Fatalf("sample config lacks %q", c.old)
+			}
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+			if err := os.WriteFile(path, bytes.Replace(good, []byte(c.old), []byte(c.new), 1), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, args := range [][]string{
+				{"check", "--config", path, "--data-dir", filepath.Join(dir, "none")},
+				{"test", "--config", path, "--data", "samples/data/claimsmith-full.json", "--event", "samples/events/employee.json"},
+			} {
+				stdout, stderr, code := runBinary(t, bin, args...)
+				if code == 0 || stdout != "" {
+					t.Fatalf("%v: exit %d stdout %q", args[0], code, stdout)
+				}
+				line := bytes.Count(good[:bytes.Index(good, []byte(c.old))], []byte("\n")) + 1
+				want := fmt.Sprintf("claimsmith %s: %s:%d: %s\n", args[0], path, line, c.want)
+				if stderr != want {
+					t.Fatalf("%v: stderr\n%q\nwant\n%q", args[0], stderr, want)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckSampleConfig checks that the sample configuration is valid.
+func TestCheckSampleConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"--data-dir", filepath.Join(t.TempDir(), "none"), "check", "--config", "../../samples/config/claimsmith.yaml"},
+		strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "ok — pipeline of 5 rule(s)") {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+}
