@@ -164,3 +164,20 @@ func TestNativeBearerAndSignatureCallers(t *testing.T) {
 		t.Fatalf("mint without minter: %d %s", st, b)
 	}
 }
+
+// TestPolicyAcceptsImportedExtensionKey: with store_apikey, the apikey of
+// the imported extension configuration works as the extension's did.
+func TestPolicyAcceptsImportedExtensionKey(t *testing.T) {
+	body := readPayload(t, "auth0/policy.request.json")
+	plain := newDialectServer(t, nil)
+	if st, b, _ := plain.post(t, "/api/users/carol/policy/portal", body, header("x-api-key", "ext-api-key")); st != 401 {
+		t.Fatalf("store key without store_apikey: %d %s", st, b)
+	}
+	ts := newDialectServer(t, func(c *hooks.HooksConfig) { c.Policy = &hooks.PolicyConfig{StoreAPIKey: true} })
+	if st, b, _ := ts.post(t, "/api/users/carol/policy/portal", body, header("x-api-key", "ext-api-key")); st != 200 || !strings.Contains(string(b), `"Engineering"`) {
+		t.Fatalf("store key: %d %s", st, b)
+	}
+	if st, b, _ := ts.post(t, "/api/users/carol/policy/portal", body, header("x-api-key", "ext-api-key-")); st != 401 {
+		t.Fatalf("wrong key: %d %s", st, b)
+	}
+}

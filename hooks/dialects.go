@@ -50,6 +50,7 @@ const (
 //	    client_id: supabase
 //	  policy:                     # POST /api/users/{user_id}/policy/{client_id}
 //	    api_key_env: CLAIMSMITH_EXTENSION_API_KEY
+//	    store_apikey: true        # also accept the imported extension configuration's apikey
 type HooksConfig struct {
 	MaxBody  int64           `yaml:"max_body"`
 	Native   *NativeConfig   `yaml:"native"`
@@ -102,12 +103,16 @@ type SupabaseConfig struct {
 type PolicyConfig struct {
 	APIKey    string `yaml:"api_key"`
 	APIKeyEnv string `yaml:"api_key_env"`
+	// StoreAPIKey also accepts the apikey of the imported extension
+	// configuration record, so Auth0 rules keep their key unchanged.
+	StoreAPIKey bool `yaml:"store_apikey"`
 }
 
 // DialectDeps are what the dialect handlers need.
 type DialectDeps struct {
 	Enricher runtime.Enricher
 	Resolver authz.PolicyResolver // for the policy endpoint
+	Settings SnapshotReader       // for policy.store_apikey
 	Minter   Minter               // nil: minting unavailable
 	// Namespace is the pipeline's claim namespace (see HydraHandler.Namespace).
 	Namespace string
@@ -271,10 +276,17 @@ func (c *HooksConfig) Build(deps DialectDeps) (*Dialects, error) {
 		if err != nil {
 			return nil, err
 		}
-		if k == "" {
-			return nil, fmt.Errorf("%w: hooks.policy.api_key_env: required", runtime.ErrInvalid)
+		ph := &PolicyHandler{Resolver: deps.Resolver, Keys: NewKeySet(splitSecrets(k)...), MaxBody: c.MaxBody, Log: deps.Log}
+		if pc.StoreAPIKey {
+			if deps.Settings == nil {
+				return nil, fmt.Errorf("%w: hooks.policy.store_apikey: the store cannot be read", runtime.ErrInvalid)
+			}
+			ph.Settings = deps.Settings
 		}
-		d.Policy = &PolicyHandler{Resolver: deps.Resolver, Keys: NewKeySet(splitSecrets(k)...), MaxBody: c.MaxBody, Log: deps.Log}
+		if ph.Keys.Len() == 0 && ph.Settings == nil {
+			return nil, fmt.Errorf("%w: hooks.policy.api_key_env: required (or store_apikey: true)", runtime.ErrInvalid)
+		}
+		d.Policy = ph
 	}
 	return d, nil
 }

@@ -74,7 +74,7 @@ func newMintingServer(t *testing.T, cfgMod func(*hooks.HooksConfig), minter hook
 	}
 	env := map[string]string{"HYDRA_KEY": hydraKey, "SUPABASE_SECRET": supabaseSecret}
 	d, err := cfg.Build(hooks.DialectDeps{
-		Enricher: ts.enricher, Resolver: store, Namespace: testNS, Minter: minter,
+		Enricher: ts.enricher, Resolver: store, Settings: store, Namespace: testNS, Minter: minter,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return ts.now }, Getenv: func(k string) string { return env[k] },
 	})

@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -19,8 +20,17 @@ import (
 type PolicyHandler struct {
 	Resolver authz.PolicyResolver
 	Keys     *KeySet
+	// Settings, when set, also accepts the apikey of the store's extension
+	// configuration record: after importing an extension export, the key
+	// Auth0 rules and Actions already hold keeps working.
+	Settings SnapshotReader
 	MaxBody  int64
 	Log      *slog.Logger
+}
+
+// SnapshotReader reads the authorization model (authz.Reader provides it).
+type SnapshotReader interface {
+	Snapshot(ctx context.Context) (*authz.Model, error)
 }
 
 // PolicyRequest is the extension's policy request body.
@@ -51,7 +61,7 @@ func (h *PolicyHandler) serve(w http.ResponseWriter, r *http.Request) (*PolicyRe
 	if key == "" {
 		return nil, authErr("x-api-key", "missing x-api-key header")
 	}
-	if !h.Keys.Match(key) {
+	if !h.Keys.Match(key) && !h.storeKeyMatches(r.Context(), key) {
 		return nil, authErr("x-api-key", "wrong API key")
 	}
 	if err := requireJSON(r); err != nil {
@@ -82,6 +92,21 @@ func (h *PolicyHandler) serve(w http.ResponseWriter, r *http.Request) (*PolicyRe
 		}
 	}
 	return out, nil
+}
+
+func (h *PolicyHandler) storeKeyMatches(ctx context.Context, key string) bool {
+	if h.Settings == nil {
+		return false
+	}
+	m, err := h.Settings.Snapshot(ctx)
+	if err != nil || m == nil || m.Document() == nil {
+		return false
+	}
+	var keys []string
+	for _, c := range m.Document().Configuration {
+		keys = append(keys, c.APIKey)
+	}
+	return NewKeySet(keys...).Match(key)
 }
 
 // DecodePolicyRequest decodes the policy body as the extension reads it:

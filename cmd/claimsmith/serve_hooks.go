@@ -43,6 +43,7 @@ secrets come from the environment variables the *_env keys name):
       client_id: supabase
     policy:
       api_key_env: CLAIMSMITH_EXTENSION_API_KEY
+      store_apikey: true               # also accept the imported extension's apikey
 `
 
 // hookRoutes builds the login pipeline and the IdP-facing handlers the
@@ -68,6 +69,7 @@ func hookRoutes(ctx context.Context, a *app, st pipelineStore, ts *tokenService)
 	d, err := hc.Build(hooks.DialectDeps{
 		Enricher:  p,
 		Resolver:  st,
+		Settings:  st,
 		Minter:    hooks.TokenMinter{Minter: ts.minter},
 		Namespace: p.Namespace(),
 		Log:       a.log,

@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"bytes"
 	"context"
 	"runtime"
 	"sync"
@@ -114,25 +115,47 @@ func BenchmarkLoadFileStore100k(b *testing.B) {
 	b.ReportMetric(live, "live-heap-MiB")
 }
 
-// TestModelFootprint logs the 100,000-user model's load time and heap when
-// run with -v -run Footprint (skipped in -short runs: it generates the model).
+// TestModelFootprint logs the 100,000-user model's load time (decode the
+// export + build the indexes) and the heap the loaded model keeps after GC.
+// Run: go test -run Footprint -v ./runtime/authz/ (skipped with -short and
+// -race: it generates the model). It fails above 150 MiB.
 func TestModelFootprint(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("generates a 100,000-user model; run without -short and -race")
 	}
-	doc := authztest.Generate(authztest.BenchSpec(100000))
-	var before, after runtime.MemStats
+	var buf bytes.Buffer
+	if err := authz.Encode(&buf, authztest.Generate(authztest.BenchSpec(100000)), authz.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	var before, decoded, after runtime.MemStats
+	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
+	doc, err := authz.ParseDocument(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode, cpuDecode := time.Since(start), processCPU()-cpu0
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&decoded)
+	start, cpu0 = time.Now(), processCPU()
 	m := authz.NewModel(doc, 1)
-	index := time.Since(start)
-	doc = nil
+	index, cpuIndex := time.Since(start), processCPU()-cpu0
+	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	mib := float64(after.HeapInuse-before.HeapInuse) / (1 << 20)
-	t.Logf("100,000-user model: index build %v; heap of indexes alone %.1f MiB (document excluded: it was allocated before the baseline)", index, mib)
+	docMiB := float64(decoded.HeapAlloc-before.HeapAlloc) / (1 << 20)
+	totalMiB := float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+	t.Logf("100,000 users, %d groups, %d roles, export %.1f MiB: decode %v (cpu %v), index %v (cpu %v); heap after GC: document %.1f MiB + indexes %.1f MiB = %.1f MiB",
+		len(doc.Groups), len(doc.Roles), float64(len(raw))/(1<<20), decode, cpuDecode, index, cpuIndex, docMiB, totalMiB-docMiB, totalMiB)
+	if totalMiB > 150 {
+		t.Errorf("loaded model keeps %.1f MiB, target ≤ 150 MiB", totalMiB)
+	}
 	runtime.KeepAlive(m)
+	runtime.KeepAlive(raw)
 }
 
 func itoa(n int) string {
