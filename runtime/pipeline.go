@@ -311,7 +311,12 @@ func construct(ctor Constructor, dec Decoder) (r Rule, err error) {
 	return r, err
 }
 
-func lifecycle(ctx context.Context, r Rule) error {
+func lifecycle(ctx context.Context, r Rule) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("provisioning panicked: %v", v)
+		}
+	}()
 	if pr, ok := r.(Provisioner); ok {
 		if err := pr.Provision(ctx); err != nil {
 			return err

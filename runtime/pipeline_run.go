@@ -60,9 +60,12 @@ func (p *Pipeline) Run(ctx context.Context, ev *Event) (*Result, error) {
 			if cerr := ctx.Err(); cerr != nil {
 				return nil, fmt.Errorf("pipeline stopped in rule %q: %w", s.name, cerr)
 			}
-			te.Error = err.Error()
+			// The trace names the rule and the cause (e.g. the refused
+			// claim); the decision's reason stays generic because it
+			// reaches the end user through the IdP.
+			te.Error = (&RuleError{Rule: s.name, Cause: err}).Error()
 			p.log.LogAttrs(ctx, slog.LevelWarn, "rule failed",
-				slog.String("rule", s.name), slog.String("on_error", s.onError.String()), slog.String("error", te.Error))
+				slog.String("rule", s.name), slog.String("on_error", s.onError.String()), slog.String("error", err.Error()))
 			if s.onError == OnErrorSkip {
 				te.Skipped = true
 				res.Trace = append(res.Trace, te)

@@ -227,7 +227,7 @@ func TestRuleTimeoutFollowsOnError(t *testing.T) {
 			p := build(t, cfg, runtime.Deps{Registry: reg, Now: clock.Now})
 			res := run(t, p, event())
 			te := res.Trace[0]
-			if te.Rule != "slowpoke" || !strings.Contains(te.Error, "timeout: rule ran 150ms, its limit is 100ms") {
+			if te.Rule != "slowpoke" || te.Error != `rule "slowpoke": timeout: rule ran 150ms, its limit is 100ms` {
 				t.Fatalf("trace %+v", te)
 			}
 			if _, ok := res.IDTokenClaims.Get(ns + "slow"); ok {
@@ -342,7 +342,7 @@ func TestRuleErrorFollowsOnError(t *testing.T) {
 	})
 	p := build(t, runtime.PipelineConfig{Rules: []runtime.RuleEntry{{Name: "flaky", Rule: "fail"}}}, runtime.Deps{Registry: reg})
 	res := run(t, p, event())
-	if res.Decision.Allowed || res.Trace[0].Error != "backend down: unavailable" || res.AppMetadata != nil {
+	if res.Decision.Allowed || res.Trace[0].Error != `rule "flaky": backend down: unavailable` || res.AppMetadata != nil {
 		t.Fatalf("%+v %+v %v", res.Decision, res.Trace, res.AppMetadata)
 	}
 }
@@ -387,7 +387,8 @@ func TestRestrictedClaims(t *testing.T) {
 				}
 				return
 			}
-			if res.Decision.Allowed || res.Trace[0].Rule != "setter" || !strings.Contains(res.Trace[0].Error, c.refused) {
+			if res.Decision.Allowed || res.Trace[0].Rule != "setter" || !strings.Contains(res.Trace[0].Error, `rule "setter": `) ||
+				!strings.Contains(res.Trace[0].Error, c.refused) {
 				t.Fatalf("%+v %+v", res.Decision, res.Trace)
 			}
 		})
