@@ -115,12 +115,19 @@ func runImport(ctx context.Context, a *app, args []string) error {
 }
 
 func describe(d *authz.Document) string {
-	s := fmt.Sprintf("%d groups, %d roles, %d permissions", len(d.Groups), len(d.Roles), len(d.Permissions))
+	s := count(len(d.Groups), "group") + ", " + count(len(d.Roles), "role") + ", " + count(len(d.Permissions), "permission")
 	if d.Claimsmith != nil {
-		s += fmt.Sprintf(", %d applications", len(d.Claimsmith.Applications))
+		s += ", " + count(len(d.Claimsmith.Applications), "application")
 		if d.Claimsmith.Profiles != nil {
-			s += fmt.Sprintf(", %d profiles", len(d.Claimsmith.Profiles))
+			s += ", " + count(len(d.Claimsmith.Profiles), "profile")
 		}
 	}
 	return s
+}
+
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -97,6 +97,7 @@ func BenchmarkLoadFileStore100k(b *testing.B) {
 		b.StopTimer()
 		var before, after runtime.MemStats
 		runtime.GC()
+		runtime.GC()
 		runtime.ReadMemStats(&before)
 		b.StartTimer()
 		s, err := file.Open(ctx, dir, file.Options{})
@@ -104,6 +105,7 @@ func BenchmarkLoadFileStore100k(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+		runtime.GC()
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		heap = float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / (1 << 20)
