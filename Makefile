@@ -21,3 +21,13 @@ vet:
 
 test: deps vet
 	$(GO) test -race -timeout 20m ./...
+
+# --- rule runtime (issue 3): `make run` is the dry run of the sample events
+# until the server exists. Exit status 3 (denied) is an expected answer.
+run: build
+	@for ev in samples/events/*.json; do \
+	  echo "== $$ev"; \
+	  $(BIN) test --config samples/config/claimsmith.yaml --data samples/data/claimsmith-full.json --event "$$ev"; \
+	  code=$$?; [ $$code = 0 ] || [ $$code = 3 ] || exit $$code; \
+	done
+# --- end rule runtime ---
