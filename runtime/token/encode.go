@@ -14,11 +14,18 @@ import (
 // first, then the pipeline's custom claims. Going through a map (as the
 // go-jose jwt builder does) would cost more than signing with ES256 or EdDSA.
 
+// plainJSON marks the bytes a JSON string holds as they are.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string.
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+		if !plainJSON[s[i]] {
 			q, _ := json.Marshal(s) // rare: escapes and non-ASCII
 			return append(b, q...)
 		}

@@ -2,7 +2,9 @@ package token
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -37,6 +39,30 @@ func FuzzVerify(f *testing.F) {
 					t.Fatalf("accepted a token we did not sign: %q", tok)
 				}
 			}
+		}
+	})
+}
+
+// FuzzClaimEncoding: the hand-written payload encoder must produce JSON that
+// decodes back to the same value, whatever a rule put in a string.
+func FuzzClaimEncoding(f *testing.F) {
+	for _, s := range []string{"", "plain", `quo"te`, `back\slash`, "tab\there", "nl\n", "ünïcødé", "\x00", "</script>", "\xff\xfe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := appendValue(nil, []any{s, []string{s, s}, map[string]any{s: s}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back []any
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%q encoded as invalid JSON %s: %v", s, b, err)
+		}
+		want, _ := json.Marshal([]any{s, []string{s, s}, map[string]any{s: s}})
+		var wantBack []any
+		_ = json.Unmarshal(want, &wantBack)
+		if !reflect.DeepEqual(back, wantBack) {
+			t.Fatalf("%q: got %v, want %v", s, back, wantBack)
 		}
 	})
 }
