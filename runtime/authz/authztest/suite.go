@@ -335,7 +335,7 @@ func RunConcurrency(t *testing.T, open Opener, n int) {
 	s := openStore(t, open)
 	ctx := context.Background()
 	Apply(t, s, &authz.CreateGroup{ID: "g-hot", Name: "Hot"}, &authz.CreateGroup{ID: "g-other", Name: "Other"})
-	errs := make(chan error, 3*n)
+	errs := make(chan error, 3*n+4)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(3)
@@ -354,7 +354,39 @@ func RunConcurrency(t *testing.T, open Opener, n int) {
 			errs <- err
 		}()
 	}
+	// Readers run alongside: under -race they catch a backend (or an op)
+	// writing into a snapshot that readers still hold.
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			q := authz.PolicyQuery{UserID: "opt-000", ClientID: Portal}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.ResolvePolicy(ctx, q); err != nil {
+					errs <- err
+					return
+				}
+				if m, err := s.Snapshot(ctx); err == nil {
+					for _, g := range m.Document().Groups {
+						_ = len(g.Members)
+						for _, u := range g.Members {
+							_ = u
+						}
+					}
+				}
+			}
+		}()
+	}
 	wg.Wait()
+	close(stop)
+	readers.Wait()
 	close(errs)
 	for err := range errs {
 		if err != nil {
