@@ -194,6 +194,14 @@ func TestRotationSequence(t *testing.T) {
 		t.Fatalf("token signed by a next key: %v", err)
 	}
 
+	// A node whose clock runs ahead (within the leeway) may sign with it already.
+	f.clock.Advance(time.Hour - 3*time.Second)
+	early := forgeWith(t, next, f.access(t, AccessTokenRequest{}))
+	if _, err := f.verify.Verify(ctx, early, VerifyOptions{}); err != nil {
+		t.Fatalf("token of the next key 3s before activation (leeway 5s): %v", err)
+	}
+	f.clock.Advance(-time.Hour + 3*time.Second)
+
 	// 2. After the delay the new key signs; the old one is retired and still verifies.
 	f.clock.Advance(time.Hour)
 	if s := states(); s[next.ID] != StateActive || s[old.ID] != StateRetired {
