@@ -31,3 +31,16 @@ run: build
 	  code=$$?; [ $$code = 0 ] || [ $$code = 3 ] || exit $$code; \
 	done
 # --- end rule runtime ---
+
+# --- tokens (issue 5) ---
+.PHONY: interop bench-tokens
+# interop: a Node relying party (npm jose, samples/clients) verifies tokens
+# from a running `claimsmith serve` for every algorithm (also part of `make test`).
+interop:
+	$(GO) test -count=1 -run Interop -v ./samples/clients/
+# bench-tokens: mint vs raw go-jose sign, verify, introspect vs verify;
+# compare two runs with benchstat.
+bench-tokens:
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 6 ./runtime/token/ | tee bench-results/tokens.txt
+# --- end tokens ---
