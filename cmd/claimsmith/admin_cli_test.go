@@ -81,6 +81,13 @@ func TestAdminCommandsDirect(t *testing.T) {
 	if out := run("apps", "get", "portal"); !strings.Contains(out, `"required_roles": "reader"`) {
 		t.Fatalf("app: %s", out)
 	}
+	if out := run("groups", "of-user", "auth0|bob", "--effective"); !strings.Contains(out, "g-eng") || !strings.Contains(out, "g-be") {
+		t.Fatalf("of-user --effective: %s", out)
+	}
+	run("groups", "remove-user", "auth0|bob", "--all")
+	if out := run("groups", "of-user", "auth0|bob"); !strings.Contains(out, `"total": 0`) {
+		t.Fatalf("after remove-user --all: %s", out)
+	}
 	// The policy command (foundation) sees the changes.
 	if out := run("policy", "--user", "auth0|alice", "--client", "portal"); !strings.Contains(out, "reader") || !strings.Contains(out, "read:docs") {
 		t.Fatalf("policy: %s", out)
@@ -116,8 +123,14 @@ func TestAdminCommandsDirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Total != 9 || !strings.HasPrefix(p.Records[0].KeyName, "cli:") || p.Records[0].Action != "application.create" {
+	if p.Total != 10 || !strings.HasPrefix(p.Records[0].KeyName, "cli:") || p.Records[0].Action != "user.groups.remove" {
 		t.Fatalf("audit: %d records, newest %+v", p.Total, p.Records[0])
+	}
+	// A direct import is audited in the same log.
+	run("import", sampleFile)
+	p, _ = audit.List(context.Background(), admin.AuditQuery{PerPage: 1})
+	if p.Total != 11 || p.Records[0].Action != "import" || !bytes.Contains(p.Records[0].After, []byte(`"groups":9`)) {
+		t.Fatalf("direct import audit: %+v", p.Records[0])
 	}
 }
 

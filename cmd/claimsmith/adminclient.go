@@ -20,6 +20,7 @@ import (
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
+	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
 // The data-changing CLI conveniences (groups, roles, permissions, apps)
@@ -305,7 +306,7 @@ func runAdminGroup(ctx context.Context, a *app, group, intro string, subs []admi
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: claimsmith [--data-dir DIR] %s <command> [--server URL --key KEY] [flags] [args]\n\n%s\nCommands:\n", group, intro)
 		for _, s := range subs {
-			fmt.Fprintf(w, "  %-34s %s\n", s.name+" "+s.args, s.summary)
+			fmt.Fprintf(w, "  %-40s %s\n", s.name+" "+s.args, s.summary)
 		}
 		fmt.Fprintf(w, "\nEvery command takes --server URL and --key KEY to work through a running server's\n"+
 			"admin API; without them it works on --data-dir directly (refused for changes while a\n"+
@@ -444,4 +445,21 @@ func importViaServer(ctx context.Context, a *app, t adminTarget, name string, do
 	fmt.Fprintf(a.stdout, "imported %s: %d groups, %d roles, %d permissions, %d applications; server %s at revision %d\n",
 		name, sum.Groups, sum.Roles, sum.Permissions, sum.Applications, t.server, sum.Revision)
 	return nil
+}
+
+// auditDirectImport records an import made directly on the data dir in the
+// same audit log the admin API writes, under the OS user's name.
+func auditDirectImport(ctx context.Context, a *app, doc *authz.Document, rev uint64) error {
+	audit, err := admin.OpenFileAuditLog(filepath.Join(a.dataDir, admin.Dir), nil)
+	if err != nil {
+		return err
+	}
+	counts := map[string]int{"groups": len(doc.Groups), "roles": len(doc.Roles), "permissions": len(doc.Permissions)}
+	if doc.Claimsmith != nil {
+		counts["applications"] = len(doc.Claimsmith.Applications)
+	}
+	after, _ := json.Marshal(counts)
+	_, err = audit.Append(ctx, admin.Record{KeyID: "local", KeyName: cliKeyName(), Action: "import", Entity: "document",
+		RevisionBefore: rev - 1, RevisionAfter: rev, After: after})
+	return err
 }

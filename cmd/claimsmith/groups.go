@@ -85,6 +85,32 @@ func runGroups(ctx context.Context, a *app, args []string) error {
 		}},
 		{name: "remove-mappings", args: "GROUP_ID MAPPING_ID...", min: 2, more: true, write: true, summary: "remove mappings by _id",
 			setup: adminRequest("DELETE", func(a []string) string { return "/api/groups/" + esc(a[0]) + "/mappings" }, idsBody)},
+		{name: "of-user", args: "USER_ID", min: 1, summary: "list a user's groups (--effective: with every group they are nested in)", setup: func(fs *flag.FlagSet) func([]string) (string, string, any, error) {
+			eff := fs.Bool("effective", false, "include the groups the user's groups are nested in")
+			q := listFlags(fs)
+			return func(a []string) (string, string, any, error) {
+				p := "/api/users/" + esc(a[0]) + "/groups"
+				if *eff {
+					p += "/calculate"
+				}
+				return "GET", p + q(), nil, nil
+			}
+		}},
+		{name: "remove-user", args: "USER_ID [GROUP...]", min: 1, more: true, write: true, summary: "remove a user from the listed groups (ids or names), or --all", setup: func(fs *flag.FlagSet) func([]string) (string, string, any, error) {
+			all := fs.Bool("all", false, "remove the user from every group")
+			return func(a []string) (string, string, any, error) {
+				p := "/api/users/" + esc(a[0]) + "/groups"
+				switch {
+				case *all && len(a) > 1:
+					return "", "", nil, errors.New("give groups or --all, not both")
+				case *all:
+					return "DELETE", p + "?all=true", nil, nil
+				case len(a) == 1:
+					return "", "", nil, errors.New("give the groups to remove the user from, or --all")
+				}
+				return "DELETE", p, a[1:], nil
+			}
+		}},
 	}, args)
 }
 

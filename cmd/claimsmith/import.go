@@ -109,6 +109,9 @@ func runImport(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
+	if err := auditDirectImport(ctx, a, doc, rev); err != nil {
+		a.log.Error("import committed but its audit record was not written", "revision", rev, "err", err)
+	}
 	p.Done()
 	fmt.Fprintf(a.stdout, "imported %s: %s; store %s at revision %d\n", name, summary, a.dataDir, rev)
 	return nil
