@@ -46,6 +46,12 @@ func NewAddRequestContext(namespace string, decode runtime.Decoder) (*AddRequest
 		return claimName(namespace, *p)
 	}
 	r.ipClaim, r.countryClaim = name(cfg.IPClaim, "ip"), name(cfg.CountryClaim, "country")
+	if err := checkClaim("ip_claim", r.ipClaim); err != nil {
+		return nil, err
+	}
+	if err := checkClaim("country_claim", r.countryClaim); err != nil {
+		return nil, err
+	}
 	if r.ipClaim == "" && r.countryClaim == "" {
 		return nil, &runtime.SettingError{Key: "ip_claim", Reason: "both ip_claim and country_claim are empty: nothing to add"}
 	}

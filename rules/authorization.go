@@ -91,6 +91,13 @@ func NewAuthorization(resolver authz.PolicyResolver, settings ExtensionSettings,
 	r.groupsClaim = claimName(namespace, cfg.Claims.Groups)
 	r.rolesClaim = claimName(namespace, cfg.Claims.Roles)
 	r.permsClaim = claimName(namespace, cfg.Claims.Permissions)
+	for _, c := range [...]struct{ key, claim string }{
+		{"claims.groups", r.groupsClaim}, {"claims.roles", r.rolesClaim}, {"claims.permissions", r.permsClaim},
+	} {
+		if err := checkClaim(c.key, c.claim); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.FromExtension {
 		for _, c := range [...]struct {
 			key string

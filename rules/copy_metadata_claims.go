@@ -48,7 +48,11 @@ func NewCopyMetadataClaims(namespace string, decode runtime.Decoder) (*CopyMetad
 			if k == "" {
 				return nil, &runtime.SettingError{Key: fmt.Sprintf("%s[%d]", field, i), Reason: "empty key"}
 			}
-			out = append(out, copyKey{key: k, claim: claimName(namespace, k)})
+			ck := copyKey{key: k, claim: claimName(namespace, k)}
+			if err := checkClaim(fmt.Sprintf("%s[%d]", field, i), ck.claim); err != nil {
+				return nil, err
+			}
+			out = append(out, ck)
 		}
 		return out, nil
 	}

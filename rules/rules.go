@@ -6,6 +6,7 @@
 package rules
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/claimsmith/claimsmith/runtime"
@@ -45,6 +46,19 @@ func claimName(namespace, name string) string {
 		return name
 	}
 	return namespace + name
+}
+
+// checkClaim refuses, at start-up, a configured claim name the pipeline
+// would refuse at every login: without a namespace (allow_unnamespaced) a
+// name such as "sub" stays bare and is restricted.
+func checkClaim(key, claim string) error {
+	if claim == "groups" || claim == "roles" || claim == "permissions" {
+		return nil // bare only when the operator allowed unnamespaced claims
+	}
+	if runtime.RestrictedClaim(claim) {
+		return &runtime.SettingError{Key: key, Reason: fmt.Sprintf("claim %q is restricted; choose another name or configure a namespace", claim)}
+	}
+	return nil
 }
 
 // splitList splits a comma-separated metadata value, trimming spaces and

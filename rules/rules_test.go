@@ -40,6 +40,29 @@ func TestRuleConfigErrors(t *testing.T) {
 		{rules.IDCopyMetadataClaims, map[string]any{"app_metadata": []any{"plan"}, "tokens": map[string]any{}}, "tokens", "selects no token"},
 		{rules.IDAddRequestContext, map[string]any{"ip_claim": "", "country_claim": ""}, "ip_claim", "nothing to add"},
 	}
+	// Without a namespace (allow_unnamespaced) restricted names stay bare.
+	bare := registry(t, store, time.Now, "")
+	for _, c := range []struct {
+		rule     string
+		settings map[string]any
+		key      string
+	}{
+		{rules.IDAuthorization, map[string]any{"claims": map[string]any{"groups": "sub"}}, "claims.groups"},
+		{rules.IDCopyMetadataClaims, map[string]any{"app_metadata": []any{"plan", "aud"}}, "app_metadata[1]"},
+		{rules.IDAddRequestContext, map[string]any{"country_claim": "acr"}, "country_claim"},
+	} {
+		ctor, _ := bare.Lookup(c.rule)
+		_, err := ctor(runtime.SettingsDecoder(c.settings))
+		var se *runtime.SettingError
+		if !errors.As(err, &se) || se.Key != c.key || !strings.Contains(se.Reason, "is restricted") {
+			t.Errorf("%s: err %v, want key %q restricted", c.rule, err, c.key)
+		}
+	}
+	if ctor, _ := bare.Lookup(rules.IDAuthorization); ctor != nil {
+		if _, err := ctor(runtime.SettingsDecoder(nil)); err != nil {
+			t.Errorf("bare groups/roles/permissions must be allowed without a namespace: %v", err)
+		}
+	}
 	for _, c := range cases {
 		t.Run(c.rule+"/"+c.key, func(t *testing.T) {
 			ctor, ok := reg.Lookup(c.rule)

@@ -179,7 +179,7 @@ func (p *Pipeline) configure(cfg PipelineConfig) error {
 		if p.namespace, err = ParseNamespace(cfg.Namespace); err != nil {
 			return pe("namespace", err)
 		}
-	case !cfg.AllowUnnamespaced:
+	case !cfg.AllowUnnamespaced && len(cfg.Rules) > 0:
 		return pe("namespace", errors.New("required: an http(s) URL such as https://example.com/ (or set allow_unnamespaced: true)"))
 	}
 	b := cfg.ClaimsBudget

@@ -727,3 +727,13 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestEmptyPipelineNeedsNoNamespace(t *testing.T) {
+	p, err := runtime.NewPipeline(context.Background(), runtime.PipelineConfig{}, runtime.Deps{Registry: runtime.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := run(t, p, event()); !res.Decision.Allowed || len(res.Trace) != 0 {
+		t.Fatalf("%+v", res)
+	}
+}

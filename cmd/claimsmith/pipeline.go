@@ -23,14 +23,15 @@ type pipelineStore interface {
 }
 
 // ruleRegistry registers the built-in rules with their dependencies closed
-// over: the store, the claim namespace and the clock.
-func ruleRegistry(st pipelineStore, namespace string, now func() time.Time) (*runtime.Registry, error) {
+// over: the policy resolver (the store, or the cache in front of it), the
+// store, the claim namespace and the clock.
+func ruleRegistry(resolver authz.PolicyResolver, st pipelineStore, namespace string, now func() time.Time) (*runtime.Registry, error) {
 	reg := runtime.NewRegistry()
 	for _, r := range []struct {
 		id   string
 		ctor runtime.Constructor
 	}{
-		{rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAuthorization(st, st, namespace, d) }},
+		{rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAuthorization(resolver, st, namespace, d) }},
 		{rules.IDRequiredRoles, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequiredRoles(d) }},
 		{rules.IDRequireVerifiedEmail, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequireVerifiedEmail(d) }},
 		{rules.IDAllowedConnections, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAllowedConnections(d) }},
@@ -52,6 +53,10 @@ type pipelineOptions struct {
 	// dryRun keeps the stored profiles unchanged: patches are computed and
 	// shown, never written.
 	dryRun bool
+	// resolver answers policy questions for the authorization rule and the
+	// wasm host functions; nil uses the store directly (serve puts the
+	// policy cache here).
+	resolver authz.PolicyResolver
 }
 
 // newPipeline builds the configuration's pipeline over st, compiling its
@@ -67,11 +72,15 @@ func newPipeline(ctx context.Context, a *app, lc *loadedConfig, st pipelineStore
 		// An invalid namespace is reported by NewPipeline, with its line.
 		ns, _ = runtime.ParseNamespace(pc.Namespace)
 	}
-	reg, err := ruleRegistry(st, ns, opt.now)
+	resolver := opt.resolver
+	if resolver == nil {
+		resolver = st
+	}
+	reg, err := ruleRegistry(resolver, st, ns, opt.now)
 	if err != nil {
 		return nil, nil, err
 	}
-	loader := wasm.NewLoader(wasm.Options{Logger: a.log, Authz: st})
+	loader := wasm.NewLoader(wasm.Options{Logger: a.log, Authz: resolver})
 	var profiles runtime.ProfileStore = st
 	if opt.dryRun {
 		profiles = dryRunProfiles{st}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/claimsmith/claimsmith/runtime/wasm/wasmbuild"
 )
 
 // buildClaimsmith builds the real binary for tests that run it as a user
@@ -210,5 +212,54 @@ func TestCheckSampleConfig(t *testing.T) {
 		strings.NewReader(""), &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "ok — pipeline of 5 rule(s)") {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+}
+
+// TestWasmRuleInPipeline builds a sample WebAssembly rule from source and
+// runs it in the dry run next to the built-in rules, with the module path
+// relative to the configuration file; `check` compiles it too.
+func TestWasmRuleInPipeline(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "rules"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := wasmbuild.Go(context.Background(), filepath.Join("..", "..", "samples", "rules", "department-claims"), filepath.Join(dir, "rules", "department.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "claimsmith.yaml")
+	if err := os.WriteFile(cfg, []byte(`pipeline:
+  namespace: https://example.com/
+  rules:
+    - rule: authorization
+    - name: department
+      wasm: rules/department.wasm
+      timeout: 1s
+      pool_size: 1
+      config:
+        namespace: https://example.com/
+        contractor_group: Contractors
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"test", "--config", cfg, "--data", "../../samples/data/claimsmith-full.json",
+		"--event", "../../samples/events/contractor-without-role.json"}, strings.NewReader(""), &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	for _, want := range []string{
+		"  https://example.com/contractor = true",
+		"  https://example.com/departments = []",
+		"  2. department [wasm] abstain",
+		"       info: user auth0|frank: 0 departments, contractor=true",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	code = run(context.Background(), []string{"--data-dir", filepath.Join(dir, "none"), "check", "--config", cfg}, strings.NewReader(""), &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "2. department [wasm] timeout 1s, on_error deny") {
+		t.Fatalf("check: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 }
