@@ -31,7 +31,9 @@ func ruleRegistry(resolver authz.PolicyResolver, st pipelineStore, namespace str
 		id   string
 		ctor runtime.Constructor
 	}{
-		{rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAuthorization(resolver, st, namespace, d) }},
+		{rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) {
+			return rules.NewAuthorization(resolver, st, namespace, d)
+		}},
 		{rules.IDRequiredRoles, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequiredRoles(d) }},
 		{rules.IDRequireVerifiedEmail, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequireVerifiedEmail(d) }},
 		{rules.IDAllowedConnections, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAllowedConnections(d) }},
