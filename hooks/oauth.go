@@ -171,15 +171,16 @@ type IntrospectHandler struct {
 const introspectionJWT = "application/token-introspection+jwt"
 
 func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := orDiscard(h.Log)
 	caller, f, err := oauthRequest(w, r, h.Clients, h.MaxBody)
 	if err != nil {
-		h.Log.DebugContext(r.Context(), "introspection refused", "err", err)
+		log.DebugContext(r.Context(), "introspection refused", "err", err)
 		writeOAuthError(w, err)
 		return
 	}
 	ans, err := h.Introspector.Introspect(r.Context(), caller, token.IntrospectRequest{Token: f.Token, TokenTypeHint: f.TokenTypeHint, Live: f.Live})
 	if err != nil {
-		h.Log.ErrorContext(r.Context(), "introspection failed", "caller", caller.ClientID, "err", err)
+		log.ErrorContext(r.Context(), "introspection failed", "caller", caller.ClientID, "err", err)
 		WriteError(w, err)
 		return
 	}
@@ -187,7 +188,7 @@ func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if accepts(r.Header.Values("Accept"), introspectionJWT) {
 		jwt, err := h.Introspector.Signed(r.Context(), caller, ans)
 		if err != nil {
-			h.Log.ErrorContext(r.Context(), "signing introspection response", "err", err)
+			log.ErrorContext(r.Context(), "signing introspection response", "err", err)
 			WriteError(w, err)
 			return
 		}
@@ -230,14 +231,15 @@ type RevokeHandler struct {
 }
 
 func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := orDiscard(h.Log)
 	caller, f, err := oauthRequest(w, r, h.Clients, h.MaxBody)
 	if err != nil {
-		h.Log.DebugContext(r.Context(), "revocation refused", "err", err)
+		log.DebugContext(r.Context(), "revocation refused", "err", err)
 		writeOAuthError(w, err)
 		return
 	}
 	if err := h.Revoker.Revoke(r.Context(), caller, f.Token); err != nil {
-		h.Log.ErrorContext(r.Context(), "revocation failed", "caller", caller.ClientID, "err", err)
+		log.ErrorContext(r.Context(), "revocation failed", "caller", caller.ClientID, "err", err)
 		// RFC 7009 §2.2.1: a server that cannot revoke now says so with 503.
 		WriteError(w, fmt.Errorf("%w: %v", runtime.ErrUnavailable, err))
 		return
@@ -343,4 +345,11 @@ func writeJSONBody(w http.ResponseWriter, v any) {
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
 }

@@ -52,6 +52,7 @@ const tokensSectionDoc = `  tokens:
         - client_id: billing-api
           secret_env: BILLING_API_SECRET # or the secret itself from the environment
           live: true                     # always answer with current authorization
+          audiences: [https://billing.example.com]  # only tokens for these APIs (default: any)
 `
 
 func runToken(ctx context.Context, a *app, args []string) error {

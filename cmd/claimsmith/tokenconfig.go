@@ -37,6 +37,7 @@ import (
 //	      - client_id: billing-api
 //	        secret_env: BILLING_API_SECRET # or: the secret itself from the environment
 //	        live: true                     # always answer with current authorization
+//	        audiences: [https://billing.example.com] # only tokens for these APIs (default any)
 type tokensConfig struct {
 	Issuer           string                     `yaml:"issuer"`
 	Algorithm        string                     `yaml:"algorithm"`

@@ -27,12 +27,18 @@ type ClientConfig struct {
 	// Live adds the user's current groups/roles/permissions to every answer
 	// for this caller, as if it always sent live=true.
 	Live bool `yaml:"live"`
+	// Audiences, when set, limits the caller to tokens whose aud includes
+	// one of them (RFC 7662 §4): a resource server learns nothing about
+	// tokens meant for another API.
+	Audiences []string `yaml:"audiences"`
 }
 
 // Caller is an authenticated introspection/revocation client.
 type Caller struct {
 	ClientID string
 	Live     bool
+	// Audiences limits the tokens the caller may introspect (none: any).
+	Audiences []string
 }
 
 // ErrBadClient is the authentication failure of a caller. It matches
@@ -121,7 +127,7 @@ func (c *Clients) Authenticate(_ context.Context, id, secret string) (Caller, er
 		if subtle.ConstantTimeCompare(sum[:], cl.sha) != 1 {
 			return Caller{}, ErrBadClient
 		}
-		return Caller{ClientID: id, Live: cl.cfg.Live}, nil
+		return Caller{ClientID: id, Live: cl.cfg.Live, Audiences: cl.cfg.Audiences}, nil
 	}
 	cl.mu.Lock()
 	known := cl.verified != nil && subtle.ConstantTimeCompare(sum[:], cl.verified) == 1
@@ -135,7 +141,7 @@ func (c *Clients) Authenticate(_ context.Context, id, secret string) (Caller, er
 		cl.verified = sum[:]
 		cl.mu.Unlock()
 	}
-	return Caller{ClientID: id, Live: cl.cfg.Live}, nil
+	return Caller{ClientID: id, Live: cl.cfg.Live, Audiences: cl.cfg.Audiences}, nil
 }
 
 // HashSecret returns the configuration form of a secret: PBKDF2-SHA256 with

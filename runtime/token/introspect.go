@@ -81,6 +81,10 @@ func (in *Introspector) Introspect(ctx context.Context, caller Caller, r Introsp
 		in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", err)
 		return Inactive(), nil
 	}
+	if len(caller.Audiences) > 0 && !slices.ContainsFunc(v.Claims.Audience, func(a string) bool { return slices.Contains(caller.Audiences, a) }) {
+		in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", "token audience not allowed for the caller", "aud", []string(v.Claims.Audience))
+		return Inactive(), nil
+	}
 	revoked, err := in.revoked.IsRevoked(ctx, v.Claims.ID)
 	if err != nil {
 		return Introspection{}, fmt.Errorf("introspection: revocation list: %w", err)

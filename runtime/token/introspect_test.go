@@ -328,3 +328,27 @@ func TestClientAuthentication(t *testing.T) {
 		t.Error("duplicate client accepted")
 	}
 }
+
+func TestIntrospectCallerAudiences(t *testing.T) {
+	ctx := context.Background()
+	f := newIntroFixture(t, ES256)
+	tok := f.access(t, AccessTokenRequest{Audience: "https://orders.example.com"})
+	for _, c := range []struct {
+		caller Caller
+		active bool
+	}{
+		{Caller{ClientID: "orders", Audiences: []string{"https://orders.example.com"}}, true},
+		{Caller{ClientID: "billing", Audiences: []string{"https://billing.example.com"}}, false},
+		{Caller{ClientID: "any"}, true},
+	} {
+		ans, err := f.intro.Introspect(ctx, c.caller, IntrospectRequest{Token: tok})
+		if err != nil || ans.Active != c.active || (!c.active && string(ans.JSON) != `{"active":false}`) {
+			t.Errorf("%s: %s %v", c.caller.ClientID, ans.JSON, err)
+		}
+	}
+	h, _ := HashSecret("x", false)
+	cl, _ := NewClients([]ClientConfig{{ClientID: "orders", SecretHash: h, Audiences: []string{"https://orders.example.com"}}})
+	if got, _ := cl.Authenticate(ctx, "orders", "x"); len(got.Audiences) != 1 {
+		t.Fatalf("caller %+v", got)
+	}
+}
