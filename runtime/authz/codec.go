@@ -80,8 +80,31 @@ func (d *Document) UnmarshalJSON(b []byte) error {
 	if _, err := dec.Token(); err != nil {
 		return notObject(err)
 	}
+	out.internUserIDs()
 	*d = out
 	return nil
+}
+
+// internUserIDs makes every occurrence of a user id share one string: a user
+// in ten groups is otherwise decoded ten times, and user ids are most of a
+// large document's memory.
+func (d *Document) internUserIDs() {
+	seen := make(map[string]string)
+	intern := func(ids []string) {
+		for i, u := range ids {
+			if c, ok := seen[u]; ok {
+				ids[i] = c
+			} else {
+				seen[u] = u
+			}
+		}
+	}
+	for i := range d.Groups {
+		intern(d.Groups[i].Members)
+	}
+	for i := range d.Roles {
+		intern(d.Roles[i].Users)
+	}
 }
 
 func decodeClaimsmith(raw json.RawMessage) (*Section, error) {
