@@ -51,7 +51,9 @@ type Source interface {
 type Options struct {
 	// Client is the Redis cache and pub/sub connection (single node, Sentinel
 	// or Cluster). Nil runs the near cache only, invalidated by local writes
-	// and polling.
+	// and polling. Create it with ContextTimeoutEnabled (as the redis
+	// package's Config.NewClient does), or OpTimeout cannot cut a hung call
+	// short of the client's ReadTimeout.
 	Client redis.UniversalClient
 	// Prefix starts every cache key ["claimsmith:"].
 	Prefix string

@@ -56,6 +56,8 @@ func client(t testing.TB, srv *redistest.Server) redis.UniversalClient {
 		ReadTimeout:  200 * time.Millisecond,
 		WriteTimeout: 200 * time.Millisecond,
 		MaxRetries:   -1,
+		// Per-call budgets (OpTimeout) are contexts.
+		ContextTimeoutEnabled: true,
 	})
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -63,6 +65,10 @@ func client(t testing.TB, srv *redistest.Server) redis.UniversalClient {
 
 func newCache(t testing.TB, src cache.Source, opt cache.Options) *cache.Cache {
 	t.Helper()
+	if opt.OpTimeout == 0 {
+		// Generous: -race on a busy shared machine; fault tests set their own.
+		opt.OpTimeout = time.Second
+	}
 	c, err := cache.New(src, opt)
 	if err != nil {
 		t.Fatal(err)

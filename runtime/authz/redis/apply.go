@@ -37,15 +37,19 @@ func (s *Store) apply(ctx context.Context, expected uint64, progress func(done, 
 	}
 	for attempt := 0; ; attempt++ {
 		var rev uint64
+		var fnErr error
 		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
-			var err error
-			rev, err = s.applyTx(ctx, tx, expected, ops)
-			return err
+			rev, fnErr = s.applyTx(ctx, tx, expected, ops)
+			return fnErr
 		}, s.k.rev())
 		if err == nil {
 			return rev, nil
 		}
 		if !errors.Is(err, goredis.TxFailedErr) {
+			if fnErr == nil {
+				// WATCH itself failed: the connection, not the batch.
+				return 0, unavailable("apply", err)
+			}
 			return 0, err
 		}
 		// Another writer committed between our WATCH and EXEC.

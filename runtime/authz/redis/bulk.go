@@ -78,51 +78,31 @@ func (s *Store) applyBulk(ctx context.Context, expected uint64, progress func(do
 			s.dropGeneration(newGen)
 			return 0, err
 		}
+		var fnErr error
 		err = s.c.Watch(ctx, func(tx *goredis.Tx) error {
-			cur, err := tx.Get(ctx, s.k.rev()).Uint64()
-			if err != nil && !errors.Is(err, goredis.Nil) {
-				return unavailable("import: read revision", err)
-			}
-			if cur != rev {
-				return goredis.TxFailedErr
-			}
-			var old []string
-			if replaceProfiles {
-				if old, err = tx.SMembers(ctx, s.k.profiles()).Result(); err != nil {
-					return unavailable("import: read profiles", err)
-				}
-			}
-			_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
-				tp.Set(ctx, s.k.gen(), newGen, 0)
-				tp.Incr(ctx, s.k.rev())
-				if replaceProfiles {
-					for _, u := range old {
-						if _, keep := profiles[u]; !keep {
-							tp.Del(ctx, s.k.profile(u))
-						}
-					}
-					tp.Del(ctx, s.k.profiles())
-					for u, b := range profiles {
-						tp.Set(ctx, s.k.profile(u), b, 0)
-						tp.SAdd(ctx, s.k.profiles(), u)
-					}
-				}
-				return nil
-			})
-			return err
+			fnErr = s.switchGeneration(ctx, tx, rev, newGen, replaceProfiles, profiles)
+			return fnErr
 		}, s.k.rev(), s.k.profiles())
 		if err == nil {
 			s.dropGeneration(gen)
 			return rev + 1, nil
 		}
-		s.dropGeneration(newGen)
 		if !errors.Is(err, goredis.TxFailedErr) {
-			var ve *runtime.ValidationError
-			if errors.As(err, &ve) || errors.Is(err, runtime.ErrUnavailable) {
-				return 0, err
+			// The outcome of EXEC may be unknown: drop the new generation
+			// only when it is certainly not the live one.
+			if live, gerr := s.generation(ctx, s.c); gerr == nil {
+				if live == newGen {
+					s.dropGeneration(gen)
+					return rev + 1, nil
+				}
+				s.dropGeneration(newGen)
 			}
-			return 0, unavailable("import: switch generation", err)
+			if fnErr == nil {
+				return 0, unavailable("import: switch generation", err)
+			}
+			return 0, err
 		}
+		s.dropGeneration(newGen)
 		if expected != 0 {
 			actual, rerr := s.Revision(ctx)
 			if rerr != nil {
@@ -134,6 +114,44 @@ func (s *Store) applyBulk(ctx context.Context, expected uint64, progress func(do
 			return 0, unavailable("import (retrying after concurrent writes)", err)
 		}
 	}
+}
+
+// switchGeneration is the import's commit, run inside WATCH rev and profs.
+func (s *Store) switchGeneration(ctx context.Context, tx *goredis.Tx, rev, newGen uint64, replaceProfiles bool, profiles map[string][]byte) error {
+	cur, err := tx.Get(ctx, s.k.rev()).Uint64()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return unavailable("import: read revision", err)
+	}
+	if cur != rev {
+		return goredis.TxFailedErr
+	}
+	var old []string
+	if replaceProfiles {
+		if old, err = tx.SMembers(ctx, s.k.profiles()).Result(); err != nil {
+			return unavailable("import: read profiles", err)
+		}
+	}
+	_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
+		tp.Set(ctx, s.k.gen(), newGen, 0)
+		tp.Incr(ctx, s.k.rev())
+		if replaceProfiles {
+			for _, u := range old {
+				if _, keep := profiles[u]; !keep {
+					tp.Del(ctx, s.k.profile(u))
+				}
+			}
+			tp.Del(ctx, s.k.profiles())
+			for u, b := range profiles {
+				tp.Set(ctx, s.k.profile(u), b, 0)
+				tp.SAdd(ctx, s.k.profiles(), u)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable("import: commit", err)
+	}
+	return nil
 }
 
 // loadApps returns a document holding only the applications.

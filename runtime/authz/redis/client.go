@@ -85,6 +85,9 @@ func (c Config) NewClient() (goredis.UniversalClient, error) {
 		DialTimeout:  orDefault(c.DialTimeout, time.Second),
 		ReadTimeout:  orDefault(c.ReadTimeout, 500*time.Millisecond),
 		WriteTimeout: orDefault(c.WriteTimeout, 500*time.Millisecond),
+		// Login budgets are contexts: honour their deadlines on every
+		// command, or a hung server would hold a login for ReadTimeout.
+		ContextTimeoutEnabled: true,
 		// Sentinels usually share the data nodes' credentials.
 		SentinelUsername: c.Username,
 		SentinelPassword: c.Password,

@@ -40,49 +40,59 @@ func (s *Store) PatchProfile(ctx context.Context, userID string, appMetadata, us
 	key := s.k.profile(userID)
 	for attempt := 0; ; attempt++ {
 		var out runtime.Profile
+		var fnErr error
 		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
-			cur := runtime.Profile{UserID: userID}
-			b, err := tx.Get(ctx, key).Bytes()
-			switch {
-			case errors.Is(err, goredis.Nil):
-			case err != nil:
-				return unavailable("read profile", err)
-			default:
-				if cur, err = decodeProfile(b, userID); err != nil {
-					return err
-				}
-			}
-			next, err := authz.MergeProfile(cur, userID, appMetadata, userMetadata, s.opt.ProfileLimit)
-			if err != nil {
-				return err
-			}
-			enc, err := json.Marshal(next)
-			if err != nil {
-				return &runtime.ValidationError{Entity: "profile", ID: userID, Reason: "is not JSON: " + err.Error()}
-			}
-			_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
-				tp.Set(ctx, key, enc, 0)
-				tp.SAdd(ctx, s.k.profiles(), userID)
-				return nil
-			})
-			out = next
-			return err
+			fnErr = s.patchTx(ctx, tx, key, userID, appMetadata, userMetadata, &out)
+			return fnErr
 		}, key)
 		if err == nil {
 			return authz.ProfileFromRecord(authz.ProfileRecord{UserID: userID, AppMetadata: out.AppMetadata, UserMetadata: out.UserMetadata}), nil
 		}
 		if !errors.Is(err, goredis.TxFailedErr) {
-			var ve *runtime.ValidationError
-			var te *authz.ProfileTooLargeError
-			if errors.As(err, &ve) || errors.As(err, &te) || errors.Is(err, runtime.ErrUnavailable) {
-				return runtime.Profile{}, err
+			if fnErr == nil {
+				return runtime.Profile{}, unavailable("patch profile", err)
 			}
-			return runtime.Profile{}, unavailable("patch profile", err)
+			return runtime.Profile{}, err
 		}
 		if err := backoff(ctx, attempt); err != nil {
 			return runtime.Profile{}, unavailable("patch profile (retrying after concurrent patches)", err)
 		}
 	}
+}
+
+func (s *Store) patchTx(ctx context.Context, tx *goredis.Tx, key, userID string, appMetadata, userMetadata map[string]any, out *runtime.Profile) error {
+	cur := runtime.Profile{UserID: userID}
+	b, err := tx.Get(ctx, key).Bytes()
+	switch {
+	case errors.Is(err, goredis.Nil):
+	case err != nil:
+		return unavailable("read profile", err)
+	default:
+		if cur, err = decodeProfile(b, userID); err != nil {
+			return err
+		}
+	}
+	next, err := authz.MergeProfile(cur, userID, appMetadata, userMetadata, s.opt.ProfileLimit)
+	if err != nil {
+		return err
+	}
+	enc, err := json.Marshal(next)
+	if err != nil {
+		return &runtime.ValidationError{Entity: "profile", ID: userID, Reason: "is not JSON: " + err.Error()}
+	}
+	_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
+		tp.Set(ctx, key, enc, 0)
+		tp.SAdd(ctx, s.k.profiles(), userID)
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, goredis.TxFailedErr) {
+			return err
+		}
+		return unavailable("patch profile", err)
+	}
+	*out = next
+	return nil
 }
 
 // ListProfiles implements authz.ProfileLister.
