@@ -20,7 +20,7 @@ func TestAuth0ActionAgainstServer(t *testing.T) {
 	}
 	ts := newDialectServer(t, nil)
 	// The Action signs with the wall clock.
-	ts.now = time.Now()
+	ts.setNow(time.Now())
 	test, err := filepath.Abs(filepath.Join("..", "samples", "auth0", "post-login-action.test.js"))
 	if err != nil {
 		t.Fatal(err)

@@ -132,7 +132,7 @@ func TestReplayedWebhookRejected(t *testing.T) {
 			if st, b, _ := ts.post(t, c.path, body, sign); st != 200 {
 				t.Fatalf("first delivery: %d %s", st, b)
 			}
-			ts.now = t0.Add(4 * time.Minute)
+			ts.setNow(t0.Add(4 * time.Minute))
 			if st, b, _ := ts.post(t, c.path, body, sign); st != 401 || !strings.Contains(string(b), "replay") {
 				t.Fatalf("replay: %d %s, want 401 naming the replay", st, b)
 			}

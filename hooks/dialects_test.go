@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,8 +45,11 @@ type testServer struct {
 	*httptest.Server
 	enricher *recordingEnricher
 	store    *memory.Store
-	now      time.Time
+	clock    atomic.Int64 // unix nanoseconds; the handlers read it concurrently
 }
+
+func (ts *testServer) setNow(t time.Time) { ts.clock.Store(t.UnixNano()) }
+func (ts *testServer) now() time.Time     { return time.Unix(0, ts.clock.Load()) }
 
 func newDialectServer(t *testing.T, cfgMod func(*hooks.HooksConfig)) *testServer {
 	t.Helper()
@@ -57,7 +61,8 @@ func newDialectServer(t *testing.T, cfgMod func(*hooks.HooksConfig)) *testServer
 func newMintingServer(t *testing.T, cfgMod func(*hooks.HooksConfig), minter hooks.Minter) *testServer {
 	t.Helper()
 	store := newTestStore(t, portalClient, batchClient)
-	ts := &testServer{enricher: &recordingEnricher{next: newPipeline(t, store)}, store: store, now: t0}
+	ts := &testServer{enricher: &recordingEnricher{next: newPipeline(t, store)}, store: store}
+	ts.setNow(t0)
 	cfg := &hooks.HooksConfig{
 		MaxBody: 64 << 10,
 		Native: &hooks.NativeConfig{Callers: []hooks.CallerConfig{
@@ -76,7 +81,7 @@ func newMintingServer(t *testing.T, cfgMod func(*hooks.HooksConfig), minter hook
 	d, err := cfg.Build(hooks.DialectDeps{
 		Enricher: ts.enricher, Resolver: store, Settings: store, Namespace: testNS, Minter: minter,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now: func() time.Time { return ts.now }, Getenv: func(k string) string { return env[k] },
+		Now: ts.now, Getenv: func(k string) string { return env[k] },
 	})
 	if err != nil {
 		t.Fatalf("building dialects: %v", err)
