@@ -44,3 +44,20 @@ bench-tokens:
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 6 ./runtime/token/ | tee bench-results/tokens.txt
 # --- end tokens ---
+
+# --- hooks / IdP dialects (issue 6) ---
+.PHONY: hydra e2e bench-hooks
+# hydra: build Ory Hydra v2.3.0 (-tags sqlite) once per machine, cached in
+# ${XDG_CACHE_HOME:-~/.cache}/claimsmith; a no-op while current.
+hydra:
+	samples/hydra/build.sh
+# e2e: Hydra token hook end to end + the Auth0 Action under node:test
+# (both also part of `make test`).
+e2e: hydra
+	$(GO) test -count=1 -run 'TestHydraEndToEnd|TestAuth0Action' -v ./hooks/
+# bench-hooks: native post-login over loopback HTTP vs the floor (two ES256
+# signatures + decode + encode); compare runs with benchstat.
+bench-hooks:
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench 'NativeLogin' -benchtime 2s -count 6 ./hooks/ | tee bench-results/hooks.txt
+# --- end hooks ---
