@@ -118,6 +118,9 @@ func readEvent(stdin io.Reader, path string) (*runtime.Event, error) {
 	}
 	ev, err := runtime.DecodeEvent(b)
 	if err != nil {
+		if path == "-" {
+			path = "stdin"
+		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return ev, nil

@@ -263,3 +263,31 @@ func TestWasmRuleInPipeline(t *testing.T) {
 		t.Fatalf("check: exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
 }
+
+// TestDryRunWritesNothing runs the dry run against a file store: the stored
+// profile is read (the IdP-less user gets their stored plan) but the
+// patches the run shows are not persisted.
+func TestDryRunWritesNothing(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cli := func(args ...string) (string, int) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"--data-dir", dataDir}, args...), strings.NewReader(""), &out, &errb)
+		return out.String() + errb.String(), code
+	}
+	if out, code := cli("import", "../../samples/data/claimsmith-full.json"); code != 0 {
+		t.Fatalf("import: %d %s", code, out)
+	}
+	before, code := cli("users", "get", "auth0|alice")
+	if code != 0 || !strings.Contains(before, "enterprise") {
+		t.Fatalf("users get: %d %s", code, before)
+	}
+	out, code := cli("test", "--config", "../../samples/config/claimsmith.yaml", "--event", "../../samples/events/employee.json")
+	if code != 0 || !strings.Contains(out, `https://example.com/plan = "enterprise"`) ||
+		!strings.Contains(out, `app_metadata patch: {"authorization":`) {
+		t.Fatalf("test: %d\n%s", code, out)
+	}
+	after, _ := cli("users", "get", "auth0|alice")
+	if after != before || strings.Contains(after, "Portal Admins") {
+		t.Fatalf("the dry run changed the stored profile:\nbefore %s\nafter %s", before, after)
+	}
+}
