@@ -189,7 +189,7 @@ func (p *Pipeline) configure(cfg PipelineConfig) error {
 			return DefaultClaimsBudget, nil
 		case v == -1:
 			return -1, nil
-		case v < 0 || v < 64:
+		case v < 64:
 			return 0, pe("claims_budget."+key, fmt.Errorf("%d is not a byte budget of at least 64 (or -1 for none)", v))
 		}
 		return v, nil
