@@ -140,7 +140,7 @@ func (ts *testServer) post(t *testing.T, path string, body []byte, sign signer) 
 	return resp.StatusCode, out, resp.Header
 }
 
-func readPayload(t *testing.T, name string) []byte {
+func readPayload(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "samples", "payloads", name))
 	if err != nil {
