@@ -46,10 +46,16 @@ type instance struct {
 	cur         *extism.CurrentPlugin
 
 	onLogin, onCredentials api.Function // fast path; slow path uses placeholders
+	// stop is the instrumentation's stop flag: setting it to 1 makes the
+	// guest trap at its next check (see instrument.go).
+	stop api.MutableGlobal
 	exportNames            []string
 
 	input  bytes.Buffer
 	enc    *json.Encoder
+	// stderr keeps the end of what the guest wrote to stderr during the
+	// call (a Go guest's panic message), for the error.
+	stderr *tailBuffer
 	output []byte
 	// query and hostLogs belong to the call in flight: Run fills query
 	// before the call and reads hostLogs after it; the worker's host
@@ -72,7 +78,8 @@ type callReq struct {
 type callRes struct{ err error }
 
 func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
-	p, err := r.compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: r.moduleConfig})
+	stderr := &tailBuffer{max: 2048}
+	p, err := r.compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: r.moduleConfig.WithStderr(stderr)})
 	if err != nil {
 		return nil, err
 	}
@@ -80,14 +87,14 @@ func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
 	p.SetLogger(func(level extism.LogLevel, msg string) {
 		r.log.Debug("wasm guest log", "level", level.String(), "msg", msg)
 	})
-	in := &instance{rule: r, plugin: p, req: make(chan callReq, 1), res: make(chan callRes, 1)}
+	in := &instance{rule: r, plugin: p, stderr: stderr, req: make(chan callReq, 1), res: make(chan callRes, 1)}
 	in.enc = json.NewEncoder(&in.input)
 	in.enc.SetEscapeHTML(false)
 
 	if kernel, main, ok := pluginModules(p); ok {
 		in.fast = true
 		in.main = main
-		in.kernel = newKernelModule(kernel)
+		in.kernel = newKernelModule(kernel, in)
 		in.kmem = kernel.ExportedMemory("memory")
 		k := in.kernel
 		in.k.reset, in.k.alloc, in.k.inputSet = k.fn("reset"), k.fn("alloc"), k.fn("input_set")
@@ -99,6 +106,7 @@ func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
 		}
 	}
 	if in.fast {
+		in.stop, _ = in.main.ExportedGlobal(stopExport).(api.MutableGlobal)
 		in.onLogin = in.main.ExportedFunction(ExportLogin)
 		in.onCredentials = in.main.ExportedFunction(ExportCredentials)
 		for name := range in.main.ExportedFunctionDefinitions() {
@@ -185,7 +193,13 @@ func typeNames(ts []api.ValueType) []string {
 
 func (in *instance) worker() {
 	for req := range in.req {
+		in.stderr.reset()
 		err := in.invoke(req)
+		if err != nil {
+			if tail := in.stderr.String(); tail != "" {
+				err = fmt.Errorf("%w; guest stderr: %s", err, tail)
+			}
+		}
 		in.res <- callRes{err: err}
 	}
 	in.shutdown()
@@ -316,12 +330,66 @@ type kernelModule struct {
 	fns map[string]api.Function
 }
 
-func newKernelModule(m api.Module) *kernelModule {
+func newKernelModule(m api.Module, in *instance) *kernelModule {
 	k := &kernelModule{Module: m, fns: map[string]api.Function{}}
 	for name := range m.ExportedFunctionDefinitions() {
 		k.fns[name] = m.ExportedFunction(name)
 	}
+	// The byte-wise loads and stores are plain memory accesses in the kernel
+	// (go-sdk already does the 64-bit ones in Go). PDKs call them once per
+	// byte of a string's tail, and each call into the kernel costs a wazero
+	// call with its context watcher; doing them in Go is equivalent and
+	// cheaper.
+	mem := m.ExportedMemory("memory")
+	if mem == nil {
+		return k
+	}
+	goFn := func(name string, f func(stack []uint64) error) {
+		if orig := k.fns[name]; orig != nil {
+			k.fns[name] = &goKernelFunc{Function: orig, f: f}
+		}
+	}
+	goFn("store_u8", func(st []uint64) error {
+		if !mem.WriteByte(uint32(st[0]), byte(st[1])) {
+			return fmt.Errorf("store_u8: offset %d is outside the plugin's memory", st[0])
+		}
+		return nil
+	})
+	goFn("load_u8", func(st []uint64) error {
+		b, ok := mem.ReadByte(uint32(st[0]))
+		if !ok {
+			return fmt.Errorf("load_u8: offset %d is outside the plugin's memory", st[0])
+		}
+		st[0] = uint64(b)
+		return nil
+	})
+	goFn("input_load_u8", func(st []uint64) error {
+		off, _ := in.inputOffset.(uint64)
+		b, ok := mem.ReadByte(uint32(off + st[0]))
+		if !ok {
+			return fmt.Errorf("input_load_u8: offset %d is outside the input", st[0])
+		}
+		st[0] = uint64(b)
+		return nil
+	})
 	return k
+}
+
+// goKernelFunc is a kernel function done in Go (see newKernelModule).
+type goKernelFunc struct {
+	api.Function // the kernel's own: its Definition stays right
+	f            func(stack []uint64) error
+}
+
+func (g *goKernelFunc) CallWithStack(_ context.Context, stack []uint64) error { return g.f(stack) }
+
+func (g *goKernelFunc) Call(_ context.Context, params ...uint64) ([]uint64, error) {
+	st := make([]uint64, 2)
+	copy(st, params)
+	if err := g.f(st); err != nil {
+		return nil, err
+	}
+	return st[:len(g.Definition().ResultTypes())], nil
 }
 
 func (k *kernelModule) fn(name string) api.Function { return k.fns[name] }
@@ -334,3 +402,21 @@ func (k *kernelModule) ExportedFunction(name string) api.Function {
 	}
 	return k.Module.ExportedFunction(name)
 }
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	b   []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) reset() { t.b = t.b[:0] }
+
+func (t *tailBuffer) String() string { return string(bytes.TrimSpace(t.b)) }

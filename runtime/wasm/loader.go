@@ -56,9 +56,6 @@ type Options struct {
 	// running (abandoned) before the rule is disabled until it is reloaded.
 	MaxAbandoned int
 
-	// noEntryChecks skips the function-entry instrumentation (addEntryChecks).
-	// Only tests set it, to show what the abandoned-call cap is for.
-	noEntryChecks bool
 }
 
 // Loader compiles WebAssembly rules (runtime.ModuleLoader). It keeps one
@@ -153,12 +150,7 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 		}
 		return nil, fail(err, "%v", err)
 	}
-	bin := raw
-	if !l.opts.noEntryChecks {
-		bin, err = addEntryChecks(raw)
-	} else {
-		_, err = addEntryChecks(raw) // still validates the header
-	}
+	bin, err := instrument(raw)
 	if err != nil {
 		return nil, fail(err, "%v", err)
 	}
@@ -166,9 +158,8 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 	started := time.Now()
 	rcfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(l.cache).
-		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(uint32(pages)).
-		WithDebugInfoEnabled(false) // the entry blocks shift code offsets; names still show in traces
+		WithDebugInfoEnabled(false) // instrumentation shifts code offsets; names still show in traces
 	manifest := extism.Manifest{
 		Wasm:         []extism.Wasm{extism.WasmData{Data: bin, Name: "main"}},
 		Memory:       &extism.ManifestMemory{MaxPages: uint32(pages), MaxHttpResponseBytes: int64(l.opts.MaxOutputBytes), MaxVarBytes: 64 << 10},

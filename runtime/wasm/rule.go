@@ -171,12 +171,16 @@ func (r *Rule) discard(in *instance, why error) {
 	r.replace()
 }
 
-// abandon gives up on a call that is still running: wazero closes the module
-// at the guest's next check (loop header or, with the entry instrumentation,
-// function entry), and the worker then closes the instance. Until it does,
+// abandon gives up on a call that is still running: it sets the instance's
+// stop flag, the guest traps at its next check (every loop header and
+// function entry, see instrument.go), and the worker then closes the
+// instance. Until it does,
 // the call counts as stuck; too many stuck calls at once disable the rule,
 // which bounds the CPU a hostile module can keep busy.
 func (r *Rule) abandon(in *instance) {
+	if in.stop != nil {
+		in.stop.Set(1)
+	}
 	in.abandoned.Store(true)
 	n := r.stuck.Add(1)
 	if n >= r.maxStuck && !r.disabled.Swap(true) {

@@ -151,13 +151,19 @@ func (s *Samples) Root() string { return s.root }
 // Build builds samples/rules/<name> and returns the .wasm path. The kind is
 // found from the folder: a .wat file, a package.json, or Go sources.
 func (s *Samples) Build(ctx context.Context, name string) (string, error) {
+	return s.BuildDir(ctx, filepath.Join(s.root, "samples", "rules", name))
+}
+
+// BuildDir builds the rule in src (a folder laid out like a sample, named
+// after the rule) and returns the .wasm path.
+func (s *Samples) BuildDir(ctx context.Context, src string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.built[name]; ok {
+	if r, ok := s.built[src]; ok {
 		return r.path, r.err
 	}
-	src := filepath.Join(s.root, "samples", "rules", name)
-	out := filepath.Join(s.dir, name+".wasm")
+	name := filepath.Base(src)
+	out := filepath.Join(s.dir, fmt.Sprintf("%s-%d.wasm", name, len(s.built)))
 	var err error
 	switch {
 	case exists(filepath.Join(src, name+".wat")):
@@ -167,9 +173,9 @@ func (s *Samples) Build(ctx context.Context, name string) (string, error) {
 	case exists(filepath.Join(src, "main.go")):
 		err = Go(ctx, src, out)
 	default:
-		err = fmt.Errorf("samples/rules/%s: no main.go, package.json or %s.wat", name, name)
+		err = fmt.Errorf("%s: no main.go, package.json or %s.wat", src, name)
 	}
-	s.built[name] = result{out, err}
+	s.built[src] = result{out, err}
 	return out, err
 }
 
@@ -179,6 +185,16 @@ func (s *Samples) MustBuild(t testing.TB, name string) string {
 	p, err := s.Build(context.Background(), name)
 	if err != nil {
 		t.Fatalf("building sample rule %s: %v", name, err)
+	}
+	return p
+}
+
+// MustBuildDir is BuildDir for tests.
+func (s *Samples) MustBuildDir(t testing.TB, dir string) string {
+	t.Helper()
+	p, err := s.BuildDir(context.Background(), dir)
+	if err != nil {
+		t.Fatalf("building rule in %s: %v", dir, err)
 	}
 	return p
 }

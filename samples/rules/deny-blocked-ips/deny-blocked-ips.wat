@@ -13,6 +13,7 @@
 (module
   (import "extism:host/env" "input_length" (func $input_length (result i64)))
   (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "input_load_u64" (func $input_load_u64 (param i64) (result i64)))
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
   (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
@@ -93,9 +94,16 @@
   (func (export "on_login") (result i32)
     (local $inlen i32) (local $i i32) (local $cfg i64) (local $cfglen i32)
     (local $c i32) (local $start i32) (local $end i32) (local $ch i32) (local $hit i32)
-    ;; copy the input to $buf
+    ;; copy the input to $buf, 8 bytes per host call, then the tail
     (local.set $inlen (i32.wrap_i64 (call $input_length)))
-    (call $ensure (i32.add (global.get $buf) (local.get $inlen)))
+    (call $ensure (i32.add (i32.add (global.get $buf) (local.get $inlen)) (i32.const 8)))
+    (block $done8
+      (loop $copy8
+        (br_if $done8 (i32.gt_u (i32.add (local.get $i) (i32.const 8)) (local.get $inlen)))
+        (i64.store (i32.add (global.get $buf) (local.get $i))
+          (call $input_load_u64 (i64.extend_i32_u (local.get $i))))
+        (local.set $i (i32.add (local.get $i) (i32.const 8)))
+        (br $copy8)))
     (block $done
       (loop $copy
         (br_if $done (i32.ge_u (local.get $i) (local.get $inlen)))

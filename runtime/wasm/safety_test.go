@@ -1,0 +1,410 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// slack is how late past its timeout a login may be answered. Generous: the
+// 2-core CI machine runs other packages' tests at the same time.
+const slack = 750 * time.Millisecond
+
+func hostileGuest(t testing.TB) string {
+	return samples.MustBuildDir(t, filepath.Join("testdata", "guests", "hostile"))
+}
+
+// wantRuleError checks that err is a *runtime.RuleError naming rule and
+// matching target (when not nil), and that its text contains want.
+func wantRuleError(t *testing.T, err error, rule string, target error, want string) {
+	t.Helper()
+	var re *runtime.RuleError
+	if !errors.As(err, &re) {
+		t.Fatalf("error = %v (%T), want a *runtime.RuleError", err, err)
+	}
+	if re.Rule != rule {
+		t.Errorf("RuleError.Rule = %q, want %q", re.Rule, rule)
+	}
+	if target != nil && !errors.Is(err, target) {
+		t.Errorf("error %v does not match %v", err, target)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not mention %q", err, want)
+	}
+}
+
+// waitFor polls cond for up to d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// healthy checks that another rule keeps answering while something else is
+// stuck, and that the garbage collector can still stop the world.
+func healthy(t *testing.T, r *Rule) {
+	t.Helper()
+	start := time.Now()
+	goruntime.GC()
+	if d := time.Since(start); d > slack {
+		t.Errorf("runtime.GC took %v while a guest was running", d)
+	}
+	out, err := runRule(t, r, sampleEvent())
+	if err != nil {
+		t.Fatalf("healthy rule failed: %v", err)
+	}
+	if out.Access.Vote != runtime.Deny {
+		t.Fatalf("healthy rule (deny-blocked-ips) did not deny the blocked IP: %+v", out.Access)
+	}
+}
+
+func blockedIPs(t *testing.T, l *Loader) *Rule {
+	return load(t, l, runtime.ModuleSpec{
+		Name: "deny-blocked-ips", Path: samples.MustBuild(t, "deny-blocked-ips"),
+		Config: map[string]string{"blocked_ips": "198.51.100.23"}, PoolSize: 1,
+	})
+}
+
+const infiniteLoop = `(module
+  (func (export "on_login") (result i32)
+    (loop $forever (br $forever))
+    (i32.const 0)))`
+
+// Call trees without loops: wazero's own context checks (loop headers only)
+// never fire in them. $tree calls itself twice per level: 2^depth calls.
+const callTree = `(module
+  (func $tree (param $n i32)
+    (if (local.get $n)
+      (then
+        (call $tree (i32.sub (local.get $n) (i32.const 1)))
+        (call $tree (i32.sub (local.get $n) (i32.const 1))))))
+  (func (export "on_login") (result i32)
+    (call $tree (i32.const %d))
+    (i32.const 0)))`
+
+const deepRecursion = `(module
+  (func $down (param $n i64) (result i64)
+    (call $down (i64.add (local.get $n) (i64.const 1))))
+  (func (export "on_login") (result i32)
+    (drop (call $down (i64.const 0)))
+    (i32.const 0)))`
+
+func TestInfiniteLoopStoppedAtTimeout(t *testing.T) {
+	l := NewLoader(Options{Logger: testLogger(t)})
+	r := load(t, l, runtime.ModuleSpec{Name: "loop", Path: watModule(t, "loop", infiniteLoop), Timeout: 100 * time.Millisecond, PoolSize: 1})
+	good := blockedIPs(t, l)
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		_, err := runRule(t, r, sampleEvent())
+		elapsed := time.Since(start)
+		wantRuleError(t, err, "loop", runtime.ErrTimeout, "did not return within 100ms")
+		if elapsed > 100*time.Millisecond+slack {
+			t.Errorf("login answered after %v, want ≤ timeout + %v", elapsed, slack)
+		}
+		// The stop flag ends the abandoned call: nothing stays stuck.
+		waitFor(t, 5*time.Second, "the abandoned call to end", func() bool { return r.Status().Abandoned == 0 })
+	}
+	st := r.Status()
+	if st.Timeouts != 3 || st.Discarded != 3 || st.Disabled {
+		t.Errorf("status = %+v, want 3 timeouts, 3 discarded instances, not disabled", st)
+	}
+	healthy(t, good)
+}
+
+func TestCallTreeWithoutLoopsStoppedAtTimeout(t *testing.T) {
+	l := NewLoader(Options{Logger: testLogger(t)})
+	// 2^40 calls: hours of work if nothing stopped it.
+	r := load(t, l, runtime.ModuleSpec{Name: "tree", Path: watModule(t, "tree", fmt.Sprintf(callTree, 40)), Timeout: 100 * time.Millisecond, PoolSize: 2})
+	good := blockedIPs(t, l)
+
+	// Other logins keep working while the tree runs.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var otherErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var out runtime.Commands
+			if err := good.Run(context.Background(), sampleEvent(), &out); err != nil {
+				otherErr = err
+				return
+			}
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		_, err := runRule(t, r, sampleEvent())
+		elapsed := time.Since(start)
+		wantRuleError(t, err, "tree", runtime.ErrTimeout, "did not return within")
+		if elapsed > 100*time.Millisecond+slack {
+			t.Errorf("login answered after %v, want ≤ timeout + %v", elapsed, slack)
+		}
+		waitFor(t, 5*time.Second, "the abandoned call to end", func() bool { return r.Status().Abandoned == 0 })
+	}
+	close(stop)
+	wg.Wait()
+	if otherErr != nil {
+		t.Fatalf("another rule failed while the call tree ran: %v", otherErr)
+	}
+	healthy(t, good)
+	if st := r.Status(); st.Disabled {
+		t.Errorf("rule disabled although every abandoned call ended: %+v", st)
+	}
+}
+
+func TestDeepRecursionIsARuleError(t *testing.T) {
+	l := NewLoader(Options{Logger: testLogger(t)})
+	r := load(t, l, runtime.ModuleSpec{Name: "deep", Path: watModule(t, "deep", deepRecursion), Timeout: 2 * time.Second, PoolSize: 1})
+	start := time.Now()
+	_, err := runRule(t, r, sampleEvent())
+	if err == nil {
+		t.Fatal("unbounded recursion returned no error")
+	}
+	// Either the stack limit traps it first or the timeout stops it.
+	wantRuleError(t, err, "deep", nil, "")
+	if elapsed := time.Since(start); elapsed > 2*time.Second+slack {
+		t.Errorf("answered after %v", elapsed)
+	}
+	t.Logf("deep recursion: %v", err)
+	healthy(t, blockedIPs(t, l))
+}
+
+// blockingResolver answers look-ups only when released, ignoring the
+// context, as a hung backend would.
+type blockingResolver struct{ release chan struct{} }
+
+func (b blockingResolver) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.Policy, error) {
+	<-b.release
+	return authz.Policy{Groups: []string{"dept-sales"}}, nil
+}
+
+// TestAbandonedCallCap: a call that does not come back (here: stuck in a host
+// look-up whose backend hangs) is answered at its timeout and abandoned. Once
+// MaxAbandoned abandoned calls are still running, the rule is disabled (and
+// says so) instead of piling up more stuck threads.
+func TestAbandonedCallCap(t *testing.T) {
+	res := blockingResolver{release: make(chan struct{})}
+	l := NewLoader(Options{Logger: testLogger(t), MaxAbandoned: 2, Authz: res})
+	r := load(t, l, runtime.ModuleSpec{Name: "dept", Path: samples.MustBuild(t, "department-claims"), Timeout: 50 * time.Millisecond, PoolSize: 2})
+	good := blockedIPs(t, l)
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		_, err := runRule(t, r, sampleEvent())
+		wantRuleError(t, err, "dept", runtime.ErrTimeout, "did not return within 50ms")
+		if elapsed := time.Since(start); elapsed > 50*time.Millisecond+slack {
+			t.Errorf("login answered after %v", elapsed)
+		}
+	}
+	st := r.Status()
+	if !st.Disabled || st.Abandoned != 2 {
+		t.Fatalf("after 2 stuck calls: status %+v, want disabled with 2 abandoned calls", st)
+	}
+	start := time.Now()
+	_, err := runRule(t, r, sampleEvent())
+	wantRuleError(t, err, "dept", ErrDisabled, "2 calls were still running past the 50ms timeout")
+	if !errors.Is(err, runtime.ErrUnavailable) {
+		t.Errorf("disabled error %v does not match runtime.ErrUnavailable", err)
+	}
+	if elapsed := time.Since(start); elapsed > 50*time.Millisecond {
+		t.Errorf("a disabled rule took %v to answer", elapsed)
+	}
+	// Other rules are unaffected.
+	healthy(t, good)
+	close(res.release)
+	waitFor(t, 10*time.Second, "the stuck calls to finish", func() bool { return r.Status().Abandoned == 0 })
+	if !r.Status().Disabled {
+		t.Error("the rule re-enabled itself; it stays disabled until reloaded")
+	}
+}
+
+func TestMemoryBombTrapped(t *testing.T) {
+	const bomb = `(module
+  (memory 1)
+  (func (export "on_login") (result i32)
+    (loop $grow
+      (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+    ;; the cap is reached: touch memory past it
+    (i32.store (i32.mul (memory.size) (i32.const 65536)) (i32.const 1))
+    (i32.const 0)))`
+	l := NewLoader(Options{Logger: testLogger(t)})
+	var before goruntime.MemStats
+	goruntime.ReadMemStats(&before)
+	const capBytes = 8 << 20
+	for _, tc := range []struct {
+		name, path string
+		config     map[string]string
+		want       string
+	}{
+		{"wat-bomb", watModule(t, "bomb", bomb), nil, "out of bounds memory access"},
+		{"go-bomb", hostileGuest(t), map[string]string{"mode": "membomb"}, "trapped"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := load(t, l, runtime.ModuleSpec{Name: tc.name, Path: tc.path, MemoryBytes: capBytes * 2, Config: tc.config, PoolSize: 1, Timeout: 5 * time.Second})
+			_, err := runRule(t, r, sampleEvent())
+			wantRuleError(t, err, tc.name, nil, tc.want)
+			t.Logf("%s: %v", tc.name, truncateErr(err))
+			if st := r.Status(); st.Discarded != 1 {
+				t.Errorf("status %+v: the instance was not discarded", st)
+			}
+			// The rule still works with a fresh instance (and fails the same way).
+			_, err = runRule(t, r, sampleEvent())
+			wantRuleError(t, err, tc.name, nil, tc.want)
+		})
+	}
+	var after goruntime.MemStats
+	goruntime.ReadMemStats(&after)
+	// The host's own heap does not pay for the guest's memory.
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 64<<20 {
+		t.Errorf("host heap grew by %d MiB", grew>>20)
+	}
+}
+
+func truncateErr(err error) string {
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func TestGuestFailuresAreRuleErrors(t *testing.T) {
+	l := NewLoader(Options{Logger: testLogger(t), MaxOutputBytes: 64 << 10})
+	output := func(s string) string {
+		return fmt.Sprintf(`(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (memory 1)
+  (data (i32.const 0) %q)
+  (func (export "on_login") (result i32)
+    (local $off i64) (local $i i32)
+    (local.set $off (call $alloc (i64.const %d)))
+    (block $done (loop $copy
+      (br_if $done (i32.ge_u (local.get $i) (i32.const %d)))
+      (call $store_u8 (i64.add (local.get $off) (i64.extend_i32_u (local.get $i))) (i32.load8_u (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $copy)))
+    (call $output_set (local.get $off) (i64.const %d))
+    (i32.const 0)))`, s, len(s), len(s), len(s))
+	}
+	const oversized = `(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (func (export "on_login") (result i32)
+    (call $output_set (call $alloc (i64.const 1048576)) (i64.const 1048576))
+    (i32.const 0)))`
+	const trap = `(module (func (export "on_login") (result i32) unreachable))`
+	const status = `(module (func (export "on_login") (result i32) (i32.const 7)))`
+	for _, tc := range []struct {
+		name, path string
+		config     map[string]string
+		target     error
+		want       string
+	}{
+		{"go-panic", hostileGuest(t), map[string]string{"mode": "panic"}, nil, "on_login trapped"},
+		{"trap", watModule(t, "trap", trap), nil, nil, "unreachable"},
+		{"status", watModule(t, "status", status), nil, nil, "on_login failed with status 7"},
+		{"invalid-json", watModule(t, "badjson", output(`{"id_token": {"claims": `)), nil, runtime.ErrInvalid, "not valid commands JSON"},
+		{"unknown-key", watModule(t, "unknownkey", output(`{"id_tokens":{"claims":{"x":1}}}`)), nil, runtime.ErrInvalid, `unknown field "id_tokens"`},
+		{"trailing-data", watModule(t, "trailing", output(`{} {}`)), nil, runtime.ErrInvalid, "data after the top-level object"},
+		{"bad-vote", watModule(t, "badvote", output(`{"access":{"vote":"maybe"}}`)), nil, runtime.ErrInvalid, `vote "maybe"`},
+		{"oversized", watModule(t, "oversized", oversized), nil, runtime.ErrTooLarge, "over the 65536 byte cap"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := load(t, l, runtime.ModuleSpec{Name: tc.name, Path: tc.path, Config: tc.config, PoolSize: 1, Timeout: 5 * time.Second})
+			var out runtime.Commands
+			out.IDToken.Claims.Set("left-over", true)
+			err := r.Run(context.Background(), sampleEvent(), &out)
+			wantRuleError(t, err, tc.name, tc.target, tc.want)
+			t.Logf("%v", truncateErr(err))
+			if st := r.Status(); st.Discarded != 1 || st.Failures != 1 {
+				t.Errorf("status %+v: want the failed instance discarded", st)
+			}
+			// A replacement instance serves the next call.
+			_, err = runRule(t, r, sampleEvent())
+			wantRuleError(t, err, tc.name, tc.target, tc.want)
+		})
+	}
+}
+
+func TestNoNetworkUnlessAllowed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "hello from the host network")
+	}))
+	defer srv.Close()
+	l := NewLoader(Options{Logger: testLogger(t)})
+	guest := hostileGuest(t)
+	conf := map[string]string{"mode": "http", "url": srv.URL + "/x"}
+
+	denied := load(t, l, runtime.ModuleSpec{Name: "no-net", Path: guest, Config: conf, PoolSize: 1, Timeout: 5 * time.Second})
+	_, err := runRule(t, denied, sampleEvent())
+	wantRuleError(t, err, "no-net", nil, "not allowed")
+
+	allowed := load(t, l, runtime.ModuleSpec{Name: "net", Path: guest, Config: conf, PoolSize: 1, Timeout: 5 * time.Second, AllowedHosts: []string{"127.0.0.1"}})
+	out, err := runRule(t, allowed, sampleEvent())
+	if err != nil {
+		t.Fatalf("allowed host: %v", err)
+	}
+	if v, _ := out.IDToken.Claims.Get("https://example.com/http"); v != "hello from the host network" {
+		t.Fatalf("claim = %v, want the server's answer", v)
+	}
+}
+
+func TestNoFileSystem(t *testing.T) {
+	l := NewLoader(Options{Logger: testLogger(t)})
+	r := load(t, l, runtime.ModuleSpec{Name: "fs", Path: hostileGuest(t), Config: map[string]string{"mode": "fs"}, PoolSize: 1, Timeout: 5 * time.Second})
+	out, err := runRule(t, r, sampleEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := out.IDToken.Claims.Get("https://example.com/fs")
+	if msg == "read succeeded" {
+		t.Fatal("the guest read /etc/hostname")
+	}
+	t.Logf("guest reading /etc/hostname: %v", msg)
+	if n, _ := out.IDToken.Claims.Get("https://example.com/root_entries"); fmt.Sprint(n) != "0" {
+		t.Errorf("guest listed %v entries of /", n)
+	}
+}
+
+func TestCredentialsExchangeExport(t *testing.T) {
+	l := NewLoader(Options{Logger: testLogger(t)})
+	r := load(t, l, runtime.ModuleSpec{Name: "m2m", Path: hostileGuest(t), PoolSize: 1, Timeout: 5 * time.Second})
+	ev := sampleEvent()
+	ev.Trigger = runtime.TriggerCredentialsExchange
+	out, err := runRule(t, r, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := out.AccessToken.Claims.Get("https://example.com/m2m"); v != "client-1" {
+		t.Fatalf("on_credentials_exchange claim = %v", v)
+	}
+	// A module without on_credentials_exchange abstains for that trigger.
+	login := load(t, l, runtime.ModuleSpec{Name: "login-only", Path: samples.MustBuild(t, "deny-blocked-ips"), Config: map[string]string{"blocked_ips": "198.51.100.23"}, PoolSize: 1})
+	out, err = runRule(t, login, ev)
+	if err != nil || out.Access.Vote != runtime.Abstain {
+		t.Fatalf("login-only module on credentials-exchange: %v, %+v", err, out.Access)
+	}
+}
