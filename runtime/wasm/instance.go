@@ -48,11 +48,11 @@ type instance struct {
 	onLogin, onCredentials api.Function // fast path; slow path uses placeholders
 	// stop is the instrumentation's stop flag: setting it to 1 makes the
 	// guest trap at its next check (see instrument.go).
-	stop api.MutableGlobal
-	exportNames            []string
+	stop        api.MutableGlobal
+	exportNames []string
 
-	input  bytes.Buffer
-	enc    *json.Encoder
+	input bytes.Buffer
+	enc   *json.Encoder
 	// stderr keeps the end of what the guest wrote to stderr during the
 	// call (a Go guest's panic message), for the error.
 	stderr *tailBuffer

@@ -55,7 +55,6 @@ type Options struct {
 	// MaxAbandoned is the per-rule number of timed-out calls that may still be
 	// running (abandoned) before the rule is disabled until it is reloaded.
 	MaxAbandoned int
-
 }
 
 // Loader compiles WebAssembly rules (runtime.ModuleLoader). It keeps one
