@@ -2,13 +2,17 @@ package hooks_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/runtime"
 )
 
 // TestRefusedRequestsRunNothing: every way a request can fail
@@ -179,5 +183,47 @@ func TestPolicyAcceptsImportedExtensionKey(t *testing.T) {
 	}
 	if st, b, _ := ts.post(t, "/api/users/carol/policy/portal", body, header("x-api-key", "ext-api-key-")); st != 401 {
 		t.Fatalf("wrong key: %d %s", st, b)
+	}
+}
+
+// TestRetryAfterServerErrorIsNotAReplay: when claimsmith itself fails (5xx),
+// the sender's retry with the same webhook-id is processed, not refused.
+func TestRetryAfterServerErrorIsNotAReplay(t *testing.T) {
+	store := newTestStore(t, portalClient, batchClient)
+	p := newPipeline(t, store)
+	var calls atomic.Int32
+	flaky := enricherFunc(func(ctx context.Context, ev *runtime.Event) (*runtime.Result, error) {
+		if calls.Add(1) == 1 {
+			return nil, fmt.Errorf("store: %w", runtime.ErrUnavailable)
+		}
+		return p.Run(ctx, ev)
+	})
+	v, err := hooks.NewWebhookVerifier(nativeSecret, hooks.WebhookOptions{Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&hooks.NativeHandler{Trigger: runtime.TriggerPostLogin, Enricher: flaky,
+		Callers: []hooks.Caller{{Name: "auth0", Webhook: v}}})
+	defer srv.Close()
+	body := readPayload(t, "native/post-login.request.json")
+	send := func() int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		signNative("msg_retry", t0)(req.Header, body)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := send(); st != http.StatusServiceUnavailable {
+		t.Fatalf("first attempt: %d, want 503", st)
+	}
+	if st := send(); st != http.StatusOK {
+		t.Fatalf("retry: %d, want 200", st)
+	}
+	if st := send(); st != http.StatusUnauthorized {
+		t.Fatalf("replay after success: %d, want 401", st)
 	}
 }

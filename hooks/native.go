@@ -115,7 +115,7 @@ func (h *NativeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, resp)
 }
 
-func (h *NativeHandler) serve(w http.ResponseWriter, r *http.Request) (*NativeResponse, error) {
+func (h *NativeHandler) serve(w http.ResponseWriter, r *http.Request) (_ *NativeResponse, err error) {
 	// Authentication comes first; a bearer key needs no body, a signature does.
 	caller, needSig, err := h.callerByHeader(r)
 	if err != nil {
@@ -133,6 +133,11 @@ func (h *NativeHandler) serve(w http.ResponseWriter, r *http.Request) (*NativeRe
 		if caller, traceID, err = h.callerBySignature(r, body); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if st, _ := StatusOf(err); err != nil && st >= 500 {
+				caller.Webhook.Release(traceID)
+			}
+		}()
 	}
 	req, err := DecodeNativeRequest(body, h.Trigger)
 	if err != nil {

@@ -63,7 +63,7 @@ func (h *SupabaseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, resp)
 }
 
-func (h *SupabaseHandler) serve(w http.ResponseWriter, r *http.Request) (*SupabaseResponse, error) {
+func (h *SupabaseHandler) serve(w http.ResponseWriter, r *http.Request) (_ *SupabaseResponse, err error) {
 	if r.Header.Get(HeaderWebhookSignature) == "" {
 		return nil, authErr(schemeWebhooks, "missing webhook-signature header")
 	}
@@ -78,6 +78,11 @@ func (h *SupabaseHandler) serve(w http.ResponseWriter, r *http.Request) (*Supaba
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if st, _ := StatusOf(err); err != nil && st >= 500 {
+			h.Verifier.Release(id)
+		}
+	}()
 	req, err := DecodeSupabaseRequest(body)
 	if err != nil {
 		return nil, err

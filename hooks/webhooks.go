@@ -164,6 +164,12 @@ func (v *WebhookVerifier) Verify(h http.Header, body []byte) (string, error) {
 	return id, nil
 }
 
+// Release forgets a verified id again. Handlers call it when their own
+// processing of the message failed (a 5xx): the sender's retry carries the
+// same webhook-id and must not be refused as a replay; reprocessing the
+// same login is harmless because handlers are idempotent.
+func (v *WebhookVerifier) Release(id string) { v.replay.Forget(id) }
+
 func (v *WebhookVerifier) match(id, ts string, body []byte, presented [][]byte) bool {
 	ok := 0
 	for _, k := range v.keys {
@@ -250,6 +256,13 @@ func (c *ReplayCache) Remember(id string, now, until time.Time) (bool, error) {
 	c.seen[id] = until
 	heap.Push(&c.exp, expiry{id: id, until: until})
 	return true, nil
+}
+
+// Forget drops id (its heap entry expires on its own).
+func (c *ReplayCache) Forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.seen, id)
 }
 
 // Len is the number of ids remembered (expired ones may still count until
