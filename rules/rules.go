@@ -3,6 +3,19 @@
 // receives its dependencies (store, clock, namespace) and a runtime.Decoder
 // for its strictly decoded settings; cmd/claimsmith registers them in a
 // runtime.Registry. There is no global registry and no init().
+//
+//	authorization           groups, roles, permissions from the store; claims; persist  (votes: abstain)
+//	required-roles          client.metadata.required_roles gate, `unauthorized`         (deny or abstain)
+//	require-verified-email  deny unverified emails, `unauthorized`                       (deny or abstain)
+//	allowed-connections     per-client allow-list of connections                         (deny or abstain)
+//	time-window             days and hours in a time zone                                (deny or abstain)
+//	copy-metadata-claims    app/user metadata keys into namespaced claims                (abstain)
+//	add-request-context     IP and GeoIP country into namespaced claims                  (abstain)
+//
+// Their settings are documented on the …Config types and, with examples, in
+// samples/config/claimsmith.yaml. Each rule has golden tests in
+// testdata/<rule>/ (an event in, the pipeline's result out); `go test
+// ./rules -update` rewrites them.
 package rules
 
 import (
