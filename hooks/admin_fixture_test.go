@@ -15,10 +15,13 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/file"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
+	authzredis "github.com/claimsmith/claimsmith/runtime/authz/redis"
+	"github.com/claimsmith/claimsmith/runtime/redistest"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // adminStoreKinds are the real backends every admin HTTP test runs against.
-var adminStoreKinds = []string{"memory", "file"}
+var adminStoreKinds = []string{"memory", "file", "redis"}
 
 // adminTestStore is what the fixture needs of a backend.
 type adminTestStore interface {
@@ -31,6 +34,18 @@ func openAdminTestStore(t testing.TB, kind string) adminTestStore {
 	switch kind {
 	case "memory":
 		return memory.New(memory.Options{})
+	case "redis":
+		// A real redis-server on a free port (skipped without one, unless
+		// $CLAIMSMITH_REQUIRE_REDIS is set).
+		srv := redistest.Start(t, redistest.Options{})
+		c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{srv.Addr()}})
+		t.Cleanup(func() { _ = c.Close() })
+		s, err := authzredis.New(context.Background(), c, authzredis.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
 	case "file":
 		s, err := file.Open(context.Background(), t.TempDir(), file.Options{})
 		if err != nil {
