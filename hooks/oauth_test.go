@@ -33,11 +33,12 @@ type oauthEnv struct {
 	store  *memory.Store
 	now    time.Time
 	client *http.Client
+	mux    http.Handler
 }
 
 func oauthLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newOAuthEnv(t *testing.T) *oauthEnv {
+func newOAuthEnv(t testing.TB) *oauthEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &oauthEnv{now: time.Now().Truncate(time.Second), client: &http.Client{Timeout: 10 * time.Second}}
@@ -114,10 +115,11 @@ func newOAuthEnv(t *testing.T) *oauthEnv {
 		}
 	})
 	e.base = "http://" + ln.Addr().String()
+	e.mux = mux
 	return e
 }
 
-func (e *oauthEnv) mint(t *testing.T, aud string) string {
+func (e *oauthEnv) mint(t testing.TB, aud string) string {
 	t.Helper()
 	m, err := e.minter.MintAccessToken(context.Background(), token.AccessTokenRequest{Subject: "auth0|alice", ClientID: "app1", Audience: aud,
 		Scopes: []string{"openid", "read:docs"}, Claims: runtime.Claims{{Name: oauthNS + "roles", Value: []string{"editor"}}}})
