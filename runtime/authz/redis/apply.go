@@ -1,7 +1,9 @@
 package redis
 
 import (
+	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -211,7 +213,7 @@ func (s *Store) applyTx(ctx context.Context, tx *goredis.Tx, expected uint64, op
 		}
 	}
 	_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
-		if err := p.writeDiff(ctx, tp, doc, n.seq()); err != nil {
+		if err := p.writeDiff(ctx, tp, doc, n.seq(), s.k.srev()); err != nil {
 			return err
 		}
 		tp.Incr(ctx, s.k.rev())
@@ -263,23 +265,28 @@ func (s *Store) prefetch(ctx context.Context, tx *goredis.Tx, n ns, w *wants) (*
 	type rec struct {
 		kind, id string
 		val      *goredis.StringCmd
+		extra    *goredis.StringCmd // members or users
 		seq      *goredis.FloatCmd
 	}
 	var recs []rec
 	pipe := tx.Pipeline()
 	seen := map[string]bool{}
-	queue := func(kind string, ids []string, key func(string) string, order string) {
+	queue := func(kind string, ids []string, key, extra func(string) string, order string) {
 		for _, id := range ids {
 			if seen[kind+id] {
 				continue
 			}
 			seen[kind+id] = true
-			recs = append(recs, rec{kind: kind, id: id, val: pipe.Get(ctx, key(id)), seq: pipe.ZScore(ctx, order, id)})
+			r := rec{kind: kind, id: id, val: pipe.Get(ctx, key(id)), seq: pipe.ZScore(ctx, order, id)}
+			if extra != nil {
+				r.extra = pipe.Get(ctx, extra(id))
+			}
+			recs = append(recs, r)
 		}
 	}
-	queue("g", w.groups, n.group, n.groups())
-	queue("r", w.roles, n.role, n.roles())
-	queue("p", w.perms, n.perm, n.perms())
+	queue("g", w.groups, n.group, n.members, n.groups())
+	queue("r", w.roles, n.role, n.roleUsers, n.roles())
+	queue("p", w.perms, n.perm, nil, n.perms())
 	seqCmd := pipe.Get(ctx, n.seq())
 	var appIDs *goredis.ZSliceCmd
 	var apps *goredis.MapStringStringCmd
@@ -309,17 +316,31 @@ func (s *Store) prefetch(ctx context.Context, tx *goredis.Tx, n ns, w *wants) (*
 			continue
 		}
 		p.seq[r.kind+r.id] = r.seq.Val()
+		var extra []byte
+		if r.extra != nil {
+			extra, _ = r.extra.Bytes()
+		}
 		switch r.kind {
 		case "g":
 			var g authz.Group
 			if err := decodeRecord(b, &g, "group", r.id); err != nil {
 				return nil, err
 			}
+			if extra != nil {
+				if err := decodeRecord(extra, &g.Members, "group", r.id); err != nil {
+					return nil, err
+				}
+			}
 			p.groups[r.id] = &g
 		case "r":
 			var v authz.Role
 			if err := decodeRecord(b, &v, "role", r.id); err != nil {
 				return nil, err
+			}
+			if extra != nil {
+				if err := decodeRecord(extra, &v.Users, "role", r.id); err != nil {
+					return nil, err
+				}
 			}
 			p.roles[r.id] = &v
 		case "p":
@@ -427,13 +448,16 @@ func keep(old float64, had bool, prev float64, fresh bool) bool {
 
 // writeDiff queues the writes that turn the original records into doc's:
 // changed records, storage order, login metadata and index-set differences.
-func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *authz.Document, seqKey string) error {
+func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *authz.Document, seqKey, srevKey string) error {
 	n := p.n
 	before, after := map[pair]struct{}{}, map[pair]struct{}{}
 	// New records get numbers above the counter read in prefetch; the
 	// revision WATCH guarantees nobody else took them meanwhile.
 	seqs := &seqAssigner{next: p.seqBase}
 
+	// structural is set when resolution input other than memberships
+	// changes: nodes then reload their structure snapshot.
+	structural := false
 	final := map[string]bool{}
 	prev, fresh := 0.0, false
 	for i := range doc.Groups {
@@ -449,21 +473,36 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 			seq, fresh = seqs.take(), true
 		}
 		prev = seq
+		rec, mem, err := encodeGroup(g)
+		if err != nil {
+			return err
+		}
+		var oRec, oMem []byte
 		if orig != nil {
 			groupPairs(n, orig, before)
-		}
-		groupPairs(n, g, after)
-		if orig == nil || seq != old || !sameJSON(orig, g) {
-			if err := writeGroup(ctx, tp, n, g, seq); err != nil {
+			if oRec, oMem, err = encodeGroup(orig); err != nil {
 				return err
 			}
+		}
+		groupPairs(n, g, after)
+		if orig == nil || seq != old {
+			tp.ZAdd(ctx, n.groups(), goredis.Z{Score: seq, Member: g.ID})
+			structural = true
+		}
+		if orig == nil || !bytes.Equal(rec, oRec) {
+			tp.Set(ctx, n.group(g.ID), rec, 0)
+			structural = true
+		}
+		if !bytes.Equal(mem, oMem) {
+			setOrDel(ctx, tp, n.members(g.ID), mem)
 		}
 	}
 	for id, orig := range p.groups {
 		if orig != nil && !final[id] {
 			groupPairs(n, orig, before)
-			tp.Del(ctx, n.group(id), n.groupMeta(id))
+			tp.Del(ctx, n.group(id), n.members(id))
 			tp.ZRem(ctx, n.groups(), id)
+			structural = true
 		}
 	}
 
@@ -482,21 +521,36 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 			seq, fresh = seqs.take(), true
 		}
 		prev = seq
+		rec, users, err := encodeRole(r)
+		if err != nil {
+			return err
+		}
+		var oRec, oUsers []byte
 		if orig != nil {
 			rolePairs(n, orig, before)
-		}
-		rolePairs(n, r, after)
-		if orig == nil || seq != old || !sameJSON(orig, r) {
-			if err := writeRole(ctx, tp, n, r, seq); err != nil {
+			if oRec, oUsers, err = encodeRole(orig); err != nil {
 				return err
 			}
+		}
+		rolePairs(n, r, after)
+		if orig == nil || seq != old {
+			tp.ZAdd(ctx, n.roles(), goredis.Z{Score: seq, Member: r.ID})
+			structural = true
+		}
+		if orig == nil || !bytes.Equal(rec, oRec) {
+			tp.Set(ctx, n.role(r.ID), rec, 0)
+			structural = true
+		}
+		if !bytes.Equal(users, oUsers) {
+			setOrDel(ctx, tp, n.roleUsers(r.ID), users)
 		}
 	}
 	for id, orig := range p.roles {
 		if orig != nil && !final[id] {
 			rolePairs(n, orig, before)
-			tp.Del(ctx, n.role(id), n.roleMeta(id))
+			tp.Del(ctx, n.role(id), n.roleUsers(id))
 			tp.ZRem(ctx, n.roles(), id)
+			structural = true
 		}
 	}
 
@@ -519,18 +573,29 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 			permPairs(n, orig, before)
 		}
 		permPairs(n, pm, after)
-		if orig == nil || seq != old || !sameJSON(orig, pm) {
-			if err := writePerm(ctx, tp, n, pm, seq); err != nil {
-				return err
+		if orig == nil || seq != old {
+			tp.ZAdd(ctx, n.perms(), goredis.Z{Score: seq, Member: pm.ID})
+			structural = true
+		}
+		if orig == nil || !sameJSON(orig, pm) {
+			b, err := json.Marshal(pm)
+			if err != nil {
+				return fmt.Errorf("permission %q: encode: %w", pm.ID, err)
 			}
+			tp.Set(ctx, n.perm(pm.ID), b, 0)
+			structural = true
 		}
 	}
 	for id, orig := range p.perms {
 		if orig != nil && !final[id] {
 			permPairs(n, orig, before)
-			tp.Del(ctx, n.perm(id), n.permMeta(id))
+			tp.Del(ctx, n.perm(id))
 			tp.ZRem(ctx, n.perms(), id)
+			structural = true
 		}
+	}
+	if structural {
+		tp.Set(ctx, srevKey, newStructureVersion(), 0)
 	}
 
 	if p.appsLoaded {
@@ -604,6 +669,11 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 	}
 	return nil
 }
+
+// newStructureVersion is a random token, not a counter, so that a node never
+// mistakes a rebuilt store (Redis wiped and reloaded) for the structure it
+// has cached.
+func newStructureVersion() string { return crand.Text() }
 
 func sameJSON(a, b any) bool {
 	ja, err1 := json.Marshal(a)

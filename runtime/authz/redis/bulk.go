@@ -133,6 +133,7 @@ func (s *Store) switchGeneration(ctx context.Context, tx *goredis.Tx, rev, newGe
 	}
 	_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
 		tp.Set(ctx, s.k.gen(), newGen, 0)
+		tp.Set(ctx, s.k.srev(), newStructureVersion(), 0)
 		tp.Incr(ctx, s.k.rev())
 		if replaceProfiles {
 			for _, u := range old {
@@ -209,9 +210,9 @@ func (s *Store) writeAll(ctx context.Context, n ns, doc *authz.Document, progres
 	if doc.Claimsmith != nil {
 		apps = len(doc.Claimsmith.Applications)
 	}
-	// Three commands per record, one per set, the configuration and the
-	// counter.
-	total := 3*(len(doc.Groups)+len(doc.Roles)+len(doc.Permissions)) + 2*apps + len(sets) + 2
+	// Two or three commands per record, one per set, the configuration and
+	// the counter.
+	total := 3*(len(doc.Groups)+len(doc.Roles)) + 2*len(doc.Permissions) + 2*apps + len(sets) + 2
 	done := 0
 	pipe := s.c.Pipeline()
 	flush := func(force bool) error {
@@ -230,28 +231,46 @@ func (s *Store) writeAll(ctx context.Context, n ns, doc *authz.Document, progres
 	}
 	seq := 0.0
 	for i := range doc.Groups {
+		g := &doc.Groups[i]
 		seq++
-		if err := writeGroup(ctx, pipe, n, &doc.Groups[i], seq); err != nil {
+		rec, mem, err := encodeGroup(g)
+		if err != nil {
 			return err
+		}
+		pipe.Set(ctx, n.group(g.ID), rec, 0)
+		pipe.ZAdd(ctx, n.groups(), goredis.Z{Score: seq, Member: g.ID})
+		if mem != nil {
+			pipe.Set(ctx, n.members(g.ID), mem, 0)
 		}
 		if err := flush(false); err != nil {
 			return err
 		}
 	}
 	for i := range doc.Roles {
+		r := &doc.Roles[i]
 		seq++
-		if err := writeRole(ctx, pipe, n, &doc.Roles[i], seq); err != nil {
+		rec, users, err := encodeRole(r)
+		if err != nil {
 			return err
+		}
+		pipe.Set(ctx, n.role(r.ID), rec, 0)
+		pipe.ZAdd(ctx, n.roles(), goredis.Z{Score: seq, Member: r.ID})
+		if users != nil {
+			pipe.Set(ctx, n.roleUsers(r.ID), users, 0)
 		}
 		if err := flush(false); err != nil {
 			return err
 		}
 	}
 	for i := range doc.Permissions {
+		pm := &doc.Permissions[i]
 		seq++
-		if err := writePerm(ctx, pipe, n, &doc.Permissions[i], seq); err != nil {
-			return err
+		b, err := json.Marshal(pm)
+		if err != nil {
+			return fmt.Errorf("permission %q: encode: %w", pm.ID, err)
 		}
+		pipe.Set(ctx, n.perm(pm.ID), b, 0)
+		pipe.ZAdd(ctx, n.perms(), goredis.Z{Score: seq, Member: pm.ID})
 		if err := flush(false); err != nil {
 			return err
 		}

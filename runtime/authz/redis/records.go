@@ -32,11 +32,7 @@ func groupPairs(n ns, g *authz.Group, out map[pair]struct{}) {
 		out[pair{n.parents(c), g.ID}] = struct{}{}
 	}
 	for _, r := range g.Roles {
-		out[pair{n.groupRoles(g.ID), r}] = struct{}{}
 		out[pair{n.roleGroups(r), g.ID}] = struct{}{}
-	}
-	for _, m := range g.Mappings {
-		out[pair{n.mapping(m.ConnectionName, m.GroupName), g.ID}] = struct{}{}
 	}
 	for _, u := range g.Members {
 		out[pair{n.userGroups(u), g.ID}] = struct{}{}
@@ -46,7 +42,6 @@ func groupPairs(n ns, g *authz.Group, out map[pair]struct{}) {
 func rolePairs(n ns, r *authz.Role, out map[pair]struct{}) {
 	out[pair{n.roleName(r.ApplicationID, r.Name), r.ID}] = struct{}{}
 	for _, p := range r.Permissions {
-		out[pair{n.rolePerms(r.ID), p}] = struct{}{}
 		out[pair{n.permRoles(p), r.ID}] = struct{}{}
 	}
 	for _, u := range r.Users {
@@ -58,47 +53,47 @@ func permPairs(n ns, p *authz.Permission, out map[pair]struct{}) {
 	out[pair{n.permName(p.ApplicationID, p.Name), p.ID}] = struct{}{}
 }
 
-// cmdable is what writes need: a pipeline, a transaction pipeline or a
-// client.
-type cmdable interface {
-	goredis.Cmdable
-}
-
-// writeGroup writes a group's record and login metadata at seq.
-func writeGroup(ctx context.Context, p cmdable, n ns, g *authz.Group, seq float64) error {
-	b, err := json.Marshal(g)
-	if err != nil {
-		return fmt.Errorf("group %q: encode: %w", g.ID, err)
+// encodeGroup splits a group into its structural record and its member
+// list (nil when there are none): logins and the structure snapshot never
+// read the members of every group.
+func encodeGroup(g *authz.Group) (rec, members []byte, err error) {
+	c := *g
+	c.Members = nil
+	if rec, err = json.Marshal(c); err != nil {
+		return nil, nil, fmt.Errorf("group %q: encode: %w", g.ID, err)
 	}
-	p.Set(ctx, n.group(g.ID), b, 0)
-	p.ZAdd(ctx, n.groups(), goredis.Z{Score: seq, Member: g.ID})
-	p.HSet(ctx, n.groupMeta(g.ID), "s", fmtSeq(seq), "n", g.Name)
-	return nil
-}
-
-func writeRole(ctx context.Context, p cmdable, n ns, r *authz.Role, seq float64) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("role %q: encode: %w", r.ID, err)
+	if len(g.Members) > 0 {
+		if members, err = json.Marshal(g.Members); err != nil {
+			return nil, nil, fmt.Errorf("group %q: encode members: %w", g.ID, err)
+		}
 	}
-	p.Set(ctx, n.role(r.ID), b, 0)
-	p.ZAdd(ctx, n.roles(), goredis.Z{Score: seq, Member: r.ID})
-	p.HSet(ctx, n.roleMeta(r.ID), "s", fmtSeq(seq), "n", r.Name, "t", r.ApplicationType, "a", r.ApplicationID)
-	return nil
+	return rec, members, nil
 }
 
-func writePerm(ctx context.Context, p cmdable, n ns, pm *authz.Permission, seq float64) error {
-	b, err := json.Marshal(pm)
-	if err != nil {
-		return fmt.Errorf("permission %q: encode: %w", pm.ID, err)
+func encodeRole(r *authz.Role) (rec, users []byte, err error) {
+	c := *r
+	c.Users = nil
+	if rec, err = json.Marshal(c); err != nil {
+		return nil, nil, fmt.Errorf("role %q: encode: %w", r.ID, err)
 	}
-	p.Set(ctx, n.perm(pm.ID), b, 0)
-	p.ZAdd(ctx, n.perms(), goredis.Z{Score: seq, Member: pm.ID})
-	p.HSet(ctx, n.permMeta(pm.ID), "s", fmtSeq(seq), "n", pm.Name)
-	return nil
+	if len(r.Users) > 0 {
+		if users, err = json.Marshal(r.Users); err != nil {
+			return nil, nil, fmt.Errorf("role %q: encode users: %w", r.ID, err)
+		}
+	}
+	return rec, users, nil
 }
 
-func writeApp(ctx context.Context, p cmdable, n ns, a *authz.Application, seq float64) error {
+// setOrDel writes v at key, or deletes key when v is nil.
+func setOrDel(ctx context.Context, p goredis.Cmdable, key string, v []byte) {
+	if v == nil {
+		p.Del(ctx, key)
+		return
+	}
+	p.Set(ctx, key, v, 0)
+}
+
+func writeApp(ctx context.Context, p goredis.Cmdable, n ns, a *authz.Application, seq float64) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("application %q: encode: %w", a.ClientID, err)
@@ -124,33 +119,22 @@ func (s *Store) loadDocument(ctx context.Context, n ns) (*authz.Document, error)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, unavailable("read document", err)
 	}
+	var err error
 	doc := &authz.Document{}
 	if b, err := conf.Bytes(); err == nil {
 		if err := decodeRecord(b, &doc.Configuration, "configuration", ""); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.loadRecords(ctx, gids.Val(), n.group, "group", func(b []byte, id string) error {
-		var g authz.Group
-		if err := decodeRecord(b, &g, "group", id); err != nil {
-			return err
-		}
-		doc.Groups = append(doc.Groups, g)
-		return nil
-	}); err != nil {
+	doc.Groups, err = s.loadGroups(ctx, n, gids.Val(), true)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.loadRecords(ctx, rids.Val(), n.role, "role", func(b []byte, id string) error {
-		var r authz.Role
-		if err := decodeRecord(b, &r, "role", id); err != nil {
-			return err
-		}
-		doc.Roles = append(doc.Roles, r)
-		return nil
-	}); err != nil {
+	doc.Roles, err = s.loadRoles(ctx, n, rids.Val(), true)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.loadRecords(ctx, pids.Val(), n.perm, "permission", func(b []byte, id string) error {
+	if err := s.loadRecords(ctx, pids.Val(), n.perm, nil, "permission", func(b, _ []byte, id string) error {
 		var p authz.Permission
 		if err := decodeRecord(b, &p, "permission", id); err != nil {
 			return err
@@ -179,7 +163,55 @@ func (s *Store) loadDocument(ctx context.Context, n ns) (*authz.Document, error)
 	return doc, nil
 }
 
-func (s *Store) loadRecords(ctx context.Context, ids []string, key func(string) string, entity string, fn func([]byte, string) error) error {
+// loadGroups reads group records in the given order, with their members
+// when withMembers.
+func (s *Store) loadGroups(ctx context.Context, n ns, ids []string, withMembers bool) ([]authz.Group, error) {
+	out := make([]authz.Group, 0, len(ids))
+	var extra func(string) string
+	if withMembers {
+		extra = n.members
+	}
+	err := s.loadRecords(ctx, ids, n.group, extra, "group", func(b, mem []byte, id string) error {
+		var g authz.Group
+		if err := decodeRecord(b, &g, "group", id); err != nil {
+			return err
+		}
+		if mem != nil {
+			if err := decodeRecord(mem, &g.Members, "group", id); err != nil {
+				return err
+			}
+		}
+		out = append(out, g)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) loadRoles(ctx context.Context, n ns, ids []string, withUsers bool) ([]authz.Role, error) {
+	out := make([]authz.Role, 0, len(ids))
+	var extra func(string) string
+	if withUsers {
+		extra = n.roleUsers
+	}
+	err := s.loadRecords(ctx, ids, n.role, extra, "role", func(b, users []byte, id string) error {
+		var r authz.Role
+		if err := decodeRecord(b, &r, "role", id); err != nil {
+			return err
+		}
+		if users != nil {
+			if err := decodeRecord(users, &r.Users, "role", id); err != nil {
+				return err
+			}
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// loadRecords reads records (and, when extraKey is set, a companion value
+// each, which may be absent) in batches of pipelined MGETs.
+func (s *Store) loadRecords(ctx context.Context, ids []string, key, extraKey func(string) string, entity string, fn func(rec, extra []byte, id string) error) error {
 	const chunk = 2000
 	for start := 0; start < len(ids); start += chunk {
 		part := ids[start:min(start+chunk, len(ids))]
@@ -187,18 +219,33 @@ func (s *Store) loadRecords(ctx context.Context, ids []string, key func(string) 
 		for i, id := range part {
 			keys[i] = key(id)
 		}
-		vals, err := s.c.MGet(ctx, keys...).Result()
-		if err != nil {
+		pipe := s.c.Pipeline()
+		recs := pipe.MGet(ctx, keys...)
+		var extras *goredis.SliceCmd
+		if extraKey != nil {
+			ek := make([]string, len(part))
+			for i, id := range part {
+				ek[i] = extraKey(id)
+			}
+			extras = pipe.MGet(ctx, ek...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
 			return unavailable("read "+entity+"s", err)
 		}
-		for i, v := range vals {
+		for i, v := range recs.Val() {
 			str, ok := v.(string)
 			if !ok {
 				// Listed in the order index without a record: a write in
 				// progress elsewhere; the caller's revision check retries.
 				return errMoved
 			}
-			if err := fn([]byte(str), part[i]); err != nil {
+			var extra []byte
+			if extras != nil {
+				if e, ok := extras.Val()[i].(string); ok {
+					extra = []byte(e)
+				}
+			}
+			if err := fn([]byte(str), extra, part[i]); err != nil {
 				return err
 			}
 		}

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
@@ -77,7 +78,12 @@ type Store struct {
 	opt Options
 	log *slog.Logger
 
-	resolve *goredis.Script
+	login *goredis.Script
+
+	// structure is the in-process snapshot of everything resolution needs
+	// except memberships, rebuilt once per structure version.
+	structure atomic.Pointer[structure]
+	sf        singleflight.Group
 
 	// snap caches the last Snapshot by revision (admin reads, LastSnapshot).
 	snapMu sync.Mutex
@@ -95,8 +101,8 @@ var (
 	_ authz.ProfileLister = (*Store)(nil)
 )
 
-//go:embed resolve.lua
-var resolveLua string
+//go:embed login.lua
+var loginLua string
 
 // New returns a store on client c. It does not take ownership of c (Close
 // does not close it). With LastSnapshot it loads the snapshot and starts
@@ -134,7 +140,7 @@ func New(ctx context.Context, c goredis.UniversalClient, opt Options) (*Store, e
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Store{c: c, k: newKeys(opt.Prefix, opt.Tag), opt: opt, log: opt.Logger, resolve: goredis.NewScript(resolveLua)}
+	s := &Store{c: c, k: newKeys(opt.Prefix, opt.Tag), opt: opt, log: opt.Logger, login: goredis.NewScript(loginLua)}
 	if opt.OnUnavailable == LastSnapshot {
 		if _, err := s.Snapshot(ctx); err != nil {
 			return nil, fmt.Errorf("redis store: initial snapshot: %w", err)
@@ -169,56 +175,79 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("redis store: %s: %w: %w", op, runtime.ErrUnavailable, err)
 }
 
-// ResolvePolicy implements authz.PolicyResolver: one EVALSHA reading the
-// user's memberships. When Redis fails, OnUnavailable decides.
+// ResolvePolicy implements authz.PolicyResolver. One EVALSHA reads the
+// revision, the structure version and the user's direct groups and roles;
+// the rest (closures, mappings, roles, permissions) comes from the
+// in-process structure snapshot, rebuilt once per structure version. When
+// Redis fails, OnUnavailable decides.
 func (s *Store) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.Policy, error) {
-	args := make([]any, 0, 5+len(q.IdPGroups))
-	args = append(args, s.k.base, q.UserID, q.ClientID, q.Audience, q.Connection)
-	if q.Connection != "" {
-		for _, g := range q.IdPGroups {
-			args = append(args, g)
+	for attempt := 0; ; attempt++ {
+		res, err := s.login.Run(ctx, s.c, []string{s.k.rev()}, s.k.base, q.UserID).Slice()
+		if err != nil {
+			if m := s.fallback(); m != nil && ctx.Err() == nil {
+				s.log.Warn("redis store unavailable: answering from the last snapshot", "revision", m.Revision(), "err", err)
+				return m.Resolve(q), nil
+			}
+			return authz.Policy{}, unavailable("resolve policy", err)
 		}
-	}
-	res, err := s.resolve.Run(ctx, s.c, []string{s.k.rev()}, args...).Slice()
-	if err != nil {
-		if m := s.fallback(); m != nil && ctx.Err() == nil {
-			s.log.Warn("redis store unavailable: answering from the last snapshot", "revision", m.Revision(), "err", err)
-			return m.Resolve(q), nil
+		lr, err := decodeLogin(res)
+		if err != nil {
+			return authz.Policy{}, fmt.Errorf("redis store: resolve policy: %w", err)
 		}
-		return authz.Policy{}, unavailable("resolve policy", err)
+		st := s.structure.Load()
+		if st == nil || st.version != lr.structure || st.gen != lr.gen {
+			if st, err = s.loadStructure(ctx); err != nil {
+				return authz.Policy{}, err
+			}
+			if (st.version != lr.structure || st.gen != lr.gen) && attempt < 5 {
+				// The structure moved between the two reads: read the
+				// memberships again so both halves are of one version.
+				continue
+			}
+		}
+		p := st.model.ResolveMembers(q, lr.groups, lr.roles)
+		p.Revision = lr.rev
+		return p, nil
 	}
-	p, err := decodePolicy(res)
-	if err != nil {
-		return authz.Policy{}, fmt.Errorf("redis store: resolve policy: %w", err)
-	}
-	return p, nil
 }
 
-// decodePolicy reads the script's {revision, groups, roles, permissions}.
-func decodePolicy(res []any) (authz.Policy, error) {
-	if len(res) != 4 {
-		return authz.Policy{}, fmt.Errorf("script returned %d values, want 4", len(res))
+// loginRead is the login script's answer.
+type loginRead struct {
+	rev, gen      uint64
+	structure     string
+	groups, roles []string
+}
+
+// decodeLogin checks the script's {rev, srev, gen, groups, roles}.
+func decodeLogin(res []any) (loginRead, error) {
+	var lr loginRead
+	if len(res) != 5 {
+		return lr, fmt.Errorf("login script returned %d values, want 5", len(res))
 	}
+	var err error
 	rs, _ := res[0].(string)
-	rev, err := strconv.ParseUint(rs, 10, 64)
-	if err != nil {
-		return authz.Policy{}, fmt.Errorf("bad revision %v", res[0])
+	if lr.rev, err = strconv.ParseUint(rs, 10, 64); err != nil {
+		return lr, fmt.Errorf("login script: bad revision %v", res[0])
 	}
-	p := authz.Policy{Revision: rev}
-	for i, dst := range []*[]string{&p.Groups, &p.Roles, &p.Permissions} {
-		list, ok := res[i+1].([]any)
+	lr.structure, _ = res[1].(string)
+	gs, _ := res[2].(string)
+	if lr.gen, err = strconv.ParseUint(gs, 10, 64); err != nil {
+		return lr, fmt.Errorf("login script: bad generation %v", res[2])
+	}
+	for i, dst := range []*[]string{&lr.groups, &lr.roles} {
+		list, ok := res[3+i].([]any)
 		if !ok {
-			return authz.Policy{}, fmt.Errorf("value %d is %T, want a list", i+1, res[i+1])
+			return lr, fmt.Errorf("login script: value %d is %T, want a list", 3+i, res[3+i])
 		}
 		out := make([]string, len(list))
 		for j, v := range list {
 			if out[j], ok = v.(string); !ok {
-				return authz.Policy{}, fmt.Errorf("value %d[%d] is %T, want a string", i+1, j, v)
+				return lr, fmt.Errorf("login script: value %d[%d] is %T, want a string", 3+i, j, v)
 			}
 		}
 		*dst = out
 	}
-	return p, nil
+	return lr, nil
 }
 
 // fallback returns the snapshot LastSnapshot may answer from, or nil.
