@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -225,5 +226,39 @@ func TestRetryAfterServerErrorIsNotAReplay(t *testing.T) {
 	}
 	if st := send(); st != http.StatusUnauthorized {
 		t.Fatalf("replay after success: %d, want 401", st)
+	}
+}
+
+// TestOversizedChunkedBody: a body without Content-Length is cut at the
+// limit while it is read: 413, nothing run.
+func TestOversizedChunkedBody(t *testing.T) {
+	ts := newDialectServer(t, nil)
+	big := bytes.Repeat([]byte(" "), 70<<10)
+	for _, c := range []struct {
+		path string
+		sign signer
+	}{
+		{"/hooks/hydra/token", header("Authorization", "Bearer "+hydraKey)},
+		{"/hooks/v1/post-login", header("Authorization", "Bearer "+nativeBearer)},
+		{"/api/users/carol/policy/portal", header("x-api-key", extensionKey)},
+	} {
+		// io.MultiReader hides the length, so the request is chunked.
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+c.path, io.MultiReader(bytes.NewReader(big), strings.NewReader(`{}`)))
+		req.Header.Set("Content-Type", "application/json")
+		c.sign(req.Header, nil)
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if req.ContentLength != -1 && req.ContentLength != 0 {
+			t.Fatalf("request was not chunked (length %d)", req.ContentLength)
+		}
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s: %d, want 413", c.path, resp.StatusCode)
+		}
+	}
+	if n := ts.enricher.runs(); n != 0 {
+		t.Fatalf("pipeline ran %d times", n)
 	}
 }
