@@ -170,14 +170,14 @@ func (in *instance) checkSignatures() error {
 	if !in.fast {
 		return nil
 	}
-	for _, f := range []api.Function{in.onLogin, in.onCredentials} {
+	for name, f := range map[string]api.Function{ExportLogin: in.onLogin, ExportCredentials: in.onCredentials} {
 		if f == nil {
 			continue
 		}
 		d := f.Definition()
 		res := d.ResultTypes()
 		if len(d.ParamTypes()) != 0 || len(res) > 1 || (len(res) == 1 && res[0] != api.ValueTypeI32) {
-			return fmt.Errorf("export %s has signature %v -> %v; the ABI wants () -> i32", d.Name(), typeNames(d.ParamTypes()), typeNames(res))
+			return fmt.Errorf("export %s has signature %v -> %v; the ABI wants () -> i32", name, typeNames(d.ParamTypes()), typeNames(res))
 		}
 	}
 	return nil

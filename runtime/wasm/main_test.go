@@ -65,10 +65,10 @@ func load(t testing.TB, l *Loader, spec runtime.ModuleSpec) *Rule {
 
 // watModule assembles inline WebAssembly text into a .wasm in the test's
 // temporary folder.
-func watModule(t testing.TB, name, src string) string {
+func watModule(t testing.TB, name, src string, flags ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), name+".wasm")
-	if err := wasmbuild.WATSource(context.Background(), src, out); err != nil {
+	if err := wasmbuild.WATSource(context.Background(), src, out, flags...); err != nil {
 		t.Fatal(err)
 	}
 	return out

@@ -70,24 +70,25 @@ func AssemblyScript(ctx context.Context, dir, out string) error {
 	return run(cmd, "asc in "+dir)
 }
 
-// WAT assembles a WebAssembly text file into out with wat2wasm.
-func WAT(ctx context.Context, src, out string) error {
+// WAT assembles a WebAssembly text file into out with wat2wasm; flags are
+// passed on (e.g. --no-check to build an invalid module on purpose).
+func WAT(ctx context.Context, src, out string, flags ...string) error {
 	w, err := exec.LookPath("wat2wasm")
 	if err != nil {
 		return fmt.Errorf("%w: wat2wasm is not on PATH: run `make deps` (it installs Debian's wabt)", ErrToolMissing)
 	}
-	cmd := exec.CommandContext(ctx, w, src, "-o", out)
+	cmd := exec.CommandContext(ctx, w, append([]string{src, "-o", out}, flags...)...)
 	return run(cmd, "wat2wasm "+src)
 }
 
 // WATSource assembles WebAssembly text given as a string (tests write their
 // hostile modules inline).
-func WATSource(ctx context.Context, src, out string) error {
+func WATSource(ctx context.Context, src, out string, flags ...string) error {
 	tmp := out + ".wat"
 	if err := os.WriteFile(tmp, []byte(src), 0o644); err != nil {
 		return err
 	}
-	return WAT(ctx, tmp, out)
+	return WAT(ctx, tmp, out, flags...)
 }
 
 func run(cmd *exec.Cmd, what string) error {

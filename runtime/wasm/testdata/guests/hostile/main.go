@@ -54,10 +54,10 @@ func rule(ev *sdk.Event, api *sdk.API) error {
 			api.IDToken.SetCustomClaim("https://example.com/readdir", derr.Error())
 		}
 	case "garbage":
-		// Allocates and drops a few hundred KiB per call, so a guest whose
+		// Allocates and drops about 25 KiB per call, so a guest whose
 		// garbage collector stopped would run out of memory quickly.
 		var s []string
-		for i := 0; i < 2000; i++ {
+		for i := 0; i < 200; i++ {
 			s = append(s, strings.Repeat("x", 100))
 		}
 		api.IDToken.SetCustomClaim("https://example.com/n", len(s))
