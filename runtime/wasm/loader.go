@@ -15,6 +15,7 @@ import (
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
@@ -55,6 +56,10 @@ type Options struct {
 	// MaxAbandoned is the per-rule number of timed-out calls that may still be
 	// running (abandoned) before the rule is disabled until it is reloaded.
 	MaxAbandoned int
+	// Now is the guests' wall clock (default time.Now; `claimsmith test
+	// --now` pins it for time-based rules). Their monotonic clock is always
+	// the host's: a guest's garbage collector paces itself by it.
+	Now func() time.Time
 }
 
 // Loader compiles WebAssembly rules (runtime.ModuleLoader). It keeps one
@@ -184,10 +189,20 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 		return nil, fail(err, "compile: %v", err)
 	}
 	r.compiled = compiled
+	// Real clocks and randomness: wazero's defaults are deterministic fakes,
+	// and a pooled Go guest on the fake clock stops collecting garbage
+	// after some 57,000 calls.
 	r.moduleConfig = wazero.NewModuleConfig().
-		WithSysWalltime().
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
+	if now := l.opts.Now; now != nil {
+		r.moduleConfig = r.moduleConfig.WithWalltime(func() (int64, int32) {
+			t := now()
+			return t.Unix(), int32(t.Nanosecond())
+		}, sys.ClockResolution(time.Microsecond))
+	} else {
+		r.moduleConfig = r.moduleConfig.WithSysWalltime()
+	}
 
 	first, err := r.newInstance(ctx)
 	if err != nil {

@@ -64,6 +64,14 @@ func TestSampleWeekdayOnly(t *testing.T) {
 		t.Fatalf("decision = %+v", res.Decision)
 	}
 
+	// A pinned wall clock (claimsmith test --now) reaches the guest.
+	sunday := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	pinned := NewLoader(Options{Logger: testLogger(t), Now: func() time.Time { return sunday }})
+	weekdays := pipeline(t, pinned, runtime.RuleEntry{Name: "weekday", Wasm: path})
+	if res := enrich(t, weekdays, sampleEvent()); res.Decision.Allowed || !strings.HasSuffix(res.Decision.Reason, "on Sunday") {
+		t.Fatalf("Sunday, default Mon–Fri: decision %+v", res.Decision)
+	}
+
 	bad := pipeline(t, l, runtime.RuleEntry{Name: "weekday", Wasm: path, Config: map[string]any{"utc_offset_hours": "lots"}})
 	res = enrich(t, bad, sampleEvent())
 	if res.Decision.Allowed || !strings.Contains(res.Trace[0].Error, `config utc_offset_hours: "lots"`) {
