@@ -1,0 +1,145 @@
+// Package redis keeps claimsmith's signing keys and token revocations in
+// Redis, so that every node of a deployment signs with the same key set and
+// honours the same revocations. It implements token.KeyStore and
+// token.RevocationList through go-redis' universal client (single node,
+// Sentinel or Cluster).
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/token"
+)
+
+func unavailable(op string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("redis %s: %w: %w", op, runtime.ErrTimeout, err)
+	}
+	return fmt.Errorf("redis %s: %w: %w", op, runtime.ErrUnavailable, err)
+}
+
+// KeyStore keeps every signing key as one field of a hash,
+// <prefix>{keys}:signing, holding token.MarshalKey's record. The record
+// holds the private key: protect Redis accordingly (ACL, TLS, no public
+// network).
+type KeyStore struct {
+	c   goredis.UniversalClient
+	key string
+}
+
+var _ token.KeyStore = (*KeyStore)(nil)
+
+// NewKeyStore uses c with the key prefix (default "claimsmith:").
+func NewKeyStore(c goredis.UniversalClient, prefix string) *KeyStore {
+	if prefix == "" {
+		prefix = "claimsmith:"
+	}
+	return &KeyStore{c: c, key: prefix + "{keys}:signing"}
+}
+
+// LoadKeys implements token.KeyStore: every key, by kid. A record that does
+// not decode is an error naming it.
+func (s *KeyStore) LoadKeys(ctx context.Context) ([]*token.Key, error) {
+	all, err := s.c.HGetAll(ctx, s.key).Result()
+	if err != nil {
+		return nil, unavailable("key store: load", err)
+	}
+	keys := make([]*token.Key, 0, len(all))
+	for kid, rec := range all {
+		k, err := token.UnmarshalKey([]byte(rec))
+		if err != nil {
+			return nil, fmt.Errorf("redis key store: field %q of %s: %w", kid, s.key, err)
+		}
+		if k.ID != kid {
+			return nil, fmt.Errorf("%w: redis key store: field %q of %s holds key %s", runtime.ErrInvalid, kid, s.key, k.ID)
+		}
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].ID < keys[j].ID })
+	return keys, nil
+}
+
+// CreateKey implements token.KeyStore with HSETNX: two nodes rotating at
+// once cannot overwrite each other's key.
+func (s *KeyStore) CreateKey(ctx context.Context, k *token.Key) error {
+	b, err := token.MarshalKey(k)
+	if err != nil {
+		return err
+	}
+	ok, err := s.c.HSetNX(ctx, s.key, k.ID, b).Result()
+	if err != nil {
+		return unavailable("key store: create", err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: key %s", runtime.ErrExists, k.ID)
+	}
+	return nil
+}
+
+// DeleteKey implements token.KeyStore; an unknown kid is not an error.
+func (s *KeyStore) DeleteKey(ctx context.Context, kid string) error {
+	if kid == "" {
+		return fmt.Errorf("%w: kid is empty", runtime.ErrInvalid)
+	}
+	if err := s.c.HDel(ctx, s.key, kid).Err(); err != nil {
+		return unavailable("key store: delete", err)
+	}
+	return nil
+}
+
+// RevocationList keeps one key per revoked token id, <prefix>revoked:<jti>,
+// expiring when the token would have expired anyway (SET … PXAT), so the
+// list never grows past the live tokens. Keys carry no hash tag: a Cluster
+// spreads them.
+type RevocationList struct {
+	c      goredis.UniversalClient
+	prefix string
+	now    func() time.Time
+}
+
+var _ token.RevocationList = (*RevocationList)(nil)
+
+// NewRevocationList uses c with the key prefix (default "claimsmith:") and
+// the clock now.
+func NewRevocationList(c goredis.UniversalClient, prefix string, now func() time.Time) *RevocationList {
+	if prefix == "" {
+		prefix = "claimsmith:"
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &RevocationList{c: c, prefix: prefix + "revoked:", now: now}
+}
+
+// Revoke implements token.RevocationList. A token already expired needs no
+// entry.
+func (l *RevocationList) Revoke(ctx context.Context, jti string, until time.Time) error {
+	if jti == "" {
+		return fmt.Errorf("%w: revoke: jti is empty", runtime.ErrInvalid)
+	}
+	if !until.After(l.now()) {
+		return nil
+	}
+	err := l.c.SetArgs(ctx, l.prefix+jti, until.Unix(), goredis.SetArgs{ExpireAt: until}).Err()
+	if err != nil {
+		return unavailable("revocation list: revoke", err)
+	}
+	return nil
+}
+
+// IsRevoked implements token.RevocationList. An error (Redis down) is
+// returned, never "not revoked": introspection then fails closed.
+func (l *RevocationList) IsRevoked(ctx context.Context, jti string) (bool, error) {
+	n, err := l.c.Exists(ctx, l.prefix+jti).Result()
+	if err != nil {
+		return false, unavailable("revocation list: check", err)
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,146 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/redistest"
+	"github.com/claimsmith/claimsmith/runtime/token"
+	tokenredis "github.com/claimsmith/claimsmith/runtime/token/redis"
+)
+
+func client(t *testing.T, addr string) goredis.UniversalClient {
+	t.Helper()
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{addr}, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestKeysSharedBetweenNodes: a key created through one node's store is
+// loaded by another's; a kid cannot be created twice; delete is idempotent.
+func TestKeysSharedBetweenNodes(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	a := tokenredis.NewKeyStore(client(t, srv.Addr()), "")
+	b := tokenredis.NewKeyStore(client(t, srv.Addr()), "")
+	now := time.Now()
+	k, err := token.GenerateKey(token.ES256, 0, now, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateKey(ctx, k); !errors.Is(err, runtime.ErrExists) {
+		t.Fatalf("second create: %v, want ErrExists", err)
+	}
+	keys, err := b.LoadKeys(ctx)
+	if err != nil || len(keys) != 1 || keys[0].ID != k.ID || keys[0].Algorithm != token.ES256 {
+		t.Fatalf("node B keys: %v %v", keys, err)
+	}
+	if err := b.DeleteKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DeleteKey(ctx, k.ID); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+	if keys, _ := a.LoadKeys(ctx); len(keys) != 0 {
+		t.Fatalf("keys after delete: %v", keys)
+	}
+	// A corrupt record is an error naming it, not a silently missing key.
+	if _, err := srv.Do("HSET", "claimsmith:{keys}:signing", "bogus", "{}"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.LoadKeys(ctx); err == nil || !errors.Is(err, runtime.ErrInvalid) {
+		t.Fatalf("corrupt record: %v, want ErrInvalid", err)
+	}
+}
+
+func TestRevocationsSharedAndExpire(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	a := tokenredis.NewRevocationList(client(t, srv.Addr()), "", time.Now)
+	b := tokenredis.NewRevocationList(client(t, srv.Addr()), "", time.Now)
+	if err := a.Revoke(ctx, "jti-1", time.Now().Add(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Revoke(ctx, "jti-old", time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.IsRevoked(ctx, "jti-1"); err != nil || !ok {
+		t.Fatalf("node B: revoked = %v, %v; want true", ok, err)
+	}
+	if ok, _ := b.IsRevoked(ctx, "jti-2"); ok {
+		t.Fatal("unknown jti reported revoked")
+	}
+	if n, _ := srv.Do("EXISTS", "claimsmith:revoked:jti-old"); n != "0" {
+		t.Fatal("an already expired token got an entry")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if ok, _ := b.IsRevoked(ctx, "jti-1"); ok {
+		t.Fatal("entry outlived the token's expiry")
+	}
+	if err := a.Revoke(ctx, "", time.Now().Add(time.Hour)); !errors.Is(err, runtime.ErrInvalid) {
+		t.Fatalf("empty jti: %v", err)
+	}
+	srv.Kill()
+	if _, err := b.IsRevoked(ctx, "jti-1"); !errors.Is(err, runtime.ErrUnavailable) {
+		t.Fatalf("Redis down: err = %v, want ErrUnavailable (fail closed)", err)
+	}
+}
+
+// TestKeyRotatedOnOneNodeVerifiesOnAnother: two key sets (two nodes) on one
+// Redis; a key rotated in on node A is published and usable on node B after
+// B reloads (its Maintain loop does that periodically).
+func TestKeyRotatedOnOneNodeVerifiesOnAnother(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	cfg := token.KeySetConfig{Algorithm: token.ES256, PropagationDelay: time.Minute, Retention: time.Hour}
+	a, err := token.NewKeySet(tokenredis.NewKeyStore(client(t, srv.Addr()), ""), cfg, time.Now, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := token.NewKeySet(tokenredis.NewKeyStore(client(t, srv.Addr()), ""), cfg, time.Now, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ka, err := a.Active()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := b.Active()
+	if err != nil || kb.ID != ka.ID {
+		t.Fatalf("node B active key %v (%v), node A %s: Init must share the first key", kb, err, ka.ID)
+	}
+	next, err := a.Rotate(ctx, token.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	published := false
+	for _, k := range b.Published() {
+		published = published || k.ID == next.ID
+	}
+	if !published {
+		t.Fatalf("key %s rotated on node A is not published by node B", next.ID)
+	}
+	// The old key still verifies on B.
+	if _, _, ok := b.VerificationKey(ka.ID); !ok {
+		t.Fatalf("key %s no longer verifies on node B after the rotation", ka.ID)
+	}
+}
