@@ -31,7 +31,6 @@ func (h *countHook) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredi
 	}
 }
 
-
 // TestLoginIsOneRoundTrip: once the structure is loaded, a login costs one
 // command (EVALSHA) whatever the user's memberships; a membership change
 // does not reload the structure, a structural change does, on every node.
