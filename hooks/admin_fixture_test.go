@@ -29,11 +29,26 @@ type adminTestStore interface {
 	authz.ProfileLister
 }
 
-func openAdminTestStore(t testing.TB, kind string) adminTestStore {
+// openAdminTestStore opens a backend with the admin key store and audit log
+// that go with it: files in a temp dir for memory and file, Redis for redis.
+func openAdminTestStore(t testing.TB, kind string) (adminTestStore, admin.KeyStore, AdminAudit) {
 	t.Helper()
+	fileAdmin := func() (admin.KeyStore, AdminAudit) {
+		dir := t.TempDir()
+		keys, err := admin.OpenFileKeyStore(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		audit, err := admin.OpenFileAuditLog(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys, audit
+	}
 	switch kind {
 	case "memory":
-		return memory.New(memory.Options{})
+		k, a := fileAdmin()
+		return memory.New(memory.Options{}), k, a
 	case "redis":
 		// A real redis-server on a free port (skipped without one, unless
 		// $CLAIMSMITH_REQUIRE_REDIS is set).
@@ -45,17 +60,18 @@ func openAdminTestStore(t testing.TB, kind string) adminTestStore {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		return s
+		return s, admin.NewRedisKeyStore(c, admin.RedisOptions{}), admin.NewRedisAuditLog(c, admin.RedisOptions{})
 	case "file":
 		s, err := file.Open(context.Background(), t.TempDir(), file.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		return s
+		k, a := fileAdmin()
+		return s, k, a
 	}
 	t.Fatalf("unknown store %q", kind)
-	return nil
+	return nil, nil, nil
 }
 
 // adminFixture is the admin API over real HTTP on loopback, with a real
@@ -64,8 +80,8 @@ type adminFixture struct {
 	api   *AdminAPI
 	srv   *httptest.Server
 	store adminTestStore
-	keys  *admin.FileKeyStore
-	audit *admin.FileAuditLog
+	keys  admin.KeyStore
+	audit AdminAudit
 	// secrets of keys with: every scope; read only; write only; import only;
 	// export only.
 	all, read, write, imp, exp string
@@ -75,18 +91,10 @@ func newAdminFixture(t testing.TB) *adminFixture { return newAdminFixtureOn(t, "
 
 func newAdminFixtureOn(t testing.TB, kind string) *adminFixture {
 	t.Helper()
-	dir := t.TempDir()
-	keys, err := admin.OpenFileKeyStore(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	audit, err := admin.OpenFileAuditLog(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &adminFixture{store: openAdminTestStore(t, kind), keys: keys, audit: audit}
+	f := &adminFixture{}
+	f.store, f.keys, f.audit = openAdminTestStore(t, kind)
 	mk := func(name string, scopes ...string) string {
-		_, s, err := keys.Create(context.Background(), name, scopes)
+		_, s, err := f.keys.Create(context.Background(), name, scopes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +105,8 @@ func newAdminFixtureOn(t testing.TB, kind string) *adminFixture {
 	f.write = mk("writer", admin.ScopeWrite)
 	f.imp = mk("importer", admin.ScopeImport)
 	f.exp = mk("exporter", admin.ScopeExport)
-	f.api, err = NewAdminAPI(AdminConfig{Store: f.store, Keys: keys, Audit: audit, Profiles: f.store,
+	var err error
+	f.api, err = NewAdminAPI(AdminConfig{Store: f.store, Keys: f.keys, Audit: f.audit, Profiles: f.store,
 		Log: slog.New(slog.DiscardHandler), MaxImport: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
