@@ -99,3 +99,18 @@ bench-wasm: wasm-deps
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench Login -benchtime 2s -count 6 ./runtime/wasm/ | tee bench-results/wasm.txt
 # --- end WebAssembly rules ---
+
+# --- admin API (issue 8: hooks/admin*, runtime/admin, cmd/claimsmith admin commands) ---
+.PHONY: fuzz-admin bench-admin openapi
+# fuzz-admin: the admin API's request bodies, query strings and ETag headers.
+fuzz-admin:
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminBodies$$' -fuzztime 30s ./hooks/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminQueryAndHeaders$$' -fuzztime 30s ./hooks/
+bench-admin:
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench 'Admin' -benchtime 1s -count 6 ./hooks/ | tee bench-results/admin.txt
+	$(GO) test -run '^$$' -bench 'Authenticate' -benchtime 1s -count 6 ./runtime/admin/ | tee -a bench-results/admin.txt
+# openapi: rewrite hooks/openapi.json from the admin route table.
+openapi:
+	$(GO) test -run '^TestOpenAPIInSync$$' ./hooks/ -update-openapi
+# --- end admin API ---
