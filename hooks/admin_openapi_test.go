@@ -236,6 +236,35 @@ func TestOpenAPIInSync(t *testing.T) {
 		t.Fatalf("not an OpenAPI 3 document: %v", err)
 	}
 
+	// Every $ref points at a component that exists.
+	var whole map[string]any
+	_ = json.Unmarshal(res.body, &whole)
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if r, ok := x["$ref"].(string); ok {
+				parts := strings.Split(strings.TrimPrefix(r, "#/"), "/")
+				var cur any = whole
+				for _, p := range parts {
+					m, _ := cur.(map[string]any)
+					cur = m[p]
+				}
+				if cur == nil {
+					t.Errorf("dangling $ref %s", r)
+				}
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(whole)
+
 	// Every route is documented with its scope...
 	for _, rt := range f.api.Routes() {
 		op := doc.Paths[rt.Pattern][strings.ToLower(rt.Method)]
