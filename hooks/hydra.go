@@ -158,10 +158,12 @@ func (h *HydraHandler) serve(w http.ResponseWriter, r *http.Request) (int, any, 
 	if err != nil {
 		return 0, nil, fmt.Errorf("pipeline: %w", err)
 	}
-	logf(h.Log).LogAttrs(r.Context(), slog.LevelInfo, "login",
-		slog.String("trace_id", ev.Transaction.ID), slog.String("dialect", "hydra"), slog.String("trigger", string(ev.Trigger)),
-		slog.String("grant_type", ev.Transaction.GrantType), slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
-		slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
+	if l := logf(h.Log); l.Enabled(r.Context(), slog.LevelInfo) {
+		l.LogAttrs(r.Context(), slog.LevelInfo, "login",
+			slog.String("trace_id", ev.Transaction.ID), slog.String("dialect", "hydra"), slog.String("trigger", string(ev.Trigger)),
+			slog.String("grant_type", ev.Transaction.GrantType), slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
+			slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
+	}
 	return HydraAnswer(req, res, h.Namespace)
 }
 

@@ -179,10 +179,12 @@ func (h *NativeHandler) serve(w http.ResponseWriter, r *http.Request) (_ *Native
 		}
 		out.Tokens = &tok
 	}
-	logf(h.Log).LogAttrs(r.Context(), slog.LevelInfo, "login",
-		slog.String("trace_id", traceID), slog.String("trigger", string(ev.Trigger)), slog.String("caller", caller.Name),
-		slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
-		slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
+	if l := logf(h.Log); l.Enabled(r.Context(), slog.LevelInfo) {
+		l.LogAttrs(r.Context(), slog.LevelInfo, "login",
+			slog.String("trace_id", traceID), slog.String("trigger", string(ev.Trigger)), slog.String("caller", caller.Name),
+			slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
+			slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
+	}
 	return out, nil
 }
 

@@ -93,10 +93,12 @@ func (h *SupabaseHandler) serve(w http.ResponseWriter, r *http.Request) (_ *Supa
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	logf(h.Log).LogAttrs(r.Context(), slog.LevelInfo, "login",
-		slog.String("trace_id", id), slog.String("dialect", "supabase"),
-		slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
-		slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
+	if l := logf(h.Log); l.Enabled(r.Context(), slog.LevelInfo) {
+		l.LogAttrs(r.Context(), slog.LevelInfo, "login",
+			slog.String("trace_id", id), slog.String("dialect", "supabase"),
+			slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
+			slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
+	}
 	return SupabaseAnswer(req, res), nil
 }
 

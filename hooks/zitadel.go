@@ -268,10 +268,12 @@ func (h *ZitadelHandler) serve(w http.ResponseWriter, r *http.Request, fn string
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	logf(h.Log).LogAttrs(r.Context(), slog.LevelInfo, "login",
-		slog.String("trace_id", ev.Transaction.ID), slog.String("dialect", "zitadel"), slog.String("function", fn),
-		slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
-		slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
+	if l := logf(h.Log); l.Enabled(r.Context(), slog.LevelInfo) {
+		l.LogAttrs(r.Context(), slog.LevelInfo, "login",
+			slog.String("trace_id", ev.Transaction.ID), slog.String("dialect", "zitadel"), slog.String("function", fn),
+			slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
+			slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
+	}
 	return ZitadelAnswer(fn, res)
 }
 
