@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
@@ -97,6 +98,24 @@ type Minter struct {
 	keys *KeySet
 	cfg  MinterConfig
 	now  func() time.Time
+	// bufs recycles payload buffers: the signer keeps the payload only
+	// until the token is serialized, and a fresh 2-8 KB buffer grown by
+	// appends costs as much as the encoding itself.
+	bufs sync.Pool
+}
+
+func (m *Minter) getBuf() *[]byte {
+	if b, ok := m.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+func (m *Minter) putBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 { // do not pin one huge claim set forever
+		m.bufs.Put(b)
+	}
 }
 
 // NewMinter checks the configuration: no lifetime may outlast the key set's
@@ -159,11 +178,26 @@ func (m *Minter) MintIDToken(ctx context.Context, r IDTokenRequest) (Minted, err
 	}
 	now := m.now().Truncate(time.Second)
 	exp := now.Add(m.cfg.lifetimes(r.ClientID).IDToken)
+	buf := m.getBuf()
+	defer m.putBuf(buf)
+	b, err := m.idPayload((*buf)[:0], r, now, exp)
+	*buf = b
+	if err != nil {
+		return Minted{}, err
+	}
+	tok, err := sign(key, TypeIDToken, b)
+	if err != nil {
+		return Minted{}, err
+	}
+	return Minted{Token: tok, KeyID: key.ID, IssuedAt: now, ExpiresAt: exp}, nil
+}
+
+// idPayload appends the ID token's claim set to b.
+func (m *Minter) idPayload(b []byte, r IDTokenRequest, now, exp time.Time) ([]byte, error) {
 	at := r.AuthTime
 	if at.IsZero() {
 		at = now
 	}
-	b := make([]byte, 0, 256+len(m.cfg.Issuer)+len(r.Subject)+32*len(r.Claims))
 	b = append(b, `{"iss":`...)
 	b = appendString(b, m.cfg.Issuer)
 	b = appendStringClaim(b, "sub", r.Subject)
@@ -174,15 +208,11 @@ func (m *Minter) MintIDToken(ctx context.Context, r IDTokenRequest) (Minted, err
 	if r.Nonce != "" {
 		b = appendStringClaim(b, "nonce", r.Nonce)
 	}
-	if b, err = appendCustom(b, r.Claims, reservedClaims, "id token"); err != nil {
-		return Minted{}, err
-	}
-	b = append(b, '}')
-	tok, err := sign(key, TypeIDToken, b)
+	b, err := appendCustom(b, r.Claims, reservedClaims, "id token")
 	if err != nil {
-		return Minted{}, err
+		return nil, err
 	}
-	return Minted{Token: tok, KeyID: key.ID, IssuedAt: now, ExpiresAt: exp}, nil
+	return append(b, '}'), nil
 }
 
 // MintAccessToken signs an RFC 9068 access token (typ at+jwt): iss, sub, aud,
@@ -206,7 +236,22 @@ func (m *Minter) MintAccessToken(ctx context.Context, r AccessTokenRequest) (Min
 	}
 	now := m.now().Truncate(time.Second)
 	exp := now.Add(m.cfg.lifetimes(r.ClientID).AccessToken)
-	b := make([]byte, 0, 320+len(m.cfg.Issuer)+len(r.Subject)+16*len(r.Scopes)+32*len(r.Claims))
+	buf := m.getBuf()
+	defer m.putBuf(buf)
+	b, err := m.accessPayload((*buf)[:0], r, aud, jti, now, exp)
+	*buf = b
+	if err != nil {
+		return Minted{}, err
+	}
+	tok, err := sign(key, TypeAccessToken, b)
+	if err != nil {
+		return Minted{}, err
+	}
+	return Minted{Token: tok, KeyID: key.ID, JTI: jti, IssuedAt: now, ExpiresAt: exp}, nil
+}
+
+// accessPayload appends the access token's claim set to b.
+func (m *Minter) accessPayload(b []byte, r AccessTokenRequest, aud, jti string, now, exp time.Time) ([]byte, error) {
 	b = append(b, `{"iss":`...)
 	b = appendString(b, m.cfg.Issuer)
 	b = appendStringClaim(b, "sub", r.Subject)
@@ -221,7 +266,7 @@ func (m *Minter) MintAccessToken(ctx context.Context, r AccessTokenRequest) (Min
 		b = append(b, '"')
 		for i, s := range r.Scopes {
 			if s == "" || !validScope(s) {
-				return Minted{}, &runtime.ValidationError{Entity: "access token", Field: "scope", Reason: fmt.Sprintf("scope %q is not a valid scope token (RFC 6749 §3.3)", s)}
+				return nil, &runtime.ValidationError{Entity: "access token", Field: "scope", Reason: fmt.Sprintf("scope %q is not a valid scope token (RFC 6749 §3.3)", s)}
 			}
 			if i > 0 {
 				b = append(b, ' ')
@@ -230,15 +275,11 @@ func (m *Minter) MintAccessToken(ctx context.Context, r AccessTokenRequest) (Min
 		}
 		b = append(b, '"')
 	}
-	if b, err = appendCustom(b, r.Claims, reservedClaims, "access token"); err != nil {
-		return Minted{}, err
-	}
-	b = append(b, '}')
-	tok, err := sign(key, TypeAccessToken, b)
+	b, err := appendCustom(b, r.Claims, reservedClaims, "access token")
 	if err != nil {
-		return Minted{}, err
+		return nil, err
 	}
-	return Minted{Token: tok, KeyID: key.ID, JTI: jti, IssuedAt: now, ExpiresAt: exp}, nil
+	return append(b, '}'), nil
 }
 
 // validScope: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), so it needs no
