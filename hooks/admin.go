@@ -225,7 +225,7 @@ func (p *adminPath) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &adminCall{reqID: r.Header.Get("X-Request-Id")}
-	if c.reqID == "" {
+	if !validRequestID(c.reqID) {
 		c.reqID = newTraceID()
 	}
 	if rt.scope != "" {
@@ -248,6 +248,20 @@ func (p *adminPath) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"key", c.key.Name, "request_id", c.reqID, "err", err)
 		WriteError(w, err)
 	}
+}
+
+// validRequestID accepts a caller's X-Request-Id for logs and audit records
+// only when it is a short token of safe characters.
+func validRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 // authenticate checks the bearer key and its scope: 401 without a valid

@@ -604,8 +604,17 @@ func TestAdminAuditEndpoint(t *testing.T) {
 		t.Fatalf("audit filter: %+v", page)
 	}
 	f.fails(t, 400, "per_page", "GET", "/api/audit?per_page=x", nil)
+	// The caller's request id is kept when it is a safe token, replaced otherwise.
+	f.must(t, 201, "POST", "/api/groups", map[string]any{"name": "Traced"}, "X-Request-Id", "req-42")
+	if rec := f.lastAudit(t); rec.RequestID != "req-42" {
+		t.Fatalf("request id %q", rec.RequestID)
+	}
+	f.must(t, 201, "POST", "/api/groups", map[string]any{"name": "Traced 2"}, "X-Request-Id", "evil\u2028"+strings.Repeat("x", 200))
+	if rec := f.lastAudit(t); len(rec.RequestID) != 32 {
+		t.Fatalf("unsafe request id kept: %q", rec.RequestID)
+	}
 	// Reads are not audited.
-	if f.auditTotal(t) != 6 {
+	if f.auditTotal(t) != 8 {
 		t.Fatalf("reads were audited: %d", f.auditTotal(t))
 	}
 }
