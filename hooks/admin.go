@@ -186,7 +186,7 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 }
 
 // ServerRoutes returns the admin API as routes of the server's table (one
-// per path, import with its larger body limit), including the JSON 404 for
+// per path, imports with their larger body limit), including the JSON 404 for
 // unknown /api/ paths.
 func (a *AdminAPI) ServerRoutes() []Route {
 	var out []Route
@@ -197,7 +197,7 @@ func (a *AdminAPI) ServerRoutes() []Route {
 		}
 		seen[rt.pattern] = true
 		limit := a.core.maxBody
-		if rt.pattern == "/api/import" {
+		if rt.scope == admin.ScopeImport {
 			limit = a.core.maxImport
 		}
 		out = append(out, Route{Pattern: rt.pattern, Handler: a.mux, MaxBody: limit})

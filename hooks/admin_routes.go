@@ -110,6 +110,10 @@ func adminRoutes(c *adminCore) []adminRoute {
 		{"POST", "/api/import", admin.ScopeImport, "Replace the whole document with an extension export (validated, atomic; ids kept).", "import/export", nil, "Document", ok, "ImportSummary", io.importDoc},
 		{"GET", "/api/export", admin.ScopeExport, "Export the document in the extension's format (claimsmith section with ?full=true).", "import/export",
 			[]adminParam{{"full", "boolean", "add the claimsmith section (applications, profiles)"}}, "", ok, "Document", io.exportDoc},
+		// The extension's own paths for the same two operations.
+		{"POST", "/api/configuration/import", admin.ScopeImport, "Replace the whole document (the extension's path for POST /api/import).", "import/export", nil, "Document", ok, "ImportSummary", io.importDoc},
+		{"GET", "/api/configuration/export", admin.ScopeExport, "Export the document (the extension's path for GET /api/export).", "import/export",
+			[]adminParam{{"full", "boolean", "add the claimsmith section (applications, profiles)"}}, "", ok, "Document", io.exportDoc},
 		{"GET", "/api/audit", R, "List audit records of writes, newest first.", "audit",
 			withParams(pageParams[:2], []adminParam{{"action", "string", "only this action, e.g. group.create"},
 				{"key", "string", "only writes by this key name"}, {"entity_id", "string", "only writes to this entity"}}),

@@ -687,6 +687,13 @@ func TestAdminImportExportSample(t *testing.T) {
 		if canonical(t, f.do(t, "GET", "/api/export", f.exp, nil).body) != canonical(t, sample) {
 			t.Fatal("a refused import changed the document")
 		}
+		// The extension's paths do the same.
+		if r := f.do(t, "POST", "/api/configuration/import", f.imp, sample); r.status != 200 {
+			t.Fatalf("extension import path: %d %s", r.status, r.body)
+		}
+		if r := f.do(t, "GET", "/api/configuration/export", f.exp, nil); r.status != 200 || !bytes.Equal(r.body, out.body) {
+			t.Fatalf("extension export path: %d", r.status)
+		}
 		// Import with only the import scope works; it is audited with that key.
 		f.must(t, 200, "GET", "/api/groups", nil)
 		if r := f.do(t, "POST", "/api/import", f.imp, sample); r.status != 200 {
