@@ -1,0 +1,133 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
+	"github.com/claimsmith/claimsmith/runtime/cache"
+	"github.com/claimsmith/claimsmith/runtime/redistest"
+)
+
+func redisStore(t *testing.T, srv *redistest.Server, opt redisstore.Options) *redisstore.Store {
+	t.Helper()
+	s, err := redisstore.New(context.Background(), client(t, srv), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestTwoNodesOnRedisStore: two nodes, each a cache over its own handle on
+// one Redis store, sharing the Redis cache. A membership change through node
+// A is visible to A's next login at once and to B's within the pub/sub delay.
+func TestTwoNodesOnRedisStore(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	stA := redisStore(t, srv, redisstore.Options{})
+	stB := redisStore(t, srv, redisstore.Options{})
+	if _, err := stA.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authztest.ResolutionFixture()}); err != nil {
+		t.Fatal(err)
+	}
+	a := newCache(t, stA, cache.Options{Client: client(t, srv), PollInterval: -1})
+	b := newCache(t, stB, cache.Options{Client: client(t, srv), PollInterval: -1})
+	waitSubscribed(t, a)
+	waitSubscribed(t, b)
+	for _, n := range []*cache.Cache{a, b} {
+		if p, err := n.ResolvePolicy(ctx, bob); err != nil || len(p.Groups) != 0 {
+			t.Fatalf("bob before: %+v %v", p, err)
+		}
+	}
+	var delays []time.Duration
+	for i := 0; i < 20; i++ {
+		user := authz.PolicyQuery{UserID: "auth0|two-node-" + string(rune('a'+i)), ClientID: authztest.Portal}
+		if p, _ := b.ResolvePolicy(ctx, user); len(p.Groups) != 0 { // cached empty on B
+			t.Fatalf("before: %+v", p)
+		}
+		start := time.Now()
+		if _, err := a.Writer(stA).Apply(ctx, 0, &authz.AddGroupMembers{GroupID: "g-eng", UserIDs: []string{user.UserID}}); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := a.ResolvePolicy(ctx, user); err != nil || !slices.Contains(p.Groups, "Engineering") {
+			t.Fatalf("node A right after its write: %+v %v", p, err)
+		}
+		for {
+			p, err := b.ResolvePolicy(ctx, user)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(p.Groups, "Engineering") {
+				delays = append(delays, time.Since(start))
+				break
+			}
+			if time.Since(start) > time.Second {
+				t.Fatal("node B does not see node A's write after 1s")
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	slices.Sort(delays)
+	t.Logf("write on A → visible on B: median %v, max %v (20 writes)", delays[len(delays)/2], delays[len(delays)-1])
+}
+
+// TestCacheDownStoreUp: the policy cache's Redis dies, the store's does
+// not: logins keep succeeding from the store.
+func TestCacheDownStoreUp(t *testing.T) {
+	cacheSrv := redistest.Start(t, redistest.Options{})
+	storeSrv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	st := redisStore(t, storeSrv, redisstore.Options{})
+	if _, err := st.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authztest.ResolutionFixture()}); err != nil {
+		t.Fatal(err)
+	}
+	c := newCache(t, st, cache.Options{Client: client(t, cacheSrv), NearSize: -1, RetryAfter: 50 * time.Millisecond})
+	cacheSrv.Kill()
+	for i := 0; i < 10; i++ {
+		if p, err := c.ResolvePolicy(ctx, alice); err != nil || len(p.Groups) == 0 {
+			t.Fatalf("login %d with the cache down: %+v %v", i, p, err)
+		}
+	}
+	if err := c.Check(ctx); !errors.Is(err, runtime.ErrUnavailable) {
+		t.Fatalf("Check: %v, want degraded", err)
+	}
+}
+
+// TestSharedRedisDown: cache and store on one Redis, which dies. With
+// fail_closed a login not in the near cache gets ErrUnavailable; with
+// last_snapshot it is answered from the in-process snapshot.
+func TestSharedRedisDown(t *testing.T) {
+	for _, mode := range []string{redisstore.FailClosed, redisstore.LastSnapshot} {
+		t.Run(mode, func(t *testing.T) {
+			srv := redistest.Start(t, redistest.Options{})
+			ctx := context.Background()
+			seed := redisStore(t, srv, redisstore.Options{})
+			if _, err := seed.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authztest.ResolutionFixture()}); err != nil {
+				t.Fatal(err)
+			}
+			st := redisStore(t, srv, redisstore.Options{OnUnavailable: mode, RefreshInterval: 20 * time.Millisecond})
+			c := newCache(t, st, cache.Options{Client: client(t, srv), NearSize: -1, RetryAfter: 50 * time.Millisecond})
+			if _, err := c.ResolvePolicy(ctx, alice); err != nil {
+				t.Fatal(err)
+			}
+			srv.Kill()
+			p, err := c.ResolvePolicy(ctx, alice)
+			switch mode {
+			case redisstore.FailClosed:
+				if !errors.Is(err, runtime.ErrUnavailable) {
+					t.Fatalf("fail_closed: %+v %v, want ErrUnavailable", p, err)
+				}
+			case redisstore.LastSnapshot:
+				if err != nil || !slices.Contains(p.Groups, "Engineering") {
+					t.Fatalf("last_snapshot: %+v %v", p, err)
+				}
+			}
+		})
+	}
+}
