@@ -556,3 +556,16 @@ func TestCorruptRedisEntryIsAMiss(t *testing.T) {
 		t.Fatalf("corrupt entry: got %+v %v, want %+v", got, err, want)
 	}
 }
+
+func TestTwoCachesShareMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	st := newStore(t)
+	a := newCache(t, st, cache.Options{Registerer: reg})
+	b := newCache(t, st, cache.Options{Registerer: reg})
+	ctx := context.Background()
+	a.ResolvePolicy(ctx, alice)
+	b.ResolvePolicy(ctx, alice)
+	if n := metricValue(t, reg, "claimsmith_policy_cache_lookups_total", "miss"); n != 2 {
+		t.Fatalf("misses of two caches on one registry = %v, want 2", n)
+	}
+}

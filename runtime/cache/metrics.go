@@ -34,13 +34,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "1 while the Redis policy cache is unavailable and logins are served from the store.",
 	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{lookups, errs, inv, deg} {
-			if err := reg.Register(c); err != nil {
-				var are prometheus.AlreadyRegisteredError
-				if !errors.As(err, &are) {
-					return nil, err
-				}
-			}
+		// A second cache on the same registry (tests, several stores) shares
+		// the collectors already registered.
+		var err error
+		if lookups, err = register(reg, lookups); err != nil {
+			return nil, err
+		}
+		if errs, err = register(reg, errs); err != nil {
+			return nil, err
+		}
+		if inv, err = register(reg, inv); err != nil {
+			return nil, err
+		}
+		if deg, err = register(reg, deg); err != nil {
+			return nil, err
 		}
 	}
 	return &metrics{
@@ -49,4 +56,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		errSubscribe: errs.WithLabelValues("subscribe"), errRevision: errs.WithLabelValues("revision"), errDecode: errs.WithLabelValues("decode"),
 		invalidations: inv, degraded: deg,
 	}, nil
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, err
+	}
+	return c, nil
 }
