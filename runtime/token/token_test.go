@@ -475,3 +475,42 @@ func TestLifetimesPerClient(t *testing.T) {
 		t.Fatalf("bad issuer: %v", err)
 	}
 }
+
+// A rotation made by another process (`claimsmith keys rotate`) reaches a
+// running server through Maintain's reload, and Maintain prunes dropped keys.
+func TestMaintainPicksUpRotation(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := newFixture(t, EdDSA)
+	cli, err := NewKeySet(f.store, f.keys.Config(), f.clock.Now, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { f.keys.Maintain(ctx, 5*time.Millisecond); close(done) }()
+	next, err := cli.Rotate(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if cond() {
+				return
+			}
+		}
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	waitFor("the server to publish the rotated key", func() bool { set := f.keys.JWKS(); return len(set.Key(next.ID)) == 1 })
+	old := f.keys.Infos()[0].ID
+	f.clock.Advance(time.Hour + 2*time.Hour + time.Second) // activation, then the old key's retention
+	waitFor("the dropped key to be pruned", func() bool {
+		_, err := os.Stat(filepath.Join(f.store.Dir(), old+".json"))
+		return os.IsNotExist(err)
+	})
+	cancel()
+	<-done
+}
