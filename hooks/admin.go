@@ -485,9 +485,36 @@ func (lq listQuery) match(name, description string) bool {
 		if lq.field == "description" {
 			hay = description
 		}
-		return strings.Contains(strings.ToLower(hay), lq.q)
+		return containsFold(hay, lq.q)
 	}
 	return true
+}
+
+// containsFold reports whether the lower-cased needle occurs in hay, case
+// folded; ASCII (the common case) is compared without allocating.
+func containsFold(hay, lowerNeedle string) bool {
+	for i := 0; i < len(hay); i++ {
+		if hay[i] >= 0x80 {
+			return strings.Contains(strings.ToLower(hay), lowerNeedle)
+		}
+	}
+	n := len(lowerNeedle)
+	for i := 0; i+n <= len(hay); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := hay[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lowerNeedle[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
 }
 
 // listPage is the envelope of every list: the items under the resource's

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -141,6 +142,20 @@ func FuzzAdminQueryAndHeaders(f *testing.F) {
 		fx.api.ServeHTTP(rec, req)
 		if rec.Code != 204 && rec.Code != 400 && rec.Code != 409 {
 			t.Fatalf("PATCH with If-Match %q: %d %s", etag, rec.Code, rec.Body)
+		}
+	})
+}
+
+// FuzzContainsFold: the allocation-free search agrees with
+// strings.Contains on lower-cased strings.
+func FuzzContainsFold(f *testing.F) {
+	f.Add("Bench Group 5", "group 5")
+	f.Add("ÉCOLE", "éco")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, hay, needle string) {
+		n := strings.ToLower(needle)
+		if got, want := containsFold(hay, n), strings.Contains(strings.ToLower(hay), n); got != want {
+			t.Fatalf("containsFold(%q, %q) = %v, want %v", hay, n, got, want)
 		}
 	})
 }
