@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -210,9 +211,18 @@ func (s *Store) writeAll(ctx context.Context, n ns, doc *authz.Document, progres
 	if doc.Claimsmith != nil {
 		apps = len(doc.Claimsmith.Applications)
 	}
-	// Two or three commands per record, one per set, the configuration and
-	// the counter.
-	total := 3*(len(doc.Groups)+len(doc.Roles)) + 2*len(doc.Permissions) + 2*apps + len(sets) + 2
+	// Exactly the commands queued below, so progress ends at total.
+	total := 2*(len(doc.Groups)+len(doc.Roles)+len(doc.Permissions)+apps) + len(sets) + 2
+	for i := range doc.Groups {
+		if len(doc.Groups[i].Members) > 0 {
+			total++
+		}
+	}
+	for i := range doc.Roles {
+		if len(doc.Roles[i].Users) > 0 {
+			total++
+		}
+	}
 	done := 0
 	pipe := s.c.Pipeline()
 	flush := func(force bool) error {
@@ -306,7 +316,8 @@ func (s *Store) dropGeneration(gen uint64) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		ctx := context.Background()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
 		if err := s.deleteGeneration(ctx, gen); err != nil {
 			s.log.Warn("redis store: delete old generation", "generation", gen, "err", err)
 		}

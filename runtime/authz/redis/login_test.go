@@ -101,3 +101,37 @@ func TestLoginIsOneRoundTrip(t *testing.T) {
 		t.Fatalf("policy revision %d, store %d", p.Revision, m.Revision())
 	}
 }
+
+// TestImportDropsOldGeneration: re-importing replaces the keys of the old
+// generation (no garbage left behind), and progress is reported up to the
+// total.
+func TestImportDropsOldGeneration(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	s, err := redis.New(ctx, newClient(t, srv.Addr()), redis.Options{BatchSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, last, total int
+	progress := func(done, tot int) { calls++; last, total = done, tot }
+	if _, err := s.Import(ctx, 0, authztest.ResolutionFixture(), progress); err != nil {
+		t.Fatal(err)
+	}
+	if calls < 2 || last != total || total == 0 {
+		t.Fatalf("progress: %d calls, last %d of %d", calls, last, total)
+	}
+	keys1, _ := srv.Do("DBSIZE")
+	for i := 0; i < 3; i++ {
+		if _, err := s.Import(ctx, 0, authztest.ResolutionFixture(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close() // waits for the background deletion of old generations
+	keys2, _ := srv.Do("DBSIZE")
+	if keys1 != keys2 {
+		t.Fatalf("keys after 1 import: %s, after 4: %s (old generations left behind)", keys1, keys2)
+	}
+	if n, _ := srv.Do("EVAL", "return #redis.call('KEYS', 'claimsmith:{authz}:1:*')", "0"); n != "0" {
+		t.Fatalf("%s keys of generation 1 remain", n)
+	}
+}
