@@ -325,7 +325,7 @@ func (h *DiscoveryHandler) Metadata() ProviderMetadata {
 		RevocationEndpointAuthMethods:          auth,
 		// claimsmith mints tokens for the IdP that runs the authorization
 		// flow; it hosts no authorization endpoint of its own.
-		ResponseTypesSupported: []string{"id_token", "token id_token"},
+		ResponseTypesSupported: []string{"id_token"},
 		ClaimsSupported:        []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "client_id", "scope", "jti"},
 	}
 }
