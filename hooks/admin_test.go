@@ -652,8 +652,8 @@ func TestAdminImportExportSample(t *testing.T) {
 		if rec := f.lastAudit(t); !bytes.Contains(rec.After, []byte(fmt.Sprintf(`"groups":%d`, len(doc.Groups)))) {
 			t.Fatalf("import audit after: %s", rec.After)
 		}
-		// Exports back identically (byte for byte in canonical JSON; the
-		// sample is in the extension's export layout, so exactly too).
+		// Exports back identically: the same JSON, and (the sample being in
+		// the extension's export layout) the same bytes.
 		out := f.do(t, "GET", "/api/export", f.exp, nil)
 		if out.status != 200 || out.header.Get("ETag") != etagOf(f.revision(t)) {
 			t.Fatalf("export: %d", out.status)
@@ -662,7 +662,7 @@ func TestAdminImportExportSample(t *testing.T) {
 			t.Fatalf("export differs from the imported sample:\n%s", out.body)
 		}
 		if !bytes.Equal(out.body, sample) {
-			t.Logf("export equals the sample after canonical formatting, not byte for byte")
+			t.Fatal("export equals the sample after canonical formatting but not byte for byte")
 		}
 		// A full export carries the applications; re-importing it is a no-op.
 		full := f.must(t, 200, "GET", "/api/export?full=true", nil)
