@@ -53,7 +53,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	issuer := fs.String("issuer", "", "token issuer URL (tokens.issuer; default http(s)://ADDR)")
 	cert := fs.String("tls-cert", "", "TLS certificate file (server.tls_cert_file)")
 	key := fs.String("tls-key", "", "TLS private key file (server.tls_key_file)")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), serveHelp+hooksHelp); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), serveUsage()); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
@@ -45,6 +46,15 @@ secrets come from the environment variables the *_env keys name):
       api_key_env: CLAIMSMITH_EXTENSION_API_KEY
       store_apikey: true               # also accept the imported extension's apikey
 `
+
+// serveUsage is serve's help with the hooks section placed before the flags.
+func serveUsage() string {
+	const flags = "Flags (override the file):"
+	if before, after, ok := strings.Cut(serveHelp, flags); ok {
+		return before + strings.TrimPrefix(hooksHelp, "\n") + "\n" + flags + after
+	}
+	return serveHelp + hooksHelp
+}
 
 // hookRoutes builds the login pipeline and the IdP-facing handlers the
 // configuration's hooks section asks for. Without a config file or a hooks
