@@ -1,0 +1,458 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/claimsmith/claimsmith/cmd/claimsmith/internal/loadtest"
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+)
+
+const loadtestHelp = `Usage: claimsmith loadtest [flags]
+
+Drives a running 'claimsmith serve' over keep-alive HTTP, open-loop at a
+target rate (latency is measured from each request's scheduled start, so a
+slow server cannot hide its queue), with a realistic mix:
+
+  post-login   native post-login for users spread over the model (allowed)
+  denied       native post-login for users lacking the client's required_roles
+  hydra        the Ory Hydra token hook dialect
+  introspect   RFC 7662 introspection of access tokens minted in a warm-up
+
+Users, clients and which logins are denied are taken from --data (the same
+file the server imported); a larger model: 'claimsmith loadtest --generate
+100000 --data model.json', import it, serve, then load-test with it.
+
+It prints throughput, p50/p90/p99/max per kind, errors and statuses, and
+writes report.txt and latency.svg (latency over time) to --out. With
+--find-max it first searches the highest rate the server sustains (errors and
+drops < 1%, p99 ≤ --max-p99), then runs --duration at half of it and reports
+that p99 (target ≤ 2 ms with ES256).
+
+Defaults match 'make run' (samples/config/claimsmith.yaml and the dev secrets
+the Makefile exports).
+
+Flags:
+`
+
+func runLoadtest(ctx context.Context, a *app, args []string) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	base := fs.String("url", "http://127.0.0.1:8080", "base URL of the running server")
+	data := fs.String("data", "samples/data/claimsmith-full.json", "model the server serves (extension export, optionally with the claimsmith section)")
+	generate := fs.Int("generate", 0, "write a generated model with this many users to --data and exit")
+	bearer := fs.String("bearer", envOr("CLAIMSMITH_LOADTEST_BEARER", "dev-native-bearer-key"), "bearer key of a native caller allowed to mint ($CLAIMSMITH_LOADTEST_BEARER)")
+	hydraKey := fs.String("hydra-key", envOr("CLAIMSMITH_LOADTEST_HYDRA_KEY", "Bearer dev-hydra-api-key"), "value of the Hydra hook's API key header ($CLAIMSMITH_LOADTEST_HYDRA_KEY)")
+	hydraHeader := fs.String("hydra-header", "Authorization", "header carrying the Hydra hook's API key")
+	introID := fs.String("introspect-client", "resource-server", "introspection client id")
+	introSecret := fs.String("introspect-secret", envOr("CLAIMSMITH_LOADTEST_INTROSPECT_SECRET", "dev-introspection-secret"), "introspection client secret ($CLAIMSMITH_LOADTEST_INTROSPECT_SECRET)")
+	mixFlag := fs.String("mix", "post-login=60,denied=10,hydra=20,introspect=10", "weights of the request kinds")
+	rate := fs.Float64("rate", 200, "requests per second (without --find-max)")
+	duration := fs.Duration("duration", 10*time.Second, "how long to send at the final rate")
+	findMax := fs.Bool("find-max", false, "search the max sustainable rate, then run at half of it")
+	maxP99 := fs.Duration("max-p99", 50*time.Millisecond, "p99 above which a rate is not sustainable (--find-max)")
+	step := fs.Duration("step", 3*time.Second, "duration of each probe of --find-max")
+	conc := fs.Int("concurrency", 256, "requests in flight at most (more are dropped and counted)")
+	out := fs.String("out", "loadtest-report", "folder for report.txt and latency.svg")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), loadtestHelp); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if *generate > 0 {
+		return writeGeneratedModel(a, *data, *generate)
+	}
+	weights, err := parseMix(*mixFlag)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	raw, err := os.ReadFile(*data)
+	if err != nil {
+		return err
+	}
+	doc, err := authz.ParseDocument(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", *data, err)
+	}
+	lt := &loadPlan{base: strings.TrimRight(*base, "/"), doc: doc, bearer: *bearer, hydraKey: *hydraKey, hydraHeader: *hydraHeader,
+		introID: *introID, introSecret: *introSecret, client: &http.Client{Timeout: 10 * time.Second}}
+	sets, err := lt.prepare(ctx, weights)
+	if err != nil {
+		return err
+	}
+	mix, err := loadtest.NewWeighted(weights, sets)
+	if err != nil {
+		return err
+	}
+	opts := loadtest.Options{BaseURL: lt.base, Rate: *rate, Duration: *duration, Concurrency: *conc, Seed: 1}
+	var header string
+	if *findMax {
+		maxRate, _, err := loadtest.FindMax(ctx, opts, mix, loadtest.SearchOptions{Start: 100, Step: *step, MaxP99: *maxP99,
+			Progress: func(r *loadtest.Report) {
+				fmt.Fprintf(a.stdout, "probe %6.0f req/s: ok %6.0f/s p99 %-9s errors %d dropped %d healthy=%v\n",
+					r.TargetRate, r.Throughput, r.All.P99, r.Errors, r.Dropped, r.Healthy(*maxP99))
+			}})
+		if err != nil {
+			return err
+		}
+		if maxRate == 0 {
+			return errors.New("no probed rate was sustainable (start at 100 req/s): is the server up and are the credentials right?")
+		}
+		header = fmt.Sprintf("max sustainable rate %.0f req/s (p99 ≤ %s, errors+drops < 1%%); final run at half: %.0f req/s\n", maxRate, *maxP99, maxRate/2)
+		fmt.Fprint(a.stdout, header)
+		opts.Rate = maxRate / 2
+	}
+	rep, err := loadtest.Run(ctx, opts, mix)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	var text strings.Builder
+	text.WriteString(header)
+	rep.WriteText(&text)
+	fmt.Fprint(a.stdout, text.String())
+	if err := os.WriteFile(filepath.Join(*out, "report.txt"), []byte(text.String()), 0o644); err != nil {
+		return err
+	}
+	svg, err := os.Create(filepath.Join(*out, "latency.svg"))
+	if err != nil {
+		return err
+	}
+	title := fmt.Sprintf("claimsmith loadtest — %s, %.0f req/s", lt.base, opts.Rate)
+	if err := rep.WriteSVG(svg, title); err != nil {
+		svg.Close()
+		return err
+	}
+	if err := svg.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "wrote %s and %s\n", filepath.Join(*out, "report.txt"), filepath.Join(*out, "latency.svg"))
+	if rep.Errors > 0 || rep.Dropped > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d errors and %d dropped requests", rep.Errors, rep.Dropped)}
+	}
+	return nil
+}
+
+func parseMix(s string) (map[string]int, error) {
+	known := []string{"post-login", "denied", "hydra", "introspect"}
+	out := map[string]int{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 0 {
+			return nil, fmt.Errorf("--mix: %q is not kind=weight", part)
+		}
+		if !slices.Contains(known, k) {
+			return nil, fmt.Errorf("--mix: unknown kind %q (kinds: %s)", k, strings.Join(known, ", "))
+		}
+		out[k] = n
+	}
+	return out, nil
+}
+
+// loadPlan prepares the requests of each kind from the model.
+type loadPlan struct {
+	base, bearer, hydraKey, hydraHeader, introID, introSecret string
+	doc                                                       *authz.Document
+	client                                                    *http.Client
+}
+
+type loginCase struct {
+	user, client, clientName, connection, audience string
+	denied                                         bool
+}
+
+// cases resolves every (user, client) pair locally, exactly as the server
+// will, to know which logins the required-roles rule denies.
+func (p *loadPlan) cases() []loginCase {
+	m := authz.NewModel(p.doc, 1)
+	var users []string
+	seen := map[string]bool{}
+	for _, g := range p.doc.Groups {
+		for _, u := range g.Members {
+			if !seen[u] {
+				seen[u] = true
+				users = append(users, u)
+			}
+		}
+	}
+	for _, r := range p.doc.Roles {
+		for _, u := range r.Users {
+			if !seen[u] {
+				seen[u] = true
+				users = append(users, u)
+			}
+		}
+	}
+	var apps []authz.Application
+	if p.doc.Claimsmith != nil {
+		apps = p.doc.Claimsmith.Applications
+	}
+	if len(apps) == 0 {
+		ids := map[string]bool{}
+		for _, r := range p.doc.Roles {
+			if r.ApplicationType != authz.TypeResourceServer && !ids[r.ApplicationID] {
+				ids[r.ApplicationID] = true
+				apps = append(apps, authz.Application{ClientID: r.ApplicationID, Name: r.ApplicationID})
+			}
+		}
+	}
+	audience := ""
+	for _, r := range p.doc.Roles {
+		if r.ApplicationType == authz.TypeResourceServer {
+			audience = r.ApplicationID
+			break
+		}
+	}
+	const maxUsers = 5000 // enough spread; keeps preparation quick on big models
+	if len(users) > maxUsers {
+		users = users[:maxUsers]
+	}
+	var out []loginCase
+	for _, u := range users {
+		for _, app := range apps {
+			pol := m.Resolve(authz.PolicyQuery{UserID: u, ClientID: app.ClientID, Audience: audience})
+			denied := false
+			if req := strings.TrimSpace(app.Metadata["required_roles"]); req != "" {
+				denied = true
+				for _, r := range strings.Split(req, ",") {
+					if slices.Contains(pol.Roles, strings.TrimSpace(r)) {
+						denied = false
+						break
+					}
+				}
+			}
+			out = append(out, loginCase{user: u, client: app.ClientID, clientName: app.Name, audience: audience, denied: denied})
+		}
+	}
+	return out
+}
+
+func (p *loadPlan) event(c loginCase) runtime.Event {
+	name := strings.TrimPrefix(c.user, "auth0|")
+	return runtime.Event{
+		Trigger:    runtime.TriggerPostLogin,
+		User:       runtime.User{UserID: c.user, Email: name + "@example.com", EmailVerified: true, Name: name},
+		Client:     runtime.Client{ClientID: c.client, Name: c.clientName},
+		Connection: runtime.Connection{Name: "Username-Password-Authentication", Strategy: "auth0"},
+		Request:    runtime.Request{IP: "203.0.113.7", UserAgent: "claimsmith-loadtest"},
+		Transaction: runtime.Transaction{RequestedScopes: []string{"openid", "profile", "email"}, Audience: c.audience,
+			Protocol: "oidc-basic-profile"},
+	}
+}
+
+func (p *loadPlan) native(kind string, c loginCase, mint bool) (*loadtest.Request, error) {
+	body, err := json.Marshal(struct {
+		runtime.Event
+		Mint bool `json:"mint,omitempty"`
+	}{p.event(c), mint})
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + p.bearer}}
+	return &loadtest.Request{Kind: kind, Method: http.MethodPost, Path: "/hooks/v1/post-login", Header: h, Body: body, Expect: []int{200}}, nil
+}
+
+func (p *loadPlan) hydra(c loginCase) (*loadtest.Request, error) {
+	sid := randomHex(8)
+	body, err := json.Marshal(map[string]any{
+		"session": map[string]any{
+			"id_token": map[string]any{
+				"id_token_claims": map[string]any{"sub": c.user, "aud": []string{c.client}, "ext": map[string]any{"sid": sid},
+					"exp": "0001-01-01T00:00:00Z", "iat": "0001-01-01T00:00:00Z", "auth_time": "0001-01-01T00:00:00Z", "rat": "0001-01-01T00:00:00Z"},
+				"headers": map[string]any{"extra": map[string]any{}}, "username": "", "subject": c.user,
+			},
+			"extra": map[string]any{}, "client_id": c.client, "consent_challenge": randomHex(16),
+			"exclude_not_before_claim": false, "allowed_top_level_claims": []string{}, "mirror_top_level_claims": true,
+		},
+		"request": map[string]any{"client_id": c.client, "requested_scopes": []string{"openid", "offline"}, "granted_scopes": []string{},
+			"granted_audience": []string{}, "grant_types": []string{"authorization_code"}, "payload": map[string]any{}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{"Content-Type": {"application/json"}, p.hydraHeader: {p.hydraKey}}
+	return &loadtest.Request{Kind: "hydra", Method: http.MethodPost, Path: "/hooks/hydra/token", Header: h, Body: body, Expect: []int{200, 204, 403}}, nil
+}
+
+// prepare builds the request sets of the kinds with a weight; introspection
+// needs access tokens, minted by a warm-up of native logins.
+func (p *loadPlan) prepare(ctx context.Context, weights map[string]int) (map[string][]*loadtest.Request, error) {
+	cases := p.cases()
+	sets := map[string][]*loadtest.Request{}
+	var allowed []loginCase
+	for _, c := range cases {
+		kind := "post-login"
+		if c.denied {
+			kind = "denied"
+		} else {
+			allowed = append(allowed, c)
+		}
+		if weights[kind] > 0 {
+			r, err := p.native(kind, c, false)
+			if err != nil {
+				return nil, err
+			}
+			sets[kind] = append(sets[kind], r)
+		}
+		if weights["hydra"] > 0 {
+			r, err := p.hydra(c)
+			if err != nil {
+				return nil, err
+			}
+			sets["hydra"] = append(sets["hydra"], r)
+		}
+	}
+	for k, w := range weights {
+		if w > 0 && len(sets[k]) == 0 && k != "introspect" {
+			return nil, fmt.Errorf("the model in --data has no %s logins: give that kind weight 0 in --mix", k)
+		}
+	}
+	if weights["introspect"] > 0 {
+		if len(allowed) == 0 {
+			return nil, errors.New("the model has no allowed login to mint a token for introspection")
+		}
+		for i := 0; i < 50 && i < len(allowed)*4; i++ {
+			tok, err := p.mint(ctx, allowed[i%len(allowed)])
+			if err != nil {
+				return nil, err
+			}
+			form := url.Values{"token": {tok}, "token_type_hint": {"access_token"}}.Encode()
+			h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+			req, _ := http.NewRequest(http.MethodPost, "/", nil)
+			req.SetBasicAuth(url.QueryEscape(p.introID), url.QueryEscape(p.introSecret))
+			h.Set("Authorization", req.Header.Get("Authorization"))
+			sets["introspect"] = append(sets["introspect"], &loadtest.Request{Kind: "introspect", Method: http.MethodPost,
+				Path: "/oauth2/introspect", Header: h, Body: []byte(form), Expect: []int{200}})
+		}
+		// Check once that the credentials work: a 401 on every request
+		// would only show up as errors at the end.
+		if err := p.check(ctx, sets["introspect"][0]); err != nil {
+			return nil, fmt.Errorf("introspection: %w", err)
+		}
+	}
+	return sets, nil
+}
+
+func (p *loadPlan) mint(ctx context.Context, c loginCase) (string, error) {
+	r, err := p.native("mint", c, true)
+	if err != nil {
+		return "", err
+	}
+	body, status, err := p.send(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusOK {
+		return "", fmt.Errorf("warm-up login for %s: HTTP %d: %s (check --bearer and that the server runs)", c.user, status, strings.TrimSpace(string(body)))
+	}
+	var resp struct {
+		Tokens *struct {
+			AccessToken string `json:"access_token"`
+		} `json:"tokens"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return "", fmt.Errorf("warm-up login: %w", err)
+	}
+	if resp.Tokens == nil || resp.Tokens.AccessToken == "" {
+		return "", errors.New("the server minted no access token in the warm-up (the native caller needs mint allowed, or give introspect weight 0)")
+	}
+	return resp.Tokens.AccessToken, nil
+}
+
+func (p *loadPlan) check(ctx context.Context, r *loadtest.Request) error {
+	body, status, err := p.send(ctx, r)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(r.Expect, status) {
+		return fmt.Errorf("HTTP %d: %s (check the client id and secret)", status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+func (p *loadPlan) send(ctx context.Context, r *loadtest.Request) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, r.Method, p.base+r.Path, strings.NewReader(string(r.Body)))
+	if err != nil {
+		return nil, 0, err
+	}
+	for k, v := range r.Header {
+		req.Header[k] = v
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %w (is 'claimsmith serve' running there?)", p.base, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return b, resp.StatusCode, err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// writeGeneratedModel writes a deterministic generated model (the one the
+// benchmarks use) with applications whose required_roles some users lack.
+func writeGeneratedModel(a *app, path string, users int) error {
+	spec := authztest.BenchSpec(users)
+	doc := authztest.Generate(spec)
+	if doc.Claimsmith == nil {
+		doc.Claimsmith = &authz.Section{}
+	}
+	for i := 0; i < spec.Clients; i++ {
+		id := authztest.GenClientID(i)
+		// Require the client's first role: users holding none of it are denied.
+		req := ""
+		for _, r := range doc.Roles {
+			if r.ApplicationID == id {
+				req = r.Name
+				break
+			}
+		}
+		app := authz.Application{ClientID: id, Name: "Generated " + id}
+		if req != "" {
+			app.Metadata = map[string]string{"required_roles": req}
+		}
+		doc.Claimsmith.Applications = append(doc.Claimsmith.Applications, app)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := authz.Encode(f, doc, authz.ExportOptions{Full: true}); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "wrote %s: %d users, %d groups, %d roles, %d clients\n", path, spec.Users, spec.Groups, spec.Roles, spec.Clients)
+	return nil
+}
