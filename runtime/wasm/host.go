@@ -140,20 +140,7 @@ func (r *Rule) hostFunctions() []extism.HostFunction {
 	i32, i64 := extism.ValueTypeI32, extism.ValueTypeI64
 	fns := []extism.HostFunction{
 		extism.NewHostFunctionWithStack("log", func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
-			c := callFrom(ctx, p)
-			msg, err := c.read(stack[1], 1<<20)
-			if err != nil {
-				panic(fmt.Errorf("log: %w", err))
-			}
-			if len(msg) > maxHostLogBytes {
-				msg = truncate(msg, maxHostLogBytes)
-			}
-			level := logLevel(int32(stack[0]))
-			in := c.in
-			if len(in.hostLogs) < maxHostLogLines {
-				in.hostLogs = append(in.hostLogs, runtime.LogLine{Level: level, Msg: msg})
-			}
-			r.log.Debug("wasm rule log", "level", level, "msg", msg)
+			callFrom(ctx, p).log(logLevel(int32(stack[0])), stack[1])
 		}, []extism.ValueType{i32, i64}, nil),
 
 		extism.NewHostFunctionWithStack("config_get", func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
@@ -205,10 +192,55 @@ func (r *Rule) hostFunctions() []extism.HostFunction {
 			stack[0] = off
 		}, []extism.ValueType{i64, i64}, []extism.ValueType{i64}),
 	}
+	// Stand-ins for extism:host/env's log functions (see redirects in
+	// instrument.go): PDK log calls land in the rule's trace.
+	for _, level := range []string{"trace", "debug", "info", "warn", "error"} {
+		traceLevel := level
+		if level == "trace" {
+			traceLevel = "debug"
+		}
+		fns = append(fns, extism.NewHostFunctionWithStack("env_log_"+level, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
+			c := callFrom(ctx, p)
+			c.log(traceLevel, stack[0])
+			c.free(stack[0])
+		}, []extism.ValueType{i64}, nil))
+	}
+	fns = append(fns, extism.NewHostFunctionWithStack("env_get_log_level", func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
+		stack[0] = 0 // everything: the lines are kept in the trace, not printed
+	}, nil, []extism.ValueType{i32}))
 	for i := range fns {
 		fns[i].SetNamespace(hostNamespace)
 	}
 	return fns
+}
+
+// log records a guest log line (the string at off) in the call's trace.
+func (c *callCtx) log(level string, off uint64) {
+	msg, err := c.read(off, 1<<20)
+	if err != nil {
+		panic(fmt.Errorf("log: %w", err))
+	}
+	if len(msg) > maxHostLogBytes {
+		msg = truncate(msg, maxHostLogBytes)
+	}
+	in := c.in
+	if len(in.hostLogs) < maxHostLogLines {
+		in.hostLogs = append(in.hostLogs, runtime.LogLine{Level: level, Msg: msg})
+	}
+	in.rule.log.Debug("wasm rule log", "level", level, "msg", msg)
+}
+
+// free releases an extism memory block the guest handed over.
+func (c *callCtx) free(off uint64) {
+	in := c.in
+	if !in.fast {
+		_ = in.cur.Free(off)
+		return
+	}
+	if f := in.kernel.fn("free"); f != nil {
+		in.hstack[0] = off
+		_ = f.CallWithStack(c, in.hstack[:])
+	}
 }
 
 // resolve answers a look-up for user at client. For the user logging in, the

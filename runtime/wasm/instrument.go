@@ -30,6 +30,26 @@ import (
 // observe changes: it cannot name the added globals (references to globals
 // past its own are rejected) and memory.grow 0 has no effect.
 
+// Imports redirected from extism's env module to claimsmith's: go-sdk serves
+// these in Go through methods that look kernel functions up by name on every
+// call (a 10 KiB allocation each), and its log functions are gated by a
+// process-wide level that is off by default. Ours have the same signatures
+// and semantics; log lines go to the rule's trace.
+var redirects = map[string]string{
+	"config_get":    "config_get",
+	"get_log_level": "env_get_log_level",
+	"log_trace":     "env_log_trace",
+	"log_debug":     "env_log_debug",
+	"log_info":      "env_log_info",
+	"log_warn":      "env_log_warn",
+	"log_error":     "env_log_error",
+}
+
+const (
+	envModule  = "extism:host/env"
+	userModule = "extism:host/user"
+)
+
 // errMalformed marks a module the instrumentation could not parse.
 var errMalformed = errors.New("malformed module")
 
@@ -177,6 +197,12 @@ func instrument(mod []byte) ([]byte, error) {
 			p = append(p, s.payload[n:]...)
 			emit(secGlobal, append(p, newGlobals...))
 			addedGlobals = true
+		case secImport:
+			p, err := redirectImports(s.payload)
+			if err != nil {
+				return nil, fmt.Errorf("%w: import section: %v", errMalformed, err)
+			}
+			emit(secImport, p)
 		case secExport:
 			count, n, _ := readU32(s.payload, 0)
 			p := appendU32(nil, count+1)
@@ -275,6 +301,67 @@ func scanImports(p []byte) (globals uint32, mem32 *bool, err error) {
 		pos += n
 	}
 	return globals, mem32, nil
+}
+
+// redirectImports rewrites the import section with the redirects applied.
+// Only names change, so every index stays the same.
+func redirectImports(p []byte) ([]byte, error) {
+	count, pos, err := readU32(p, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(make([]byte, 0, len(p)+64), count)
+	for i := uint32(0); i < count; i++ {
+		var names [2]string
+		for k := range names {
+			n, m, err := readU32(p, pos)
+			if err != nil || pos+m+int(n) > len(p) {
+				return nil, fmt.Errorf("import %d: bad name", i)
+			}
+			names[k] = string(p[pos+m : pos+m+int(n)])
+			pos += m + int(n)
+		}
+		start := pos // the import's description, copied as it is
+		if pos >= len(p) {
+			return nil, fmt.Errorf("import %d: truncated", i)
+		}
+		var n int
+		switch kind := p[pos]; kind {
+		case 0:
+			n, err = skipLEB(p, pos+1, 5)
+		case 1:
+			n, err = skipRefType(p, pos+1)
+			if err == nil {
+				var m int
+				m, err = skipLimits(p, pos+1+n)
+				n += m
+			}
+		case 2:
+			n, err = skipLimits(p, pos+1)
+		case 3:
+			n, err = skipRefType(p, pos+1)
+			n++
+		case 4:
+			n, err = skipLEB(p, pos+2, 5)
+			n++
+		default:
+			return nil, fmt.Errorf("import %d: unknown kind %d", i, kind)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("import %d: %v", i, err)
+		}
+		pos += 1 + n
+		if to, ok := redirects[names[1]]; ok && names[0] == envModule && p[start] == 0 {
+			names = [2]string{userModule, to}
+		}
+		out = appendName(out, names[0])
+		out = appendName(out, names[1])
+		out = append(out, p[start:pos]...)
+	}
+	if pos != len(p) {
+		return nil, fmt.Errorf("%d trailing bytes", len(p)-pos)
+	}
+	return out, nil
 }
 
 func checkExports(p []byte) error {
