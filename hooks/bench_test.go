@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ import (
 	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/cache"
+	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
 // The login benchmark of issue 6: the native post-login trigger over real
@@ -38,7 +40,8 @@ import (
 //	go test ./hooks -run '^$' -bench 'NativeLogin' -benchtime 2s
 //
 // Each reports logins/s, p50 and p99 latency; NativeLoginRatio runs both in
-// alternating slices of the same run and reports claimsmith/floor throughput.
+// alternating slices of the same run and reports claimsmith/floor throughput,
+// once with ES256 and once with RS256 (BenchmarkNativeLoginRatio/ES256, /RS256).
 
 const benchBearer = "bench-bearer-key-0123456789"
 
@@ -56,7 +59,9 @@ var benchEvent = []byte(`{
   "mint": true
 }`)
 
-func benchClaimsmith(b *testing.B) http.Handler {
+// benchClaimsmith is the native post-login handler with the three rules and
+// a key set signing with alg.
+func benchClaimsmith(b *testing.B, alg token.Algorithm) http.Handler {
 	b.Helper()
 	store := newTestStore(b, portalClient, batchClient)
 	c, err := cache.New(store, cache.Options{})
@@ -80,7 +85,7 @@ func benchClaimsmith(b *testing.B) http.Handler {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = p.Close() })
-	m, _ := newTestMinter(b)
+	m := newBenchMinter(b, alg)
 	return &hooks.NativeHandler{
 		Trigger: runtime.TriggerPostLogin, Enricher: p, Minter: hooks.TokenMinter{Minter: m},
 		Callers: []hooks.Caller{{Name: "bench", Bearer: hooks.NewKeySet(benchBearer)}},
@@ -88,15 +93,51 @@ func benchClaimsmith(b *testing.B) http.Handler {
 	}
 }
 
-// benchFloor decodes the event, signs two ES256 tokens of about the size
-// claimsmith mints and encodes the answer; nothing else.
-func benchFloor(b *testing.B) http.Handler {
+// newBenchMinter is a minter over a fresh key set signing with alg (RSA keys
+// of the default 2048 bits).
+func newBenchMinter(b *testing.B, alg token.Algorithm) *token.Minter {
 	b.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ks, err := token.NewFileKeyStore(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	keys, err := token.NewKeySet(ks, token.KeySetConfig{Algorithm: alg}, time.Now, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := keys.Init(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	m, err := token.NewMinter(keys, token.MinterConfig{Issuer: "http://127.0.0.1:8080"}, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// benchFloor decodes the event, signs two tokens with alg (ES256 or RS256,
+// 2048-bit key as claimsmith's default) of about the size claimsmith mints
+// and encodes the answer; nothing else.
+func benchFloor(b *testing.B, alg token.Algorithm) http.Handler {
+	b.Helper()
+	var sk jose.SigningKey
+	switch alg {
+	case token.ES256:
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sk = jose.SigningKey{Algorithm: jose.ES256, Key: key}
+	case token.RS256:
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sk = jose.SigningKey{Algorithm: jose.RS256, Key: key}
+	default:
+		b.Fatalf("floor: no %s", alg)
+	}
+	signer, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -152,13 +193,34 @@ func (c *loginClient) login(tb testing.TB) {
 	}
 }
 
+// tokenAlg is the JOSE "alg" of the access token one login returns.
+func (c *loginClient) tokenAlg(tb testing.TB) string {
+	req, _ := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(benchEvent))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+benchBearer)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var ans hooks.NativeResponse
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || ans.Tokens == nil {
+		tb.Fatalf("login answer: %v", err)
+	}
+	jws, err := jose.ParseSigned(ans.Tokens.AccessToken, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return jws.Signatures[0].Header.Algorithm
+}
+
 func BenchmarkNativeLogin(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		h    func(*testing.B) http.Handler
+		h    func(*testing.B, token.Algorithm) http.Handler
 	}{{"floor", benchFloor}, {"claimsmith", benchClaimsmith}} {
 		b.Run(c.name, func(b *testing.B) {
-			srv := httptest.NewServer(c.h(b))
+			srv := httptest.NewServer(c.h(b, token.ES256))
 			defer srv.Close()
 			cl := newLoginClient(srv)
 			cl.login(b) // warm: connection, caches, pools
@@ -190,15 +252,27 @@ func BenchmarkNativeLogin(b *testing.B) {
 
 // BenchmarkNativeLoginRatio alternates slices of floor and claimsmith logins
 // in one run, so machine noise hits both alike, and reports claimsmith's
-// throughput as a fraction of the floor's (target ≥ 0.8).
+// throughput as a fraction of the floor's (target ≥ 0.8). It runs once per
+// signing algorithm, floor and claimsmith alike: ES256 (where claimsmith's
+// own work shows most) and RS256 (claimsmith's default key type, where the
+// two RSA signatures dominate both sides).
 func BenchmarkNativeLoginRatio(b *testing.B) {
-	floor := httptest.NewServer(benchFloor(b))
+	for _, alg := range []token.Algorithm{token.ES256, token.RS256} {
+		b.Run(string(alg), func(b *testing.B) { benchLoginRatio(b, alg) })
+	}
+}
+
+func benchLoginRatio(b *testing.B, alg token.Algorithm) {
+	floor := httptest.NewServer(benchFloor(b, alg))
 	defer floor.Close()
-	cs := httptest.NewServer(benchClaimsmith(b))
+	cs := httptest.NewServer(benchClaimsmith(b, alg))
 	defer cs.Close()
 	fc, cc := newLoginClient(floor), newLoginClient(cs)
 	fc.login(b)
 	cc.login(b)
+	if got := cc.tokenAlg(b); got != string(alg) {
+		b.Fatalf("claimsmith signed with %s, want %s", got, alg)
+	}
 	const slice = 50
 	var tf, tc, cf, ccpu time.Duration
 	b.ReportAllocs()
@@ -232,10 +306,10 @@ func BenchmarkNativeLoginRatio(b *testing.B) {
 func BenchmarkNativeLoginHandler(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		h    func(*testing.B) http.Handler
+		h    func(*testing.B, token.Algorithm) http.Handler
 	}{{"floor", benchFloor}, {"claimsmith", benchClaimsmith}} {
 		b.Run(c.name, func(b *testing.B) {
-			h := c.h(b)
+			h := c.h(b, token.ES256)
 			b.ReportAllocs()
 			cpu0 := processCPU()
 			for b.Loop() {
