@@ -1,0 +1,98 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+// FuzzInstrument: the instrumentation reads modules from outside. It never
+// panics; when the original compiles, so does the instrumented module; and an
+// instrumented module is refused a second time (its stop export is taken).
+func FuzzInstrument(f *testing.F) {
+	for _, src := range []string{infiniteLoop, deepRecursion, fmt.Sprintf(callTree, 3),
+		`(module (import "extism:host/env" "config_get" (func (param i64) (result i64))) (import "m" "g" (global i32)) (global $x (mut i64) (i64.const 1)) (memory 1) (table 2 funcref) (func (export "on_login") (result i32) (block (loop (br_if 1 (i32.const 1)) (br 0))) (global.get 0)))`,
+		`(module (func (export "on_login") (result i32) (local v128) (local.set 0 (v128.const i32x4 1 2 3 4)) (i32x4.extract_lane 0 (local.get 0))))`,
+	} {
+		p := watModule(f, "seed", src)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{"deny-blocked-ips", "add-tenant-claim"} {
+		b, err := os.ReadFile(samples.MustBuild(f, s))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("\x00asm\x01\x00\x00\x00"))
+	f.Add([]byte("\x00asm\x01\x00\x00\x00\x0a\x05\x01\x03\x00\x03"))
+	ctx := context.Background()
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	f.Cleanup(func() { _ = rt.Close(ctx) })
+	f.Fuzz(func(t *testing.T, mod []byte) {
+		out, err := instrument(mod)
+		if err != nil {
+			if !errors.Is(err, errMalformed) {
+				t.Fatalf("error %v does not match errMalformed", err)
+			}
+			return
+		}
+		if !bytes.HasPrefix(out, []byte("\x00asm\x01\x00\x00\x00")) {
+			t.Fatal("output lost the header")
+		}
+		if c, err := rt.CompileModule(ctx, mod); err == nil {
+			_ = c.Close(ctx)
+			c2, err := rt.CompileModule(ctx, out)
+			if err != nil {
+				t.Fatalf("original compiles, instrumented does not: %v", err)
+			}
+			_ = c2.Close(ctx)
+			if _, err := instrument(out); err == nil {
+				t.Fatal("an instrumented module was accepted again")
+			}
+		}
+	})
+}
+
+// FuzzDecodeCommands: guest output is outside input. Decoding never panics,
+// and what decodes re-encodes to commands that decode the same.
+func FuzzDecodeCommands(f *testing.F) {
+	for _, s := range []string{
+		``, `{}`, `{"id_token":{"claims":{"https://x/a":1,"https://x/b":[1,"2"]}}}`,
+		`{"access_token":{"claims":{},"add_scopes":["a"],"remove_scopes":["b"]},"access":{"vote":"deny","reason":"r","code":"unauthorized"}}`,
+		`{"app_metadata":{"a":{"b":null}},"user_metadata":{},"log":[{"level":"info","msg":"m"}]}`,
+		`{"id_tokens":{}}`, `{"access":{"vote":"maybe"}}`, `{} {}`, `[`, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var c runtime.Commands
+		if err := decodeCommands(b, &c); err != nil {
+			return
+		}
+		enc, err := json.Marshal(&c)
+		if err != nil {
+			t.Fatalf("decoded commands do not encode: %v", err)
+		}
+		var c2 runtime.Commands
+		if err := decodeCommands(enc, &c2); err != nil {
+			t.Fatalf("re-encoded commands %s do not decode: %v", enc, err)
+		}
+		enc2, _ := json.Marshal(&c2)
+		if !bytes.Equal(enc, enc2) {
+			t.Fatalf("round trip changed the commands:\n%s\n%s", enc, enc2)
+		}
+	})
+}
