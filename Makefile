@@ -1,72 +1,68 @@
-# claimsmith — the two commands a newcomer needs are `make run` and `make test`.
+# claimsmith — the two commands a newcomer needs:
+#   make run    start `claimsmith serve` on embedded defaults (file store in
+#               ./data seeded with samples/data, generated ES256 keys, the
+#               sample pipeline) and print curl lines to try it
+#   make test   install what a fresh machine lacks, vet, run every test
 GO      ?= go
 BIN     ?= bin/claimsmith
 SHELL   := /bin/bash
+DATA    ?= data
+CONFIG  ?= samples/config/claimsmith.yaml
 
-.PHONY: all build run test deps vet bench fuzz
+.PHONY: all build run dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
+        bench-tokens bench-hooks bench-wasm bench-admin fuzz-admin openapi wasm-deps redis-deps
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/claimsmith
 
-# deps installs what a fresh machine lacks (redis-server for the tests).
-deps:
+# Development secrets for `make run` only (the config names the variables;
+# production sets its own). Never use these values outside a laptop.
+DEV_ENV := CLAIMSMITH_DEV_BEARER_KEY=dev-native-bearer-key \
+	CLAIMSMITH_DEV_WEBHOOK_SECRET=whsec_Y2xhaW1zbWl0aC1kZXYtd2ViaG9vay1zZWNyZXQtMzJi \
+	CLAIMSMITH_DEV_HYDRA_KEY=dev-hydra-api-key \
+	CLAIMSMITH_DEV_EXTENSION_KEY=dev-extension-key \
+	CLAIMSMITH_DEV_INTROSPECT_SECRET=dev-introspection-secret
+
+run: build
+	@[ -e $(DATA)/HEAD ] || ./$(BIN) --data-dir $(DATA) import samples/data/claimsmith-full.json
+	@echo
+	@echo "claimsmith serve on http://127.0.0.1:8080 (data in ./$(DATA), config $(CONFIG)). Try, in another terminal:"
+	@echo
+	@echo "  curl -s -H 'Authorization: Bearer dev-native-bearer-key' -H 'Content-Type: application/json' \\"
+	@echo "    -d '{\"user\":{\"user_id\":\"auth0|alice\",\"email\":\"alice@example.com\",\"email_verified\":true},\"client\":{\"client_id\":\"portal-client\"},\"transaction\":{\"audience\":\"https://api.example.com/\"},\"mint\":true}' \\"
+	@echo "    http://127.0.0.1:8080/hooks/v1/post-login"
+	@echo
+	@echo "  curl -s http://127.0.0.1:8080/.well-known/jwks.json"
+	@echo
+	@echo "Ctrl-C stops it. 'make loadtest' (in another terminal) load-tests it."
+	@echo
+	@exec env $(DEV_ENV) ./$(BIN) --data-dir $(DATA) --config $(CONFIG) serve
+
+# dry-run: the sample events through the pipeline, no server (exit status 3,
+# denied, is an expected answer for some of them).
+dry-run: build
+	@for ev in samples/events/*.json; do \
+	  echo "== $$ev"; \
+	  $(BIN) test --config $(CONFIG) --data samples/data/claimsmith-full.json --event "$$ev"; \
+	  code=$$?; [ $$code = 0 ] || [ $$code = 3 ] || exit $$code; \
+	done
+
+# loadtest: drive the `make run` server (report and SVG in loadtest-report/).
+loadtest: build
+	./$(BIN) loadtest --find-max --duration 10s --out loadtest-report
+
+# deps installs what a fresh machine lacks: redis-server (tests start their
+# own), wat2wasm and npm (WASM samples), Hydra (end-to-end test, built once
+# per machine from the Go module proxy and cached outside the repo).
+deps: redis-deps wasm-deps hydra
+
+redis-deps:
 	@command -v redis-server >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 	  else echo "redis-server is missing: install it (apt-get install redis-server)" >&2; exit 1; fi; }
 
-vet:
-	$(GO) vet ./...
-
-test: deps vet
-	$(GO) test -race -timeout 20m ./...
-
-# --- rule runtime (issue 3): `make run` is the dry run of the sample events
-# until the server exists. Exit status 3 (denied) is an expected answer.
-run: build
-	@for ev in samples/events/*.json; do \
-	  echo "== $$ev"; \
-	  $(BIN) test --config samples/config/claimsmith.yaml --data samples/data/claimsmith-full.json --event "$$ev"; \
-	  code=$$?; [ $$code = 0 ] || [ $$code = 3 ] || exit $$code; \
-	done
-# --- end rule runtime ---
-
-# --- tokens (issue 5) ---
-.PHONY: interop bench-tokens
-# interop: a Node relying party (npm jose, samples/clients) verifies tokens
-# from a running `claimsmith serve` for every algorithm (also part of `make test`).
-interop:
-	$(GO) test -count=1 -run Interop -v ./samples/clients/
-# bench-tokens: mint vs raw go-jose sign, verify, introspect vs verify;
-# compare two runs with benchstat.
-bench-tokens:
-	@mkdir -p bench-results
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 6 ./runtime/token/ | tee bench-results/tokens.txt
-# --- end tokens ---
-
-# --- hooks / IdP dialects (issue 6) ---
-.PHONY: hydra e2e bench-hooks
-# hydra: build Ory Hydra v2.3.0 (-tags sqlite) once per machine, cached in
-# ${XDG_CACHE_HOME:-~/.cache}/claimsmith; a no-op while current.
-hydra:
-	samples/hydra/build.sh
-# e2e: Hydra token hook end to end + the Auth0 Action under node:test
-# (both also part of `make test`).
-e2e: hydra
-	$(GO) test -count=1 -run 'TestHydraEndToEnd|TestAuth0Action' -v ./hooks/
-# bench-hooks: native post-login over loopback HTTP vs the floor (two ES256
-# signatures + decode + encode); compare runs with benchstat.
-bench-hooks:
-	@mkdir -p bench-results
-	$(GO) test -run '^$$' -bench 'NativeLogin' -benchtime 2s -count 6 ./hooks/ | tee bench-results/hooks.txt
-# --- end hooks ---
-
-# --- WebAssembly rules (issue 4: runtime/wasm, rules/sdk, samples/rules) ---
-.PHONY: samples rule wasm-deps bench-wasm
-WASM_GO_RULES := weekday-only department-claims starter
-# wasm-deps: the compilers the wasm tests use besides Go: wat2wasm (Debian's
-# wabt) and npm (Debian's nodejs, npm) for the AssemblyScript sample.
 wasm-deps:
 	@command -v wat2wasm >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wabt; \
@@ -74,6 +70,80 @@ wasm-deps:
 	@command -v npm >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
 	  else echo "npm is missing: install it (apt-get install nodejs npm)" >&2; exit 1; fi; }
+
+# hydra: build Ory Hydra v2.3.0 (-tags sqlite) once per machine, cached in
+# ${XDG_CACHE_HOME:-~/.cache}/claimsmith; a no-op while current.
+hydra:
+	samples/hydra/build.sh
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -timeout 25m ./...
+
+# e2e: Hydra token hook end to end + the Auth0 Action under node:test
+# (both also part of `make test`).
+e2e: hydra
+	$(GO) test -count=1 -run 'TestHydraEndToEnd|TestAuth0Action' -v ./hooks/
+
+# interop: a Node relying party (npm jose, samples/clients) verifies tokens
+# from a running `claimsmith serve` for every algorithm (also in `make test`).
+interop:
+	$(GO) test -count=1 -run Interop -v ./samples/clients/
+
+# --- performance harness (issue 9) ---
+# bench: every testing.B benchmark, -count for benchstat, raw results in
+# bench-results/<date>/, then the ratio table (ratios within the same run).
+BENCH_COUNT ?= 6
+BENCH_TIME  ?= 500ms
+BENCH_DIR   ?= bench-results/$(shell date -u +%Y%m%dT%H%M%SZ)
+bench: deps
+	@mkdir -p $(BENCH_DIR)
+	@echo "raw results: $(BENCH_DIR)"
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) -timeout 30m ./... 2>&1 | tee $(BENCH_DIR)/all.txt
+	@$(GO) run ./cmd/benchreport $(BENCH_DIR)/all.txt | tee $(BENCH_DIR)/ratios.txt
+	@echo "compare two runs: go run golang.org/x/perf/cmd/benchstat@latest OLD/all.txt $(BENCH_DIR)/all.txt"
+
+# bench-smoke: every benchmark once (-benchtime 1x) and the ratio table, so
+# the harness never rots; .ci/run runs it after `make test`.
+bench-smoke:
+	@mkdir -p bench-results/smoke
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./... > bench-results/smoke/all.txt 2>&1 || { cat bench-results/smoke/all.txt; exit 1; }
+	@$(GO) run ./cmd/benchreport bench-results/smoke/all.txt
+
+bench-tokens:
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 6 ./runtime/token/ | tee bench-results/tokens.txt
+bench-hooks:
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench 'NativeLogin' -benchtime 2s -count 6 ./hooks/ | tee bench-results/hooks.txt
+bench-wasm: wasm-deps
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench Login -benchtime 2s -count 6 ./runtime/wasm/ | tee bench-results/wasm.txt
+bench-admin:
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench 'Admin' -benchtime 1s -count 6 ./hooks/ | tee bench-results/admin.txt
+	$(GO) test -run '^$$' -bench 'Authenticate' -benchtime 1s -count 6 ./runtime/admin/ | tee -a bench-results/admin.txt
+
+# fuzz: every fuzz target for a short while (FUZZTIME each).
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+fuzz-admin:
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminBodies$$' -fuzztime 30s ./hooks/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminQueryAndHeaders$$' -fuzztime 30s ./hooks/
+
+# openapi: rewrite hooks/openapi.json from the admin route table.
+openapi:
+	$(GO) test -run '^TestOpenAPIInSync$$' ./hooks/ -update-openapi
+
+# --- WebAssembly rules (samples/rules) ---
+WASM_GO_RULES := weekday-only department-claims starter
 # samples: build every sample rule next to its source (samples/rules/*/NAME.wasm).
 samples: wasm-deps
 	@for r in $(WASM_GO_RULES); do \
@@ -93,24 +163,3 @@ rule:
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o samples/rules/$(NAME)/$(NAME).wasm ./samples/rules/$(NAME)
 	@echo "built samples/rules/$(NAME)/$(NAME).wasm — try it:"
 	@echo "  go run ./cmd/claimsmith test --config samples/rules/$(NAME)/claimsmith.yaml --data samples/data/extension-export.json --event samples/events/employee.json"
-# bench-wasm: per-login cost of each sample rule, pooled, and the Go rule
-# instantiated per call (the baseline).
-bench-wasm: wasm-deps
-	@mkdir -p bench-results
-	$(GO) test -run '^$$' -bench Login -benchtime 2s -count 6 ./runtime/wasm/ | tee bench-results/wasm.txt
-# --- end WebAssembly rules ---
-
-# --- admin API (issue 8: hooks/admin*, runtime/admin, cmd/claimsmith admin commands) ---
-.PHONY: fuzz-admin bench-admin openapi
-# fuzz-admin: the admin API's request bodies, query strings and ETag headers.
-fuzz-admin:
-	$(GO) test -run '^$$' -fuzz '^FuzzAdminBodies$$' -fuzztime 30s ./hooks/
-	$(GO) test -run '^$$' -fuzz '^FuzzAdminQueryAndHeaders$$' -fuzztime 30s ./hooks/
-bench-admin:
-	@mkdir -p bench-results
-	$(GO) test -run '^$$' -bench 'Admin' -benchtime 1s -count 6 ./hooks/ | tee bench-results/admin.txt
-	$(GO) test -run '^$$' -bench 'Authenticate' -benchtime 1s -count 6 ./runtime/admin/ | tee -a bench-results/admin.txt
-# openapi: rewrite hooks/openapi.json from the admin route table.
-openapi:
-	$(GO) test -run '^TestOpenAPIInSync$$' ./hooks/ -update-openapi
-# --- end admin API ---

@@ -58,7 +58,7 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 	data := fs.String("data", "samples/data/claimsmith-full.json", "model the server serves (extension export, optionally with the claimsmith section)")
 	generate := fs.Int("generate", 0, "write a generated model with this many users to --data and exit")
 	bearer := fs.String("bearer", envOr("CLAIMSMITH_LOADTEST_BEARER", "dev-native-bearer-key"), "bearer key of a native caller allowed to mint ($CLAIMSMITH_LOADTEST_BEARER)")
-	hydraKey := fs.String("hydra-key", envOr("CLAIMSMITH_LOADTEST_HYDRA_KEY", "Bearer dev-hydra-api-key"), "value of the Hydra hook's API key header ($CLAIMSMITH_LOADTEST_HYDRA_KEY)")
+	hydraKey := fs.String("hydra-key", envOr("CLAIMSMITH_LOADTEST_HYDRA_KEY", "dev-hydra-api-key"), "value of the Hydra hook's API key header ($CLAIMSMITH_LOADTEST_HYDRA_KEY)")
 	hydraHeader := fs.String("hydra-header", "Authorization", "header carrying the Hydra hook's API key")
 	introID := fs.String("introspect-client", "resource-server", "introspection client id")
 	introSecret := fs.String("introspect-secret", envOr("CLAIMSMITH_LOADTEST_INTROSPECT_SECRET", "dev-introspection-secret"), "introspection client secret ($CLAIMSMITH_LOADTEST_INTROSPECT_SECRET)")
@@ -282,7 +282,7 @@ func (p *loadPlan) hydra(c loginCase) (*loadtest.Request, error) {
 	body, err := json.Marshal(map[string]any{
 		"session": map[string]any{
 			"id_token": map[string]any{
-				"id_token_claims": map[string]any{"sub": c.user, "aud": []string{c.client}, "ext": map[string]any{"sid": sid},
+				"id_token_claims": map[string]any{"sub": c.user, "aud": []string{c.client}, "ext": map[string]any{"sid": sid, "email": strings.TrimPrefix(c.user, "auth0|") + "@example.com", "email_verified": true},
 					"exp": "0001-01-01T00:00:00Z", "iat": "0001-01-01T00:00:00Z", "auth_time": "0001-01-01T00:00:00Z", "rat": "0001-01-01T00:00:00Z"},
 				"headers": map[string]any{"extra": map[string]any{}}, "username": "", "subject": c.user,
 			},
@@ -296,7 +296,14 @@ func (p *loadPlan) hydra(c loginCase) (*loadtest.Request, error) {
 		return nil, err
 	}
 	h := http.Header{"Content-Type": {"application/json"}, p.hydraHeader: {p.hydraKey}}
-	return &loadtest.Request{Kind: "hydra", Method: http.MethodPost, Path: "/hooks/hydra/token", Header: h, Body: body, Expect: []int{200, 204, 403}}, nil
+	// The login/consent app put the user's email facts into the session
+	// (ext), as the require-verified-email rule needs; a login the model
+	// denies must come back 403, any other 200 (claims) or 204 (none).
+	expect := []int{200, 204}
+	if c.denied {
+		expect = []int{403}
+	}
+	return &loadtest.Request{Kind: "hydra", Method: http.MethodPost, Path: "/hooks/hydra/token", Header: h, Body: body, Expect: expect}, nil
 }
 
 // prepare builds the request sets of the kinds with a weight; introspection

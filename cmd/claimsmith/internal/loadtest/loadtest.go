@@ -91,6 +91,7 @@ type Sample struct {
 	Kind    string
 	Status  int
 	OK      bool
+	Err     string // transport error, when there was no response
 }
 
 // Options configure a run.
@@ -181,7 +182,7 @@ func do(ctx context.Context, c *http.Client, base string, r *Request, scheduled 
 	}
 	resp, err := c.Do(hr)
 	if err != nil {
-		return Sample{Kind: r.Kind, Latency: time.Since(scheduled)}
+		return Sample{Kind: r.Kind, Latency: time.Since(scheduled), Err: err.Error()}
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()

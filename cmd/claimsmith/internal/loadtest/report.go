@@ -28,7 +28,9 @@ type Report struct {
 	ByKind     map[string]Stats
 	ErrByKind  map[string]int
 	Status     map[int]int
-	Samples    []Sample
+	// FirstErrors are a few distinct transport errors, to say why.
+	FirstErrors []string
+	Samples     []Sample
 }
 
 func newReport(opts Options, samples []Sample, dropped int, elapsed time.Duration) *Report {
@@ -44,6 +46,9 @@ func newReport(opts Options, samples []Sample, dropped int, elapsed time.Duratio
 		r.Status[s.Status]++
 		all = append(all, s.Latency)
 		byKind[s.Kind] = append(byKind[s.Kind], s.Latency)
+		if s.Err != "" && len(r.FirstErrors) < 3 && !slices.Contains(r.FirstErrors, s.Err) {
+			r.FirstErrors = append(r.FirstErrors, s.Err)
+		}
 		if s.OK {
 			ok++
 		} else {
@@ -126,6 +131,9 @@ func (r *Report) WriteText(w io.Writer) {
 		parts = append(parts, fmt.Sprintf("%s×%d", label, r.Status[c]))
 	}
 	fmt.Fprintf(w, "statuses: %s\n", strings.Join(parts, " "))
+	for _, e := range r.FirstErrors {
+		fmt.Fprintf(w, "transport error: %s\n", e)
+	}
 }
 
 func fmtDur(d time.Duration) string {
