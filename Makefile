@@ -21,7 +21,7 @@ build:
 # production sets its own). Never use these values outside a laptop.
 DEV_ENV := CLAIMSMITH_DEV_BEARER_KEY=dev-native-bearer-key \
 	CLAIMSMITH_DEV_WEBHOOK_SECRET=whsec_Y2xhaW1zbWl0aC1kZXYtd2ViaG9vay1zZWNyZXQtMzJi \
-	CLAIMSMITH_DEV_HYDRA_KEY=dev-hydra-api-key \
+	CLAIMSMITH_DEV_HYDRA_KEY=dev-hydra-key \
 	CLAIMSMITH_DEV_EXTENSION_KEY=dev-extension-key \
 	CLAIMSMITH_DEV_INTROSPECT_SECRET=dev-introspection-secret
 

@@ -58,7 +58,7 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 	data := fs.String("data", "samples/data/claimsmith-full.json", "model the server serves (extension export, optionally with the claimsmith section)")
 	generate := fs.Int("generate", 0, "write a generated model with this many users to --data and exit")
 	bearer := fs.String("bearer", envOr("CLAIMSMITH_LOADTEST_BEARER", "dev-native-bearer-key"), "bearer key of a native caller allowed to mint ($CLAIMSMITH_LOADTEST_BEARER)")
-	hydraKey := fs.String("hydra-key", envOr("CLAIMSMITH_LOADTEST_HYDRA_KEY", "dev-hydra-api-key"), "value of the Hydra hook's API key header ($CLAIMSMITH_LOADTEST_HYDRA_KEY)")
+	hydraKey := fs.String("hydra-key", envOr("CLAIMSMITH_LOADTEST_HYDRA_KEY", "dev-hydra-key"), "value of the Hydra hook's API key header ($CLAIMSMITH_LOADTEST_HYDRA_KEY)")
 	hydraHeader := fs.String("hydra-header", "Authorization", "header carrying the Hydra hook's API key")
 	introID := fs.String("introspect-client", "resource-server", "introspection client id")
 	introSecret := fs.String("introspect-secret", envOr("CLAIMSMITH_LOADTEST_INTROSPECT_SECRET", "dev-introspection-secret"), "introspection client secret ($CLAIMSMITH_LOADTEST_INTROSPECT_SECRET)")
