@@ -24,7 +24,10 @@ import (
 // yieldEvery checks), trap if the host set the stop flag, refill the fuel,
 // and execute `memory.grow 0` — a no-op that leaves compiled code for Go, so
 // the goroutine can be preempted and the garbage collector is never held up
-// for long. Any unbounded execution passes through function entries or loop
+// for long. (Without that exit, a spinning guest blocks the collector's
+// stop-the-world, which in turn stops the goroutine that would set the stop
+// flag: the whole process freezes. A module without a memory gets an empty
+// one for this.) Any unbounded execution passes through function entries or loop
 // headers (straight-line code is bounded by the module's size), so a stopped
 // guest traps within a bounded number of instructions. Nothing the guest can
 // observe changes: it cannot name the added globals (references to globals
@@ -159,8 +162,11 @@ func instrument(mod []byte) ([]byte, error) {
 			}
 		}
 	}
+	if haveMem && !mem32 {
+		return nil, fmt.Errorf("%w: 64-bit memories are not supported", errMalformed)
+	}
 	fuel, stop := globals, globals+1
-	check := checkCode(fuel, stop, haveMem && mem32)
+	check := checkCode(fuel, stop)
 
 	newGlobals := []byte{
 		0x7f, 0x01, 0x41, 0x80, 0x20, 0x0b, // fuel: mut i32 = yieldEvery (4096)
@@ -177,10 +183,17 @@ func instrument(mod []byte) ([]byte, error) {
 		out = appendU32(out, uint32(len(payload)))
 		out = append(out, payload...)
 	}
+	// A module without memory gets an empty one (0 pages, no growth), so
+	// that the yield's memory.grow 0 has a memory to name.
+	addedMemory := haveMem
 	addedGlobals, addedExport := false, false
 	for _, s := range secs {
 		rank := sectionRank(s.id)
 		if s.id != secCustom {
+			if !addedMemory && rank > sectionRank(secMemory) {
+				emit(secMemory, []byte{0x01, 0x01, 0x00, 0x00})
+				addedMemory = true
+			}
 			if !addedGlobals && rank > sectionRank(secGlobal) {
 				emit(secGlobal, append(appendU32(nil, 2), newGlobals...))
 				addedGlobals = true
@@ -219,6 +232,9 @@ func instrument(mod []byte) ([]byte, error) {
 			emit(s.id, s.payload)
 		}
 	}
+	if !addedMemory {
+		emit(secMemory, []byte{0x01, 0x01, 0x00, 0x00})
+	}
 	if !addedGlobals {
 		emit(secGlobal, append(appendU32(nil, 2), newGlobals...))
 	}
@@ -229,7 +245,7 @@ func instrument(mod []byte) ([]byte, error) {
 }
 
 // checkCode is the check inserted at function entries and loop headers.
-func checkCode(fuel, stop uint32, yield bool) []byte {
+func checkCode(fuel, stop uint32) []byte {
 	get := func(b []byte, g uint32) []byte { return appendU32(append(b, opGlobalGet), g) }
 	set := func(b []byte, g uint32) []byte { return appendU32(append(b, opGlobalSet), g) }
 	var c []byte
@@ -239,10 +255,8 @@ func checkCode(fuel, stop uint32, yield bool) []byte {
 	c = append(c, 0x04, 0x40, 0x00, 0x0b) // if unreachable end
 	c = append(c, 0x41, 0x80, 0x20)       // i32.const 4096
 	c = set(c, fuel)
-	if yield {
-		c = append(c, 0x41, 0x00, 0x40, 0x00, 0x1a) // memory.grow 0; drop
-	}
-	c = append(c, 0x0b) // end
+	c = append(c, 0x41, 0x00, 0x40, 0x00, 0x1a) // memory.grow 0; drop
+	c = append(c, 0x0b)                         // end
 	c = get(c, fuel)
 	c = append(c, 0x41, 0x01, 0x6b) // i32.const 1; i32.sub
 	return set(c, fuel)

@@ -317,6 +317,15 @@ func TestGuestFailuresAreRuleErrors(t *testing.T) {
     (i32.const 0)))`
 	const trap = `(module (func (export "on_login") (result i32) unreachable))`
 	const status = `(module (func (export "on_login") (result i32) (i32.const 7)))`
+	const stderr = `(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory 1)
+  (data (i32.const 16) "guest says: bad input\n")
+  (func (export "on_login") (result i32)
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 22))
+    (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+    unreachable))`
 	for _, tc := range []struct {
 		name, path string
 		config     map[string]string
@@ -326,6 +335,7 @@ func TestGuestFailuresAreRuleErrors(t *testing.T) {
 		{"go-panic", hostileGuest(t), map[string]string{"mode": "panic"}, nil, "on_login trapped"},
 		{"trap", watModule(t, "trap", trap), nil, nil, "unreachable"},
 		{"status", watModule(t, "status", status), nil, nil, "on_login failed with status 7"},
+		{"stderr", watModule(t, "stderr", stderr), nil, nil, "guest stderr: guest says: bad input"},
 		{"invalid-json", watModule(t, "badjson", output(`{"id_token": {"claims": `)), nil, runtime.ErrInvalid, "not valid commands JSON"},
 		{"unknown-key", watModule(t, "unknownkey", output(`{"id_tokens":{"claims":{"x":1}}}`)), nil, runtime.ErrInvalid, `unknown field "id_tokens"`},
 		{"trailing-data", watModule(t, "trailing", output(`{} {}`)), nil, runtime.ErrInvalid, "data after the top-level object"},
