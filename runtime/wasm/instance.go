@@ -125,6 +125,7 @@ func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
 			in.onCredentials = &slowFunc{name: ExportCredentials}
 		}
 	}
+	r.workers.Add(1)
 	go in.worker()
 	return in, nil
 }
@@ -206,15 +207,17 @@ func (in *instance) worker() {
 	if in.abandoned.Load() {
 		in.rule.stuck.Add(-1)
 	}
+	in.rule.workers.Done()
 }
 
-// shutdown closes the plugin. Only the worker (after the request channel was
-// closed) or Cleanup (for idle instances, whose worker then exits) call it.
+// shutdown closes the plugin; only the worker calls it, when its request
+// channel was closed.
 func (in *instance) shutdown() {
 	_ = in.plugin.Close(context.Background())
 }
 
-// close is shutdown plus stopping the worker, for instances never handed out.
+// close stops the worker, which then closes the plugin. Whoever holds an
+// instance (taken from the pool, or never handed out) may call it once.
 func (in *instance) close() { close(in.req) }
 
 // invoke runs one call: reset the kernel, hand it the input, call the export,

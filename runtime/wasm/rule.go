@@ -45,6 +45,9 @@ type Rule struct {
 	closed   atomic.Bool
 	// bg tracks replacement instantiations, so Cleanup can wait for them.
 	bg sync.WaitGroup
+	// workers counts live instances (their worker goroutines): the compiled
+	// module's code must stay mapped until the last call on it returned.
+	workers sync.WaitGroup
 
 	calls, failures, timeouts, discarded atomic.Uint64
 }
@@ -116,7 +119,7 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 		fn, export = in.onCredentials, ExportCredentials
 	}
 	if fn == nil {
-		r.pool <- in
+		r.put(in)
 		return nil
 	}
 	in.input.Reset()
@@ -127,7 +130,7 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 		Connection: ev.Connection.Name, IdPGroups: in.groups,
 	}
 	if err := in.enc.Encode(ev); err != nil {
-		r.pool <- in
+		r.put(in)
 		return r.fail(fmt.Errorf("encoding the event: %w", err))
 	}
 
@@ -145,7 +148,7 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 			return r.fail(err)
 		}
 		out.Log = append(out.Log, in.hostLogs...)
-		r.pool <- in
+		r.put(in)
 		return nil
 	case <-ctx.Done():
 		r.abandon(in)
@@ -155,6 +158,16 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 		}
 		return r.fail(fmt.Errorf("%s: %w", export, ctx.Err()))
 	}
+}
+
+// put returns a healthy instance to the pool, or closes it when the rule
+// was cleaned up meanwhile.
+func (r *Rule) put(in *instance) {
+	if r.closed.Load() {
+		in.close()
+		return
+	}
+	r.pool <- in
 }
 
 func (r *Rule) fail(err error) error {
@@ -207,28 +220,40 @@ func (r *Rule) replace() {
 			r.log.Error("wasm instance replacement failed; the pool is one instance short", "err", err)
 			return
 		}
-		if r.closed.Load() {
-			in.shutdown()
-			return
-		}
-		r.pool <- in
+		r.put(in)
 	}()
 }
 
-// Cleanup closes every idle instance and the compiled module. Calls still
-// running finish on their own and close their instances.
+// Cleanup closes every idle instance, and the compiled module once no call
+// runs on it any more: unmapping code a guest still executes would crash the
+// process. Calls in flight finish on their own and close their instances;
+// if some are still running after a second (an abandoned call stuck in a
+// host function), the module is closed later, when they return.
 func (r *Rule) Cleanup() error {
 	if r.closed.Swap(true) {
 		return nil
 	}
 	r.bg.Wait()
-	for {
+	for drained := false; !drained; {
 		select {
 		case in := <-r.pool:
-			in.shutdown()
+			in.close()
 		default:
-			return r.compiled.Close(context.Background())
+			drained = true
 		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		r.workers.Wait()
+		done <- r.compiled.Close(context.Background())
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Second):
+		r.log.Warn("wasm rule cleaned up with calls still running; its module is closed when they return",
+			"abandoned", r.stuck.Load())
+		return nil
 	}
 }
 
