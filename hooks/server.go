@@ -48,11 +48,19 @@ func (e Endpoints) Routes() []Route {
 type ReadyCheck struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Degrades marks a dependency logins can do without (the policy cache:
+	// logins fall back to the store). Its failure makes /readyz answer 200
+	// with status "degraded", so a load balancer keeps the node; any other
+	// failure (store unreachable, keys not loaded, rules not compiled) is
+	// 503 "unavailable".
+	Degrades bool
 }
 
 // NewMux mounts the routes (nil handlers skipped), each behind its body
-// limit, plus GET /healthz (the process serves) and GET /readyz (every check
-// passes). Two routes with the same pattern are an error, not a panic.
+// limit, plus GET /healthz (the process serves) and GET /readyz: 200
+// "ready" when every check passes, 200 "degraded" when only Degrades checks
+// fail, 503 "unavailable" otherwise. Two routes with the same pattern are an
+// error, not a panic.
 func NewMux(routes []Route, checks []ReadyCheck, log *slog.Logger) (mux *http.ServeMux, err error) {
 	mux = http.NewServeMux()
 	defer func() {
@@ -74,18 +82,29 @@ func NewMux(routes []Route, checks []ReadyCheck, log *slog.Logger) (mux *http.Se
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		failed := map[string]string{}
+		failed, degraded := map[string]string{}, map[string]string{}
 		for _, c := range checks {
 			if err := c.Check(ctx); err != nil {
-				failed[c.Name] = err.Error()
-				log.WarnContext(ctx, "not ready", "check", c.Name, "err", err)
+				if c.Degrades {
+					degraded[c.Name] = err.Error()
+				} else {
+					failed[c.Name] = err.Error()
+				}
+				log.WarnContext(ctx, "not ready", "check", c.Name, "degrades_only", c.Degrades, "err", err)
 			}
 		}
-		if len(failed) > 0 {
-			WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "failed": failed})
-			return
+		switch {
+		case len(failed) > 0:
+			body := map[string]any{"status": "unavailable", "failed": failed}
+			if len(degraded) > 0 {
+				body["degraded"] = degraded
+			}
+			WriteJSON(w, http.StatusServiceUnavailable, body)
+		case len(degraded) > 0:
+			WriteJSON(w, http.StatusOK, map[string]any{"status": "degraded", "degraded": degraded})
+		default:
+			WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		}
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	return mux, nil
 }

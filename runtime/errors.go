@@ -18,6 +18,8 @@ var (
 	ErrForbidden       = errors.New("forbidden")
 	ErrUnavailable     = errors.New("unavailable")
 	ErrTimeout         = errors.New("timeout")
+	// ErrPanic marks a rule that panicked (the pipeline recovered it).
+	ErrPanic = errors.New("panic")
 )
 
 // ValidationError names what was wrong with an input: the entity, its id and

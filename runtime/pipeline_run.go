@@ -64,6 +64,7 @@ func (p *Pipeline) Run(ctx context.Context, ev *Event) (*Result, error) {
 			// claim); the decision's reason stays generic because it
 			// reaches the end user through the IdP.
 			te.Error = (&RuleError{Rule: s.name, Cause: err}).Error()
+			te.Cause = err
 			p.log.LogAttrs(ctx, slog.LevelWarn, "rule failed",
 				slog.String("rule", s.name), slog.String("on_error", s.onError.String()), slog.String("error", err.Error()))
 			if s.onError == OnErrorSkip {
@@ -175,7 +176,7 @@ func (p *Pipeline) call(ctx context.Context, s *step, ev *Event, out *Commands) 
 		if v := recover(); v != nil {
 			p.log.LogAttrs(ctx, slog.LevelError, "rule panicked",
 				slog.String("rule", s.name), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-			err = fmt.Errorf("panic: %v", v)
+			err = fmt.Errorf("%w: %v", ErrPanic, v)
 		}
 	}()
 	return s.rule.Run(ctx, ev, out)

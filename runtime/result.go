@@ -36,4 +36,8 @@ type TraceEntry struct {
 	// Skipped is true when the rule failed and its on_error is "skip".
 	Skipped bool      `json:"skipped,omitempty"`
 	Log     []LogLine `json:"log,omitempty"`
+	// Cause is the rule's failure as an error (nil when it did not fail),
+	// for callers classifying it with errors.Is (metrics: ErrTimeout,
+	// ErrPanic); Error is its text.
+	Cause error `json:"-"`
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"path/filepath"
+	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/runtime/admin"
 )
 
 const serveHelp = `Usage: claimsmith [--data-dir DIR] [--config FILE] serve [flags]
@@ -94,22 +97,43 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		JWKS:       &hooks.JWKSHandler{Keys: ts.keys},
 		Discovery:  &hooks.DiscoveryHandler{Issuer: ts.minter.Issuer(), Keys: ts.keys},
 	}
-	hookRts, releaseHooks, err := hookRoutes(ctx, a, st, ts)
+	reg, metrics, err := newServeMetrics()
 	if err != nil {
 		return err
 	}
-	defer releaseHooks()
-	ep.Extra = append(ep.Extra, hookRts...)
+	reloader, err := hookReloader(ctx, a, cfg, newMeteredStore(st, metrics), ts, metrics)
+	if err != nil {
+		return err
+	}
 	checks := []hooks.ReadyCheck{
 		{Name: "keys", Check: func(context.Context) error { _, err := ts.keys.Active(); return err }},
 		{Name: "store", Check: func(ctx context.Context) error { _, err := st.Revision(ctx); return err }},
 	}
+	if reloader != nil {
+		defer func() {
+			// After the server stopped: in-flight logins have ended, so
+			// every pipeline can be closed.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout+5*time.Second)
+			defer cancel()
+			if err := reloader.Close(cctx); err != nil {
+				a.log.Warn("close pipelines", "err", err)
+			}
+		}()
+		ep.Extra = append(ep.Extra, reloader.Routes()...)
+		keys, err := admin.OpenFileKeyStore(filepath.Join(a.dataDir, admin.Dir), nil)
+		if err != nil {
+			return err
+		}
+		ep.Extra = append(ep.Extra, hooks.Route{Pattern: hooks.PatternReload, Handler: &hooks.ReloadHandler{Reloader: reloader, Keys: keys, Log: a.log}})
+		checks = append(checks, hooks.ReadyCheck{Name: "rules", Check: reloader.Check})
+	}
+	ep.Extra = append(ep.Extra, hooks.MetricsRoute(reg))
 	routes := ep.Routes()
 	adminRoutes, err := adminServerRoutes(a, st)
 	if err != nil {
 		return err
 	}
-	routes = append(routes, adminRoutes...)
+	routes = metrics.Instrument(append(routes, adminRoutes...))
 	mux, err := hooks.NewMux(routes, checks, a.log)
 	if err != nil {
 		return err
@@ -121,6 +145,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	mctx, stopMaintain := context.WithCancel(ctx)
 	defer stopMaintain()
 	go ts.keys.Maintain(mctx, ts.keyReload)
+	go reloadOnSignal(mctx, a, reloader)
 	a.log.InfoContext(ctx, "claimsmith serve", "issuer", ts.minter.Issuer(), "routes", hooks.RoutePatterns(routes),
 		"introspection_clients", len(cfg.Tokens.Introspection.Clients))
 	return srv.Run(ctx)

@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"os"
+	"os/signal"
+	"reflect"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
@@ -56,39 +61,95 @@ func serveUsage() string {
 	return serveHelp + hooksHelp
 }
 
-// hookRoutes builds the login pipeline and the IdP-facing handlers the
-// configuration's hooks section asks for. Without a config file or a hooks
-// section it returns no routes and builds nothing. release closes the
-// pipeline.
-func hookRoutes(ctx context.Context, a *app, st pipelineStore, ts *tokenService) ([]hooks.Route, func(), error) {
+// hookReloader builds the login pipeline and the IdP-facing handlers the
+// configuration's hooks section asks for, behind a hooks.Reloader that
+// rebuilds them from the file on SIGHUP or POST /api/reload. Without a
+// config file it returns nil: there is nothing to serve or reload. A file
+// without a hooks section builds no pipeline; its dialect routes answer 404
+// until a reload adds the section.
+func hookReloader(ctx context.Context, a *app, start fileSections, st pipelineStore, ts *tokenService, m *hooks.Metrics) (*hooks.Reloader, error) {
 	if a.configPath == "" {
-		return nil, func() {}, nil
+		return nil, nil
 	}
-	lc, err := loadConfig(a.configPath)
-	if err != nil {
-		return nil, nil, err
+	first := true
+	build := func(ctx context.Context) (*hooks.HookSet, error) {
+		lc, err := loadConfig(a.configPath)
+		if err != nil {
+			return nil, err
+		}
+		if !first {
+			warnRestartOnly(ctx, a, start, lc)
+		}
+		first = false
+		hc := lc.cfg.Hooks
+		if hc == nil {
+			return &hooks.HookSet{}, nil
+		}
+		p, release, err := newPipeline(ctx, a, lc, st, pipelineOptions{})
+		if err != nil {
+			return nil, err
+		}
+		d, err := hc.Build(hooks.DialectDeps{
+			Enricher:  m.Enricher(p),
+			Resolver:  st,
+			Settings:  st,
+			Minter:    hooks.TokenMinter{Minter: ts.minter},
+			Namespace: p.Namespace(),
+			Log:       a.log,
+			Now:       time.Now,
+			Getenv:    os.Getenv,
+		})
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("%s: %w", a.configPath, err)
+		}
+		set := &hooks.HookSet{Handlers: map[string]http.Handler{}, MaxBody: hc.MaxBody, Release: release}
+		d.Register(func(pattern string, h http.Handler) { set.Handlers[pattern] = h })
+		for _, s := range p.Steps() {
+			set.Rules = append(set.Rules, s.Name)
+		}
+		return set, nil
 	}
-	hc := lc.cfg.Hooks
-	if hc == nil {
-		return nil, func() {}, nil
+	return hooks.NewReloader(ctx, build, a.log, hooks.ReloaderOptions{Metrics: m})
+}
+
+// warnRestartOnly logs the sections a reload does not apply: the listener,
+// TLS, keys and introspection clients, and the namespace the token side
+// uses, are set up once at start.
+func warnRestartOnly(ctx context.Context, a *app, start fileSections, lc *loadedConfig) {
+	var changed []string
+	if !reflect.DeepEqual(start.Server, lc.cfg.Server) {
+		changed = append(changed, "server")
 	}
-	p, release, err := newPipeline(ctx, a, lc, st, pipelineOptions{})
-	if err != nil {
-		return nil, nil, err
+	if !reflect.DeepEqual(start.Tokens, lc.cfg.Tokens) {
+		changed = append(changed, "tokens")
 	}
-	d, err := hc.Build(hooks.DialectDeps{
-		Enricher:  p,
-		Resolver:  st,
-		Settings:  st,
-		Minter:    hooks.TokenMinter{Minter: ts.minter},
-		Namespace: p.Namespace(),
-		Log:       a.log,
-		Now:       time.Now,
-		Getenv:    os.Getenv,
-	})
-	if err != nil {
-		release()
-		return nil, nil, err
+	if start.Namespace != lc.cfg.Pipeline.Namespace {
+		changed = append(changed, "pipeline.namespace (for introspection; logins use the new one)")
 	}
-	return d.Routes(hc.MaxBody), release, nil
+	if len(changed) > 0 {
+		a.log.WarnContext(ctx, "configuration reload: these sections changed and take effect only at restart",
+			"file", a.configPath, "sections", changed)
+	}
+}
+
+// reloadOnSignal reloads on every SIGHUP until ctx ends. A rejected
+// configuration is logged by the reloader; the old one keeps serving.
+func reloadOnSignal(ctx context.Context, a *app, r *hooks.Reloader) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			if r == nil {
+				a.log.WarnContext(ctx, "SIGHUP: no configuration file (--config) to reload")
+				continue
+			}
+			a.log.InfoContext(ctx, "SIGHUP: reloading the configuration", "file", a.configPath)
+			_, _ = r.Reload(ctx)
+		}
+	}
 }
