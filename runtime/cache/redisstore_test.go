@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
@@ -129,5 +131,59 @@ func TestSharedRedisDown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClusterTwoNodes: store, cache and invalidation channel on a 3-node
+// Redis Cluster (pub/sub is cluster-wide; cache keys spread over the nodes).
+func TestClusterTwoNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster start takes a few seconds")
+	}
+	cl := redistest.StartCluster(t, 3)
+	ctx := context.Background()
+	newCl := func() goredis.UniversalClient {
+		c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: cl.Addrs(), ContextTimeoutEnabled: true})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	mk := func() (*redisstore.Store, *cache.Cache) {
+		st, err := redisstore.New(ctx, newCl(), redisstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st, newCache(t, st, cache.Options{Client: newCl(), PollInterval: -1})
+	}
+	stA, a := mk()
+	_, b := mk()
+	if _, err := a.Writer(stA).Apply(ctx, 0, &authz.ReplaceDocument{Doc: authztest.ResolutionFixture()}); err != nil {
+		t.Fatal(err)
+	}
+	waitSubscribed(t, a)
+	waitSubscribed(t, b)
+	deadline := time.Now().Add(time.Second)
+	for {
+		if p, _ := b.ResolvePolicy(ctx, alice); len(p.Groups) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node B does not see the import")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if p, _ := b.ResolvePolicy(ctx, bob); len(p.Groups) != 0 {
+		t.Fatalf("bob before: %+v", p)
+	}
+	addBob(t, a.Writer(stA))
+	deadline = time.Now().Add(time.Second)
+	for {
+		if p, _ := b.ResolvePolicy(ctx, bob); len(p.Groups) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node B does not see node A's write on the cluster")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
