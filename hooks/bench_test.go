@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/rules"
@@ -62,6 +63,13 @@ var benchEvent = []byte(`{
 // benchClaimsmith is the native post-login handler with the three rules and
 // a key set signing with alg.
 func benchClaimsmith(b *testing.B, alg token.Algorithm) http.Handler {
+	return benchClaimsmithMetered(b, alg, nil)
+}
+
+// benchClaimsmithMetered is benchClaimsmith with serve's Prometheus
+// instrumentation when m is set: the rule and decision metrics around the
+// pipeline and the request metrics around the handler.
+func benchClaimsmithMetered(b *testing.B, alg token.Algorithm, m *hooks.Metrics) http.Handler {
 	b.Helper()
 	store := newTestStore(b, portalClient, batchClient)
 	c, err := cache.New(store, cache.Options{})
@@ -85,12 +93,19 @@ func benchClaimsmith(b *testing.B, alg token.Algorithm) http.Handler {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = p.Close() })
-	m := newBenchMinter(b, alg)
-	return &hooks.NativeHandler{
-		Trigger: runtime.TriggerPostLogin, Enricher: p, Minter: hooks.TokenMinter{Minter: m},
+	var enricher runtime.Enricher = p
+	if m != nil {
+		enricher = m.Enricher(p)
+	}
+	var h http.Handler = &hooks.NativeHandler{
+		Trigger: runtime.TriggerPostLogin, Enricher: enricher, Minter: hooks.TokenMinter{Minter: newBenchMinter(b, alg)},
 		Callers: []hooks.Caller{{Name: "bench", Bearer: hooks.NewKeySet(benchBearer)}},
 		Log:     slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
+	if m != nil {
+		h = m.Instrument([]hooks.Route{{Pattern: hooks.PatternPostLogin, Handler: h}})[0].Handler
+	}
+	return h
 }
 
 // newBenchMinter is a minter over a fresh key set signing with alg (RSA keys
@@ -302,12 +317,20 @@ func benchLoginRatio(b *testing.B, alg token.Algorithm) {
 }
 
 // BenchmarkNativeLoginHandler is the same comparison without the network:
-// the handlers' own CPU cost per login.
+// the handlers' own CPU cost per login. claimsmith-metrics adds what serve
+// wraps around the handler: request, rule and decision metrics.
 func BenchmarkNativeLoginHandler(b *testing.B) {
+	metered := func(b *testing.B, alg token.Algorithm) http.Handler {
+		m, err := hooks.NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return benchClaimsmithMetered(b, alg, m)
+	}
 	for _, c := range []struct {
 		name string
 		h    func(*testing.B, token.Algorithm) http.Handler
-	}{{"floor", benchFloor}, {"claimsmith", benchClaimsmith}} {
+	}{{"floor", benchFloor}, {"claimsmith", benchClaimsmith}, {"claimsmith-metrics", metered}} {
 		b.Run(c.name, func(b *testing.B) {
 			h := c.h(b, token.ES256)
 			b.ReportAllocs()
