@@ -10,7 +10,7 @@ DATA    ?= data
 CONFIG  ?= samples/config/claimsmith.yaml
 
 .PHONY: all build run dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
-        bench-tokens bench-hooks bench-wasm bench-admin fuzz-admin openapi wasm-deps redis-deps
+        bench-tokens bench-hooks bench-wasm bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps
 
 all: build
 
@@ -79,8 +79,10 @@ hydra:
 vet:
 	$(GO) vet ./...
 
+# CLAIMSMITH_REQUIRE_REDIS makes the Redis tests fail, not skip, when no
+# redis-server can be started.
 test: deps vet
-	$(GO) test -race -timeout 25m ./...
+	CLAIMSMITH_REQUIRE_REDIS=1 $(GO) test -race -timeout 25m ./...
 
 # e2e: Hydra token hook end to end + the Auth0 Action under node:test
 # (both also part of `make test`).
@@ -121,6 +123,12 @@ bench-hooks:
 bench-wasm: wasm-deps
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench Login -benchtime 2s -count 6 ./runtime/wasm/ | tee bench-results/wasm.txt
+bench-redis:
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./runtime/authz/redis ./runtime/cache | tee bench-results/redis.txt
+# bench-redis-big: the growth check up to 1,000,000 users (minutes; ~2 GiB).
+bench-redis-big:
+	$(GO) test -run '^$$' -bench ResolveUsers -benchtime 5000x -timeout 30m ./runtime/authz/redis -redis.big
 bench-admin:
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench 'Admin' -benchtime 1s -count 6 ./hooks/ | tee bench-results/admin.txt
