@@ -17,12 +17,36 @@ const serveHelp = `Usage: claimsmith [--data-dir DIR] [--config FILE] serve [fla
 Runs the HTTP server until SIGTERM or Ctrl-C, then stops accepting and lets
 requests in flight finish (server.shutdown_timeout, default 20s).
 
+Reload without downtime: SIGHUP (kill -HUP PID) or POST /api/reload (admin
+key with write:authz) re-reads the config file: the pipeline (every rule
+built, every wasm module compiled) and the hooks section (secrets re-read
+from the environment) are built completely, then swapped in atomically.
+Logins already running finish on the pipeline they started on; the old one
+is closed after its last login. A file that fails to load or build is
+rejected with the reason (logged; 400 from the endpoint, 409 while another
+reload runs) and the running configuration keeps serving. The server and
+tokens sections take effect only at restart (a reload warns when they
+changed).
+
 Endpoints:
   POST /oauth2/introspect                 RFC 7662 (+ RFC 9701 JWT answers, live=true)
   POST /oauth2/revoke                     RFC 7009
   GET  /.well-known/jwks.json             signing keys (next, active, retired)
   GET  /.well-known/openid-configuration  provider metadata
-  GET  /healthz, /readyz                  liveness, readiness (keys, store)
+  GET  /healthz                           liveness: the process serves
+  GET  /readyz                            readiness: 503 "unavailable" when the store is
+                                          unreachable, the keys are not loaded or no
+                                          compiled pipeline serves; 200 "degraded" when
+                                          only an optional dependency (the policy cache)
+                                          fails; 200 "ready" otherwise
+  GET  /metrics                           Prometheus: claimsmith_http_requests_total
+                                          {route,dialect,status}, _http_request_duration_seconds,
+                                          _rule_duration_seconds{rule,kind}, _rule_errors_total
+                                          {rule,cause=error|panic|timeout}, _login_decisions_total
+                                          {outcome,code}, _store_errors_total{op},
+                                          _config_reloads_total{result}, _config_generation,
+                                          Go runtime and process metrics
+  POST /api/reload                        reload the config file (admin key, write:authz)
   /api/...                                admin API (groups, roles, permissions, apps,
                                           users, import, export, audit); bearer admin
                                           keys from 'claimsmith admin-key create';
