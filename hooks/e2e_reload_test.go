@@ -86,8 +86,7 @@ func TestServeReload(t *testing.T) {
 	url := "http://" + addr
 	waitHTTP(t, url+"/readyz", 30*time.Second)
 
-	// plan is the claim copy-metadata-claims adds from app_metadata.plan.
-	plan := func() any {
+	login := func() hooks.NativeResponse {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, url+"/hooks/v1/post-login", bytes.NewReader(benchEvent))
 		req.Header.Set("Content-Type", "application/json")
@@ -99,8 +98,17 @@ func TestServeReload(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		var ans hooks.NativeResponse
-		if resp.StatusCode != 200 || json.Unmarshal(b, &ans) != nil || !ans.Decision.Allowed {
+		if resp.StatusCode != 200 || json.Unmarshal(b, &ans) != nil {
 			t.Fatalf("login: %d %s", resp.StatusCode, b)
+		}
+		return ans
+	}
+	// plan is the claim copy-metadata-claims adds from app_metadata.plan.
+	plan := func() any {
+		t.Helper()
+		ans := login()
+		if !ans.Decision.Allowed {
+			t.Fatalf("login denied: %+v", ans.Decision)
 		}
 		v, _ := ans.AccessTokenClaims.Get(testNS + "plan")
 		return v
@@ -175,7 +183,28 @@ func TestServeReload(t *testing.T) {
 		t.Fatalf("after removing the rule: plan = %v", v)
 	}
 
-	resp, err := http.Get(url + "/metrics")
+	// An admin write is seen by the very next login (the policy cache is
+	// invalidated before the write returns): alice leaves Backend, loses
+	// her roles and the portal's required_roles deny her.
+	if ans := login(); !ans.Decision.Allowed || ans.Authorization == nil || !strings.Contains(strings.Join(ans.Authorization.Groups, ","), "Backend") {
+		t.Fatalf("before the write: %+v %+v", ans.Decision, ans.Authorization)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, url+"/api/groups/g-backend/members", strings.NewReader(`["alice"]`))
+	req.Header.Set("Authorization", "Bearer "+adminKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("remove member: %d", resp.StatusCode)
+	}
+	if ans := login(); ans.Decision.Allowed {
+		t.Fatalf("login right after the write still allowed: %+v", ans.Authorization)
+	}
+
+	resp, err = http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +217,9 @@ func TestServeReload(t *testing.T) {
 		`claimsmith_http_requests_total{dialect="native",route="POST /hooks/v1/post-login",status="200"}`,
 		`claimsmith_rule_duration_seconds_bucket{kind="authorization",rule="authorization",le=`,
 		`claimsmith_login_decisions_total{code="",outcome="allowed"}`,
+		`claimsmith_login_decisions_total{code="unauthorized",outcome="denied"}`,
+		`claimsmith_policy_cache_lookups_total{result="near"}`,
+		`claimsmith_policy_cache_lookups_total{result="miss"}`,
 		"go_goroutines",
 	} {
 		if !bytes.Contains(metrics, []byte(want)) {

@@ -10,7 +10,30 @@ import (
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime/admin"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/authz/file"
+	"github.com/claimsmith/claimsmith/runtime/cache"
 )
+
+// cacheSource is what the policy cache wraps: policies through the metered
+// store, the revision from the store itself.
+type cacheSource struct {
+	authz.PolicyResolver
+	st *file.Store
+}
+
+func (s cacheSource) Revision(ctx context.Context) (uint64, error) { return s.st.Revision(ctx) }
+
+// cachedWrites is the file store whose writes invalidate the policy cache
+// before they return.
+type cachedWrites struct {
+	*file.Store
+	w authz.Writer
+}
+
+func (s cachedWrites) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (uint64, error) {
+	return s.w.Apply(ctx, expected, ops...)
+}
 
 const serveHelp = `Usage: claimsmith [--data-dir DIR] [--config FILE] serve [flags]
 
@@ -55,7 +78,10 @@ Endpoints:
 Signing keys live in DIR/keys (generated on first start, private keys mode
 0600) and are re-read every tokens.key_reload (30s), so 'claimsmith keys
 rotate' takes effect without a restart. Revocations live in
-DIR/revoked.jsonl. The authorization store is the file store in DIR.
+DIR/revoked.jsonl. The authorization store is the file store in DIR;
+logins read policies through an in-process policy cache
+(claimsmith_policy_cache_* metrics) that admin API writes invalidate
+before they return.
 
 Configuration (YAML; every key optional):
   server:
@@ -125,13 +151,25 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	reloader, err := hookReloader(ctx, a, cfg, newMeteredStore(st, metrics), ts, metrics)
+	// Logins resolve policies through the in-process policy cache; admin API
+	// writes go through its Writer, so the next login sees them.
+	ms := newMeteredStore(st, metrics)
+	pc, err := cache.New(cacheSource{ms, st}, cache.Options{Logger: a.log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	if err := pc.Start(ctx); err != nil {
+		return err
+	}
+	defer pc.Close()
+	reloader, err := hookReloader(ctx, a, cfg, ms, pc, ts, metrics)
 	if err != nil {
 		return err
 	}
 	checks := []hooks.ReadyCheck{
 		{Name: "keys", Check: func(context.Context) error { _, err := ts.keys.Active(); return err }},
 		{Name: "store", Check: func(ctx context.Context) error { _, err := st.Revision(ctx); return err }},
+		{Name: "policy_cache", Check: pc.Check, Degrades: true},
 	}
 	if reloader != nil {
 		defer func() {
@@ -153,7 +191,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	}
 	ep.Extra = append(ep.Extra, hooks.MetricsRoute(reg))
 	routes := ep.Routes()
-	adminRoutes, err := adminServerRoutes(a, st)
+	adminRoutes, err := adminServerRoutes(a, cachedWrites{Store: st, w: pc.Writer(st)})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
 // hooksHelp documents the `hooks` section for `claimsmith serve -h`.
@@ -61,13 +62,14 @@ func serveUsage() string {
 	return serveHelp + hooksHelp
 }
 
-// hookReloader builds the login pipeline and the IdP-facing handlers the
+// hookReloader builds the login pipeline (policies through resolver, the
+// policy cache) and the IdP-facing handlers the
 // configuration's hooks section asks for, behind a hooks.Reloader that
 // rebuilds them from the file on SIGHUP or POST /api/reload. Without a
 // config file it returns nil: there is nothing to serve or reload. A file
 // without a hooks section builds no pipeline; its dialect routes answer 404
 // until a reload adds the section.
-func hookReloader(ctx context.Context, a *app, start fileSections, st pipelineStore, ts *tokenService, m *hooks.Metrics) (*hooks.Reloader, error) {
+func hookReloader(ctx context.Context, a *app, start fileSections, st pipelineStore, resolver authz.PolicyResolver, ts *tokenService, m *hooks.Metrics) (*hooks.Reloader, error) {
 	if a.configPath == "" {
 		return nil, nil
 	}
@@ -85,13 +87,13 @@ func hookReloader(ctx context.Context, a *app, start fileSections, st pipelineSt
 		if hc == nil {
 			return &hooks.HookSet{}, nil
 		}
-		p, release, err := newPipeline(ctx, a, lc, st, pipelineOptions{})
+		p, release, err := newPipeline(ctx, a, lc, st, pipelineOptions{resolver: resolver})
 		if err != nil {
 			return nil, err
 		}
 		d, err := hc.Build(hooks.DialectDeps{
 			Enricher:  m.Enricher(p),
-			Resolver:  st,
+			Resolver:  resolver,
 			Settings:  st,
 			Minter:    hooks.TokenMinter{Minter: ts.minter},
 			Namespace: p.Namespace(),
