@@ -114,6 +114,10 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("serve takes no arguments")}
 	}
+	// SIGHUP means reload, never "terminate", from the start: a reload
+	// asked for while serve starts up is applied once it serves.
+	hup, stopHUP := notifyReload()
+	defer stopHUP()
 	cfg, err := loadSections(a.configPath)
 	if err != nil {
 		return err
@@ -207,7 +211,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	mctx, stopMaintain := context.WithCancel(ctx)
 	defer stopMaintain()
 	go ts.keys.Maintain(mctx, ts.keyReload)
-	go reloadOnSignal(mctx, a, reloader)
+	go reloadOnSignal(mctx, a, hup, reloader)
 	a.log.InfoContext(ctx, "claimsmith serve", "issuer", ts.minter.Issuer(), "routes", hooks.RoutePatterns(routes),
 		"introspection_clients", len(cfg.Tokens.Introspection.Clients))
 	return srv.Run(ctx)

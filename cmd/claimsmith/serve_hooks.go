@@ -135,17 +135,22 @@ func warnRestartOnly(ctx context.Context, a *app, start fileSections, lc *loaded
 	}
 }
 
-// reloadOnSignal reloads on every SIGHUP until ctx ends. A rejected
-// configuration is logged by the reloader; the old one keeps serving.
-func reloadOnSignal(ctx context.Context, a *app, r *hooks.Reloader) {
+// notifyReload starts catching SIGHUP (whose default action ends the
+// process) as early as serve starts; stop undoes it.
+func notifyReload() (hup <-chan os.Signal, stop func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
-	defer signal.Stop(ch)
+	return ch, func() { signal.Stop(ch) }
+}
+
+// reloadOnSignal reloads on every SIGHUP until ctx ends. A rejected
+// configuration is logged by the reloader; the old one keeps serving.
+func reloadOnSignal(ctx context.Context, a *app, hup <-chan os.Signal, r *hooks.Reloader) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ch:
+		case <-hup:
 			if r == nil {
 				a.log.WarnContext(ctx, "SIGHUP: no configuration file (--config) to reload")
 				continue
