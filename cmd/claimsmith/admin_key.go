@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -15,9 +14,10 @@ import (
 const adminKeyHelp = `Usage: claimsmith [--data-dir DIR] admin-key <command> [flags]
 
 Manages the admin API keys of the server that runs on DIR. Keys are kept in
-DIR/admin/keys.json as SHA-256 digests only (mode 0600); the secret is shown
-once, at creation. A running server picks up new and revoked keys on its
-next request, so no restart is needed.
+DIR/admin/keys.json as SHA-256 digests only (mode 0600), or, with
+store.backend redis in --config, in Redis (shared by every node); the
+secret is shown once, at creation. A running server picks up new and
+revoked keys on its next request, so no restart is needed.
 
 Commands:
   create --name NAME --scopes SCOPES   create a key and print its secret once
@@ -60,7 +60,7 @@ func runAdminKey(ctx context.Context, a *app, args []string) error {
 		}
 		return &exitError{code: 2, err: err}
 	}
-	keys, err := admin.OpenFileKeyStore(filepath.Join(a.dataDir, admin.Dir), nil)
+	keys, err := openAdminKeys(ctx, a)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"path/filepath"
 
 	"github.com/claimsmith/claimsmith/hooks"
-	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
@@ -16,18 +14,10 @@ type adminServerStore interface {
 }
 
 // adminServerRoutes builds the admin API (/api/…) over the server's store,
-// with the keys and audit log in DIR/admin.
-func adminServerRoutes(a *app, st adminServerStore) ([]hooks.Route, error) {
-	dir := filepath.Join(a.dataDir, admin.Dir)
-	keys, err := admin.OpenFileKeyStore(dir, nil)
-	if err != nil {
-		return nil, err
-	}
-	audit, err := admin.OpenFileAuditLog(dir, nil)
-	if err != nil {
-		return nil, err
-	}
-	api, err := hooks.NewAdminAPI(hooks.AdminConfig{Store: st, Keys: keys, Audit: audit, Profiles: st, Log: a.log})
+// with the keys and audit log of the configured backend (DIR/admin, or
+// Redis: see stores.go).
+func adminServerRoutes(a *app, st adminServerStore, as adminStores) ([]hooks.Route, error) {
+	api, err := hooks.NewAdminAPI(hooks.AdminConfig{Store: st, Keys: as.keys, Audit: as.audit, Profiles: st, Log: a.log})
 	if err != nil {
 		return nil, err
 	}

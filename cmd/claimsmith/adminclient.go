@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -102,7 +101,7 @@ func openAdminClient(ctx context.Context, a *app, t adminTarget, command string,
 	}
 	release := func() {}
 	if write {
-		r, err := lockDataDirForCommand(ctx, a.dataDir, command)
+		r, err := lockForCommand(ctx, a, command)
 		if err != nil {
 			return nil, err
 		}
@@ -148,13 +147,14 @@ func cliKeyName() string {
 	return "cli:" + name
 }
 
-// localAdminAPI runs the admin API over the data dir's file store.
+// localAdminAPI runs the admin API over the configured store (the data
+// dir's file store, or the Redis store).
 func localAdminAPI(ctx context.Context, a *app, readOnly bool) (http.Handler, func(), error) {
 	st, err := openDataStore(ctx, a, readOnly)
 	if err != nil {
 		return nil, nil, err
 	}
-	audit, err := admin.OpenFileAuditLog(filepath.Join(a.dataDir, admin.Dir), nil)
+	audit, err := openAuditLog(ctx, a)
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, err
@@ -450,7 +450,7 @@ func importViaServer(ctx context.Context, a *app, t adminTarget, name string, do
 // auditDirectImport records an import made directly on the data dir in the
 // same audit log the admin API writes, under the OS user's name.
 func auditDirectImport(ctx context.Context, a *app, doc *authz.Document, rev uint64) error {
-	audit, err := admin.OpenFileAuditLog(filepath.Join(a.dataDir, admin.Dir), nil)
+	audit, err := openAuditLog(ctx, a)
 	if err != nil {
 		return err
 	}

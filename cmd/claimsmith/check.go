@@ -21,7 +21,8 @@ WebAssembly module, then prints the pipeline. The first error is printed as
 one line naming the file, line, rule entry and key, with exit status 1.
 
 The authorization store is the file store in --data-dir when it exists, else
-an empty in-memory store (enough to check the configuration).
+an empty in-memory store (enough to check the configuration); with
+store.backend redis it is the Redis store, which must be reachable.
 
 Flags:
 `
@@ -48,10 +49,11 @@ func runCheck(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	var st pipelineStore
-	if _, err := os.Stat(a.dataDir); errors.Is(err, fs.ErrNotExist) {
+	b := backendsOf(lc)
+	if _, err := os.Stat(a.dataDir); !b.redisBackend() && errors.Is(err, fs.ErrNotExist) {
 		st = memory.New(memory.Options{})
 	} else {
-		fst, err := openDataStore(ctx, a, true)
+		fst, err := openAuthzStore(ctx, a, b, true)
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
+	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
 )
 
 // configFile is the whole configuration file (samples/config/claimsmith.yaml
@@ -34,6 +35,11 @@ type configFile struct {
 	Tokens tokensConfig `yaml:"tokens"`
 	// Hooks are the IdP-facing endpoints and their secrets (see `claimsmith serve -h`).
 	Hooks *hooks.HooksConfig `yaml:"hooks"`
+	// Store, Redis and Cache say where the data lives and how logins cache
+	// policies (stores.go documents them).
+	Store storeSection      `yaml:"store"`
+	Redis redisstore.Config `yaml:"redis"`
+	Cache cacheSection      `yaml:"cache"`
 }
 
 // loadedConfig is a decoded configuration file with what error messages
@@ -85,6 +91,9 @@ func parseConfig(path string, b []byte) (*loadedConfig, error) {
 	}
 	if err := root.Decode(&lc.cfg); err != nil {
 		return nil, lc.typeError(err)
+	}
+	if err := lc.checkBackends(); err != nil {
+		return nil, err
 	}
 	return lc, nil
 }

@@ -6,23 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/file"
 )
-
-// openDataStore opens the file store in --data-dir. Read-only commands pass
-// mustExist so a mistyped directory is reported instead of created empty.
-func openDataStore(ctx context.Context, a *app, mustExist bool) (*file.Store, error) {
-	if mustExist {
-		if _, err := os.Stat(a.dataDir); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("data dir %s does not exist (import data first, or pass --data-dir)", a.dataDir)
-		}
-	}
-	return file.Open(ctx, a.dataDir, file.Options{Logger: a.log})
-}
 
 const importHelp = `Usage: claimsmith [--data-dir DIR] import [flags] FILE|-
 
@@ -39,7 +26,11 @@ on a terminal and progress lines otherwise.
 
 With --server URL --key KEY the file goes to a running server's admin API
 (POST /api/import, key scope import), audited there. Without them the data
-dir is changed directly, which is refused while a server owns it.
+dir is changed directly, which is refused while a server owns it. With
+store.backend redis in --config, the Redis store is loaded directly instead
+(pipelined batches into a new generation of keys, switched atomically;
+running servers keep answering from the old one until the switch and drop
+their cached policies right after it).
 
 Flags:
 `
@@ -94,7 +85,7 @@ func runImport(ctx context.Context, a *app, args []string) error {
 		p.Step("sending to " + target.server)
 		return importViaServer(ctx, a, target, name, b, *expect)
 	}
-	releaseDir, err := lockDataDirForCommand(ctx, a.dataDir, "import")
+	releaseDir, err := lockForCommand(ctx, a, "import")
 	if err != nil {
 		return err
 	}
@@ -105,7 +96,7 @@ func runImport(ctx context.Context, a *app, args []string) error {
 	}
 	defer st.Close()
 	p.Step("committing")
-	rev, err := st.Apply(ctx, *expect, &authz.ReplaceDocument{Doc: doc})
+	rev, err := importInto(ctx, a, st, *expect, doc, "import "+name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -113,7 +104,7 @@ func runImport(ctx context.Context, a *app, args []string) error {
 		a.log.Error("import committed but its audit record was not written", "revision", rev, "err", err)
 	}
 	p.Done()
-	fmt.Fprintf(a.stdout, "imported %s: %s; store %s at revision %d\n", name, summary, a.dataDir, rev)
+	fmt.Fprintf(a.stdout, "imported %s: %s; store %s at revision %d\n", name, summary, storeName(a), rev)
 	return nil
 }
 

@@ -54,7 +54,7 @@ func runKeys(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	ks, _, _, err := keySetFor(a, cfg)
+	ks, _, _, err := keySetFor(ctx, a, cfg)
 	if err != nil {
 		return err
 	}

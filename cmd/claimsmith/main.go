@@ -42,6 +42,9 @@ type app struct {
 	// configPath is the --config global flag ($CLAIMSMITH_CONFIG); empty means
 	// embedded defaults.
 	configPath string
+	// redis holds the Redis clients the command opened (stores.go); run
+	// closes them.
+	redis redisConns
 }
 
 type command struct {
@@ -82,6 +85,7 @@ func main() {
 // into an exit status: 0 ok, 2 usage, 1 any other error (or the exitError's).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	defer a.redis.close()
 	fs := flag.NewFlagSet("claimsmith", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&a.dataDir, "data-dir", envOr("CLAIMSMITH_DATA_DIR", "data"), "data directory of the embedded file store")

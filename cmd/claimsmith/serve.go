@@ -5,29 +5,25 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
-	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/file"
-	"github.com/claimsmith/claimsmith/runtime/cache"
 )
 
 // cacheSource is what the policy cache wraps: policies through the metered
 // store, the revision from the store itself.
 type cacheSource struct {
 	authz.PolicyResolver
-	st *file.Store
+	st authz.Reader
 }
 
 func (s cacheSource) Revision(ctx context.Context) (uint64, error) { return s.st.Revision(ctx) }
 
-// cachedWrites is the file store whose writes invalidate the policy cache
+// cachedWrites is the store whose writes invalidate the policy cache
 // before they return.
 type cachedWrites struct {
-	*file.Store
+	dataStore
 	w authz.Writer
 }
 
@@ -83,6 +79,15 @@ logins read policies through an in-process policy cache
 (claimsmith_policy_cache_* metrics) that admin API writes invalidate
 before they return.
 
+Several nodes: with store.backend redis (and the redis section) the
+authorization store, signing keys, revocations, admin keys and audit log
+live in Redis and every node shares them (no data dir is used or locked);
+the policy cache adds a shared Redis cache, and a write on one node
+reaches the others' next logins through pub/sub. If the cache's Redis
+fails, logins are answered from the store and /readyz says "degraded";
+if the store's Redis fails, store.on_unavailable decides (fail_closed:
+logins fail; last_snapshot: served from memory for max_staleness).
+
 Configuration (YAML; every key optional):
   server:
     addr: 127.0.0.1:8080
@@ -95,6 +100,24 @@ Configuration (YAML; every key optional):
     shutdown_timeout: 20s
     max_header_bytes: 65536
   tokens: see 'claimsmith token -h'
+  store:
+    backend: file                            # file (the data dir) | redis
+    on_unavailable: fail_closed              # redis: fail_closed | last_snapshot
+    max_staleness: 5m                        # last_snapshot only
+  redis:                                     # password from $CLAIMSMITH_REDIS_PASSWORD
+    addrs: [127.0.0.1:6379]                  # one node; sentinels + master_name; cluster seeds
+    master_name: ""
+    username: ""
+    tls: false
+    tls_ca_file: ""
+    key_prefix: "claimsmith:"
+  cache:                                     # the policy cache in front of every login
+    redis: {addrs: [cache-redis:6379]}       # its own Redis (default: the redis section)
+    near_size: 10000                         # in-process LRU entries (-1: off)
+    near_ttl: 1m
+    redis_ttl: 10m
+    op_timeout: 50ms
+    poll_interval: 5s
 
 Flags (override the file):
 `
@@ -128,17 +151,15 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		}
 	}
 
-	// The server owns the data dir: direct CLI writes are refused while it runs.
-	releaseDir, err := lockDataDirForServer(ctx, a.dataDir, cfg.Server.Addr)
+	// The store, admin keys and audit log the config names (stores.go). A
+	// file store's data dir is owned by this server: direct CLI writes are
+	// refused while it runs. The Redis store is shared by every node.
+	ss, err := openServeStores(ctx, a, cfg.lc, cfg.Server.Addr)
 	if err != nil {
 		return err
 	}
-	defer releaseDir()
-	st, err := openDataStore(ctx, a, false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	defer ss.release()
+	st := ss.store
 	ts, err := newTokenService(ctx, a, cfg, st, st)
 	if err != nil {
 		return err
@@ -158,7 +179,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	// Logins resolve policies through the in-process policy cache; admin API
 	// writes go through its Writer, so the next login sees them.
 	ms := newMeteredStore(st, metrics)
-	pc, err := cache.New(cacheSource{ms, st}, cache.Options{Logger: a.log, Registerer: reg})
+	pc, err := ss.policyCache(ctx, a, cacheSource{ms, st}, reg)
 	if err != nil {
 		return err
 	}
@@ -172,7 +193,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	}
 	checks := []hooks.ReadyCheck{
 		{Name: "keys", Check: func(context.Context) error { _, err := ts.keys.Active(); return err }},
-		{Name: "store", Check: func(ctx context.Context) error { _, err := st.Revision(ctx); return err }},
+		ss.storeCheck(),
 		{Name: "policy_cache", Check: pc.Check, Degrades: true},
 	}
 	if reloader != nil {
@@ -186,16 +207,12 @@ func runServe(ctx context.Context, a *app, args []string) error {
 			}
 		}()
 		ep.Extra = append(ep.Extra, reloader.Routes()...)
-		keys, err := admin.OpenFileKeyStore(filepath.Join(a.dataDir, admin.Dir), nil)
-		if err != nil {
-			return err
-		}
-		ep.Extra = append(ep.Extra, hooks.Route{Pattern: hooks.PatternReload, Handler: &hooks.ReloadHandler{Reloader: reloader, Keys: keys, Log: a.log}})
+		ep.Extra = append(ep.Extra, hooks.Route{Pattern: hooks.PatternReload, Handler: &hooks.ReloadHandler{Reloader: reloader, Keys: ss.admin.keys, Log: a.log}})
 		checks = append(checks, hooks.ReadyCheck{Name: "rules", Check: reloader.Check})
 	}
 	ep.Extra = append(ep.Extra, hooks.MetricsRoute(reg))
 	routes := ep.Routes()
-	adminRoutes, err := adminServerRoutes(a, cachedWrites{Store: st, w: pc.Writer(st)})
+	adminRoutes, err := adminServerRoutes(a, cachedWrites{dataStore: st, w: pc.Writer(st)}, ss.admin)
 	if err != nil {
 		return err
 	}

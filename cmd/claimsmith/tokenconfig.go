@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -93,12 +92,15 @@ type tokenService struct {
 	verifier  *token.Verifier
 	intro     *token.Introspector
 	clients   *token.Clients
-	revoked   *token.FileRevocationList
+	revoked   token.RevocationList
+	// closeRevoked releases the revocation list (the file backend's file).
+	closeRevoked func() error
 	keyReload time.Duration
 }
 
-// keySetFor builds the key set over <data-dir>/keys from the configuration.
-func keySetFor(a *app, cfg fileSections) (*token.KeySet, token.MinterConfig, time.Duration, error) {
+// keySetFor builds the key set over the configured key store (<data-dir>/keys,
+// or Redis with store.backend redis) from the configuration.
+func keySetFor(ctx context.Context, a *app, cfg fileSections) (*token.KeySet, token.MinterConfig, time.Duration, error) {
 	t := cfg.Tokens
 	issuer := t.Issuer
 	if issuer == "" {
@@ -127,7 +129,7 @@ func keySetFor(a *app, cfg fileSections) (*token.KeySet, token.MinterConfig, tim
 			return nil, mc, 0, fmt.Errorf("config: tokens.algorithm: %w", err)
 		}
 	}
-	store, err := token.NewFileKeyStore(filepath.Join(a.dataDir, "keys"))
+	store, err := openKeyStore(ctx, a, backendsOf(cfg.lc))
 	if err != nil {
 		return nil, mc, 0, err
 	}
@@ -139,7 +141,7 @@ func keySetFor(a *app, cfg fileSections) (*token.KeySet, token.MinterConfig, tim
 // newTokenService builds everything; resolver and apps may be nil (no live
 // introspection).
 func newTokenService(ctx context.Context, a *app, cfg fileSections, resolver authz.PolicyResolver, apps authz.ApplicationReader) (*tokenService, error) {
-	ks, mc, leeway, err := keySetFor(a, cfg)
+	ks, mc, leeway, err := keySetFor(ctx, a, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +177,7 @@ func newTokenService(ctx context.Context, a *app, cfg fileSections, resolver aut
 	if s.clients, err = token.NewClients(ccs); err != nil {
 		return nil, fmt.Errorf("config: tokens.introspection.clients: %w", err)
 	}
-	s.revoked, err = token.OpenFileRevocationList(ctx, filepath.Join(a.dataDir, "revoked.jsonl"), time.Now)
+	s.revoked, s.closeRevoked, err = openRevocations(ctx, a, backendsOf(cfg.lc))
 	if err != nil {
 		return nil, err
 	}
@@ -188,17 +190,17 @@ func newTokenService(ctx context.Context, a *app, cfg fileSections, resolver aut
 	s.intro, err = token.NewIntrospector(s.verifier, ks, s.revoked, resolver, apps,
 		token.IntrospectorConfig{Namespace: ns, IgnoreRequiredRoles: cfg.Tokens.Introspection.IgnoreRequiredRoles}, time.Now, a.log)
 	if err != nil {
-		s.revoked.Close()
+		_ = s.closeRevoked()
 		return nil, err
 	}
 	return s, nil
 }
 
 func (s *tokenService) Close() error {
-	if s == nil || s.revoked == nil {
+	if s == nil || s.closeRevoked == nil {
 		return nil
 	}
-	return s.revoked.Close()
+	return s.closeRevoked()
 }
 
 var errUsage = errors.New("usage")
