@@ -239,8 +239,7 @@ func TestNewMetricsTwiceOnOneRegistry(t *testing.T) {
 type fixedEnricher struct{ res runtime.Result }
 
 func (f *fixedEnricher) Run(context.Context, *runtime.Event) (*runtime.Result, error) {
-	r := f.res
-	return &r, nil
+	return &f.res, nil // read only: callers here never change it
 }
 
 func (f *fixedEnricher) Steps() []runtime.StepInfo {
