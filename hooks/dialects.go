@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
@@ -119,6 +120,36 @@ type DialectDeps struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 	Getenv    func(string) string // os.Getenv in production
+	// Replays, when set, keeps the Standard Webhooks replay caches across
+	// configuration reloads (one per native caller name and one for
+	// Supabase); nil gives every build fresh caches.
+	Replays *ReplayCaches
+}
+
+// ReplayCaches are the webhook replay caches of a server, by verifier,
+// living as long as the server so that rebuilt handlers keep what the old
+// ones saw. Create it with NewReplayCaches.
+type ReplayCaches struct {
+	mu sync.Mutex
+	m  map[string]*ReplayCache
+}
+
+// NewReplayCaches returns an empty set.
+func NewReplayCaches() *ReplayCaches { return &ReplayCaches{m: map[string]*ReplayCache{}} }
+
+// cache returns the cache for key, creating it; nil when rc is nil.
+func (rc *ReplayCaches) cache(key string) *ReplayCache {
+	if rc == nil {
+		return nil
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	c, ok := rc.m[key]
+	if !ok {
+		c = NewReplayCache(0)
+		rc.m[key] = c
+	}
+	return c
 }
 
 // Dialects are the built IdP-facing handlers; nil ones are not served.
@@ -208,7 +239,7 @@ func (c *HooksConfig) Build(deps DialectDeps) (*Dialects, error) {
 				return nil, err
 			}
 			if ws != "" {
-				if caller.Webhook, err = NewWebhookVerifier(ws, WebhookOptions{Now: deps.Now}); err != nil {
+				if caller.Webhook, err = NewWebhookVerifier(ws, WebhookOptions{Now: deps.Now, Replay: deps.Replays.cache("native/" + cc.Name)}); err != nil {
 					return nil, fmt.Errorf("hooks.%s.webhook_secret: %w", key, err)
 				}
 			}
@@ -262,7 +293,7 @@ func (c *HooksConfig) Build(deps DialectDeps) (*Dialects, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, err := NewWebhookVerifier(k, WebhookOptions{Now: deps.Now})
+		v, err := NewWebhookVerifier(k, WebhookOptions{Now: deps.Now, Replay: deps.Replays.cache("supabase")})
 		if err != nil {
 			return nil, fmt.Errorf("hooks.supabase.secret_env: %w", err)
 		}

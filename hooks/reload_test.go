@@ -62,6 +62,7 @@ type reloadFixture struct {
 	store   *memory.Store
 	metrics *hooks.Metrics
 	gate    *gateRule
+	replays *hooks.ReplayCaches
 
 	mu      sync.Mutex
 	entries []runtime.RuleEntry
@@ -113,8 +114,11 @@ func (f *reloadFixture) build(ctx context.Context) (*hooks.HookSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &hooks.HooksConfig{Native: &hooks.NativeConfig{Callers: []hooks.CallerConfig{{Name: "idp", BearerKey: nativeBearer}}}}
-	d, err := hc.Build(hooks.DialectDeps{Enricher: f.metrics.Enricher(p), Namespace: p.Namespace(), Now: time.Now})
+	hc := &hooks.HooksConfig{Native: &hooks.NativeConfig{Callers: []hooks.CallerConfig{
+		{Name: "idp", BearerKey: nativeBearer},
+		{Name: "signed", WebhookSecret: nativeSecret},
+	}}}
+	d, err := hc.Build(hooks.DialectDeps{Enricher: f.metrics.Enricher(p), Namespace: p.Namespace(), Now: time.Now, Replays: f.replays})
 	if err != nil {
 		_ = p.Close()
 		return nil, err
@@ -151,7 +155,7 @@ func newReloadServer(t *testing.T) *reloadServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &reloadFixture{store: newTestStore(t, portalClient, batchClient), metrics: m,
+	f := &reloadFixture{store: newTestStore(t, portalClient, batchClient), metrics: m, replays: hooks.NewReplayCaches(),
 		gate: &gateRule{entered: make(chan struct{}, 1), release: make(chan struct{})}}
 	f.set(stamp("v1"))
 	log := slog.New(slog.DiscardHandler)
@@ -355,6 +359,38 @@ func TestReloadInFlightLoginFinishesOnItsPipeline(t *testing.T) {
 	waitFor(t, "generation 2 closed after its last login", func() bool { return s.f.isClosed(2) })
 	if s.f.isClosed(3) {
 		t.Fatal("the serving generation was closed")
+	}
+}
+
+// TestReloadKeepsReplayProtection: a webhook-id received before a reload
+// is still refused as a replay after it (the rebuilt verifier shares the
+// replay cache).
+func TestReloadKeepsReplayProtection(t *testing.T) {
+	s := newReloadServer(t)
+	body := []byte(`{"user":{"user_id":"alice"},"client":{"client_id":"portal"}}`)
+	at := time.Now()
+	send := func() int {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/hooks/v1/post-login", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("webhook-id", "msg_reload_1")
+		req.Header.Set("webhook-timestamp", fmt.Sprint(at.Unix()))
+		req.Header.Set("webhook-signature", hooks.SignWebhook(nativeKey, "msg_reload_1", at, body))
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := send(); st != http.StatusOK {
+		t.Fatalf("first delivery: %d", st)
+	}
+	s.f.set(stamp("v2"))
+	if st, ans := s.reload(t, s.writeKey); st != 200 {
+		t.Fatalf("reload: %d %v", st, ans)
+	}
+	if st := send(); st != http.StatusUnauthorized {
+		t.Fatalf("replay after a reload: %d, want 401", st)
 	}
 }
 

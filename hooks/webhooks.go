@@ -106,6 +106,10 @@ type WebhookOptions struct {
 	Now       func() time.Time // default time.Now
 	// ReplayCacheSize bounds the remembered ids (default DefaultReplayCacheSize).
 	ReplayCacheSize int
+	// Replay, when set, is the cache of seen ids to use (ReplayCacheSize is
+	// then ignored): a configuration reload hands the new verifier the old
+	// one's cache, so a reload never reopens the replay window.
+	Replay *ReplayCache
 }
 
 // NewWebhookVerifier returns a verifier for the "|"-joined secrets.
@@ -120,7 +124,11 @@ func NewWebhookVerifier(secrets string, o WebhookOptions) (*WebhookVerifier, err
 	if o.ReplayCacheSize <= 0 {
 		o.ReplayCacheSize = DefaultReplayCacheSize
 	}
-	return &WebhookVerifier{keys: keys, tolerance: o.Tolerance, now: nowFunc(o.Now), replay: NewReplayCache(o.ReplayCacheSize)}, nil
+	replay := o.Replay
+	if replay == nil {
+		replay = NewReplayCache(o.ReplayCacheSize)
+	}
+	return &WebhookVerifier{keys: keys, tolerance: o.Tolerance, now: nowFunc(o.Now), replay: replay}, nil
 }
 
 // Verify authenticates body against the Standard Webhooks headers and returns

@@ -74,6 +74,9 @@ func hookReloader(ctx context.Context, a *app, start fileSections, st pipelineSt
 		return nil, nil
 	}
 	first := true
+	// One set of webhook replay caches for the server's life: a reload must
+	// not let an already received webhook-id through again.
+	replays := hooks.NewReplayCaches()
 	build := func(ctx context.Context) (*hooks.HookSet, error) {
 		lc, err := loadConfig(a.configPath)
 		if err != nil {
@@ -100,6 +103,7 @@ func hookReloader(ctx context.Context, a *app, start fileSections, st pipelineSt
 			Log:       a.log,
 			Now:       time.Now,
 			Getenv:    os.Getenv,
+			Replays:   replays,
 		})
 		if err != nil {
 			release()
