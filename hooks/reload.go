@@ -134,7 +134,7 @@ func NewReloader(ctx context.Context, build BuildFunc, log *slog.Logger, opt Rel
 	if err != nil {
 		return nil, err
 	}
-	r.swap(set)
+	r.swap(orEmpty(set))
 	return r, nil
 }
 
@@ -205,11 +205,20 @@ func (r *Reloader) reloadLocked(ctx context.Context) (ReloadResult, error) {
 		}
 		return ReloadResult{}, fmt.Errorf("reload rejected, generation %d keeps serving: %w", r.Generation(), err)
 	}
+	set = orEmpty(set)
 	g := r.swap(set)
 	res := ReloadResult{Generation: g.id, Rules: set.Rules, Routes: r.routesOf(g)}
 	r.log.InfoContext(ctx, "configuration reloaded", "generation", g.id, "rules", set.Rules,
 		"routes", res.Routes, "took", r.now().Sub(t0).Round(time.Microsecond))
 	return res, nil
+}
+
+// orEmpty turns a nil set (nothing configured) into an empty one.
+func orEmpty(set *HookSet) *HookSet {
+	if set == nil {
+		return &HookSet{}
+	}
+	return set
 }
 
 // swap makes set current and drops the Reloader's reference to the old

@@ -188,7 +188,7 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer pc.Close()
-	reloader, err := hookReloader(ctx, a, cfg, ms, pc, ts, metrics)
+	reloader, err := hookReloader(ctx, a, ms, pc, ts, metrics)
 	if err != nil {
 		return err
 	}

@@ -69,11 +69,13 @@ func serveUsage() string {
 // config file it returns nil: there is nothing to serve or reload. A file
 // without a hooks section builds no pipeline; its dialect routes answer 404
 // until a reload adds the section.
-func hookReloader(ctx context.Context, a *app, start fileSections, st pipelineStore, resolver authz.PolicyResolver, ts *tokenService, m *hooks.Metrics) (*hooks.Reloader, error) {
+func hookReloader(ctx context.Context, a *app, st pipelineStore, resolver authz.PolicyResolver, ts *tokenService, m *hooks.Metrics) (*hooks.Reloader, error) {
 	if a.configPath == "" {
 		return nil, nil
 	}
-	first := true
+	// start is the file as first read (before flags override it), to tell
+	// which restart-only sections a reload changes.
+	var start *loadedConfig
 	// One set of webhook replay caches for the server's life: a reload must
 	// not let an already received webhook-id through again.
 	replays := hooks.NewReplayCaches()
@@ -82,10 +84,11 @@ func hookReloader(ctx context.Context, a *app, start fileSections, st pipelineSt
 		if err != nil {
 			return nil, err
 		}
-		if !first {
+		if start == nil {
+			start = lc
+		} else {
 			warnRestartOnly(ctx, a, start, lc)
 		}
-		first = false
 		hc := lc.cfg.Hooks
 		if hc == nil {
 			return &hooks.HookSet{}, nil
@@ -122,15 +125,15 @@ func hookReloader(ctx context.Context, a *app, start fileSections, st pipelineSt
 // warnRestartOnly logs the sections a reload does not apply: the listener,
 // TLS, keys and introspection clients, and the namespace the token side
 // uses, are set up once at start.
-func warnRestartOnly(ctx context.Context, a *app, start fileSections, lc *loadedConfig) {
+func warnRestartOnly(ctx context.Context, a *app, start, lc *loadedConfig) {
 	var changed []string
-	if !reflect.DeepEqual(start.Server, lc.cfg.Server) {
+	if !reflect.DeepEqual(start.cfg.Server, lc.cfg.Server) {
 		changed = append(changed, "server")
 	}
-	if !reflect.DeepEqual(start.Tokens, lc.cfg.Tokens) {
+	if !reflect.DeepEqual(start.cfg.Tokens, lc.cfg.Tokens) {
 		changed = append(changed, "tokens")
 	}
-	if start.Namespace != lc.cfg.Pipeline.Namespace {
+	if start.cfg.Pipeline.Namespace != lc.cfg.Pipeline.Namespace {
 		changed = append(changed, "pipeline.namespace (for introspection; logins use the new one)")
 	}
 	if len(changed) > 0 {
