@@ -122,16 +122,22 @@ func hookReloader(ctx context.Context, a *app, st pipelineStore, resolver authz.
 	return hooks.NewReloader(ctx, build, a.log, hooks.ReloaderOptions{Metrics: m})
 }
 
-// warnRestartOnly logs the sections a reload does not apply: the listener,
-// TLS, keys and introspection clients, and the namespace the token side
-// uses, are set up once at start.
+// warnRestartOnly logs the sections a reload does not apply: everything
+// but pipeline and hooks (the listener, TLS, keys, introspection clients,
+// store, Redis and cache are set up once at start), and the namespace the
+// token side uses.
 func warnRestartOnly(ctx context.Context, a *app, start, lc *loadedConfig) {
 	var changed []string
-	if !reflect.DeepEqual(start.cfg.Server, lc.cfg.Server) {
-		changed = append(changed, "server")
-	}
-	if !reflect.DeepEqual(start.cfg.Tokens, lc.cfg.Tokens) {
-		changed = append(changed, "tokens")
+	old, cur := reflect.ValueOf(start.cfg), reflect.ValueOf(lc.cfg)
+	for i := range old.NumField() {
+		f := old.Type().Field(i)
+		if f.Name == "Pipeline" || f.Name == "Hooks" {
+			continue
+		}
+		if !reflect.DeepEqual(old.Field(i).Interface(), cur.Field(i).Interface()) {
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			changed = append(changed, name)
+		}
 	}
 	if start.cfg.Pipeline.Namespace != lc.cfg.Pipeline.Namespace {
 		changed = append(changed, "pipeline.namespace (for introspection; logins use the new one)")
