@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"testing"
 
@@ -74,13 +75,26 @@ func FuzzDecodeCommands(f *testing.F) {
 		`{"access_token":{"claims":{},"add_scopes":["a"],"remove_scopes":["b"]},"access":{"vote":"deny","reason":"r","code":"unauthorized"}}`,
 		`{"app_metadata":{"a":{"b":null}},"user_metadata":{},"log":[{"level":"info","msg":"m"}]}`,
 		`{"id_tokens":{}}`, `{"access":{"vote":"maybe"}}`, `{} {}`, `[`, `null`,
+		`{"ID_Token":{"Claims":{"a\u0062":[1,{"x":2.50}],"c":"\u00e9"}}}`, `{"id_token":{"claims":[]}}`,
+		`{"log":[{"level":"info","msg":"m","x":1}]}`, `{"access":{"vote":"deny","why":"x"}}`,
+		`{"id_token":{"claims":{"a":1,"a":2,"b":-0.5e3}},"access_token":null}`, "{\"id_token\":{\"claims\":{\"s\":\"\xff\"}}}",
 	} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var c runtime.Commands
-		if err := decodeCommands(b, &c); err != nil {
+		var c, ref runtime.Commands
+		err := decodeCommands(b, &c)
+		refErr := decodeReference(b, &ref)
+		if (err == nil) != (refErr == nil) {
+			t.Fatalf("decodeCommands: %v, reference decoder: %v, for %q", err, refErr, b)
+		}
+		if err != nil {
 			return
+		}
+		got, _ := json.Marshal(&c)
+		want, _ := json.Marshal(&ref)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("decodeCommands and the reference decoder differ for %q:\n%s\n%s", b, got, want)
 		}
 		enc, err := json.Marshal(&c)
 		if err != nil {
@@ -95,4 +109,24 @@ func FuzzDecodeCommands(f *testing.F) {
 			t.Fatalf("round trip changed the commands:\n%s\n%s", enc, enc2)
 		}
 	})
+}
+
+// decodeReference is the obvious strict decoder decodeCommands replaces.
+func decodeReference(b []byte, out *runtime.Commands) error {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("data after the top-level object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the top-level object")
+	}
+	return nil
 }

@@ -1,9 +1,7 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -255,25 +253,6 @@ func (r *Rule) Cleanup() error {
 			"abandoned", r.stuck.Load())
 		return nil
 	}
-}
-
-// decodeCommands strictly decodes a guest's output: an unknown key is an
-// error naming it, so a typo (id_tokens) is not silently ignored. Empty
-// output means no commands.
-func decodeCommands(b []byte, out *runtime.Commands) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(out); err != nil {
-		return fmt.Errorf("%w: not valid commands JSON: %v", runtime.ErrInvalid, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: not valid commands JSON: data after the top-level object", runtime.ErrInvalid)
-	}
-	return nil
 }
 
 // describeCallError turns a wazero/extism call error into a rule error cause.

@@ -343,7 +343,7 @@ func TestGuestFailuresAreRuleErrors(t *testing.T) {
 		{"stderr", watModule(t, "stderr", stderr), nil, nil, "guest stderr: guest says: bad input"},
 		{"invalid-json", watModule(t, "badjson", output(`{"id_token": {"claims": `)), nil, runtime.ErrInvalid, "not valid commands JSON"},
 		{"unknown-key", watModule(t, "unknownkey", output(`{"id_tokens":{"claims":{"x":1}}}`)), nil, runtime.ErrInvalid, `unknown field "id_tokens"`},
-		{"trailing-data", watModule(t, "trailing", output(`{} {}`)), nil, runtime.ErrInvalid, "data after the top-level object"},
+		{"trailing-data", watModule(t, "trailing", output(`{} {}`)), nil, runtime.ErrInvalid, "after top-level value"},
 		{"bad-vote", watModule(t, "badvote", output(`{"access":{"vote":"maybe"}}`)), nil, runtime.ErrInvalid, `vote "maybe"`},
 		{"oversized", watModule(t, "oversized", oversized), nil, runtime.ErrTooLarge, "over the 65536 byte cap"},
 	} {
