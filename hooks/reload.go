@@ -143,8 +143,8 @@ func NewReloader(ctx context.Context, build BuildFunc, log *slog.Logger, opt Rel
 func (r *Reloader) Routes() []Route {
 	out := make([]Route, len(r.patterns))
 	for i, p := range r.patterns {
-		// The mux's own limit is lifted; forward applies the generation's.
-		out[i] = Route{Pattern: p, Handler: &forward{r: r, idx: i}, MaxBody: 1 << 62}
+		// No limit from the mux: forward applies the generation's.
+		out[i] = Route{Pattern: p, Handler: &forward{r: r, idx: i}, MaxBody: -1}
 	}
 	return out
 }

@@ -509,3 +509,89 @@ func TestReadyzDegraded(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkReloaderForward is what the reload indirection adds to every
+// hook request: load the current generation, take and drop a reference,
+// apply its body limit. Parallel, as logins arrive.
+func BenchmarkReloaderForward(b *testing.B) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	r, err := hooks.NewReloader(b.Context(), func(context.Context) (*hooks.HookSet, error) {
+		return &hooks.HookSet{Handlers: map[string]http.Handler{hooks.PatternPostLogin: h}}, nil
+	}, nil, hooks.ReloaderOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close(b.Context())
+	var fwd http.Handler
+	for _, rt := range r.Routes() {
+		if rt.Pattern == hooks.PatternPostLogin {
+			fwd = rt.Handler
+		}
+	}
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{{"direct", h}, {"forwarded", fwd}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				w := &discardWriter{h: http.Header{}}
+				req := httptest.NewRequest(http.MethodPost, "/hooks/v1/post-login", http.NoBody)
+				for pb.Next() {
+					c.h.ServeHTTP(w, req)
+				}
+			})
+		})
+	}
+}
+
+// TestReloadBodyLimit: the reloadable routes apply the serving generation's
+// hooks.max_body, declared or streamed, and a reload can change it.
+func TestReloadBodyLimit(t *testing.T) {
+	var limit atomic.Int64
+	limit.Store(100)
+	read := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			hooks.WriteError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	r, err := hooks.NewReloader(t.Context(), func(context.Context) (*hooks.HookSet, error) {
+		return &hooks.HookSet{Handlers: map[string]http.Handler{hooks.PatternPostLogin: read}, MaxBody: limit.Load()}, nil
+	}, nil, hooks.ReloaderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(t.Context())
+	mux, err := hooks.NewMux(r.Routes(), nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(n int, chunked bool) int {
+		req := httptest.NewRequest(http.MethodPost, "/hooks/v1/post-login", bytes.NewReader(make([]byte, n)))
+		if chunked {
+			req.ContentLength = -1
+			req.Body = io.NopCloser(bytes.NewReader(make([]byte, n)))
+		}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, req)
+		return w.Code
+	}
+	for _, c := range []struct {
+		n       int
+		chunked bool
+		want    int
+	}{{100, false, 204}, {101, false, 413}, {101, true, 413}, {100, true, 204}} {
+		if got := post(c.n, c.chunked); got != c.want {
+			t.Errorf("limit 100, %d bytes (chunked %v): %d, want %d", c.n, c.chunked, got, c.want)
+		}
+	}
+	limit.Store(1000)
+	if _, err := r.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := post(500, false); got != 204 {
+		t.Errorf("after raising max_body: %d", got)
+	}
+}

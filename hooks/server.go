@@ -19,7 +19,9 @@ type Route struct {
 	// Pattern is a net/http ServeMux pattern, e.g. "POST /oauth2/introspect".
 	Pattern string
 	Handler http.Handler
-	// MaxBody caps the request body before the handler runs (0: DefaultMaxBody).
+	// MaxBody caps the request body before the handler runs (0:
+	// DefaultMaxBody; negative: the handler applies its own limit, as the
+	// reloadable hook routes do with their generation's).
 	MaxBody int64
 }
 
@@ -112,7 +114,10 @@ func NewMux(routes []Route, checks []ReadyCheck, log *slog.Logger) (mux *http.Se
 // limitBody refuses a declared Content-Length over the limit at once and
 // caps what the handler can read.
 func limitBody(h http.Handler, limit int64) http.Handler {
-	if limit <= 0 {
+	if limit < 0 {
+		return h
+	}
+	if limit == 0 {
 		limit = DefaultMaxBody
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
