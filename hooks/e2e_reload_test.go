@@ -174,6 +174,19 @@ func TestServeReload(t *testing.T) {
 	if v := plan(); v != "gold" {
 		t.Fatalf("after a rejected reload: plan = %v, want gold", v)
 	}
+	// A module that does not compile is caught before the swap.
+	if err := os.WriteFile(filepath.Join(tmp, "bad.wasm"), []byte("\x00asm\x01\x00\x00\x00garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(withPlan + "    - wasm: bad.wasm\n")
+	st, eb, _ = reload(adminKey)
+	t.Logf("broken module: %d %s", st, eb.Description)
+	if (st != http.StatusBadRequest && st != http.StatusConflict) || !strings.Contains(eb.Description, "bad.wasm") {
+		t.Fatalf("reload with a broken module: %d %+v, want 400/409 naming it", st, eb)
+	}
+	if v := plan(); v != "gold" {
+		t.Fatalf("after a rejected module: plan = %v, want gold", v)
+	}
 	writeConfig(base)
 	st, _, ok := reload(adminKey)
 	if st != http.StatusOK || ok["generation"] != float64(3) {
@@ -213,7 +226,7 @@ func TestServeReload(t *testing.T) {
 	for _, want := range []string{
 		"claimsmith_config_generation 3",
 		`claimsmith_config_reloads_total{result="ok"} 2`,
-		`claimsmith_config_reloads_total{result="rejected"} 2`,
+		`claimsmith_config_reloads_total{result="rejected"} 3`,
 		`claimsmith_http_requests_total{dialect="native",route="POST /hooks/v1/post-login",status="200"}`,
 		`claimsmith_rule_duration_seconds_bucket{kind="authorization",rule="authorization",le=`,
 		`claimsmith_login_decisions_total{code="",outcome="allowed"}`,
