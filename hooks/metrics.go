@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -188,30 +189,39 @@ func (m *Metrics) Instrument(routes []Route) []Route {
 	return out
 }
 
-// commonStatuses are resolved per route up front; others are looked up.
+// commonStatuses are the statuses whose series each route resolves once,
+// at its first such answer; others are looked up every time.
 var commonStatuses = [...]int{200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 413, 415, 429, 500, 503}
 
+// resolved holds a series resolved on first use. Series are created lazily
+// so /metrics lists what happened, not every route × status at zero.
+type resolved[T any] struct{ p atomic.Pointer[T] }
+
+func (r *resolved[T]) get(create func() T) T {
+	if v := r.p.Load(); v != nil {
+		return *v
+	}
+	// Two racing first requests resolve the same child series.
+	v := create()
+	r.p.Store(&v)
+	return v
+}
+
 type instrumented struct {
-	h               http.Handler
-	route, dialect  string
-	latency         prometheus.Observer
-	byStatus        [len(commonStatuses)]prometheus.Counter
-	requestsByRoute *prometheus.CounterVec
-	writers         *sync.Pool
+	h              http.Handler
+	route, dialect string
+	m              *Metrics
+	latency        resolved[prometheus.Observer]
+	byStatus       [len(commonStatuses)]resolved[prometheus.Counter]
 }
 
 func (m *Metrics) instrument(pattern string, h http.Handler) http.Handler {
-	d := DialectOf(pattern)
-	in := &instrumented{h: h, route: pattern, dialect: d, latency: m.latency.WithLabelValues(pattern, d), requestsByRoute: m.requests, writers: &m.writers}
-	for i, st := range commonStatuses {
-		in.byStatus[i] = m.requests.WithLabelValues(pattern, d, strconv.Itoa(st))
-	}
-	return in
+	return &instrumented{h: h, route: pattern, dialect: DialectOf(pattern), m: m}
 }
 
 func (in *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
-	sw := in.writers.Get().(*statusWriter)
+	sw := in.m.writers.Get().(*statusWriter)
 	sw.ResponseWriter, sw.status = w, 0
 	defer func() {
 		st := sw.status
@@ -219,21 +229,27 @@ func (in *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			st = http.StatusOK // nothing written: net/http sends 200
 		}
 		sw.ResponseWriter = nil
-		in.writers.Put(sw)
-		in.latency.Observe(time.Since(t0).Seconds())
+		in.m.writers.Put(sw)
+		in.latency.get(in.newLatency).Observe(time.Since(t0).Seconds())
 		in.count(st)
 	}()
 	in.h.ServeHTTP(sw, r)
 }
 
+func (in *instrumented) newLatency() prometheus.Observer {
+	return in.m.latency.WithLabelValues(in.route, in.dialect)
+}
+
 func (in *instrumented) count(status int) {
 	for i, st := range commonStatuses {
 		if st == status {
-			in.byStatus[i].Inc()
+			in.byStatus[i].get(func() prometheus.Counter {
+				return in.m.requests.WithLabelValues(in.route, in.dialect, strconv.Itoa(status))
+			}).Inc()
 			return
 		}
 	}
-	in.requestsByRoute.WithLabelValues(in.route, in.dialect, strconv.Itoa(status)).Inc()
+	in.m.requests.WithLabelValues(in.route, in.dialect, strconv.Itoa(status)).Inc()
 }
 
 // statusWriter records the status a handler sends. Unwrap lets

@@ -163,6 +163,7 @@ func TestHTTPMetrics(t *testing.T) {
 			// otherwise nothing written: 200
 		})},
 		{Pattern: "GET /.well-known/jwks.json", Handler: nil},
+		{Pattern: hooks.PatternSupabase, Handler: http.NotFoundHandler()}, // never called
 	})
 	if routes[1].Handler != nil {
 		t.Fatal("a nil handler was instrumented into a non-nil one")
@@ -184,6 +185,11 @@ func TestHTTPMetrics(t *testing.T) {
 	} {
 		if got[series] != v {
 			t.Errorf("%s = %v, want %v", series, got[series], v)
+		}
+	}
+	for series := range got {
+		if strings.Contains(series, "supabase") {
+			t.Errorf("a route never called exports %s: series are created on first use", series)
 		}
 	}
 	// The exposition endpoint serves the text format.
