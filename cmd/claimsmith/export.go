@@ -16,9 +16,10 @@ import (
 
 const exportHelp = `Usage: claimsmith [--data-dir DIR] export [flags] [FILE|-]
 
-Writes the authorization data of the data directory in the Auth0
-Authorization Extension's export format (configuration, groups, roles,
-permissions), to FILE or, without FILE or with -, to stdout. The extension
+Writes the authorization data of the data directory (or of the Redis store
+with store.backend redis in --config) in the Auth0 Authorization
+Extension's export format (configuration, groups, roles, permissions), to
+FILE or, without FILE or with -, to stdout. The extension
 imports it unchanged, and so does 'claimsmith import': an export imported
 into an empty store exports to the same bytes.
 

@@ -14,7 +14,9 @@ import (
 
 const keysHelp = `Usage: claimsmith [--data-dir DIR] [--config FILE] keys list|rotate [flags]
 
-Manages the token signing keys in DIR/keys.
+Manages the token signing keys in DIR/keys (with store.backend redis in
+--config: in Redis, shared by every node; each node re-reads them every
+tokens.key_reload).
 
   list     prints every key with its state:
              next     published in the JWKS, not signing yet

@@ -728,3 +728,54 @@ func TestRedisUnreachableNamesTheConfig(t *testing.T) {
 		t.Fatalf("exit %d: %s\nwant %s", code, errs, want)
 	}
 }
+
+// FuzzBackendSections decodes arbitrary store, redis and cache sections:
+// nothing may panic; an error is one line naming the file and matching
+// runtime.ErrInvalid; an accepted file describes a usable backend (a Redis
+// store has addresses, no negative durations, no unknown backend).
+func FuzzBackendSections(f *testing.F) {
+	for _, s := range []string{
+		"store:\n  backend: redis\n  on_unavailable: last_snapshot\n  max_staleness: 30s\nredis:\n  addrs: [a:1, b:2]\n  master_name: m\n  key_prefix: p\n",
+		"store: {backend: file}\nredis: {addrs: [\"127.0.0.1:6379\"], tls: true, tls_ca_file: ca.pem, db: 3}\n",
+		"cache:\n  redis: {addrs: [c:1], username: u}\n  near_size: -1\n  near_ttl: 1m\n  redis_ttl: 10m\n  op_timeout: 50ms\n  poll_interval: -1s\n",
+		"store:\n  backend: redis\nredis:\n  addrs: []\n",
+		"redis:\n  addrs: [\"\"]\n  read_timeout: -1ms\n",
+		"store: [redis]\n",
+		"cache: {redis: {}}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		lc, err := parseConfig("fuzz.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") || strings.Contains(err.Error(), "\n") || !errors.Is(err, runtime.ErrInvalid) {
+				t.Fatalf("bad error %q", err)
+			}
+			return
+		}
+		b := backendsOf(lc)
+		switch b.Store.Backend {
+		case "", backendFile:
+			if b.Store.OnUnavailable != "" || b.Store.MaxStaleness != 0 {
+				t.Fatalf("file backend with redis-only settings accepted: %+v", b.Store)
+			}
+		case backendRedis:
+			if len(b.Redis.Addrs) == 0 {
+				t.Fatal("redis backend without addresses accepted")
+			}
+		default:
+			t.Fatalf("backend %q accepted", b.Store.Backend)
+		}
+		for _, a := range b.Redis.Addrs {
+			if strings.TrimSpace(a) == "" {
+				t.Fatal("empty redis address accepted")
+			}
+		}
+		if rc, _, ok := b.cacheRedis(); ok && len(rc.Addrs) == 0 {
+			t.Fatal("cache Redis without addresses accepted")
+		}
+		if b.Cache.NearTTL < 0 || b.Cache.RedisTTL < 0 || b.Cache.OpTimeout < 0 || b.Redis.ReadTimeout < 0 || b.Cache.NearSize < -1 {
+			t.Fatalf("negative setting accepted: %+v %+v", b.Cache, b.Redis)
+		}
+	})
+}

@@ -59,7 +59,7 @@ import (
 //	  near_ttl: 1m
 //	  redis_ttl: 10m
 //	  op_timeout: 50ms              # per Redis cache call on the login path
-//	  poll_interval: 5s             # re-read the store revision (a missed invalidation)
+//	  poll_interval: 5s             # re-read the store revision (a missed invalidation); -1s: off
 //
 // With store.backend redis, the signing keys, the revocation list, the admin
 // keys and the audit log live in the same Redis, so every node shares them;
