@@ -1,7 +1,6 @@
 package main
 
 import (
-
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )

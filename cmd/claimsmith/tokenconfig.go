@@ -86,16 +86,16 @@ func loadSections(path string) (fileSections, error) {
 // tokenService is claimsmith's token side, built once by serve and the
 // token/keys commands.
 type tokenService struct {
-	cfg       fileSections
-	keys      *token.KeySet
-	minter    *token.Minter
-	verifier  *token.Verifier
-	intro     *token.Introspector
-	clients   *token.Clients
-	revoked   token.RevocationList
+	cfg      fileSections
+	keys     *token.KeySet
+	minter   *token.Minter
+	verifier *token.Verifier
+	intro    *token.Introspector
+	clients  *token.Clients
+	revoked  token.RevocationList
 	// closeRevoked releases the revocation list (the file backend's file).
 	closeRevoked func() error
-	keyReload time.Duration
+	keyReload    time.Duration
 }
 
 // keySetFor builds the key set over the configured key store (<data-dir>/keys,
