@@ -685,7 +685,7 @@ func TestBackendConfigErrors(t *testing.T) {
 		{"backend", "store:\n  backend: postgres\n", `c.yaml:2: key "store.backend": is "postgres", must be "file" or "redis"`},
 		{"on_unavailable", "store:\n  backend: redis\n  on_unavailable: retry\nredis:\n  addrs: [x:1]\n", `c.yaml:3: key "store.on_unavailable": is "retry"`},
 		{"on_unavailable with file", "store:\n  on_unavailable: last_snapshot\n", `c.yaml:2: key "store.on_unavailable": applies only to store.backend redis`},
-		{"max_staleness without last_snapshot", "store:\n  backend: redis\n  max_staleness: 1m\nredis:\n  addrs: [x:1]\n", `c.yaml:3: key "store.max_staleness": applies only with on_unavailable: last_snapshot`},
+		{"max_staleness with file", "store:\n  max_staleness: 1m\n", `c.yaml:2: key "store.max_staleness": applies only to store.backend redis`},
 		{"redis without addrs", "store:\n  backend: redis\nredis:\n  key_prefix: x\n", `c.yaml:3: key "redis.addrs": is empty, and store.backend is redis`},
 		{"no redis section", "store:\n  backend: redis\n", `c.yaml:1: key "redis.addrs": is empty`},
 		{"empty addr", "redis:\n  addrs: [\"a:1\", \"\"]\n", `c.yaml:2: key "redis.addrs[1]": is empty`},

@@ -121,6 +121,9 @@ func (c *loadedConfig) checkBackends() error {
 	if st.MaxStaleness < 0 {
 		return bad(keyPath{"store", "max_staleness"}, "must not be negative")
 	}
+	// Settings of the Redis store under the file backend are most likely a
+	// forgotten `backend: redis`. max_staleness may stay set while
+	// on_unavailable is switched to fail_closed: it is then unused.
 	if st.Backend != backendRedis {
 		if st.OnUnavailable != "" {
 			return bad(keyPath{"store", "on_unavailable"}, "applies only to store.backend redis")
@@ -128,8 +131,6 @@ func (c *loadedConfig) checkBackends() error {
 		if st.MaxStaleness != 0 {
 			return bad(keyPath{"store", "max_staleness"}, "applies only to store.backend redis")
 		}
-	} else if st.MaxStaleness != 0 && st.OnUnavailable != redisstore.LastSnapshot {
-		return bad(keyPath{"store", "max_staleness"}, "applies only with on_unavailable: last_snapshot")
 	}
 	if st.Backend == backendRedis && len(cfg.Redis.Addrs) == 0 {
 		return bad(keyPath{"redis", "addrs"}, "is empty, and store.backend is redis: give the Redis address (or the sentinels, or cluster seed nodes)")
