@@ -44,9 +44,9 @@ in atomically.
 Logins already running finish on the pipeline they started on; the old one
 is closed after its last login. A file that fails to load or build is
 rejected with the reason (logged; 400 from the endpoint, 409 while another
-reload runs) and the running configuration keeps serving. The server and
-tokens sections take effect only at restart (a reload warns when they
-changed).
+reload runs) and the running configuration keeps serving. The server,
+tokens, store, redis and cache sections take effect only at restart (a
+reload warns when they changed).
 
 Endpoints:
   POST /oauth2/introspect                 RFC 7662 (+ RFC 9701 JWT answers, live=true)
