@@ -19,6 +19,6 @@
 //
 // The fast call path bypasses go-sdk's Plugin.CallWithContext, which looks
 // up every kernel function by name on every call (a 10 KiB allocation each),
-// by reading the plugin's kernel and main module once (instance.go); if a
-// go-sdk upgrade moves them, calls fall back to the SDK's path.
+// by reading the plugin's kernel and main module once (instance.go); a
+// go-sdk upgrade that moves them fails every load with a clear error.
 package wasm

@@ -75,8 +75,10 @@ func (c *callCtx) Value(key any) any {
 }
 
 func callFrom(ctx context.Context, p *extism.CurrentPlugin) *callCtx {
+	if c, ok := ctx.(*callCtx); ok {
+		return c
+	}
 	if c, ok := ctx.Value(callKey{}).(*callCtx); ok {
-		c.in.cur = p
 		return c
 	}
 	panic(errors.New("claimsmith host function called outside a rule call"))
@@ -86,16 +88,6 @@ func callFrom(ctx context.Context, p *extism.CurrentPlugin) *callCtx {
 // longer than max bytes.
 func (c *callCtx) read(off uint64, max int) (string, error) {
 	in := c.in
-	if !in.fast {
-		s, err := c.in.cur.ReadString(off)
-		if err != nil {
-			return "", err
-		}
-		if len(s) > max {
-			return "", fmt.Errorf("%w: %d bytes, over %d", runtime.ErrTooLarge, len(s), max)
-		}
-		return s, nil
-	}
 	c.in.hstack[0] = off
 	if err := in.k.length.CallWithStack(c, c.in.hstack[:]); err != nil {
 		return "", err
@@ -114,9 +106,6 @@ func (c *callCtx) read(off uint64, max int) (string, error) {
 // write copies b into a new extism memory block and returns its offset.
 func (c *callCtx) write(b []byte) (uint64, error) {
 	in := c.in
-	if !in.fast {
-		return c.in.cur.WriteBytes(b)
-	}
 	c.in.hstack[0] = uint64(len(b))
 	if err := in.k.alloc.CallWithStack(c, c.in.hstack[:]); err != nil {
 		return 0, err
@@ -233,14 +222,8 @@ func (c *callCtx) log(level string, off uint64) {
 // free releases an extism memory block the guest handed over.
 func (c *callCtx) free(off uint64) {
 	in := c.in
-	if !in.fast {
-		_ = in.cur.Free(off)
-		return
-	}
-	if f := in.kernel.fn("free"); f != nil {
-		in.hstack[0] = off
-		_ = f.CallWithStack(c, in.hstack[:])
-	}
+	in.hstack[0] = off
+	_ = in.k.free.CallWithStack(c, in.hstack[:])
 }
 
 // resolve answers a look-up for user at client. For the user logging in, the

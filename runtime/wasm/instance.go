@@ -12,7 +12,6 @@ import (
 
 	extism "github.com/extism/go-sdk"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
@@ -25,27 +24,25 @@ type instance struct {
 	rule   *Rule
 	plugin *extism.Plugin
 
-	// The fast path calls the extism kernel and the guest through cached
-	// function handles. extism's Plugin.CallWithContext looks each kernel
-	// function up by name on every call, and every wazero look-up allocates
-	// a call engine with a 10 KiB stack — about 80 KiB per login, more when
-	// the guest writes its output byte by byte through the kernel. The
-	// handles live in unexported fields of extism.Plugin, read once here by
-	// reflection; if a future go-sdk changes them, fast is false and calls
-	// take the SDK's own (slower, equivalent) path.
-	fast   bool
+	// Calls go to the extism kernel and the guest through cached function
+	// handles. extism's Plugin.CallWithContext looks each kernel function up
+	// by name on every call, and every wazero look-up allocates a call
+	// engine with a 10 KiB stack — about 80 KiB per login, more when the
+	// guest writes its output byte by byte through the kernel. The modules
+	// live in unexported fields of extism.Plugin, read once here by
+	// reflection (pluginModules); a go-sdk that moved them is refused at
+	// load time rather than run without the stop flag.
 	kernel *kernelModule
 	main   api.Module
 	kmem   api.Memory
-	k      struct{ reset, alloc, inputSet, outputOffset, outputLength, errorGet, length api.Function }
+	k      struct{ reset, alloc, inputSet, outputOffset, outputLength, errorGet, length, free api.Function }
 	stack  [2]uint64
 	// Worker-only state of the call in flight, read by callCtx.Value and
 	// the host functions.
 	hstack      [2]uint64
 	inputOffset any
-	cur         *extism.CurrentPlugin
 
-	onLogin, onCredentials api.Function // fast path; slow path uses placeholders
+	onLogin, onCredentials api.Function
 	// stop is the instrumentation's stop flag: setting it to 1 makes the
 	// guest trap at its next check (see instrument.go).
 	stop        api.MutableGlobal
@@ -91,50 +88,37 @@ func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
 	in.enc = json.NewEncoder(&in.input)
 	in.enc.SetEscapeHTML(false)
 
-	if kernel, main, ok := pluginModules(p); ok {
-		in.fast = true
-		in.main = main
-		in.kernel = newKernelModule(kernel, in)
-		in.kmem = kernel.ExportedMemory("memory")
-		k := in.kernel
-		in.k.reset, in.k.alloc, in.k.inputSet = k.fn("reset"), k.fn("alloc"), k.fn("input_set")
-		in.k.outputOffset, in.k.outputLength = k.fn("output_offset"), k.fn("output_length")
-		in.k.errorGet, in.k.length = k.fn("error_get"), k.fn("length")
-		if in.kmem == nil || in.k.reset == nil || in.k.alloc == nil || in.k.inputSet == nil ||
-			in.k.outputOffset == nil || in.k.outputLength == nil || in.k.errorGet == nil || in.k.length == nil {
-			in.fast = false
-		}
+	kernel, main, ok := pluginModules(p)
+	if !ok {
+		_ = p.Close(context.Background())
+		return nil, errors.New("this build's extism go-sdk does not keep a plugin's modules where claimsmith reads them (written for go-sdk v1.7.1)")
 	}
-	if in.fast {
-		in.stop, _ = in.main.ExportedGlobal(stopExport).(api.MutableGlobal)
-		in.onLogin = in.main.ExportedFunction(ExportLogin)
-		in.onCredentials = in.main.ExportedFunction(ExportCredentials)
-		for name := range in.main.ExportedFunctionDefinitions() {
-			in.exportNames = append(in.exportNames, name)
-		}
-		if err := in.initGuest(ctx); err != nil {
-			_ = p.Close(context.Background())
-			return nil, err
-		}
-	} else {
-		// Placeholders: the slow path calls by name.
-		if p.FunctionExists(ExportLogin) {
-			in.onLogin = &slowFunc{name: ExportLogin}
-		}
-		if p.FunctionExists(ExportCredentials) {
-			in.onCredentials = &slowFunc{name: ExportCredentials}
-		}
+	in.main = main
+	in.kernel = newKernelModule(kernel, in)
+	in.kmem = kernel.ExportedMemory("memory")
+	k := in.kernel
+	in.k.reset, in.k.alloc, in.k.inputSet = k.fn("reset"), k.fn("alloc"), k.fn("input_set")
+	in.k.outputOffset, in.k.outputLength = k.fn("output_offset"), k.fn("output_length")
+	in.k.errorGet, in.k.length, in.k.free = k.fn("error_get"), k.fn("length"), k.fn("free")
+	if in.kmem == nil || in.k.reset == nil || in.k.alloc == nil || in.k.inputSet == nil || in.k.outputOffset == nil ||
+		in.k.outputLength == nil || in.k.errorGet == nil || in.k.length == nil || in.k.free == nil {
+		_ = p.Close(context.Background())
+		return nil, errors.New("the extism kernel lacks a function claimsmith calls (written for go-sdk v1.7.1)")
+	}
+	in.stop, _ = in.main.ExportedGlobal(stopExport).(api.MutableGlobal)
+	if in.stop == nil {
+		_ = p.Close(context.Background())
+		return nil, errors.New("the instrumented module has no stop flag")
+	}
+	in.onLogin = in.main.ExportedFunction(ExportLogin)
+	in.onCredentials = in.main.ExportedFunction(ExportCredentials)
+	if err := in.initGuest(ctx); err != nil {
+		_ = p.Close(context.Background())
+		return nil, err
 	}
 	r.workers.Add(1)
 	go in.worker()
 	return in, nil
-}
-
-// slowFunc stands for an export on the SDK path; only its name is used
-// (the embedded interface is nil and never called).
-type slowFunc struct {
-	api.Function
-	name string
 }
 
 // initGuest runs the guest language's initializer once, as extism would on
@@ -168,9 +152,6 @@ func (in *instance) initGuest(ctx context.Context) error {
 // checkSignatures rejects exports a call could not use: the ABI is a
 // function without parameters returning nothing or one i32 status.
 func (in *instance) checkSignatures() error {
-	if !in.fast {
-		return nil
-	}
 	for name, f := range map[string]api.Function{ExportLogin: in.onLogin, ExportCredentials: in.onCredentials} {
 		if f == nil {
 			continue
@@ -223,9 +204,6 @@ func (in *instance) close() { close(in.req) }
 // invoke runs one call: reset the kernel, hand it the input, call the export,
 // collect the error or output. The output is copied into in.output.
 func (in *instance) invoke(req callReq) error {
-	if !in.fast {
-		return in.invokeSlow(req)
-	}
 	cc := &callCtx{Context: req.ctx, in: in}
 	defer func() { in.inputOffset = nil }()
 	st := in.stack[:]
@@ -282,30 +260,6 @@ func (in *instance) invoke(req callReq) error {
 	}
 	in.output = append(in.output[:0], view...)
 	return nil
-}
-
-func (in *instance) invokeSlow(req callReq) error {
-	cc := &callCtx{Context: req.ctx, in: in}
-	rc, out, err := in.plugin.CallWithContext(cc, req.fn.(*slowFunc).name, in.input.Bytes())
-	if err != nil {
-		var exit *sys.ExitError
-		if errors.As(err, &exit) || isTrap(err) {
-			return describeCallError(req.export, err)
-		}
-		return fmt.Errorf("%s failed (status %d): %v", req.export, rc, err)
-	}
-	if rc != 0 {
-		return fmt.Errorf("%s failed with status %d", req.export, rc)
-	}
-	if len(out) > in.rule.maxOutput {
-		return fmt.Errorf("%w: %s output is %d bytes, over the %d byte cap", runtime.ErrTooLarge, req.export, len(out), in.rule.maxOutput)
-	}
-	in.output = append(in.output[:0], out...)
-	return nil
-}
-
-func isTrap(err error) bool {
-	return err != nil && bytes.Contains([]byte(err.Error()), []byte("wasm error"))
 }
 
 // pluginModules reads the kernel and main module out of an extism.Plugin

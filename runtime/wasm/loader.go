@@ -238,7 +238,7 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 	r.poolSize = poolSize
 	r.log.Info("wasm rule loaded", "path", spec.Path, "bytes", len(raw), "pool", poolSize,
 		"timeout", timeout, "memory_pages", pages, "took", time.Since(started).Round(time.Millisecond),
-		"fast_path", first.fast)
+	)
 	return r, nil
 }
 
