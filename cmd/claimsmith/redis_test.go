@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -340,9 +342,24 @@ cache:
 		t.Fatal(err)
 	}
 	g := []string{"--config", cfg, "--data-dir", unused}
+	// A large model first (about 69,000 keys), then the test's: the second
+	// import command exits only after the first one's keys are deleted.
+	big := filepath.Join(tmp, "big.json")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := authz.Encode(f, authztest.Generate(authztest.BenchSpec(20000)), authz.ExportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	binCLI(t, bin, append(g, "import", big)...)
 	out, _ := binCLI(t, bin, append(g, "import", docPath)...)
-	if !strings.Contains(out, "store redis "+storeSrv.Addr()) || !strings.Contains(out, "1 group, 1 role, 1 permission") {
+	if !strings.Contains(out, "store redis "+storeSrv.Addr()+" at revision 2") || !strings.Contains(out, "1 group, 1 role, 1 permission") {
 		t.Fatalf("import: %s", out)
+	}
+	if n, err := storeSrv.Do("EVAL", "return #redis.call('KEYS', 'node-test:{authz}:1:*')", "0"); err != nil || n != "0" {
+		t.Fatalf("%s keys of the replaced generation remain after the import command exited (%v)", n, err)
 	}
 	out, _ = binCLI(t, bin, append(g, "admin-key", "create", "--name", "ops", "--scopes", "all")...)
 	key := strings.TrimSpace(out)
@@ -600,6 +617,10 @@ func TestRedisBackendCommands(t *testing.T) {
 	if exp := mustCLI(t, "", append(g, "export")...); exp != string(sample) {
 		t.Fatal("export after re-import differs")
 	}
+	// The command waited for the first import's keys to be deleted.
+	if n, err := srv.Do("EVAL", "return #redis.call('KEYS', 'claimsmith:{authz}:1:*')", "0"); err != nil || n != "0" {
+		t.Fatalf("%s keys of the replaced generation remain (%v)", n, err)
+	}
 	var doc authz.Document
 	if err := json.Unmarshal(sample, &doc); err != nil {
 		t.Fatal(err)
@@ -778,4 +799,60 @@ func FuzzBackendSections(f *testing.F) {
 			t.Fatalf("negative setting accepted: %+v %+v", b.Cache, b.Redis)
 		}
 	})
+}
+
+// TestStoreReadiness: serve's store check fails /readyz (503) with
+// fail_closed while the store's Redis is away, and only degrades it with
+// last_snapshot, whose logins are still answered from memory.
+func TestStoreReadiness(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	ctx := context.Background()
+	for _, mode := range []string{"fail_closed", "last_snapshot"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "c.yaml")
+			conf := fmt.Sprintf("store:\n  backend: redis\n  on_unavailable: %s\nredis:\n  addrs: [%s]\n  key_prefix: %q\n  read_timeout: 200ms\n  dial_timeout: 200ms\n", mode, srv.Addr(), mode+":")
+			if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			lc, err := loadConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &app{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler), dataDir: t.TempDir(), configPath: cfg}
+			defer a.redis.close()
+			ss, err := openServeStores(ctx, a, lc, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ss.release()
+			if _, err := importInto(ctx, a, ss.store, 0, authztest.ResolutionFixture(), "fixture"); err != nil {
+				t.Fatal(err)
+			}
+			c := ss.storeCheck()
+			if err := c.Check(ctx); err != nil || c.Degrades != (mode == "last_snapshot") {
+				t.Fatalf("check %+v: %v", c, err)
+			}
+			if _, err := ss.store.Snapshot(ctx); err != nil { // what last_snapshot serves from
+				t.Fatal(err)
+			}
+			srv.Kill()
+			defer srv.Restart()
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if err := c.Check(cctx); !errors.Is(err, runtime.ErrUnavailable) && !errors.Is(err, runtime.ErrTimeout) {
+				t.Fatalf("check with Redis down: %v", err)
+			}
+			// The authorization rule's default budget: go-redis' retries
+			// against the dead server must not use it all up.
+			lctx, lcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			defer lcancel()
+			p, err := ss.store.ResolvePolicy(lctx, authz.PolicyQuery{UserID: "auth0|alice", ClientID: authztest.Portal})
+			if mode == "fail_closed" && (err == nil || !(errors.Is(err, runtime.ErrUnavailable) || errors.Is(err, runtime.ErrTimeout))) {
+				t.Fatalf("fail_closed with Redis down: %+v %v", p, err)
+			}
+			if mode == "last_snapshot" && (err != nil || len(p.Groups) == 0) {
+				t.Fatalf("last_snapshot with Redis down: %+v %v", p, err)
+			}
+		})
+	}
 }

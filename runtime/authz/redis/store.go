@@ -153,12 +153,14 @@ func New(ctx context.Context, c goredis.UniversalClient, opt Options) (*Store, e
 	return s, nil
 }
 
-// Close stops the snapshot refresher. The client stays open.
+// Close stops the snapshot refresher and waits for the deletion of old
+// generations an import left behind (a command that imports and exits must
+// not leave them in Redis). The client stays open.
 func (s *Store) Close() error {
 	if s.stop != nil {
 		s.stop()
-		s.wg.Wait()
 	}
+	s.wg.Wait()
 	return nil
 }
 
@@ -182,7 +184,7 @@ func unavailable(op string, err error) error {
 // Redis fails, OnUnavailable decides.
 func (s *Store) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.Policy, error) {
 	for attempt := 0; ; attempt++ {
-		res, err := s.login.Run(ctx, s.c, []string{s.k.rev()}, s.k.base, q.UserID).Slice()
+		res, err := s.runLogin(ctx, q.UserID)
 		if err != nil {
 			if m := s.fallback(); m != nil && ctx.Err() == nil {
 				s.log.Warn("redis store unavailable: answering from the last snapshot", "revision", m.Revision(), "err", err)
@@ -209,6 +211,20 @@ func (s *Store) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.P
 		p.Revision = lr.rev
 		return p, nil
 	}
+}
+
+// runLogin runs the login script. With a snapshot to fall back on, it keeps
+// a quarter of the caller's budget in reserve: go-redis' retries against a
+// dead server (dial retries, then command retries with backoff: about 1.7 s
+// with the default client) would otherwise spend all of it, and the
+// fallback would come after the login's deadline.
+func (s *Store) runLogin(ctx context.Context, userID string) ([]any, error) {
+	if dl, ok := ctx.Deadline(); ok && s.fallback() != nil {
+		cctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Until(dl)*3/4))
+		defer cancel()
+		ctx = cctx
+	}
+	return s.login.Run(ctx, s.c, []string{s.k.rev()}, s.k.base, userID).Slice()
 }
 
 // loginRead is the login script's answer.
