@@ -856,3 +856,71 @@ func TestStoreReadiness(t *testing.T) {
 		})
 	}
 }
+
+// TestServeOnClusterAndSentinel: the same binary and config shape on a
+// 3-node Redis Cluster (cluster seeds) and behind Sentinel (the sentinel
+// plus master_name, with a password from $CLAIMSMITH_REDIS_PASSWORD): import,
+// admin key, two nodes, a write on A seen by B's next login, and a token
+// minted on A that B introspects as active.
+func TestServeOnClusterAndSentinel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs claimsmith and several redis-server processes; skipped with -short")
+	}
+	bin := buildClaimsmith(t)
+	topologies := []struct {
+		name  string
+		start func(t *testing.T) (redisSection string, env []string)
+	}{
+		{"cluster", func(t *testing.T) (string, []string) {
+			c := redistest.StartCluster(t, 3)
+			return fmt.Sprintf("redis:\n  addrs: [%s]\n", strings.Join(c.Addrs(), ", ")), nil
+		}},
+		{"sentinel", func(t *testing.T) (string, []string) {
+			master := redistest.Start(t, redistest.Options{Password: "s3cret-pass"})
+			s := redistest.StartSentinel(t, master, "authz-master")
+			return fmt.Sprintf("redis:\n  addrs: [%s]\n  master_name: authz-master\n", s.Addr()), []string{"CLAIMSMITH_REDIS_PASSWORD=s3cret-pass"}
+		}},
+	}
+	for _, top := range topologies {
+		t.Run(top.name, func(t *testing.T) {
+			redisSection, env := top.start(t)
+			for _, e := range env {
+				k, v, _ := strings.Cut(e, "=")
+				t.Setenv(k, v) // inherited by the commands and nodes
+			}
+			tmp := t.TempDir()
+			cfg := filepath.Join(tmp, "claimsmith.yaml")
+			if err := os.WriteFile(cfg, []byte(nodeConfig("store:\n  backend: redis\n"+redisSection)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			docPath := filepath.Join(tmp, "authz.json")
+			if err := os.WriteFile(docPath, []byte(twoNodeDoc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			g := []string{"--config", cfg, "--data-dir", filepath.Join(tmp, "unused")}
+			binCLI(t, bin, append(g, "import", docPath)...)
+			out, _ := binCLI(t, bin, append(g, "admin-key", "create", "--name", "ops", "--scopes", "all")...)
+			key := strings.TrimSpace(out)
+			a := startNode(t, bin, "A", g...)
+			b := startNode(t, bin, "B", g...)
+			for _, n := range []*node{a, b} {
+				eventually(t, 10*time.Second, n.name+" ready", func() bool { st, _ := n.ready(t); return st == http.StatusOK })
+			}
+			if r := b.mustLogin(t, "auth0|topo-user"); len(r.groups) != 0 {
+				t.Fatalf("before: %+v", r)
+			}
+			a.admin(t, key, http.MethodPatch, "/api/groups/g-eng/members", []string{"auth0|topo-user"})
+			d := eventually(t, time.Second, "B to see A's write", func() bool {
+				return slices.Contains(b.mustLogin(t, "auth0|topo-user").groups, "Engineering")
+			})
+			tok := a.login(t, "auth0|topo-user", true).tokens
+			if tok == nil {
+				t.Fatal("no tokens minted")
+			}
+			if ans := b.introspect(t, tok.AccessToken); ans["active"] != true {
+				t.Fatalf("B introspects A's token: %v", ans)
+			}
+			t.Logf("%s: write on A -> login on B after %s; A's token active on B", top.name, d)
+		})
+	}
+}
