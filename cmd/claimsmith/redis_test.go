@@ -512,9 +512,10 @@ cache:
 }
 
 // TestFileStoreWithRedisCache: the file store (data dir) with the policy
-// cache on Redis (the redis section, store.backend file). Killing Redis never
-// fails a login: /readyz says degraded, the failures are counted, a write is
-// visible to the next login, and the cache resumes by itself.
+// cache on Redis (the redis section, store.backend file). A hung Redis
+// costs a login at most the cache's op_timeout; killing Redis never fails a
+// login: /readyz says degraded, the failures are counted, a write is visible
+// to the next login, and the cache resumes by itself.
 func TestFileStoreWithRedisCache(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs claimsmith and redis-server; skipped with -short")
@@ -545,6 +546,20 @@ func TestFileStoreWithRedisCache(t *testing.T) {
 	eventually(t, 10*time.Second, "ready", func() bool { st, body := n.ready(t); return st == http.StatusOK && body["status"] == "ready" })
 	n.mustLogin(t, "auth0|alice")
 	n.mustLogin(t, "auth0|alice") // a near hit
+	// A hung Redis (SIGSTOP: connections open, no answers): every cache call
+	// gives up after op_timeout, so logins stay within the authorization
+	// rule's 100ms budget and are allowed.
+	srv.Freeze()
+	var slowest time.Duration
+	for i := range 20 {
+		start := time.Now()
+		if r := n.mustLogin(t, fmt.Sprintf("auth0|frozen-%d", i)); r.status != http.StatusOK {
+			t.Fatalf("login with Redis frozen: %+v", r)
+		}
+		slowest = max(slowest, time.Since(start))
+	}
+	srv.Thaw()
+	t.Logf("Redis frozen: 20 cold logins allowed, slowest %s", slowest)
 	srv.Kill()
 	for i := range 50 {
 		if r := n.mustLogin(t, "auth0|alice"); !slices.Equal(r.groups, []string{"Engineering"}) {
