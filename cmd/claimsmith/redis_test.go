@@ -227,6 +227,22 @@ func (n *node) ready(t *testing.T) (int, map[string]any) {
 	return resp.StatusCode, body
 }
 
+// revoke revokes tok on the node (RFC 7009).
+func (n *node) revoke(t *testing.T, tok string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, n.url+"/oauth2/revoke", strings.NewReader(url.Values{"token": {tok}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("rs", nodeRS)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke on %s: %d", n.name, resp.StatusCode)
+	}
+}
+
 // metrics is the node's /metrics text.
 func (n *node) metrics(t *testing.T) string {
 	t.Helper()
@@ -442,6 +458,12 @@ cache:
 		t.Fatalf("token verify with the shared keys: %s", out)
 	}
 	t.Logf("rotated %s -> %s: minted on A, active on B", oldKID, newKID)
+
+	// The revocation list is shared too: revoked on A, inactive on B.
+	a.revoke(t, tok)
+	if ans := b.introspect(t, tok); len(ans) != 1 || ans["active"] != false {
+		t.Fatalf("B introspects a token revoked on A: %v, want exactly {\"active\":false}", ans)
+	}
 
 	// The cache's Redis dies: logins keep succeeding on both nodes from the
 	// store, /readyz says degraded, and a write on A still reaches B (by the
