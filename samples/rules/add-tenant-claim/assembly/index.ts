@@ -8,16 +8,31 @@
 // Build: npm ci && npm run build   (writes add-tenant-claim.wasm)
 import { Host, Config } from "@extism/as-pdk";
 
+// A rule's config is fixed for the life of the loaded module, and instances
+// are reused from login to login: read it once.
+let namespace: string | null = null;
+
+// JSON paths, encoded once.
+const clientTenant: Uint8Array[] = [utf8("client"), utf8("metadata"), utf8("tenant")];
+const userEmail: Uint8Array[] = [utf8("user"), utf8("email")];
+
+function utf8(s: string): Uint8Array {
+  return Uint8Array.wrap(String.UTF8.encode(s));
+}
+
 export function on_login(): i32 {
   const input = Host.input();
-  const nsConf = Config.get("namespace");
-  const ns: string = nsConf == null ? "https://example.com/" : nsConf;
+  if (namespace == null) {
+    const conf = Config.get("namespace");
+    namespace = conf == null ? "https://example.com/" : conf;
+  }
+  const ns: string = namespace!;
 
   let tenant = "";
-  const fromClient = jsonString(input, ["client", "metadata", "tenant"]);
+  const fromClient = jsonString(input, clientTenant);
   if (fromClient != null) tenant = fromClient;
   if (tenant.length == 0) {
-    const email = jsonString(input, ["user", "email"]);
+    const email = jsonString(input, userEmail);
     if (email != null) {
       const at = email.lastIndexOf("@");
       if (at >= 0) tenant = email.substring(at + 1).toLowerCase();
@@ -73,10 +88,10 @@ function quote(s: string): string {
 // or null when a key is missing or the value is not a string. It is a small
 // scanner over bytes: keys are compared without decoding them, and other
 // values are skipped, not decoded.
-function jsonString(doc: Uint8Array, path: string[]): string | null {
+function jsonString(doc: Uint8Array, path: Uint8Array[]): string | null {
   let pos = skipWS(doc, 0);
   for (let depth = 0; depth < path.length; depth++) {
-    const want = Uint8Array.wrap(String.UTF8.encode(path[depth]));
+    const want = path[depth];
     if (pos >= doc.length || doc[pos] != 0x7b) return null; // {
     pos = skipWS(doc, pos + 1);
     let found = false;
