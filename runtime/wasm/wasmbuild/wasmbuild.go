@@ -50,7 +50,7 @@ func Go(ctx context.Context, pkgDir, out string) error {
 func AssemblyScript(ctx context.Context, dir, out string) error {
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		return fmt.Errorf("%w: npm is not on PATH: run `make deps` (it installs Debian's nodejs and npm)", ErrToolMissing)
+		return fmt.Errorf("%w: npm is not on PATH: run `make wasm-deps` (part of `make deps`; it installs Debian's nodejs and npm)", ErrToolMissing)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".bin", "asc")); err != nil {
 		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
@@ -75,7 +75,7 @@ func AssemblyScript(ctx context.Context, dir, out string) error {
 func WAT(ctx context.Context, src, out string, flags ...string) error {
 	w, err := exec.LookPath("wat2wasm")
 	if err != nil {
-		return fmt.Errorf("%w: wat2wasm is not on PATH: run `make deps` (it installs Debian's wabt)", ErrToolMissing)
+		return fmt.Errorf("%w: wat2wasm is not on PATH: run `make wasm-deps` (part of `make deps`; it installs Debian's wabt)", ErrToolMissing)
 	}
 	cmd := exec.CommandContext(ctx, w, append([]string{src, "-o", out}, flags...)...)
 	return run(cmd, "wat2wasm "+src)
