@@ -323,9 +323,11 @@ func durations(ds []time.Duration) string {
 
 // TestTwoNodesOnRedis is issue 7's two-node test: two `claimsmith serve`
 // processes on one Redis store (store.backend redis) with the policy cache on
-// a second Redis (cache.redis). A membership change through node A's admin
-// API reaches node B's next login within 1s; a key rotated with `claimsmith
-// keys rotate` signs on A and verifies on B; with the cache's Redis killed,
+// a second Redis (cache.redis). An import command leaves no keys of the
+// model it replaced; a membership change through node A's admin API (or a
+// CLI write) reaches node B's next login within 1s; a key rotated with
+// `claimsmith keys rotate` signs on A and verifies on B; a token revoked on
+// A is inactive on B; with the cache's Redis killed,
 // logins keep working and /readyz says degraded, and the cache resumes when
 // it is back; with the store's Redis killed (fail_closed), logins fail closed
 // and /readyz says unavailable until it is back.
