@@ -526,14 +526,23 @@ func (s *serveStores) policyCache(ctx context.Context, a *app, src cache.Source,
 		RedisTTL: c.RedisTTL, OpTimeout: c.OpTimeout, PollInterval: c.PollInterval, Logger: a.log, Registerer: reg})
 }
 
+// storeCheckTimeout bounds the store's readiness check: go-redis' retries
+// against a dead server take about 1.7 s, longer than probes wait.
+const storeCheckTimeout = 500 * time.Millisecond
+
 // storeCheck is the readiness check of the store. With the Redis store and
 // last_snapshot, logins keep being answered while Redis is away (within
 // max_staleness), so an unreachable store degrades instead of failing.
 func (s *serveStores) storeCheck() hooks.ReadyCheck {
 	st := s.store
 	return hooks.ReadyCheck{
-		Name:     "store",
-		Check:    func(ctx context.Context) error { _, err := st.Revision(ctx); return err },
+		Name: "store",
+		Check: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, storeCheckTimeout)
+			defer cancel()
+			_, err := st.Revision(ctx)
+			return err
+		},
 		Degrades: s.cfg.redisBackend() && s.cfg.Store.OnUnavailable == redisstore.LastSnapshot,
 	}
 }
