@@ -42,6 +42,7 @@ func rows() []row {
 		{id: "P5c", what: "policy resolution, Redis store, cache miss, µs", kind: "value", num: "/redis.BenchmarkResolvePolicy", scale: 1e-3, unit: "µs", target: 200, atMost: true},
 		{id: "P6", what: "Redis store resolution: 100k ÷ 1k users (1M with -redis.big)", kind: "ratio", num: "/redis.BenchmarkResolveUsers/users=100000", den: "/redis.BenchmarkResolveUsers/users=1000", target: 1.2, atMost: true},
 		{id: "P6m", what: "file/memory model resolution: 100k ÷ 1k users", kind: "ratio", num: "/authz.BenchmarkResolveUsers/users=100000", den: "/authz.BenchmarkResolveUsers/users=1000", target: 1.2, atMost: true},
+		{id: "P3", what: "Hydra token endpoint p50: with claimsmith hook ÷ without", kind: "metric", num: "/hooks.BenchmarkHydraTokenHook", metric: "p50-ratio", target: 1.3, atMost: true},
 		{id: "T1", what: "mint ID+access ÷ raw Signer.Sign, RS256", kind: "metric", num: "/token.BenchmarkMintVsRawSign/RS256", metric: "mint/raw", target: 1.10, atMost: true},
 		{id: "T2", what: "mint ID+access ÷ raw Signer.Sign, ES256", kind: "metric", num: "/token.BenchmarkMintVsRawSign/ES256", metric: "mint/raw", target: 1.10, atMost: true},
 		{id: "T3", what: "mint ID+access ÷ raw Signer.Sign, EdDSA", kind: "metric", num: "/token.BenchmarkMintVsRawSign/EdDSA", metric: "mint/raw", target: 1.10, atMost: true},
