@@ -82,7 +82,7 @@ func newPipeline(ctx context.Context, a *app, lc *loadedConfig, st pipelineStore
 	if err != nil {
 		return nil, nil, err
 	}
-	loader := wasm.NewLoader(wasm.Options{Logger: a.log, Authz: resolver})
+	loader := wasm.NewLoader(wasm.Options{Logger: a.log, Authz: resolver, Now: opt.now})
 	var profiles runtime.ProfileStore = st
 	if opt.dryRun {
 		profiles = dryRunProfiles{st}
