@@ -112,7 +112,7 @@ bench: deps
 bench-smoke:
 	@mkdir -p bench-results/smoke
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 10m ./... > bench-results/smoke/all.txt 2>&1 || { cat bench-results/smoke/all.txt; exit 1; }
-	@$(GO) run ./cmd/benchreport bench-results/smoke/all.txt
+	@$(GO) run ./cmd/benchreport -smoke bench-results/smoke/all.txt
 
 bench-tokens:
 	@mkdir -p bench-results

@@ -125,6 +125,7 @@ func main() {
 		fmt.Fprintf(fs.Output(), "Usage: benchreport FILE...\n\nPrints the ratio table of claimsmith's performance harness from raw `go test -bench` output.\n")
 		fs.PrintDefaults()
 	}
+	smoke := fs.Bool("smoke", false, "the input is a smoke run (-benchtime 1x): say that its values are not measurements")
 	_ = fs.Parse(os.Args[1:])
 	if fs.NArg() == 0 {
 		fs.Usage()
@@ -143,6 +144,9 @@ func main() {
 			fmt.Fprintf(os.Stderr, "benchreport: %s: %v\n", f, err)
 			os.Exit(1)
 		}
+	}
+	if *smoke {
+		fmt.Fprintln(os.Stdout, "smoke run: every benchmark ran once; the values below only show the harness works, they are not measurements (make bench).")
 	}
 	missing := printTable(os.Stdout, all, rows())
 	if missing > 0 {
