@@ -118,7 +118,6 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 			return errors.New("no probed rate was sustainable (start at 100 req/s): is the server up and are the credentials right?")
 		}
 		header = fmt.Sprintf("max sustainable rate %.0f req/s (p99 ≤ %s, errors+drops < 1%%); final run at half: %.0f req/s\n", maxRate, *maxP99, maxRate/2)
-		fmt.Fprint(a.stdout, header)
 		opts.Rate = maxRate / 2
 	}
 	rep, err := loadtest.Run(ctx, opts, mix)

@@ -92,6 +92,9 @@ type Sample struct {
 	Status  int
 	OK      bool
 	Err     string // transport error, when there was no response
+	// Service is the time from sending the request to the end of the
+	// answer: Latency minus the generator's own dispatch delay.
+	Service time.Duration
 }
 
 // Options configure a run.
@@ -177,8 +180,9 @@ func do(ctx context.Context, c *http.Client, base string, r *Request, scheduled 
 	for k, v := range r.Header {
 		hr.Header[k] = v
 	}
+	sent := time.Now()
 	if r.Sign != nil {
-		r.Sign(hr.Header, r.Body, time.Now())
+		r.Sign(hr.Header, r.Body, sent)
 	}
 	resp, err := c.Do(hr)
 	if err != nil {
@@ -186,5 +190,6 @@ func do(ctx context.Context, c *http.Client, base string, r *Request, scheduled 
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return Sample{Kind: r.Kind, Status: resp.StatusCode, OK: slices.Contains(r.Expect, resp.StatusCode), Latency: time.Since(scheduled)}
+	end := time.Now()
+	return Sample{Kind: r.Kind, Status: resp.StatusCode, OK: slices.Contains(r.Expect, resp.StatusCode), Latency: end.Sub(scheduled), Service: end.Sub(sent)}
 }

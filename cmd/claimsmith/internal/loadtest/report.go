@@ -25,9 +25,12 @@ type Report struct {
 	Errors     int
 	Throughput float64 // successful responses per second
 	All        Stats
-	ByKind     map[string]Stats
-	ErrByKind  map[string]int
-	Status     map[int]int
+	// Service is the latency from sending to the end of the answer, without
+	// the generator's dispatch delay (All includes it, as it must).
+	Service   Stats
+	ByKind    map[string]Stats
+	ErrByKind map[string]int
+	Status    map[int]int
 	// FirstErrors are a few distinct transport errors, to say why.
 	FirstErrors []string
 	Samples     []Sample
@@ -41,10 +44,14 @@ func newReport(opts Options, samples []Sample, dropped int, elapsed time.Duratio
 	sort.Slice(samples, func(i, j int) bool { return samples[i].At < samples[j].At })
 	byKind := map[string][]time.Duration{}
 	all := make([]time.Duration, 0, len(samples))
+	svc := make([]time.Duration, 0, len(samples))
 	ok := 0
 	for _, s := range samples {
 		r.Status[s.Status]++
 		all = append(all, s.Latency)
+		if s.Service > 0 {
+			svc = append(svc, s.Service)
+		}
 		byKind[s.Kind] = append(byKind[s.Kind], s.Latency)
 		if s.Err != "" && len(r.FirstErrors) < 3 && !slices.Contains(r.FirstErrors, s.Err) {
 			r.FirstErrors = append(r.FirstErrors, s.Err)
@@ -57,6 +64,7 @@ func newReport(opts Options, samples []Sample, dropped int, elapsed time.Duratio
 		}
 	}
 	r.All = stats(all)
+	r.Service = stats(svc)
 	for k, v := range byKind {
 		r.ByKind[k] = stats(v)
 	}
@@ -117,6 +125,8 @@ func (r *Report) WriteText(w io.Writer) {
 		row(k, r.ByKind[k], r.ErrByKind[k])
 	}
 	row("all", r.All, r.Errors)
+	fmt.Fprintf(w, "%-14s %8d %10s %10s %10s %10s   (send to answer, without the generator's dispatch delay)\n",
+		"all-service", r.Service.Count, fmtDur(r.Service.P50), fmtDur(r.Service.P90), fmtDur(r.Service.P99), fmtDur(r.Service.Max))
 	codes := make([]int, 0, len(r.Status))
 	for c := range r.Status {
 		codes = append(codes, c)
