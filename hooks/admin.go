@@ -676,3 +676,21 @@ func boolQuery(r *http.Request, key string) (bool, error) {
 	}
 	return b, nil
 }
+
+// idsWrite is a PATCH or DELETE on /api/<entity>s/{id}/<field> whose body is
+// an array of ids: one op, audited with the entity's state before and after.
+func (c *adminCore) idsWrite(w http.ResponseWriter, r *http.Request, call *adminCall, entity, field, action string,
+	state func(string) func(*authz.Document) any, op func(string, []string) authz.Op) error {
+	id := r.PathValue("id")
+	ids, err := c.idList(w, r, entity, field)
+	if err != nil {
+		return err
+	}
+	res, err := c.apply(r, call, func(*authz.Model) (adminChange, error) {
+		return adminChange{action: action, entity: entity, id: id, state: state(id), ops: []authz.Op{op(id, ids)}}, nil
+	})
+	if err != nil {
+		return err
+	}
+	return noContent(w, res)
+}

@@ -310,18 +310,7 @@ func (h adminGroups) removeMappings(w http.ResponseWriter, r *http.Request, c *a
 
 // groupIDsWrite is a PATCH or DELETE whose body is an array of ids.
 func (h adminGroups) groupIDsWrite(w http.ResponseWriter, r *http.Request, c *adminCall, field, action string, op func(string, []string) authz.Op) error {
-	id := r.PathValue("id")
-	ids, err := h.idList(w, r, "group", field)
-	if err != nil {
-		return err
-	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: action, entity: "group", id: id, state: groupState(id), ops: []authz.Op{op(id, ids)}}, nil
-	})
-	if err != nil {
-		return err
-	}
-	return noContent(w, res)
+	return h.idsWrite(w, r, c, "group", field, action, groupState, op)
 }
 
 func (h adminGroups) nested(w http.ResponseWriter, r *http.Request, _ *adminCall) error {

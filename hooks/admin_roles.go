@@ -231,18 +231,7 @@ func (h adminRoles) removePermissions(w http.ResponseWriter, r *http.Request, c 
 }
 
 func (h adminRoles) roleIDsWrite(w http.ResponseWriter, r *http.Request, c *adminCall, field, action string, op func(string, []string) authz.Op) error {
-	id := r.PathValue("id")
-	ids, err := h.idList(w, r, "role", field)
-	if err != nil {
-		return err
-	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: action, entity: "role", id: id, state: roleState(id), ops: []authz.Op{op(id, ids)}}, nil
-	})
-	if err != nil {
-		return err
-	}
-	return noContent(w, res)
+	return h.idsWrite(w, r, c, "role", field, action, roleState, op)
 }
 
 // adminPermissions serves /api/permissions.
