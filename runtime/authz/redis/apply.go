@@ -438,12 +438,26 @@ func (a *seqAssigner) take() float64 {
 	return a.next
 }
 
-// keep decides the storage order of a record in the final document: its old
-// number while the records keep their relative order; a new number for a
-// created record and for everything after one (an id deleted and created
-// again in one batch moves to the end, as in the document stores).
-func keep(old float64, had bool, prev float64, fresh bool) bool {
-	return had && !fresh && old > prev
+// order numbers the records of one entity list in the final document's
+// order: a record keeps its old number while the records keep their
+// relative order; a created record and everything after one get new numbers
+// (an id deleted and created again in one batch moves to the end, as in the
+// document stores). Start each list with a fresh order.
+type order struct {
+	seqs  *seqAssigner
+	prev  float64
+	fresh bool
+}
+
+// next returns the number of the next record, whose old number is old when
+// had is true.
+func (o *order) next(old float64, had bool) float64 {
+	seq := old
+	if !had || o.fresh || old <= o.prev {
+		seq, o.fresh = o.seqs.take(), true
+	}
+	o.prev = seq
+	return seq
 }
 
 // writeDiff queues the writes that turn the original records into doc's:
@@ -459,20 +473,14 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 	// changes: nodes then reload their structure snapshot.
 	structural := false
 	final := map[string]bool{}
-	prev, fresh := 0.0, false
+	ord := &order{seqs: seqs}
 	for i := range doc.Groups {
 		g := &doc.Groups[i]
 		final[g.ID] = true
 		orig := p.groups[g.ID]
 		old, had := p.seq["g"+g.ID]
 		had = had && orig != nil
-		var seq float64
-		if keep(old, had, prev, fresh) {
-			seq = old
-		} else {
-			seq, fresh = seqs.take(), true
-		}
-		prev = seq
+		seq := ord.next(old, had)
 		rec, mem, err := encodeGroup(g)
 		if err != nil {
 			return err
@@ -507,20 +515,14 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 	}
 
 	clear(final)
-	prev, fresh = 0, false
+	ord = &order{seqs: seqs}
 	for i := range doc.Roles {
 		r := &doc.Roles[i]
 		final[r.ID] = true
 		orig := p.roles[r.ID]
 		old, had := p.seq["r"+r.ID]
 		had = had && orig != nil
-		var seq float64
-		if keep(old, had, prev, fresh) {
-			seq = old
-		} else {
-			seq, fresh = seqs.take(), true
-		}
-		prev = seq
+		seq := ord.next(old, had)
 		rec, users, err := encodeRole(r)
 		if err != nil {
 			return err
@@ -555,20 +557,14 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 	}
 
 	clear(final)
-	prev, fresh = 0, false
+	ord = &order{seqs: seqs}
 	for i := range doc.Permissions {
 		pm := &doc.Permissions[i]
 		final[pm.ID] = true
 		orig := p.perms[pm.ID]
 		old, had := p.seq["p"+pm.ID]
 		had = had && orig != nil
-		var seq float64
-		if keep(old, had, prev, fresh) {
-			seq = old
-		} else {
-			seq, fresh = seqs.take(), true
-		}
-		prev = seq
+		seq := ord.next(old, had)
 		if orig != nil {
 			permPairs(n, orig, before)
 		}
@@ -604,7 +600,7 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 			origApps[p.apps[i].ClientID] = &p.apps[i]
 		}
 		clear(final)
-		prev, fresh = 0, false
+		ord = &order{seqs: seqs}
 		var apps []authz.Application
 		if doc.Claimsmith != nil {
 			apps = doc.Claimsmith.Applications
@@ -615,13 +611,7 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 			orig := origApps[a.ClientID]
 			old, had := p.seq["a"+a.ClientID]
 			had = had && orig != nil
-			var seq float64
-			if keep(old, had, prev, fresh) {
-				seq = old
-			} else {
-				seq, fresh = seqs.take(), true
-			}
-			prev = seq
+			seq := ord.next(old, had)
 			if orig == nil || seq != old || !sameJSON(orig, a) {
 				if err := writeApp(ctx, tp, n, a, seq); err != nil {
 					return err
