@@ -21,13 +21,8 @@ import (
 func TestAdminChangeReachesNextLogin(t *testing.T) {
 	const ns = "https://claims.example.com/"
 	forEachStore(t, func(t *testing.T, f *adminFixture) {
-		reg := runtime.NewRegistry()
-		if err := reg.Register(rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) {
-			return rules.NewAuthorization(f.store, f.store, ns, d)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := reg.Register(rules.IDRequiredRoles, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequiredRoles(d) }); err != nil {
+		reg, err := rules.NewRegistry(rules.Deps{Resolver: f.store, Settings: f.store, Namespace: ns})
+		if err != nil {
 			t.Fatal(err)
 		}
 		p, err := runtime.NewPipeline(context.Background(), runtime.PipelineConfig{Namespace: ns, Rules: []runtime.RuleEntry{

@@ -77,10 +77,10 @@ func benchClaimsmithMetered(b *testing.B, alg token.Algorithm, m *hooks.Metrics)
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = c.Close() })
-	reg := runtime.NewRegistry()
-	_ = reg.Register(rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAuthorization(c, store, testNS, d) })
-	_ = reg.Register(rules.IDRequiredRoles, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequiredRoles(d) })
-	_ = reg.Register(rules.IDCopyMetadataClaims, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewCopyMetadataClaims(testNS, d) })
+	reg, err := rules.NewRegistry(rules.Deps{Resolver: c, Settings: store, Namespace: testNS})
+	if err != nil {
+		b.Fatal(err)
+	}
 	p, err := runtime.NewPipeline(context.Background(), runtime.PipelineConfig{
 		Namespace: testNS,
 		Rules: []runtime.RuleEntry{

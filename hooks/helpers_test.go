@@ -65,16 +65,10 @@ func newTestStore(t testing.TB, portal, batch string) *memory.Store {
 // persisted into app_metadata.authorization) then required-roles.
 func newPipeline(t testing.TB, store *memory.Store) *runtime.Pipeline {
 	t.Helper()
-	reg := runtime.NewRegistry()
-	must := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
+	reg, err := rules.NewRegistry(rules.Deps{Resolver: store, Settings: store, Namespace: testNS})
+	if err != nil {
+		t.Fatal(err)
 	}
-	must(reg.Register(rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) {
-		return rules.NewAuthorization(store, store, testNS, d)
-	}))
-	must(reg.Register(rules.IDRequiredRoles, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequiredRoles(d) }))
 	p, err := runtime.NewPipeline(context.Background(), runtime.PipelineConfig{
 		Namespace: testNS,
 		Rules: []runtime.RuleEntry{

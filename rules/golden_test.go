@@ -39,29 +39,14 @@ func loadStore(t testing.TB) *memory.Store {
 	return s
 }
 
-// registry registers every built-in rule as cmd/claimsmith does, over the
-// given store and clock.
+// registry is the built-in rule registry (rules.NewRegistry, as the server
+// builds it) over the given store and clock.
 func registry(t testing.TB, store *memory.Store, now func() time.Time, namespace string) *runtime.Registry {
 	t.Helper()
-	reg := runtime.NewRegistry()
-	must := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
+	reg, err := rules.NewRegistry(rules.Deps{Resolver: store, Settings: store, Namespace: namespace, Now: now})
+	if err != nil {
+		t.Fatal(err)
 	}
-	must(reg.Register(rules.IDAuthorization, func(d runtime.Decoder) (runtime.Rule, error) {
-		return rules.NewAuthorization(store, store, namespace, d)
-	}))
-	must(reg.Register(rules.IDRequiredRoles, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequiredRoles(d) }))
-	must(reg.Register(rules.IDRequireVerifiedEmail, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewRequireVerifiedEmail(d) }))
-	must(reg.Register(rules.IDAllowedConnections, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewAllowedConnections(d) }))
-	must(reg.Register(rules.IDTimeWindow, func(d runtime.Decoder) (runtime.Rule, error) { return rules.NewTimeWindow(now, d) }))
-	must(reg.Register(rules.IDCopyMetadataClaims, func(d runtime.Decoder) (runtime.Rule, error) {
-		return rules.NewCopyMetadataClaims(namespace, d)
-	}))
-	must(reg.Register(rules.IDAddRequestContext, func(d runtime.Decoder) (runtime.Rule, error) {
-		return rules.NewAddRequestContext(namespace, d)
-	}))
 	return reg
 }
 
@@ -95,8 +80,7 @@ func TestGolden(t *testing.T) {
 		}
 	}
 	// Every built-in rule has golden files.
-	for _, id := range []string{rules.IDAuthorization, rules.IDRequiredRoles, rules.IDRequireVerifiedEmail,
-		rules.IDAllowedConnections, rules.IDTimeWindow, rules.IDCopyMetadataClaims, rules.IDAddRequestContext} {
+	for _, id := range rules.IDs() {
 		if m, _ := filepath.Glob(filepath.Join("testdata", id, "*.golden.json")); len(m) == 0 && !*update {
 			t.Errorf("rule %s has no golden files in testdata/%s", id, id)
 		}
