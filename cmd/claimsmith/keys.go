@@ -52,11 +52,11 @@ func runKeys(ctx context.Context, a *app, args []string) error {
 	if fs.NArg() > 0 {
 		return &exitError{code: 2, err: fmt.Errorf("keys %s takes no arguments", sub)}
 	}
-	cfg, err := loadSections(a.configPath)
+	b, err := a.backends()
 	if err != nil {
 		return err
 	}
-	ks, _, _, err := keySetFor(ctx, a, cfg)
+	ks, err := b.KeySet(ctx)
 	if err != nil {
 		return err
 	}

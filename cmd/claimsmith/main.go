@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/claimsmith/claimsmith/runtime/setup"
 )
 
 // exitError carries a specific exit status (e.g. 3 for "denied" in
@@ -42,9 +44,10 @@ type app struct {
 	// configPath is the --config global flag ($CLAIMSMITH_CONFIG); empty means
 	// embedded defaults.
 	configPath string
-	// redis holds the Redis clients the command opened (stores.go); run
-	// closes them.
-	redis redisConns
+	// cfg is --config as loaded (once) and bk the backends it names,
+	// opened by the command (stores.go); run closes them.
+	cfg *setup.Config
+	bk  *setup.Backends
 }
 
 type command struct {
@@ -85,7 +88,7 @@ func main() {
 // into an exit status: 0 ok, 2 usage, 1 any other error (or the exitError's).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
-	defer a.redis.close()
+	defer a.close()
 	fs := flag.NewFlagSet("claimsmith", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&a.dataDir, "data-dir", envOr("CLAIMSMITH_DATA_DIR", "data"), "data directory of the embedded file store")

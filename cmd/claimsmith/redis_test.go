@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,7 +21,6 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
-	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
@@ -737,43 +734,6 @@ func TestRedisBackendCommands(t *testing.T) {
 	}
 }
 
-// TestBackendConfigErrors: bad store, redis and cache sections are refused
-// at load with one line naming the file, the line and the key, and match
-// runtime.ErrInvalid.
-func TestBackendConfigErrors(t *testing.T) {
-	cases := []struct{ name, yaml, want string }{
-		{"backend", "store:\n  backend: postgres\n", `c.yaml:2: key "store.backend": is "postgres", must be "file" or "redis"`},
-		{"on_unavailable", "store:\n  backend: redis\n  on_unavailable: retry\nredis:\n  addrs: [x:1]\n", `c.yaml:3: key "store.on_unavailable": is "retry"`},
-		{"on_unavailable with file", "store:\n  on_unavailable: last_snapshot\n", `c.yaml:2: key "store.on_unavailable": applies only to store.backend redis`},
-		{"max_staleness with file", "store:\n  max_staleness: 1m\n", `c.yaml:2: key "store.max_staleness": applies only to store.backend redis`},
-		{"redis without addrs", "store:\n  backend: redis\nredis:\n  key_prefix: x\n", `c.yaml:3: key "redis.addrs": is empty, and store.backend is redis`},
-		{"no redis section", "store:\n  backend: redis\n", `c.yaml:1: key "redis.addrs": is empty`},
-		{"empty addr", "redis:\n  addrs: [\"a:1\", \"\"]\n", `c.yaml:2: key "redis.addrs[1]": is empty`},
-		{"unknown redis key", "redis:\n  adresses: [a:1]\n", `c.yaml:2: key "redis.adresses": unknown key (known: addrs, `},
-		{"password in file", "redis:\n  addrs: [a:1]\n  password: hunter2\n", `c.yaml:3: key "redis.password": unknown key`},
-		{"cache redis without addrs", "cache:\n  redis:\n    tls: true\n", `c.yaml:2: key "cache.redis.addrs": is empty`},
-		{"cache timeout", "cache:\n  op_timeout: -1s\n", `c.yaml:2: key "cache.op_timeout": must not be negative`},
-		{"cache type", "cache:\n  near_size: lots\n", `c.yaml:2: key "cache.near_size": cannot decode`},
-		{"redis timeout", "redis:\n  addrs: [a:1]\n  read_timeout: -5ms\n", `c.yaml:3: key "redis.read_timeout": must not be negative`},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := parseConfig("c.yaml", []byte(c.yaml))
-			if err == nil || !errors.Is(err, runtime.ErrInvalid) || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
-				t.Fatalf("got %v\nwant prefix %s", err, c.want)
-			}
-		})
-	}
-	lc, err := parseConfig("c.yaml", []byte("store:\n  backend: redis\n  on_unavailable: last_snapshot\n  max_staleness: 30s\nredis:\n  addrs: [a:1]\ncache:\n  redis: {addrs: [b:2]}\n  near_size: -1\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := backendsOf(lc)
-	if rc, at, ok := b.cacheRedis(); !b.redisBackend() || !ok || rc.Addrs[0] != "b:2" || at.String() != "cache.redis" {
-		t.Fatalf("backends: %+v", b)
-	}
-}
-
 // TestRedisUnreachableNamesTheConfig: a command against a Redis nobody
 // listens on fails at once, naming the file, line and addresses.
 func TestRedisUnreachableNamesTheConfig(t *testing.T) {
@@ -786,115 +746,6 @@ func TestRedisUnreachableNamesTheConfig(t *testing.T) {
 	want := cfg + ":3: redis: cannot reach Redis at " + addr
 	if code != 1 || !strings.Contains(errs, want) {
 		t.Fatalf("exit %d: %s\nwant %s", code, errs, want)
-	}
-}
-
-// FuzzBackendSections decodes arbitrary store, redis and cache sections:
-// nothing may panic; an error is one line naming the file and matching
-// runtime.ErrInvalid; an accepted file describes a usable backend (a Redis
-// store has addresses, no negative durations, no unknown backend).
-func FuzzBackendSections(f *testing.F) {
-	for _, s := range []string{
-		"store:\n  backend: redis\n  on_unavailable: last_snapshot\n  max_staleness: 30s\nredis:\n  addrs: [a:1, b:2]\n  master_name: m\n  key_prefix: p\n",
-		"store: {backend: file}\nredis: {addrs: [\"127.0.0.1:6379\"], tls: true, tls_ca_file: ca.pem, db: 3}\n",
-		"cache:\n  redis: {addrs: [c:1], username: u}\n  near_size: -1\n  near_ttl: 1m\n  redis_ttl: 10m\n  op_timeout: 50ms\n  poll_interval: -1s\n",
-		"store:\n  backend: redis\nredis:\n  addrs: []\n",
-		"redis:\n  addrs: [\"\"]\n  read_timeout: -1ms\n",
-		"store: [redis]\n",
-		"cache: {redis: {}}\n",
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		lc, err := parseConfig("fuzz.yaml", data)
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "fuzz.yaml") || strings.Contains(err.Error(), "\n") || !errors.Is(err, runtime.ErrInvalid) {
-				t.Fatalf("bad error %q", err)
-			}
-			return
-		}
-		b := backendsOf(lc)
-		switch b.Store.Backend {
-		case "", backendFile:
-			if b.Store.OnUnavailable != "" || b.Store.MaxStaleness != 0 {
-				t.Fatalf("file backend with redis-only settings accepted: %+v", b.Store)
-			}
-		case backendRedis:
-			if len(b.Redis.Addrs) == 0 {
-				t.Fatal("redis backend without addresses accepted")
-			}
-		default:
-			t.Fatalf("backend %q accepted", b.Store.Backend)
-		}
-		for _, a := range b.Redis.Addrs {
-			if strings.TrimSpace(a) == "" {
-				t.Fatal("empty redis address accepted")
-			}
-		}
-		if rc, _, ok := b.cacheRedis(); ok && len(rc.Addrs) == 0 {
-			t.Fatal("cache Redis without addresses accepted")
-		}
-		if b.Cache.NearTTL < 0 || b.Cache.RedisTTL < 0 || b.Cache.OpTimeout < 0 || b.Redis.ReadTimeout < 0 || b.Cache.NearSize < -1 {
-			t.Fatalf("negative setting accepted: %+v %+v", b.Cache, b.Redis)
-		}
-	})
-}
-
-// TestStoreReadiness: serve's store check fails /readyz (503) with
-// fail_closed while the store's Redis is away, and only degrades it with
-// last_snapshot, whose logins are still answered from memory.
-func TestStoreReadiness(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
-	ctx := context.Background()
-	for _, mode := range []string{"fail_closed", "last_snapshot"} {
-		t.Run(mode, func(t *testing.T) {
-			cfg := filepath.Join(t.TempDir(), "c.yaml")
-			conf := fmt.Sprintf("store:\n  backend: redis\n  on_unavailable: %s\nredis:\n  addrs: [%s]\n  key_prefix: %q\n  read_timeout: 200ms\n  dial_timeout: 200ms\n", mode, srv.Addr(), mode+":")
-			if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			lc, err := loadConfig(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a := &app{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler), dataDir: t.TempDir(), configPath: cfg}
-			defer a.redis.close()
-			ss, err := openServeStores(ctx, a, lc, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ss.release()
-			if _, err := importInto(ctx, a, ss.store, 0, authztest.ResolutionFixture(), "fixture"); err != nil {
-				t.Fatal(err)
-			}
-			c := ss.storeCheck()
-			if err := c.Check(ctx); err != nil || c.Degrades != (mode == "last_snapshot") {
-				t.Fatalf("check %+v: %v", c, err)
-			}
-			if _, err := ss.store.Snapshot(ctx); err != nil { // what last_snapshot serves from
-				t.Fatal(err)
-			}
-			srv.Kill()
-			defer srv.Restart()
-			start := time.Now()
-			if err := c.Check(ctx); !errors.Is(err, runtime.ErrUnavailable) && !errors.Is(err, runtime.ErrTimeout) {
-				t.Fatalf("check with Redis down: %v", err)
-			}
-			if d := time.Since(start); d > storeCheckTimeout+200*time.Millisecond {
-				t.Fatalf("the store check took %s with Redis down", d)
-			}
-			// The authorization rule's default budget: go-redis' retries
-			// against the dead server must not use it all up.
-			lctx, lcancel := context.WithTimeout(ctx, 100*time.Millisecond)
-			defer lcancel()
-			p, err := ss.store.ResolvePolicy(lctx, authz.PolicyQuery{UserID: "auth0|alice", ClientID: authztest.Portal})
-			if mode == "fail_closed" && (err == nil || !(errors.Is(err, runtime.ErrUnavailable) || errors.Is(err, runtime.ErrTimeout))) {
-				t.Fatalf("fail_closed with Redis down: %+v %v", p, err)
-			}
-			if mode == "last_snapshot" && (err != nil || len(p.Groups) == 0) {
-				t.Fatalf("last_snapshot with Redis down: %+v %v", p, err)
-			}
-		})
 	}
 }
 

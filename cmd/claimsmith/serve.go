@@ -5,31 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"time"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
-	"github.com/claimsmith/claimsmith/hooks"
-	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/setup"
 )
-
-// cacheSource is what the policy cache wraps: policies through the metered
-// store, the revision from the store itself.
-type cacheSource struct {
-	authz.PolicyResolver
-	st authz.Reader
-}
-
-func (s cacheSource) Revision(ctx context.Context) (uint64, error) { return s.st.Revision(ctx) }
-
-// cachedWrites is the store whose writes invalidate the policy cache
-// before they return.
-type cachedWrites struct {
-	dataStore
-	w authz.Writer
-}
-
-func (s cachedWrites) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (uint64, error) {
-	return s.w.Apply(ctx, expected, ops...)
-}
 
 const serveHelp = `Usage: claimsmith [--data-dir DIR] [--config FILE] serve [flags]
 
@@ -123,13 +105,61 @@ Configuration (YAML; every key optional):
 Flags (override the file):
 `
 
+// hooksHelp documents the `hooks` section for `claimsmith serve -h`.
+const hooksHelp = `
+IdP-facing endpoints (only those configured in the hooks section are served;
+secrets come from the environment variables the *_env keys name):
+  POST /hooks/v1/post-login, /hooks/v1/credentials-exchange
+                                          native triggers (Standard Webhooks or bearer key)
+  POST /hooks/hydra/token, /hooks/hydra/refresh
+                                          Ory Hydra token hook (+ legacy refresh hook)
+  POST /hooks/zitadel/{preaccesstoken|preuserinfo}
+                                          Zitadel Actions v2 (ZITADEL-Signature)
+  POST /hooks/supabase/custom-access-token
+                                          Supabase custom access token hook
+  POST /api/users/{user_id}/policy/{client_id}
+                                          the Authorization Extension's policy endpoint (x-api-key)
+
+  hooks:
+    max_body: 262144
+    native:
+      callers:
+        - name: auth0
+          webhook_secret_env: CLAIMSMITH_AUTH0_WEBHOOK_SECRET   # whsec_… (several joined by |)
+          bearer_key_env: CLAIMSMITH_AUTH0_BEARER_KEY
+          mint: false                                       # true: also mint tokens
+    hydra:
+      header: Authorization            # Hydra's oauth2.token_hook.auth.config.name
+      api_key_env: CLAIMSMITH_HYDRA_API_KEY
+      connection: hydra
+    zitadel:
+      signing_key_env: CLAIMSMITH_ZITADEL_SIGNING_KEY
+      client_id: ""                    # when Zitadel names no application
+    supabase:
+      secret_env: CLAIMSMITH_SUPABASE_HOOK_SECRET            # v1,whsec_… (several joined by |)
+      client_id: supabase
+    policy:
+      api_key_env: CLAIMSMITH_EXTENSION_API_KEY
+      store_apikey: true               # also accept the imported extension's apikey
+`
+
+// serveUsage is serve's help with the hooks section placed before the flags.
+func serveUsage() string {
+	const flags = "Flags (override the file):"
+	if before, after, ok := strings.Cut(serveHelp, flags); ok {
+		return before + strings.TrimPrefix(hooksHelp, "\n") + "\n" + flags + after
+	}
+	return serveHelp + hooksHelp
+}
+
 func runServe(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
-	addr := fs.String("addr", "", "listen address (server.addr; default 127.0.0.1:8080)")
-	issuer := fs.String("issuer", "", "token issuer URL (tokens.issuer; default http(s)://ADDR)")
-	cert := fs.String("tls-cert", "", "TLS certificate file (server.tls_cert_file)")
-	key := fs.String("tls-key", "", "TLS private key file (server.tls_key_file)")
+	var o setup.Overrides
+	fs.StringVar(&o.Addr, "addr", "", "listen address (server.addr; default 127.0.0.1:8080)")
+	fs.StringVar(&o.Issuer, "issuer", "", "token issuer URL (tokens.issuer; default http(s)://ADDR)")
+	fs.StringVar(&o.TLSCertFile, "tls-cert", "", "TLS certificate file (server.tls_cert_file)")
+	fs.StringVar(&o.TLSKeyFile, "tls-key", "", "TLS private key file (server.tls_key_file)")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), serveUsage()); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
@@ -142,95 +172,43 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	// asked for while serve starts up is applied once it serves.
 	hup, stopHUP := notifyReload()
 	defer stopHUP()
-	cfg, err := loadSections(a.configPath)
+	cfg, err := a.config()
 	if err != nil {
 		return err
 	}
-	for dst, v := range map[*string]string{&cfg.Server.Addr: *addr, &cfg.Tokens.Issuer: *issuer, &cfg.Server.TLSCertFile: *cert, &cfg.Server.TLSKeyFile: *key} {
-		if v != "" {
-			*dst = v
+	srv, err := setup.Build(ctx, cfg, setup.Options{Env: a.env(), Overrides: o})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	rctx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	go reloadOnSignal(rctx, a, hup, srv)
+	return srv.Run(ctx)
+}
+
+// notifyReload starts catching SIGHUP (whose default action ends the
+// process) as early as serve starts; stop undoes it.
+func notifyReload() (hup <-chan os.Signal, stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	return ch, func() { signal.Stop(ch) }
+}
+
+// reloadOnSignal reloads on every SIGHUP until ctx ends. A rejected
+// configuration is logged by the reloader; the old one keeps serving.
+func reloadOnSignal(ctx context.Context, a *app, hup <-chan os.Signal, srv *setup.Server) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if a.configPath == "" {
+				a.log.WarnContext(ctx, "SIGHUP: no configuration file (--config) to reload")
+				continue
+			}
+			a.log.InfoContext(ctx, "SIGHUP: reloading the configuration", "file", a.configPath)
+			_, _ = srv.Reload(ctx)
 		}
 	}
-
-	// The store, admin keys and audit log the config names (stores.go). A
-	// file store's data dir is owned by this server: direct CLI writes are
-	// refused while it runs. The Redis store is shared by every node.
-	ss, err := openServeStores(ctx, a, cfg.lc, cfg.Server.Addr)
-	if err != nil {
-		return err
-	}
-	defer ss.release()
-	st := ss.store
-	ts, err := newTokenService(ctx, a, cfg, st, st)
-	if err != nil {
-		return err
-	}
-	defer ts.Close()
-
-	ep := hooks.Endpoints{
-		Introspect: &hooks.IntrospectHandler{Clients: ts.clients, Introspector: ts.intro, Log: a.log},
-		Revoke:     &hooks.RevokeHandler{Clients: ts.clients, Revoker: ts.intro, Log: a.log},
-		JWKS:       &hooks.JWKSHandler{Keys: ts.keys},
-		Discovery:  &hooks.DiscoveryHandler{Issuer: ts.minter.Issuer(), Keys: ts.keys},
-	}
-	reg, metrics, err := newServeMetrics()
-	if err != nil {
-		return err
-	}
-	// Logins resolve policies through the in-process policy cache; admin API
-	// writes go through its Writer, so the next login sees them.
-	ms := newMeteredStore(st, metrics)
-	pc, err := ss.policyCache(ctx, a, cacheSource{ms, st}, reg)
-	if err != nil {
-		return err
-	}
-	if err := pc.Start(ctx); err != nil {
-		return err
-	}
-	defer pc.Close()
-	reloader, err := hookReloader(ctx, a, ms, pc, ts, metrics)
-	if err != nil {
-		return err
-	}
-	checks := []hooks.ReadyCheck{
-		{Name: "keys", Check: func(context.Context) error { _, err := ts.keys.Active(); return err }},
-		ss.storeCheck(),
-		{Name: "policy_cache", Check: pc.Check, Degrades: true},
-	}
-	if reloader != nil {
-		defer func() {
-			// After the server stopped: in-flight logins have ended, so
-			// every pipeline can be closed.
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout+5*time.Second)
-			defer cancel()
-			if err := reloader.Close(cctx); err != nil {
-				a.log.Warn("close pipelines", "err", err)
-			}
-		}()
-		ep.Extra = append(ep.Extra, reloader.Routes()...)
-		ep.Extra = append(ep.Extra, hooks.Route{Pattern: hooks.PatternReload, Handler: &hooks.ReloadHandler{Reloader: reloader, Keys: ss.admin.keys, Log: a.log}})
-		checks = append(checks, hooks.ReadyCheck{Name: "rules", Check: reloader.Check})
-	}
-	ep.Extra = append(ep.Extra, hooks.MetricsRoute(reg))
-	routes := ep.Routes()
-	adminRoutes, err := adminServerRoutes(a, cachedWrites{dataStore: st, w: pc.Writer(st)}, ss.admin)
-	if err != nil {
-		return err
-	}
-	routes = metrics.Instrument(append(routes, adminRoutes...))
-	mux, err := hooks.NewMux(routes, checks, a.log)
-	if err != nil {
-		return err
-	}
-	srv, err := hooks.NewServer(cfg.Server, mux, a.log)
-	if err != nil {
-		return err
-	}
-	mctx, stopMaintain := context.WithCancel(ctx)
-	defer stopMaintain()
-	go ts.keys.Maintain(mctx, ts.keyReload)
-	go reloadOnSignal(mctx, a, hup, reloader)
-	a.log.InfoContext(ctx, "claimsmith serve", "issuer", ts.minter.Issuer(), "routes", hooks.RoutePatterns(routes),
-		"introspection_clients", len(cfg.Tokens.Introspection.Clients))
-	return srv.Run(ctx)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
+	"github.com/claimsmith/claimsmith/runtime/setup"
 )
 
 const testHelp = `Usage: claimsmith [--config FILE] [--data-dir DIR] test --event EVENT.json [flags]
@@ -40,7 +41,7 @@ Flags:
 func runTest(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
-	configPath := fs.String("config", a.configPath, "configuration file (YAML) with the pipeline section")
+	fs.StringVar(&a.configPath, "config", a.configPath, "configuration file (YAML) with the pipeline section")
 	eventPath := fs.String("event", "", "the login event, a JSON file, or - for stdin (required)")
 	dataFile := fs.String("data", "", "authorization data file to load into memory instead of --data-dir")
 	fs.StringVar(&a.dataDir, "data-dir", a.dataDir, "data directory of the file store")
@@ -50,7 +51,7 @@ func runTest(ctx context.Context, a *app, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	if fs.NArg() > 0 || *eventPath == "" || *configPath == "" {
+	if fs.NArg() > 0 || *eventPath == "" || a.configPath == "" {
 		fs.Usage()
 		return &exitError{code: 2, err: errors.New("test needs --config FILE and --event FILE and takes no arguments")}
 	}
@@ -63,7 +64,7 @@ func runTest(ctx context.Context, a *app, args []string) error {
 		now = func() time.Time { return t }
 	}
 
-	lc, err := loadConfig(*configPath)
+	cfg, err := a.config()
 	if err != nil {
 		return err
 	}
@@ -76,11 +77,11 @@ func runTest(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer closeStore()
-	p, release, err := newPipeline(ctx, a, lc, st, pipelineOptions{now: now, dryRun: true})
+	p, err := cfg.BuildPipeline(ctx, a.env(), st, setup.PipelineOptions{Now: now, DryRun: true})
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer p.Close()
 
 	res, err := p.Run(ctx, ev)
 	if err != nil {
@@ -128,7 +129,7 @@ func readEvent(stdin io.Reader, path string) (*runtime.Event, error) {
 
 // openPipelineStore loads dataFile into a memory store, or opens the file
 // store in the data directory, which must exist.
-func openPipelineStore(ctx context.Context, a *app, dataFile string) (pipelineStore, func(), error) {
+func openPipelineStore(ctx context.Context, a *app, dataFile string) (setup.PipelineStore, func(), error) {
 	if dataFile == "" {
 		st, err := openDataStore(ctx, a, true)
 		if err != nil {

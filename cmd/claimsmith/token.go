@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/claimsmith/claimsmith/runtime/setup"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
@@ -89,7 +90,7 @@ func runToken(ctx context.Context, a *app, args []string) error {
 	if sub == "hash-secret" {
 		return hashSecret(a, *generate, *slow)
 	}
-	cfg, err := loadSections(a.configPath)
+	b, err := a.backends()
 	if err != nil {
 		return err
 	}
@@ -98,7 +99,7 @@ func runToken(ctx context.Context, a *app, args []string) error {
 		if *user == "" || *client == "" || fs.NArg() > 0 {
 			return &exitError{code: 2, err: errors.New("token mint needs --user and --client and no arguments")}
 		}
-		return mintTokens(ctx, a, cfg, mintRequest{user: *user, client: *client, audience: *audience,
+		return mintTokens(ctx, a, b, mintRequest{user: *user, client: *client, audience: *audience,
 			scopes: strings.Fields(*scope), connection: *conn, groups: splitList(*groups), nonce: *nonce})
 	}
 	if fs.NArg() != 1 {
@@ -112,18 +113,18 @@ func runToken(ctx context.Context, a *app, args []string) error {
 		}
 		tok = strings.TrimSpace(string(b))
 	}
-	var ts *tokenService
+	var ts *setup.TokenService
 	if sub == "introspect" && *live {
 		st, err := openDataStore(ctx, a, true)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		ts, err = newTokenService(ctx, a, cfg, st, st)
+		ts, err = b.TokenService(ctx, st, st)
 		if err != nil {
 			return err
 		}
-	} else if ts, err = newTokenService(ctx, a, cfg, nil, nil); err != nil {
+	} else if ts, err = b.TokenService(ctx, nil, nil); err != nil {
 		return err
 	}
 	defer ts.Close()
@@ -136,7 +137,7 @@ func runToken(ctx context.Context, a *app, args []string) error {
 		if *idToken {
 			kind = token.KindIDToken
 		}
-		v, err := ts.verifier.Verify(ctx, tok, token.VerifyOptions{Kind: kind, Audience: *audience})
+		v, err := ts.Verifier.Verify(ctx, tok, token.VerifyOptions{Kind: kind, Audience: *audience})
 		if err != nil {
 			return err
 		}
@@ -144,12 +145,12 @@ func runToken(ctx context.Context, a *app, args []string) error {
 		return enc.Encode(json.RawMessage(v.Payload))
 	default: // introspect
 		caller := token.Caller{ClientID: "claimsmith-cli"}
-		ans, err := ts.intro.Introspect(ctx, caller, token.IntrospectRequest{Token: tok, Live: *live})
+		ans, err := ts.Introspector.Introspect(ctx, caller, token.IntrospectRequest{Token: tok, Live: *live})
 		if err != nil {
 			return err
 		}
 		if *asJWT {
-			jwt, err := ts.intro.Signed(ctx, caller, ans)
+			jwt, err := ts.Introspector.Signed(ctx, caller, ans)
 			if err != nil {
 				return err
 			}

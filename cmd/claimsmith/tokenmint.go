@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/setup"
 )
 
 type mintRequest struct {
@@ -18,24 +19,28 @@ type mintRequest struct {
 // profile merged in, as a login through the hooks; metadata patches are
 // computed, not persisted) and prints the minted tokens with the pipeline's
 // decision and trace.
-func mintTokens(ctx context.Context, a *app, cfg fileSections, r mintRequest) error {
+func mintTokens(ctx context.Context, a *app, b *setup.Backends, r mintRequest) error {
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	if cfg.Path() == "" {
+		return fmt.Errorf("%w: token mint runs the login pipeline: pass --config with a pipeline section", runtime.ErrInvalid)
+	}
 	st, err := openDataStore(ctx, a, true)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if cfg.lc == nil {
-		return fmt.Errorf("%w: token mint runs the login pipeline: pass --config with a pipeline section", runtime.ErrInvalid)
-	}
 	// The same construction as `claimsmith test` and serve. Like `test` it
 	// leaves stored profiles unchanged: a CLI write behind a running
 	// server's back would bypass its admin API and audit.
-	enr, release, err := newPipeline(ctx, a, cfg.lc, st, pipelineOptions{dryRun: true})
+	enr, err := cfg.BuildPipeline(ctx, a.env(), st, setup.PipelineOptions{DryRun: true})
 	if err != nil {
 		return err
 	}
-	defer release()
-	ts, err := newTokenService(ctx, a, cfg, st, st)
+	defer enr.Close()
+	ts, err := b.TokenService(ctx, st, st)
 	if err != nil {
 		return err
 	}
@@ -43,7 +48,7 @@ func mintTokens(ctx context.Context, a *app, cfg fileSections, r mintRequest) er
 	return mintWith(ctx, a, ts, enr, r)
 }
 
-func mintWith(ctx context.Context, a *app, ts *tokenService, enr runtime.Enricher, r mintRequest) error {
+func mintWith(ctx context.Context, a *app, ts *setup.TokenService, enr runtime.Enricher, r mintRequest) error {
 	ev := &runtime.Event{
 		Trigger:     runtime.TriggerPostLogin,
 		User:        runtime.User{UserID: r.user, Groups: r.groups},
@@ -66,7 +71,7 @@ func mintWith(ctx context.Context, a *app, ts *tokenService, enr runtime.Enriche
 	}{Decision: res.Decision, Trace: res.Trace}
 	var mintErr error
 	if res.Decision.Allowed {
-		toks, err := ts.minter.MintLogin(ctx, ev, res)
+		toks, err := ts.Minter.MintLogin(ctx, ev, res)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package main
+package setup
 
 import (
 	"context"
@@ -23,9 +23,9 @@ import (
 
 const ownerLockName = "owner.lock"
 
-// lockOwner is what the holder writes into the lock file, for the message
+// LockOwner is what the holder writes into the lock file, for the message
 // of whoever finds it taken.
-type lockOwner struct {
+type LockOwner struct {
 	Role    string    `json:"role"` // "server" or "cli"
 	PID     int       `json:"pid"`
 	Addr    string    `json:"addr,omitempty"`
@@ -33,13 +33,13 @@ type lockOwner struct {
 	Since   time.Time `json:"since"`
 }
 
-// dataDirBusyError is a data dir owned by another process.
-type dataDirBusyError struct {
+// DataDirBusyError is a data dir owned by another process.
+type DataDirBusyError struct {
 	Dir   string
-	Owner lockOwner
+	Owner LockOwner
 }
 
-func (e *dataDirBusyError) Error() string {
+func (e *DataDirBusyError) Error() string {
 	o := e.Owner
 	if o.Role == "server" {
 		where := ""
@@ -56,14 +56,14 @@ func (e *dataDirBusyError) Error() string {
 
 // tryLockOwner takes the owner lock without waiting. busy reports another
 // holder; owner is then what it wrote.
-func tryLockOwner(dir string, me lockOwner) (release func(), owner lockOwner, busy bool, err error) {
+func tryLockOwner(dir string, me LockOwner) (release func(), owner LockOwner, busy bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, lockOwner{}, false, err
+		return nil, LockOwner{}, false, err
 	}
 	path := filepath.Join(dir, ownerLockName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, lockOwner{}, false, fmt.Errorf("owner lock %s: %w", path, err)
+		return nil, LockOwner{}, false, fmt.Errorf("owner lock %s: %w", path, err)
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -74,13 +74,13 @@ func tryLockOwner(dir string, me lockOwner) (release func(), owner lockOwner, bu
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		b, _ := os.ReadFile(path)
 		_ = f.Close()
-		var o lockOwner
+		var o LockOwner
 		_ = json.Unmarshal(b, &o)
 		return nil, o, true, nil
 	}
 	if err != nil {
 		_ = f.Close()
-		return nil, lockOwner{}, false, fmt.Errorf("owner lock %s: %w", path, err)
+		return nil, LockOwner{}, false, fmt.Errorf("owner lock %s: %w", path, err)
 	}
 	// Record who holds it (best effort: the lock, not the text, is what counts).
 	b, _ := json.Marshal(me)
@@ -91,14 +91,14 @@ func tryLockOwner(dir string, me lockOwner) (release func(), owner lockOwner, bu
 		_ = f.Truncate(0)
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		_ = f.Close()
-	}, lockOwner{}, false, nil
+	}, LockOwner{}, false, nil
 }
 
 // lockDataDir takes the owner lock, waiting up to wait while another holder
 // has it (a server waits for a CLI command to finish; a CLI command waits
 // briefly for another command) but never waiting for a server: a data dir
 // owned by a server is refused at once (a second server included).
-func lockDataDir(ctx context.Context, dir string, me lockOwner, wait time.Duration) (func(), error) {
+func lockDataDir(ctx context.Context, dir string, me LockOwner, wait time.Duration) (func(), error) {
 	if me.PID == 0 {
 		me.PID = os.Getpid()
 	}
@@ -115,7 +115,7 @@ func lockDataDir(ctx context.Context, dir string, me lockOwner, wait time.Durati
 			return release, nil
 		}
 		if owner.Role == "server" || time.Now().After(deadline) {
-			return nil, &dataDirBusyError{Dir: dir, Owner: owner}
+			return nil, &DataDirBusyError{Dir: dir, Owner: owner}
 		}
 		select {
 		case <-ctx.Done():
@@ -125,13 +125,13 @@ func lockDataDir(ctx context.Context, dir string, me lockOwner, wait time.Durati
 	}
 }
 
-// lockDataDirForServer is what `serve` calls before it opens the store.
-func lockDataDirForServer(ctx context.Context, dir, addr string) (func(), error) {
-	return lockDataDir(ctx, dir, lockOwner{Role: "server", Addr: addr}, 30*time.Second)
+// LockDataDirForServer is what `serve` calls before it opens the store.
+func LockDataDirForServer(ctx context.Context, dir, addr string) (func(), error) {
+	return lockDataDir(ctx, dir, LockOwner{Role: "server", Addr: addr}, 30*time.Second)
 }
 
-// lockDataDirForCommand is what a CLI command that writes the data dir
+// LockDataDirForCommand is what a CLI command that writes the data dir
 // directly calls.
-func lockDataDirForCommand(ctx context.Context, dir, command string) (func(), error) {
-	return lockDataDir(ctx, dir, lockOwner{Role: "cli", Command: command}, 5*time.Second)
+func LockDataDirForCommand(ctx context.Context, dir, command string) (func(), error) {
+	return lockDataDir(ctx, dir, LockOwner{Role: "cli", Command: command}, 5*time.Second)
 }

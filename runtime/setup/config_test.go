@@ -1,10 +1,8 @@
-package main
+package setup
 
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,37 +17,40 @@ func TestParseConfigErrors(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"unknown section", "pipline: {}\n", `c.yaml:1: key "pipline": unknown key (known: `},
-		{"unknown pipeline key", "pipeline:\n  namespace: https://x.example/\n  precedense: deny\n", `c.yaml:3: pipeline: key "precedense": unknown key`},
-		{"unknown budget key", "pipeline:\n  claims_budget:\n    idtoken: 5\n", `c.yaml:3: pipeline: key "claims_budget.idtoken": unknown key (known: access_token, drop, id_token, overflow)`},
-		{"entry key", "pipeline:\n  rules:\n    - rule: a\n    - name: second\n      rule: b\n      timout: 1s\n", `c.yaml:6: pipeline.rules[1] ("second"): key "timout": unknown key`},
-		{"entry type", "pipeline:\n  rules:\n    - rule: a\n      pool_size: many\n", `c.yaml:4: pipeline.rules[0] ("a"): key "pool_size": cannot decode !!str ` + "`many`" + ` into int`},
-		{"rules not a list", "pipeline:\n  rules: authorization\n", `c.yaml:2: pipeline: key "rules": cannot decode !!str`},
+		{"unknown pipeline key", "pipeline:\n  namespace: https://x.example/\n  precedense: deny\n", `c.yaml:3: key "pipeline.precedense": unknown key`},
+		{"unknown budget key", "pipeline:\n  claims_budget:\n    idtoken: 5\n", `c.yaml:3: key "pipeline.claims_budget.idtoken": unknown key (known: access_token, drop, id_token, overflow)`},
+		{"entry key", "pipeline:\n  rules:\n    - rule: a\n    - name: second\n      rule: b\n      timout: 1s\n", `c.yaml:6: key "pipeline.rules[1].timout": rule "second": unknown key`},
+		{"entry type", "pipeline:\n  rules:\n    - rule: a\n      pool_size: many\n", `c.yaml:4: key "pipeline.rules[0].pool_size": rule "a": cannot decode !!str ` + "`many`" + ` into int`},
+		{"rules not a list", "pipeline:\n  rules: authorization\n", `c.yaml:2: key "pipeline.rules": cannot decode !!str`},
+		{"second document", "pipeline: {}\n---\nserver: {addr: x}\n", `c.yaml:3: a second YAML document`},
+		{"second document empty", "pipeline: {}\n---\n", `c.yaml:`},
 		{"not a mapping", "- a\n- b\n", `c.yaml:1: the top level must be a mapping`},
 		{"syntax", "pipeline:\n  rules: [\n", `c.yaml:2: did not find expected node content`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := parseConfig("c.yaml", []byte(c.yaml))
+			_, err := Parse("c.yaml", []byte(c.yaml))
 			if err == nil || !errors.Is(err, runtime.ErrInvalid) || !strings.HasPrefix(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %v\nwant prefix %s", err, c.want)
 			}
 		})
 	}
-	lc, err := parseConfig("c.yaml", nil)
-	if err != nil || lc.cfg.Pipeline.Rules != nil {
-		t.Fatalf("empty file: %v", err)
+	for _, empty := range []string{"", "# only a comment\n", "---\n"} {
+		c, err := Parse("c.yaml", []byte(empty))
+		if err != nil || c.Pipeline.Rules != nil {
+			t.Fatalf("empty file %q: %v", empty, err)
+		}
 	}
 }
 
 func TestPipelineErrorLines(t *testing.T) {
 	src := "pipeline:\n  namespace: https://x.example/\n  rules:\n    - rule: authorization\n      config:\n        claims:\n          groups: \"\"\n"
-	lc, err := parseConfig("c.yaml", []byte(src))
+	c, err := Parse("c.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
-	_, _, err = newPipeline(context.Background(), a, lc, memory.New(memory.Options{}), pipelineOptions{})
-	want := `c.yaml:7: pipeline.rules[0] ("authorization"): key "config.claims.groups": empty claim name`
+	_, err = c.BuildPipeline(context.Background(), Env{}, memory.New(memory.Options{}), PipelineOptions{})
+	want := `c.yaml:7: key "pipeline.rules[0].config.claims.groups": rule "authorization": empty claim name`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
@@ -61,13 +62,12 @@ func TestWasmPathRelativeToConfig(t *testing.T) {
 	if err := os.WriteFile(path, []byte("pipeline:\n  namespace: https://x.example/\n  rules:\n    - wasm: rules/missing.wasm\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	lc, err := loadConfig(path)
+	c, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &app{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
-	_, _, err = newPipeline(context.Background(), a, lc, memory.New(memory.Options{}), pipelineOptions{})
-	if err == nil || !strings.HasPrefix(err.Error(), path+`:4: pipeline.rules[0] ("missing"): key "wasm": `) ||
+	_, err = c.BuildPipeline(context.Background(), Env{}, memory.New(memory.Options{}), PipelineOptions{})
+	if err == nil || !strings.HasPrefix(err.Error(), path+`:4: key "pipeline.rules[0].wasm": rule "missing": `) ||
 		!strings.Contains(err.Error(), filepath.Join(dir, "rules", "missing.wasm")) {
 		t.Fatalf("got %v", err)
 	}
@@ -100,28 +100,27 @@ func FuzzConfig(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	a := &app{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler)}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		lc, err := parseConfig("fuzz.yaml", data)
+		c, err := Parse("fuzz.yaml", data)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz.yaml") || strings.Contains(err.Error(), "\n") || !errors.Is(err, runtime.ErrInvalid) {
 				t.Fatalf("bad error %q", err)
 			}
 			return
 		}
-		for _, r := range lc.cfg.Pipeline.Rules {
+		for _, r := range c.Pipeline.Rules {
 			if r.Wasm != "" {
 				return // module loading is the wasm package's to fuzz
 			}
 		}
-		p, release, err := newPipeline(context.Background(), a, lc, memory.New(memory.Options{}), pipelineOptions{})
+		p, err := c.BuildPipeline(context.Background(), Env{}, memory.New(memory.Options{}), PipelineOptions{})
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "fuzz.yaml") || strings.Contains(err.Error(), "\n") {
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml") || strings.Contains(err.Error(), "\n") || !errors.Is(err, runtime.ErrInvalid) {
 				t.Fatalf("bad error %q", err)
 			}
 			return
 		}
-		defer release()
+		defer p.Close()
 		if _, err := p.Run(context.Background(), &runtime.Event{User: runtime.User{UserID: "u"}}); err != nil {
 			t.Fatalf("run: %v", err)
 		}

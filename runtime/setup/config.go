@@ -1,9 +1,10 @@
-package main
+package setup
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -22,80 +23,117 @@ import (
 	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
 )
 
-// configFile is the whole configuration file (samples/config/claimsmith.yaml
+// Config is the whole configuration file (samples/config/claimsmith.yaml
 // documents every key). Each top-level section is one field owned by one
 // part of claimsmith; add a section as one more field. Decoding is strict:
 // an unknown key anywhere is an error naming the file, line and key.
-type configFile struct {
+type Config struct {
 	// Pipeline is the login pipeline: rules, decision, limits, namespace.
 	Pipeline runtime.PipelineConfig `yaml:"pipeline"`
-	// Server is the HTTP server (see `claimsmith serve -h`).
+	// Server is the HTTP server.
 	Server hooks.ServerConfig `yaml:"server"`
-	// Tokens is minting, keys and introspection (see `claimsmith token -h`).
-	Tokens tokensConfig `yaml:"tokens"`
-	// Hooks are the IdP-facing endpoints and their secrets (see `claimsmith serve -h`).
+	// Tokens is minting, keys and introspection (tokens.go).
+	Tokens TokensConfig `yaml:"tokens"`
+	// Hooks are the IdP-facing endpoints and their secrets.
 	Hooks *hooks.HooksConfig `yaml:"hooks"`
 	// Store, Redis and Cache say where the data lives and how logins cache
-	// policies (stores.go documents them).
-	Store storeSection      `yaml:"store"`
+	// policies (backends.go documents them).
+	Store StoreConfig       `yaml:"store"`
 	Redis redisstore.Config `yaml:"redis"`
-	Cache cacheSection      `yaml:"cache"`
-}
+	Cache CacheConfig       `yaml:"cache"`
 
-// loadedConfig is a decoded configuration file with what error messages
-// need: its path and its YAML tree, for line numbers.
-type loadedConfig struct {
-	path string
+	path string     // "" for the embedded defaults
 	root *yaml.Node // the document's top-level mapping; nil for an empty file
-	cfg  configFile
 }
 
-// dir is the folder paths in the file are relative to (wasm modules).
-func (c *loadedConfig) dir() string { return filepath.Dir(c.path) }
+// Default is the configuration without a file: every default, no pipeline.
+func Default() *Config { return &Config{} }
 
-// loadConfig reads and strictly decodes the configuration file. Every error
-// is one line: "FILE:LINE: what is wrong".
-func loadConfig(path string) (*loadedConfig, error) {
+// Path is the file the configuration came from ("" for Default).
+func (c *Config) Path() string { return c.path }
+
+// Dir is the folder paths in the file are relative to (wasm modules).
+func (c *Config) Dir() string {
+	if c.path == "" {
+		return "."
+	}
+	return filepath.Dir(c.path)
+}
+
+// name is how errors call the file.
+func (c *Config) name() string {
+	if c.path == "" {
+		return "(defaults)"
+	}
+	return c.path
+}
+
+// Load reads and strictly decodes the configuration file, once. Every error
+// is a *Error: "FILE:LINE: key "a.b": what is wrong". Load checks the file's
+// shape (keys, types, one document); Validate checks the values.
+func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, &Error{File: path, Err: err}
 	}
-	return parseConfig(path, b)
+	return Parse(path, b)
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// parseConfig is loadConfig on bytes; path names the file in errors.
-func parseConfig(path string, b []byte) (*loadedConfig, error) {
-	lc := &loadedConfig{path: path}
+// Parse is Load on bytes; path names the file in errors and is the base of
+// relative paths in it.
+func Parse(path string, b []byte) (*Config, error) {
+	c := &Config{path: path}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		msg := oneLine(err.Error())
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			return nil, invalidf("%s:%s: %s", path, m[1], m[2])
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return c, nil // an empty file: every default
 		}
-		return nil, invalidf("%s: %s", path, strings.TrimPrefix(msg, "yaml: "))
+		return nil, c.syntaxError(err)
+	}
+	// One file, one document: a second one would be silently ignored.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		line := next.Line
+		if len(next.Content) > 0 {
+			line = next.Content[0].Line
+		}
+		return nil, &Error{File: path, Line: line, Err: invalidf("a second YAML document (after ---): the configuration is one document")}
+	case !errors.Is(err, io.EOF):
+		return nil, c.syntaxError(err)
 	}
 	if len(doc.Content) == 0 {
-		return lc, nil // an empty file: every default
+		return c, nil
 	}
 	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return c, nil // "---" alone
+	}
 	if root.Kind != yaml.MappingNode {
 		fields := map[string]reflect.Type{}
-		yamlKeys(reflect.TypeOf(lc.cfg), fields)
-		return nil, invalidf("%s:%d: the top level must be a mapping of sections (%s)", path, root.Line, strings.Join(sortedKeys(fields), ", "))
+		yamlKeys(reflect.TypeOf(*c), fields)
+		return nil, &Error{File: path, Line: root.Line, Err: invalidf("the top level must be a mapping of sections (%s)", strings.Join(sortedKeys(fields), ", "))}
 	}
-	lc.root = root
-	if err := lc.checkKeys(root, reflect.TypeOf(lc.cfg), nil); err != nil {
+	c.root = root
+	if err := c.checkKeys(root, reflect.TypeOf(*c), nil); err != nil {
 		return nil, err
 	}
-	if err := root.Decode(&lc.cfg); err != nil {
-		return nil, lc.typeError(err)
+	if err := root.Decode(c); err != nil {
+		return nil, c.typeError(err)
 	}
-	if err := lc.checkBackends(); err != nil {
-		return nil, err
+	return c, nil
+}
+
+func (c *Config) syntaxError(err error) error {
+	msg := oneLine(err.Error())
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: c.path, Line: line, Err: invalidf("%s", m[2])}
 	}
-	return lc, nil
+	return &Error{File: c.path, Err: invalidf("%s", strings.TrimPrefix(msg, "yaml: "))}
 }
 
 // keyPath is a path into the file: map keys and sequence indexes.
@@ -116,14 +154,16 @@ func (p keyPath) String() string {
 	return b.String()
 }
 
-func (p keyPath) with(s string) keyPath { return append(p[:len(p):len(p)], s) }
+func (p keyPath) with(s ...string) keyPath { return append(p[:len(p):len(p)], s...) }
+
+func idx(i int) string { return fmt.Sprintf("[%d]", i) }
 
 // checkKeys walks a YAML node along the Go type it decodes into and reports
 // the first key the type does not have. yaml.v3's KnownFields reports a
 // Go type name, not the entry; this names the rule entry and the key.
 // Free-form values (a rule's `config`, typed map[string]any) are left to
 // the rule's own strict decoder.
-func (c *loadedConfig) checkKeys(n *yaml.Node, t reflect.Type, path keyPath) error {
+func (c *Config) checkKeys(n *yaml.Node, t reflect.Type, path keyPath) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -138,7 +178,7 @@ func (c *loadedConfig) checkKeys(n *yaml.Node, t reflect.Type, path keyPath) err
 			k := n.Content[i]
 			ft, ok := fields[k.Value]
 			if !ok {
-				return c.keyError(k.Line, path, k.Value, fmt.Sprintf("unknown key (known: %s)", strings.Join(sortedKeys(fields), ", ")))
+				return c.errAt(k.Line, path.with(k.Value), invalidf("unknown key (known: %s)", strings.Join(sortedKeys(fields), ", ")))
 			}
 			if err := c.checkKeys(n.Content[i+1], ft, path.with(k.Value)); err != nil {
 				return err
@@ -152,7 +192,7 @@ func (c *loadedConfig) checkKeys(n *yaml.Node, t reflect.Type, path keyPath) err
 		}
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for i, item := range n.Content {
-			if err := c.checkKeys(item, t.Elem(), path.with(fmt.Sprintf("[%d]", i))); err != nil {
+			if err := c.checkKeys(item, t.Elem(), path.with(idx(i))); err != nil {
 				return err
 			}
 		}
@@ -192,35 +232,43 @@ func yamlKeys(t reflect.Type, out map[string]reflect.Type) {
 	}
 }
 
-// keyError formats a bad key. Inside a pipeline rule entry it names the
-// entry as runtime.ConfigError does, so every pipeline error reads alike.
-func (c *loadedConfig) keyError(line int, parent keyPath, key, reason string) error {
-	full := parent.with(key)
-	if len(full) >= 3 && full[0] == "pipeline" && full[1] == "rules" && strings.HasPrefix(full[2], "[") {
-		idx, _ := strconv.Atoi(strings.Trim(full[2], "[]"))
-		ce := &runtime.ConfigError{Entry: idx, Name: c.entryName(idx), Key: full[3:].String(), Err: errors.New(reason)}
-		return fmt.Errorf("%s:%d: %w", c.path, line, ce)
+// errAt is the one error shape: the file, the line, the full key and,
+// inside a pipeline rule entry, the entry's name.
+func (c *Config) errAt(line int, key keyPath, err error) error {
+	e := &Error{File: c.name(), Line: line, Key: key.String(), Err: err}
+	if len(key) >= 3 && key[0] == "pipeline" && key[1] == "rules" && strings.HasPrefix(key[2], "[") {
+		i, _ := strconv.Atoi(strings.Trim(key[2], "[]"))
+		e.Rule = c.entryName(i)
 	}
-	if len(full) >= 2 && full[0] == "pipeline" {
-		ce := &runtime.ConfigError{Entry: -1, Key: full[1:].String(), Err: errors.New(reason)}
-		return fmt.Errorf("%s:%d: %w", c.path, line, ce)
-	}
-	return invalidf("%s:%d: key %q: %s", c.path, line, full.String(), reason)
+	return e
 }
+
+// bad reports err at the key (the line of the key, or of its nearest
+// ancestor in the file when the key is missing there).
+func (c *Config) bad(key keyPath, err error) error { return c.errAt(c.lineOf(key), key, err) }
 
 // entryName is what a rule entry is called in errors: its name, else its
 // rule id or module file, as the pipeline builder names it.
-func (c *loadedConfig) entryName(idx int) string {
-	entry := c.find(keyPath{"pipeline", "rules", fmt.Sprintf("[%d]", idx)})
-	if entry == nil || entry.Kind != yaml.MappingNode {
-		return ""
+func (c *Config) entryName(i int) string {
+	if i < 0 || i >= len(c.Pipeline.Rules) {
+		entry := c.find(keyPath{"pipeline", "rules", idx(i)})
+		var e runtime.RuleEntry
+		if entry == nil || entry.Kind != yaml.MappingNode {
+			return ""
+		}
+		var raw struct {
+			Name string `yaml:"name"`
+			Rule string `yaml:"rule"`
+			Wasm string `yaml:"wasm"`
+		}
+		_ = entry.Decode(&raw) // best effort, for the message only
+		e.Name, e.Rule, e.Wasm = raw.Name, raw.Rule, raw.Wasm
+		return ruleName(e)
 	}
-	var e struct {
-		Name string `yaml:"name"`
-		Rule string `yaml:"rule"`
-		Wasm string `yaml:"wasm"`
-	}
-	_ = entry.Decode(&e) // best effort, for the message only
+	return ruleName(c.Pipeline.Rules[i])
+}
+
+func ruleName(e runtime.RuleEntry) string {
 	switch {
 	case e.Name != "":
 		return e.Name
@@ -232,7 +280,7 @@ func (c *loadedConfig) entryName(idx int) string {
 }
 
 // find returns the value node at path, or nil.
-func (c *loadedConfig) find(path keyPath) *yaml.Node {
+func (c *Config) find(path keyPath) *yaml.Node {
 	n := c.root
 	for _, p := range path {
 		if n == nil {
@@ -264,8 +312,14 @@ func (c *loadedConfig) find(path keyPath) *yaml.Node {
 }
 
 // lineOf is the line of the key at path (or of its nearest ancestor that
-// exists: a missing key is reported where it belongs).
-func (c *loadedConfig) lineOf(path keyPath) int {
+// exists: a missing key is reported where it belongs); 0 without a file.
+func (c *Config) lineOf(path keyPath) int {
+	if c.root == nil {
+		if c.path == "" {
+			return 0
+		}
+		return 1
+	}
 	for len(path) > 0 {
 		parent := c.find(path[:len(path)-1])
 		last := path[len(path)-1]
@@ -283,14 +337,10 @@ func (c *loadedConfig) lineOf(path keyPath) int {
 		}
 		path = path[:len(path)-1]
 	}
-	if c.root != nil {
-		return c.root.Line
-	}
-	return 1
+	return c.root.Line
 }
 
-// splitKey turns a ConfigError key such as "config.items[1].role" into a
-// keyPath.
+// splitKey turns a key such as "config.items[1].role" into a keyPath.
 func splitKey(key string) keyPath {
 	var out keyPath
 	for _, part := range strings.Split(key, ".") {
@@ -316,44 +366,48 @@ func splitKey(key string) keyPath {
 	return out
 }
 
-// pipelineError puts a pipeline build error on one line with the file and
+// pipelineError places a pipeline build error (a *runtime.ConfigError) at
 // the line of the entry's key.
-func (c *loadedConfig) pipelineError(err error) error {
+func (c *Config) pipelineError(err error) error {
 	var ce *runtime.ConfigError
 	if !errors.As(err, &ce) {
-		return fmt.Errorf("%s: %w", c.path, err)
+		return &Error{File: c.name(), Line: c.lineOf(keyPath{"pipeline"}), Key: "pipeline", Err: err}
 	}
 	path := keyPath{"pipeline"}
 	if ce.Entry >= 0 {
-		path = path.with("rules").with(fmt.Sprintf("[%d]", ce.Entry))
+		path = path.with("rules", idx(ce.Entry))
 	}
 	path = append(path, splitKey(ce.Key)...)
-	return fmt.Errorf("%s:%d: %w", c.path, c.lineOf(path), ce)
+	e := c.bad(path, err).(*Error)
+	if ce.Entry >= 0 && ce.Name != "" {
+		e.Rule = ce.Name
+	}
+	return e
 }
 
 var yamlTypeLineRE = regexp.MustCompile(`line (\d+): (.*)`)
 
-// typeError turns yaml.v3's multi-line *yaml.TypeError into one line with
+// typeError turns yaml.v3's multi-line *yaml.TypeError into one error with
 // the file, the line and the key.
-func (c *loadedConfig) typeError(err error) error {
+func (c *Config) typeError(err error) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) || len(te.Errors) == 0 {
-		return invalidf("%s: %s", c.path, oneLine(err.Error()))
+		return &Error{File: c.path, Err: invalidf("%s", oneLine(err.Error()))}
 	}
 	m := yamlTypeLineRE.FindStringSubmatch(te.Errors[0])
 	if m == nil {
-		return invalidf("%s: %s", c.path, oneLine(te.Errors[0]))
+		return &Error{File: c.path, Err: invalidf("%s", oneLine(te.Errors[0]))}
 	}
 	line, _ := strconv.Atoi(m[1])
-	reason := strings.Replace(m[2], "cannot unmarshal ", "cannot decode ", 1)
+	reason := invalidf("%s", strings.Replace(m[2], "cannot unmarshal ", "cannot decode ", 1))
 	if path := c.pathAtLine(c.root, nil, line); path != nil {
-		return c.keyError(line, path[:len(path)-1], path[len(path)-1], reason)
+		return c.errAt(line, path, reason)
 	}
-	return invalidf("%s:%d: %s", c.path, line, reason)
+	return &Error{File: c.path, Line: line, Err: reason}
 }
 
 // pathAtLine finds the key whose value starts on line.
-func (c *loadedConfig) pathAtLine(n *yaml.Node, path keyPath, line int) keyPath {
+func (c *Config) pathAtLine(n *yaml.Node, path keyPath, line int) keyPath {
 	if n == nil {
 		return nil
 	}
@@ -370,28 +424,13 @@ func (c *loadedConfig) pathAtLine(n *yaml.Node, path keyPath, line int) keyPath 
 		}
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
-			if p := c.pathAtLine(item, path.with(fmt.Sprintf("[%d]", i)), line); p != nil {
+			if p := c.pathAtLine(item, path.with(idx(i)), line); p != nil {
 				return p
 			}
 			if item.Line == line && item.Kind == yaml.ScalarNode {
-				return path.with(fmt.Sprintf("[%d]", i))
+				return path.with(idx(i))
 			}
 		}
 	}
 	return nil
-}
-
-// configFileError is a configuration error already formatted as one line
-// ("FILE:LINE: what"). It matches runtime.ErrInvalid.
-type configFileError struct{ msg string }
-
-func (e *configFileError) Error() string        { return e.msg }
-func (e *configFileError) Is(target error) bool { return target == runtime.ErrInvalid }
-
-func invalidf(format string, args ...any) error {
-	return &configFileError{msg: fmt.Sprintf(format, args...)}
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(string(bytes.ReplaceAll([]byte(s), []byte("\n"), []byte(" ")))), " ")
 }

@@ -1,4 +1,4 @@
-package main
+package setup
 
 import (
 	"bytes"
@@ -10,9 +10,9 @@ import (
 // TestWarnRestartOnly: a reload names the sections it cannot apply (they
 // changed since start) and stays quiet about pipeline and hooks changes.
 func TestWarnRestartOnly(t *testing.T) {
-	parse := func(y string) *loadedConfig {
+	parse := func(y string) *Config {
 		t.Helper()
-		lc, err := parseConfig("claimsmith.yaml", []byte(y))
+		lc, err := Parse("claimsmith.yaml", []byte(y))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,8 +29,8 @@ func TestWarnRestartOnly(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			a := &app{log: slog.New(slog.NewTextHandler(&buf, nil)), configPath: "claimsmith.yaml"}
-			warnRestartOnly(t.Context(), a, start, parse(c.yaml))
+			env := Env{Log: slog.New(slog.NewTextHandler(&buf, nil))}
+			warnRestartOnly(t.Context(), env, start, parse(c.yaml))
 			out := buf.String()
 			if c.want == nil {
 				if out != "" {

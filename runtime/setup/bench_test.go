@@ -1,10 +1,8 @@
-package main
+package setup
 
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,25 +27,28 @@ func BenchmarkServeLoginPolicy(b *testing.B) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("store:\n  backend: redis\nredis:\n  addrs: [%s]\n", srv.Addr())), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	lc, err := loadConfig(cfg)
+	lc, err := Load(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := &app{stdout: io.Discard, stderr: io.Discard, log: slog.New(slog.DiscardHandler), dataDir: b.TempDir(), configPath: cfg}
-	defer a.redis.close()
-	ss, err := openServeStores(ctx, a, lc, "")
+	bk, err := OpenBackends(lc, Env{DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ss.release()
-	if _, err := importInto(ctx, a, ss.store, 0, authztest.Generate(authztest.BenchSpec(1000)), "bench"); err != nil {
+	defer bk.Close()
+	st, err := bk.Store(ctx, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.(Importer).Import(ctx, 0, authztest.Generate(authztest.BenchSpec(1000)), nil); err != nil {
 		b.Fatal(err)
 	}
 	reg, metrics, err := newServeMetrics()
 	if err != nil {
 		b.Fatal(err)
 	}
-	ms := newMeteredStore(ss.store, metrics)
+	ms := newMeteredStore(st, metrics)
 	q := authztest.BenchQuery()
 	for _, c := range []struct {
 		name     string
@@ -55,8 +56,8 @@ func BenchmarkServeLoginPolicy(b *testing.B) {
 		miss     bool
 	}{{"near-hit", 0, false}, {"redis-hit", -1, false}, {"miss", -1, true}} {
 		b.Run(c.name, func(b *testing.B) {
-			ss.cfg.Cache.NearSize = c.nearSize
-			pc, err := ss.policyCache(ctx, a, cacheSource{ms, ss.store}, reg)
+			lc.Cache.NearSize = c.nearSize
+			pc, err := bk.policyCache(ctx, cacheSource{ms, st}, reg)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package main
+package setup
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
-// newServeMetrics creates serve's own Prometheus registry (never the global
+// newServeMetrics creates the server's own Prometheus registry (never the global
 // default one) with the Go runtime and process collectors and claimsmith's
 // series (see hooks.Metrics).
 func newServeMetrics() (*prometheus.Registry, *hooks.Metrics, error) {
@@ -34,11 +34,11 @@ func newServeMetrics() (*prometheus.Registry, *hooks.Metrics, error) {
 // (claimsmith_store_errors_total{op}). Not found is an answer, not an error;
 // nor is the caller giving up (context canceled).
 type meteredStore struct {
-	st                                           pipelineStore
+	st                                           PipelineStore
 	resolve, application, snapshot, profile, put prometheus.Counter
 }
 
-func newMeteredStore(st pipelineStore, m *hooks.Metrics) *meteredStore {
+func newMeteredStore(st PipelineStore, m *hooks.Metrics) *meteredStore {
 	return &meteredStore{st: st,
 		resolve: m.StoreErrors("resolve_policy"), application: m.StoreErrors("application"),
 		snapshot: m.StoreErrors("snapshot"), profile: m.StoreErrors("profile"), put: m.StoreErrors("patch_profile")}

@@ -1,0 +1,477 @@
+package setup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/authz/memory"
+	"github.com/claimsmith/claimsmith/runtime/cache"
+)
+
+// Overrides are command-line flags that override the file (serve's --addr,
+// --issuer, --tls-cert, --tls-key). Empty fields override nothing.
+type Overrides struct {
+	Addr, Issuer, TLSCertFile, TLSKeyFile string
+}
+
+// apply returns a copy of cfg with the overrides in; cfg itself stays as
+// read (a reload compares the file with the file).
+func (o Overrides) apply(cfg *Config) *Config {
+	eff := *cfg
+	for dst, v := range map[*string]string{&eff.Server.Addr: o.Addr, &eff.Tokens.Issuer: o.Issuer,
+		&eff.Server.TLSCertFile: o.TLSCertFile, &eff.Server.TLSKeyFile: o.TLSKeyFile} {
+		if v != "" {
+			*dst = v
+		}
+	}
+	return &eff
+}
+
+// Options are what Build needs besides the configuration.
+type Options struct {
+	Env
+	Overrides Overrides
+}
+
+// Server is claimsmith's assembled HTTP server: the store and admin stores
+// the configuration names, the token service, the policy cache, the login
+// pipeline with the hooks behind a reloader, the admin API, readiness and
+// metrics. Build it with Build; serve it with Run or Serve; Close it.
+type Server struct {
+	cfg      *Config // as read from the file
+	eff      *Config // with the overrides
+	env      Env
+	backends *Backends
+	store    DataStore
+	tokens   *TokenService
+	cache    *cache.Cache
+	reloader *hooks.Reloader
+	routes   []hooks.Route
+	handler  http.Handler
+	http     *hooks.Server
+	closers  []func() // in the order of Close
+}
+
+// Build assembles the server cfg describes: it validates every section
+// (Validate), takes the data dir's owner lock (file backend), opens the
+// stores, initialises the signing keys (generating the first), starts the
+// policy cache and builds the pipeline (compiling wasm) and the hooks. It
+// does not listen. Close releases everything.
+func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error) {
+	s := &Server{cfg: cfg, eff: opt.Overrides.apply(cfg), env: opt.Env.withDefaults()}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+	c, env := s.eff, s.env
+	if err := c.Validate(ctx, env); err != nil {
+		return nil, err
+	}
+	b, err := OpenBackends(c, env)
+	if err != nil {
+		return nil, err
+	}
+	s.backends = b
+	s.onClose(func() { _ = b.Close() })
+	// A file store's data dir is owned by this server: direct CLI writes
+	// are refused while it runs. A shared store has no owner.
+	if !b.Shared() {
+		unlock, err := LockDataDirForServer(ctx, env.DataDir, c.Server.Addr)
+		if err != nil {
+			return nil, err
+		}
+		s.onClose(unlock)
+	}
+	st, err := b.Store(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	s.onClose(func() { _ = st.Close() })
+	as, err := b.Admin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := b.TokenService(ctx, st, st)
+	if err != nil {
+		return nil, err
+	}
+	s.tokens = ts
+	s.onClose(func() { _ = ts.Close() })
+
+	ep := hooks.Endpoints{
+		Introspect: &hooks.IntrospectHandler{Clients: ts.Clients, Introspector: ts.Introspector, Log: env.Log},
+		Revoke:     &hooks.RevokeHandler{Clients: ts.Clients, Revoker: ts.Introspector, Log: env.Log},
+		JWKS:       &hooks.JWKSHandler{Keys: ts.Keys},
+		Discovery:  &hooks.DiscoveryHandler{Issuer: ts.Minter.Issuer(), Keys: ts.Keys},
+	}
+	reg, metrics, err := newServeMetrics()
+	if err != nil {
+		return nil, err
+	}
+	// Logins resolve policies through the policy cache; admin API writes
+	// go through its Writer, so the next login sees them.
+	ms := newMeteredStore(st, metrics)
+	pc, err := b.policyCache(ctx, cacheSource{ms, st}, reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := pc.Start(ctx); err != nil {
+		return nil, err
+	}
+	s.cache = pc
+	s.onClose(func() { _ = pc.Close() })
+	checks := []hooks.ReadyCheck{
+		{Name: "keys", Check: func(context.Context) error { _, err := ts.Keys.Active(); return err }},
+		b.storeCheck(st),
+		{Name: "policy_cache", Check: pc.Check, Degrades: true},
+	}
+	if cfg.path != "" {
+		r, err := hooks.NewReloader(ctx, s.hookBuilder(ms, pc, hooks.TokenMinter{Minter: ts.Minter}, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
+		if err != nil {
+			return nil, err
+		}
+		s.reloader = r
+		s.onClose(func() {
+			// After the server stopped: in-flight logins have ended, so
+			// every pipeline can be closed.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.Server.ShutdownTimeout+5*time.Second)
+			defer cancel()
+			if err := r.Close(cctx); err != nil {
+				env.Log.Warn("close pipelines", "err", err)
+			}
+		})
+		ep.Extra = append(ep.Extra, r.Routes()...)
+		ep.Extra = append(ep.Extra, hooks.Route{Pattern: hooks.PatternReload, Handler: &hooks.ReloadHandler{Reloader: r, Keys: as.Keys, Log: env.Log}})
+		checks = append(checks, hooks.ReadyCheck{Name: "rules", Check: r.Check})
+	}
+	ep.Extra = append(ep.Extra, hooks.MetricsRoute(reg))
+	routes := ep.Routes()
+	adminRoutes, err := adminRoutes(env, cachedWrites{DataStore: st, w: pc.Writer(st)}, as)
+	if err != nil {
+		return nil, err
+	}
+	s.routes = metrics.Instrument(append(routes, adminRoutes...))
+	mux, err := hooks.NewMux(s.routes, checks, env.Log)
+	if err != nil {
+		return nil, err
+	}
+	s.handler = mux
+	if s.http, err = hooks.NewServer(c.Server, mux, env.Log); err != nil {
+		return nil, c.bad(keyPath{"server"}, err)
+	}
+	return s, nil
+}
+
+// onClose registers f to run at Close, before everything registered
+// earlier (the reverse order of opening).
+func (s *Server) onClose(f func()) { s.closers = append([]func(){f}, s.closers...) }
+
+// Handler is the server's handler (every route, instrumented), for tests
+// that serve it themselves.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Store is the server's authorization store (writes through it bypass the
+// policy cache; tests seed data with it before serving).
+func (s *Server) Store() DataStore { return s.store }
+
+// Tokens is the server's token service.
+func (s *Server) Tokens() *TokenService { return s.tokens }
+
+// Routes lists the mounted route patterns, sorted.
+func (s *Server) Routes() []string { return hooks.RoutePatterns(s.routes) }
+
+// DefaultAddr is server.addr's default.
+const DefaultAddr = "127.0.0.1:8080"
+
+// Run listens on server.addr and serves until ctx ends (see Serve).
+func (s *Server) Run(ctx context.Context) error {
+	addr := s.eff.Server.Addr
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx ends, then stops accepting and lets
+// requests in flight finish (server.shutdown_timeout). It re-reads the
+// signing keys every tokens.key_reload meanwhile.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	mctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go s.tokens.Keys.Maintain(mctx, s.tokens.KeyReload)
+	s.env.Log.InfoContext(ctx, "claimsmith serve", "issuer", s.tokens.Minter.Issuer(), "routes", s.Routes(),
+		"introspection_clients", len(s.eff.Tokens.Introspection.Clients))
+	return s.http.Serve(ctx, ln)
+}
+
+// Addr is the address Serve listens on once it does; it blocks until then
+// or until ctx ends.
+func (s *Server) Addr(ctx context.Context) (net.Addr, error) { return s.http.Addr(ctx) }
+
+// ErrNoConfigFile is Reload's answer for a server built without a file.
+var ErrNoConfigFile = errors.New("no configuration file to reload")
+
+// Reload re-reads the configuration file and swaps in its pipeline and
+// hooks (see hooks.Reloader); a file that fails is rejected and the running
+// configuration keeps serving.
+func (s *Server) Reload(ctx context.Context) (hooks.ReloadResult, error) {
+	if s.reloader == nil {
+		return hooks.ReloadResult{}, ErrNoConfigFile
+	}
+	return s.reloader.Reload(ctx)
+}
+
+// Close releases what Build opened: the pipelines (after the last login on
+// them), the policy cache, the token service, the store and its lock, the
+// Redis clients.
+func (s *Server) Close() error {
+	for _, f := range s.closers {
+		f()
+	}
+	s.closers = nil
+	return nil
+}
+
+// hookBuilder builds the login pipeline (policies through resolver, the
+// policy cache) and the IdP-facing handlers the hooks section asks for.
+// The first build uses the configuration Build was given; every later one
+// (SIGHUP, POST /api/reload) reads the file again and validates it whole.
+// A file without a hooks section still builds its pipeline, so a bad rule
+// is refused, then releases it: its dialect routes answer 404 until a
+// reload adds the section.
+func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter hooks.Minter, m *hooks.Metrics) hooks.BuildFunc {
+	// One set of webhook replay caches for the server's life: a reload must
+	// not let an already received webhook-id through again.
+	replays := hooks.NewReplayCaches()
+	first := true
+	return func(ctx context.Context) (*hooks.HookSet, error) {
+		cfg := s.cfg
+		if !first {
+			lc, err := Load(s.cfg.path)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.overridesOf(lc).Validate(ctx, s.env); err != nil {
+				return nil, err
+			}
+			warnRestartOnly(ctx, s.env, s.cfg, lc)
+			cfg = lc
+		}
+		first = false
+		set, _, err := buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, hooks.DialectDeps{
+			Resolver: resolver, Settings: st, Minter: minter, Replays: replays,
+		}, m)
+		return set, err
+	}
+}
+
+func (s *Server) overridesOf(c *Config) *Config {
+	return Overrides{Addr: s.eff.Server.Addr, Issuer: s.eff.Tokens.Issuer, TLSCertFile: s.eff.Server.TLSCertFile, TLSKeyFile: s.eff.Server.TLSKeyFile}.apply(c)
+}
+
+// buildHookSet is the part of a server a reload rebuilds, and what Check
+// builds: the pipeline and the dialect handlers around it. info describes
+// the pipeline (it may already be released).
+func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, popt PipelineOptions, deps hooks.DialectDeps, m *hooks.Metrics) (_ *hooks.HookSet, info pipelineInfo, _ error) {
+	p, err := cfg.BuildPipeline(ctx, env, st, popt)
+	if err != nil {
+		return nil, info, err
+	}
+	info = pipelineInfo{steps: p.Steps(), namespace: p.Namespace()}
+	release := func() {
+		if err := p.Close(); err != nil {
+			env.Log.Warn("release pipeline", "error", err)
+		}
+	}
+	set := &hooks.HookSet{Handlers: map[string]http.Handler{}}
+	for _, step := range p.Steps() {
+		set.Rules = append(set.Rules, step.Name)
+	}
+	if cfg.Hooks == nil {
+		release()
+		return set, info, nil
+	}
+	deps.Enricher = p
+	if m != nil {
+		deps.Enricher = m.Enricher(p)
+	}
+	deps.Namespace = p.Namespace()
+	d, err := cfg.buildDialects(ctx, env, deps)
+	if err != nil {
+		release()
+		return nil, info, err
+	}
+	set.MaxBody, set.Release = cfg.Hooks.MaxBody, release
+	d.Register(func(pattern string, h http.Handler) { set.Handlers[pattern] = h })
+	return set, info, nil
+}
+
+// pipelineInfo is what a report says of a built pipeline.
+type pipelineInfo struct {
+	steps     []runtime.StepInfo
+	namespace string
+}
+
+// warnRestartOnly logs the sections a reload does not apply: everything
+// but pipeline and hooks (the listener, TLS, keys, introspection clients,
+// store, Redis and cache are set up once at start), and the namespace the
+// token side uses.
+func warnRestartOnly(ctx context.Context, env Env, start, cur *Config) {
+	var changed []string
+	old, now := reflect.ValueOf(*start), reflect.ValueOf(*cur)
+	for i := range old.NumField() {
+		f := old.Type().Field(i)
+		if !f.IsExported() || f.Name == "Pipeline" || f.Name == "Hooks" {
+			continue
+		}
+		if !reflect.DeepEqual(old.Field(i).Interface(), now.Field(i).Interface()) {
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			changed = append(changed, name)
+		}
+	}
+	if start.Pipeline.Namespace != cur.Pipeline.Namespace {
+		changed = append(changed, "pipeline.namespace (for introspection; logins use the new one)")
+	}
+	if len(changed) > 0 {
+		env.Log.WarnContext(ctx, "configuration reload: these sections changed and take effect only at restart",
+			"file", cur.path, "sections", changed)
+	}
+}
+
+// cacheSource is what the policy cache wraps: policies through the metered
+// store, the revision from the store itself.
+type cacheSource struct {
+	authz.PolicyResolver
+	st authz.Reader
+}
+
+func (s cacheSource) Revision(ctx context.Context) (uint64, error) { return s.st.Revision(ctx) }
+
+// cachedWrites is the store whose writes invalidate the policy cache
+// before they return.
+type cachedWrites struct {
+	DataStore
+	w authz.Writer
+}
+
+func (s cachedWrites) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (uint64, error) {
+	return s.w.Apply(ctx, expected, ops...)
+}
+
+// adminRoutes builds the admin API (/api/…) over the server's store, with
+// the keys and audit log of the configured backend.
+func adminRoutes(env Env, st DataStore, as AdminStores) ([]hooks.Route, error) {
+	api, err := hooks.NewAdminAPI(hooks.AdminConfig{Store: st, Keys: as.Keys, Audit: as.Audit, Profiles: st, Log: env.Log})
+	if err != nil {
+		return nil, err
+	}
+	return api.ServerRoutes(), nil
+}
+
+// policyCache builds the policy cache over src from the cache section:
+// near cache always, the Redis cache and pub/sub when the cache has a
+// Redis. The caller starts and closes it.
+func (b *Backends) policyCache(ctx context.Context, src cache.Source, reg prometheus.Registerer) (*cache.Cache, error) {
+	cc, prefix, err := b.cacheClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := b.cfg.Cache
+	return cache.New(src, cache.Options{Client: cc, Prefix: prefix, NearSize: c.NearSize, NearTTL: c.NearTTL,
+		RedisTTL: c.RedisTTL, OpTimeout: c.OpTimeout, PollInterval: c.PollInterval, Logger: b.env.Log, Registerer: reg})
+}
+
+// StoreCheckTimeout bounds the store's readiness check: go-redis' retries
+// against a dead server take about 1.7 s, longer than probes wait.
+const StoreCheckTimeout = 500 * time.Millisecond
+
+// storeCheck is the readiness check of the store. With the Redis store and
+// last_snapshot, logins keep being answered while Redis is away (within
+// max_staleness), so an unreachable store degrades instead of failing.
+func (b *Backends) storeCheck(st authz.Reader) hooks.ReadyCheck {
+	return hooks.ReadyCheck{
+		Name: "store",
+		Check: func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, StoreCheckTimeout)
+			defer cancel()
+			_, err := st.Revision(ctx)
+			return err
+		},
+		Degrades: b.kind.degrades(b),
+	}
+}
+
+// Report is what Check built.
+type Report struct {
+	Steps     []runtime.StepInfo
+	Namespace string
+	// Routes are the hook routes the configuration serves.
+	Routes []string
+	// Env lists the environment variables the configuration reads.
+	Env []EnvVar
+}
+
+// Check builds what Build builds, refusing exactly what Build refuses, but
+// without side effects: no owner lock, no key generated, no listener, no
+// background work, no profile written. The store is read as it is (an
+// empty in-memory store when the file backend's data dir does not exist
+// yet); a Redis store must be reachable. The report lists the pipeline and
+// the environment variables the configuration reads, also on failure.
+func Check(ctx context.Context, cfg *Config, opt Options) (*Report, error) {
+	env := opt.Env.withDefaults()
+	c := opt.Overrides.apply(cfg)
+	rep := &Report{Env: c.EnvVars(env.Getenv)}
+	if err := c.Validate(ctx, env); err != nil {
+		return rep, err
+	}
+	b, err := OpenBackends(c, env)
+	if err != nil {
+		return rep, err
+	}
+	defer b.Close()
+	var st PipelineStore
+	if _, err := os.Stat(env.DataDir); !b.Shared() && errors.Is(err, fs.ErrNotExist) {
+		st = memory.New(memory.Options{})
+	} else {
+		ds, err := b.Store(ctx, true)
+		if err != nil {
+			return rep, err
+		}
+		defer ds.Close()
+		st = ds
+	}
+	set, info, err := buildHookSet(ctx, c, env, st, PipelineOptions{DryRun: true}, hooks.DialectDeps{Resolver: st, Settings: st}, nil)
+	if err != nil {
+		return rep, err
+	}
+	if set.Release != nil {
+		set.Release()
+	}
+	for p := range set.Handlers {
+		rep.Routes = append(rep.Routes, p)
+	}
+	sort.Strings(rep.Routes)
+	// The TLS pair was loaded by Validate; the listener is not opened.
+	rep.Steps, rep.Namespace = info.steps, info.namespace
+	return rep, nil
+}
