@@ -22,15 +22,7 @@ func TestLoadtestAgainstServe(t *testing.T) {
 	if _, stderr, code := runBinary(t, bin, "--data-dir", data, "import", "samples/data/claimsmith-full.json"); code != 0 {
 		t.Fatalf("import: %s", stderr)
 	}
-	for k, v := range map[string]string{
-		"CLAIMSMITH_DEV_BEARER_KEY":        "dev-native-bearer-key",
-		"CLAIMSMITH_DEV_WEBHOOK_SECRET":    "whsec_Y2xhaW1zbWl0aC1kZXYtd2ViaG9vay1zZWNyZXQtMzJi",
-		"CLAIMSMITH_DEV_HYDRA_KEY":         "dev-hydra-key",
-		"CLAIMSMITH_DEV_EXTENSION_KEY":     "dev-extension-key",
-		"CLAIMSMITH_DEV_INTROSPECT_SECRET": "dev-introspection-secret",
-	} {
-		t.Setenv(k, v)
-	}
+	devEnv(t)
 	n := startNode(t, bin, "loadtest-target", "--log-level", "warn", "--data-dir", data,
 		"--config", filepath.Join(root, "samples", "config", "claimsmith.yaml"))
 	out := t.TempDir()

@@ -129,7 +129,7 @@ func TestTokenConfigErrors(t *testing.T) {
 		"bad issuer":          {"  issuer: auth.example.com\n", "issuer"},
 		"secret env missing":  {"  introspection:\n    clients:\n      - client_id: rs\n        secret_env: CLAIMSMITH_TEST_UNSET_VAR\n", "CLAIMSMITH_TEST_UNSET_VAR is empty"},
 		"both secrets":        {"  introspection:\n    clients:\n      - client_id: rs\n        secret_env: X\n        secret_hash: sha256:00\n", "exactly one"},
-		"bad hash":            {"  introspection:\n    clients:\n      - client_id: rs\n        secret_hash: md5:00\n", `"rs": secret_hash`},
+		"bad hash":            {"  introspection:\n    clients:\n      - client_id: rs\n        secret_hash: md5:00\n", `claimsmith.yaml:5: key "tokens.introspection.clients[0].secret_hash": must start with`},
 		"lifetime not a time": {"  lifetimes: {access_token: soon}\n", "soon"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -38,7 +38,7 @@ func (c *Config) Validate(ctx context.Context, env Env) error {
 	}
 	if c.Pipeline.Namespace != "" {
 		if _, err := runtime.ParseNamespace(c.Pipeline.Namespace); err != nil {
-			return c.bad(keyPath{"pipeline", "namespace"}, err)
+			return c.bad(keyPath{"pipeline", "namespace"}, invalidf("%s", err))
 		}
 	}
 	if _, err := c.buildDialects(ctx, env, hooks.DialectDeps{Enricher: validationOnly{}, Resolver: validationOnly{}, Settings: validationOnly{}}); err != nil {
