@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/claimsmith/claimsmith/runtime/setup"
 )
 
 // TestLoadtestAgainstServe runs `claimsmith loadtest` as a user would, against
@@ -14,19 +19,16 @@ import (
 // must be written.
 func TestLoadtestAgainstServe(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the binary")
+		t.Skip("a load test")
 	}
-	bin := buildClaimsmith(t)
-	root, _ := filepath.Abs(filepath.Join("..", ".."))
 	data := t.TempDir()
-	if _, stderr, code := runBinary(t, bin, "--data-dir", data, "import", "samples/data/claimsmith-full.json"); code != 0 {
+	if code, _, stderr := cli(t, "", "--data-dir", data, "import", "../../samples/data/claimsmith-full.json"); code != 0 {
 		t.Fatalf("import: %s", stderr)
 	}
 	devEnv(t)
-	n := startNode(t, bin, "loadtest-target", "--log-level", "warn", "--data-dir", data,
-		"--config", filepath.Join(root, "samples", "config", "claimsmith.yaml"))
+	url := serveInProcess(t, data, filepath.Join("..", "..", "samples", "config", "claimsmith.yaml"))
 	out := t.TempDir()
-	stdout, stderr, code := runBinary(t, bin, "loadtest", "--url", n.url, "--rate", "200", "--duration", "1s", "--out", out)
+	code, stdout, stderr := cli(t, "", "--log-level", "warn", "loadtest", "--data", "../../samples/data/claimsmith-full.json", "--url", url, "--rate", "200", "--duration", "1s", "--out", out)
 	if code != 0 {
 		t.Fatalf("loadtest exit %d:\n%s\n%s", code, stdout, stderr)
 	}
@@ -45,4 +47,40 @@ func TestLoadtestAgainstServe(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "report.txt")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// serveInProcess builds the server the configuration describes through
+// runtime/setup (exactly what `claimsmith serve` builds) and serves it on a
+// loopback port until the test ends; it returns the base URL.
+func serveInProcess(t *testing.T, dataDir, cfgPath string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg, err := setup.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	srv, err := setup.Build(ctx, cfg, setup.Options{
+		Env:       setup.Env{DataDir: dataDir, Getenv: os.Getenv, Log: slog.New(slog.DiscardHandler)},
+		Overrides: setup.Overrides{Addr: ln.Addr().String(), Issuer: url},
+	})
+	if err != nil {
+		_ = ln.Close()
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		_ = srv.Close()
+	})
+	return url
 }
