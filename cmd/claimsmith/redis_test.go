@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -99,20 +99,20 @@ type node struct {
 	out  *lockedBuffer
 }
 
-// startNode runs `claimsmith serve` and waits until it answers /healthz.
-func startNode(t *testing.T, bin, name string, args ...string) *node {
+// startNode runs `claimsmith serve` in-process (run, with its flags, then
+// the server runtime/setup builds) and waits until it answers /healthz.
+// The node's secrets come from the environment, set for the test.
+func startNode(t *testing.T, name string, args ...string) *node {
 	t.Helper()
+	setNodeEnv(t)
 	addr := freeAddr(t)
 	n := &node{name: name, url: "http://" + addr, out: &lockedBuffer{}}
-	cmd := exec.Command(bin, append(args, "serve", "--addr", addr)...)
-	cmd.Env = append(os.Environ(), "NODE_TEST_BEARER="+nodeBearer, "NODE_TEST_RS_SECRET="+nodeRS)
-	cmd.Stdout, cmd.Stderr = n.out, n.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append(args, "serve", "--addr", addr), strings.NewReader(""), n.out, n.out) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		cancel()
+		<-done
 		if t.Failed() {
 			// Skip the per-login lines: the rest tells what went wrong.
 			var lines []string
@@ -126,6 +126,11 @@ func startNode(t *testing.T, bin, name string, args ...string) *node {
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		select {
+		case code := <-done:
+			t.Fatalf("node %s exited with status %d:\n%s", name, code, n.out.String())
+		default:
+		}
 		resp, err := http.Get(n.url + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -138,6 +143,12 @@ func startNode(t *testing.T, bin, name string, args ...string) *node {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// setNodeEnv sets the secrets nodeConfig names, for the test.
+func setNodeEnv(t *testing.T) {
+	t.Setenv("NODE_TEST_BEARER", nodeBearer)
+	t.Setenv("NODE_TEST_RS_SECRET", nodeRS)
 }
 
 // loginResult is what the node tests read from a native post-login.
@@ -283,17 +294,16 @@ func eventually(t *testing.T, max time.Duration, what string, cond func() bool) 
 	return time.Since(start)
 }
 
-// binCLI runs the binary and fails the test on a non-zero exit.
-func binCLI(t *testing.T, bin string, args ...string) (stdout, stderr string) {
+// binCLI runs a command in-process, as the binary would, and fails the
+// test on a non-zero exit.
+func binCLI(t *testing.T, args ...string) (stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "NODE_TEST_BEARER="+nodeBearer, "NODE_TEST_RS_SECRET="+nodeRS)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("claimsmith %q: %v\n%s%s", args, err, out.String(), errb.String())
+	setNodeEnv(t)
+	code, out, errs := cli(t, "", args...)
+	if code != 0 {
+		t.Fatalf("claimsmith %q: exit %d\n%s%s", args, code, out, errs)
 	}
-	return out.String(), errb.String()
+	return out, errs
 }
 
 func tokenKID(t *testing.T, tok string) string {
@@ -334,7 +344,6 @@ func TestTwoNodesOnRedis(t *testing.T) {
 	}
 	storeSrv := redistest.Start(t, redistest.Options{AppendOnly: true})
 	cacheSrv := redistest.Start(t, redistest.Options{})
-	bin := buildClaimsmith(t)
 	tmp := t.TempDir()
 	unused := filepath.Join(tmp, "unused-data-dir")
 	cfg := filepath.Join(tmp, "claimsmith.yaml")
@@ -368,19 +377,19 @@ cache:
 		t.Fatal(err)
 	}
 	f.Close()
-	binCLI(t, bin, append(g, "import", big)...)
-	out, _ := binCLI(t, bin, append(g, "import", docPath)...)
+	binCLI(t, append(g, "import", big)...)
+	out, _ := binCLI(t, append(g, "import", docPath)...)
 	if !strings.Contains(out, "store redis "+storeSrv.Addr()+" at revision 2") || !strings.Contains(out, "1 group, 1 role, 1 permission") {
 		t.Fatalf("import: %s", out)
 	}
 	if n, err := storeSrv.Do("EVAL", "return #redis.call('KEYS', 'node-test:{authz}:1:*')", "0"); err != nil || n != "0" {
 		t.Fatalf("%s keys of the replaced generation remain after the import command exited (%v)", n, err)
 	}
-	out, _ = binCLI(t, bin, append(g, "admin-key", "create", "--name", "ops", "--scopes", "all")...)
+	out, _ = binCLI(t, append(g, "admin-key", "create", "--name", "ops", "--scopes", "all")...)
 	key := strings.TrimSpace(out)
 
-	a := startNode(t, bin, "A", g...)
-	b := startNode(t, bin, "B", g...)
+	a := startNode(t, "A", g...)
+	b := startNode(t, "B", g...)
 	for _, n := range []*node{a, b} {
 		eventually(t, 10*time.Second, n.name+" ready", func() bool {
 			st, body := n.ready(t)
@@ -422,7 +431,7 @@ cache:
 	// A CLI write straight to the Redis store (no server involved) also
 	// reaches both nodes at once: the command publishes the invalidation.
 	b.mustLogin(t, "auth0|cli-user")
-	binCLI(t, bin, append(g, "groups", "add-members", "g-eng", "auth0|cli-user")...)
+	binCLI(t, append(g, "groups", "add-members", "g-eng", "auth0|cli-user")...)
 	d := eventually(t, time.Second, "B to see a CLI write", func() bool {
 		return slices.Contains(b.mustLogin(t, "auth0|cli-user").groups, "Engineering")
 	})
@@ -435,7 +444,7 @@ cache:
 		t.Fatalf("no minted tokens: %+v", first)
 	}
 	oldKID := tokenKID(t, first.tokens.AccessToken)
-	out, _ = binCLI(t, bin, append(g, "keys", "rotate")...)
+	out, _ = binCLI(t, append(g, "keys", "rotate")...)
 	if !strings.Contains(out, "as next") {
 		t.Fatalf("keys rotate: %s", out)
 	}
@@ -452,7 +461,7 @@ cache:
 	if ans := b.introspect(t, first.tokens.AccessToken); ans["active"] != true {
 		t.Fatalf("B introspects A's token of the retired key %s: %v", oldKID, ans)
 	}
-	out, _ = binCLI(t, bin, append(g, "token", "verify", tok)...)
+	out, _ = binCLI(t, append(g, "token", "verify", tok)...)
 	if !strings.Contains(out, `"sub": "auth0|alice"`) {
 		t.Fatalf("token verify with the shared keys: %s", out)
 	}
@@ -542,7 +551,6 @@ func TestFileStoreWithRedisCache(t *testing.T) {
 		t.Skip("builds and runs claimsmith and redis-server; skipped with -short")
 	}
 	srv := redistest.Start(t, redistest.Options{})
-	bin := buildClaimsmith(t)
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "data")
 	cfg := filepath.Join(tmp, "claimsmith.yaml")
@@ -554,16 +562,16 @@ func TestFileStoreWithRedisCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := []string{"--config", cfg, "--data-dir", data}
-	out, _ := binCLI(t, bin, append(g, "import", docPath)...)
+	out, _ := binCLI(t, append(g, "import", docPath)...)
 	if !strings.Contains(out, "store "+data) {
 		t.Fatalf("import: %s", out)
 	}
-	out, _ = binCLI(t, bin, append(g, "admin-key", "create", "--name", "ops", "--scopes", "all")...)
+	out, _ = binCLI(t, append(g, "admin-key", "create", "--name", "ops", "--scopes", "all")...)
 	key := strings.TrimSpace(out)
 	if _, err := os.Stat(filepath.Join(data, "admin", "keys.json")); err != nil {
 		t.Fatalf("file backend: admin keys not in the data dir: %v", err)
 	}
-	n := startNode(t, bin, "file", g...)
+	n := startNode(t, "file", g...)
 	eventually(t, 10*time.Second, "ready", func() bool { st, body := n.ready(t); return st == http.StatusOK && body["status"] == "ready" })
 	n.mustLogin(t, "auth0|alice")
 	n.mustLogin(t, "auth0|alice") // a near hit
@@ -743,7 +751,7 @@ func TestRedisUnreachableNamesTheConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, errs := cli(t, "", "--config", cfg, "export")
-	want := cfg + ":3: redis: cannot reach Redis at " + addr
+	want := cfg + ":3: key \"redis\": cannot reach Redis at " + addr
 	if code != 1 || !strings.Contains(errs, want) {
 		t.Fatalf("exit %d: %s\nwant %s", code, errs, want)
 	}
@@ -758,7 +766,6 @@ func TestServeOnClusterAndSentinel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs claimsmith and several redis-server processes; skipped with -short")
 	}
-	bin := buildClaimsmith(t)
 	topologies := []struct {
 		name  string
 		start func(t *testing.T) (redisSection string, env []string)
@@ -790,11 +797,11 @@ func TestServeOnClusterAndSentinel(t *testing.T) {
 				t.Fatal(err)
 			}
 			g := []string{"--config", cfg, "--data-dir", filepath.Join(tmp, "unused")}
-			binCLI(t, bin, append(g, "import", docPath)...)
-			out, _ := binCLI(t, bin, append(g, "admin-key", "create", "--name", "ops", "--scopes", "all")...)
+			binCLI(t, append(g, "import", docPath)...)
+			out, _ := binCLI(t, append(g, "admin-key", "create", "--name", "ops", "--scopes", "all")...)
 			key := strings.TrimSpace(out)
-			a := startNode(t, bin, "A", g...)
-			b := startNode(t, bin, "B", g...)
+			a := startNode(t, "A", g...)
+			b := startNode(t, "B", g...)
 			for _, n := range []*node{a, b} {
 				eventually(t, 10*time.Second, n.name+" ready", func() bool { st, _ := n.ready(t); return st == http.StatusOK })
 			}
