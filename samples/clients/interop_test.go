@@ -1,7 +1,8 @@
 // Package clients holds interop checks: relying-party code in other
-// ecosystems verifying what claimsmith mints. interop_test.go builds the
-// claimsmith binary, starts `claimsmith serve` on loopback, mints tokens with
-// `claimsmith token mint` and runs verify.mjs (npm jose) against it.
+// ecosystems verifying what claimsmith mints. interop_test.go starts the
+// server `claimsmith serve` builds (runtime/setup) in-process on loopback,
+// mints tokens through its pipeline and minter as `claimsmith token mint`
+// does, and runs verify.mjs (npm jose) against it.
 package clients
 
 import (
@@ -9,15 +10,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/setup"
 )
 
 const sampleDoc = `{"configuration":[],
@@ -35,18 +40,22 @@ func TestNodeJoseInterop(t *testing.T) {
 		run(t, dir, nil, "npm", "ci", "--no-audit", "--no-fund")
 	}
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "claimsmith")
-	run(t, dir, nil, "go", "build", "-o", bin, "github.com/claimsmith/claimsmith/cmd/claimsmith")
-	if err := os.WriteFile(filepath.Join(tmp, "doc.json"), []byte(sampleDoc), 0o600); err != nil {
+	doc, err := authz.ParseDocument([]byte(sampleDoc))
+	if err != nil {
 		t.Fatal(err)
 	}
+	const secret = "s3cr3t-for-the-interop-check"
+	getenv := func(k string) string { return map[string]string{"INTEROP_SECRET": secret}[k] }
 	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
 		t.Run(alg, func(t *testing.T) {
-			data := filepath.Join(tmp, "data-"+alg)
-			run(t, tmp, nil, bin, "--data-dir", data, "import", filepath.Join(tmp, "doc.json"))
-			addr := freeAddr(t)
-			base := "http://" + addr
-			cfg := filepath.Join(tmp, "claimsmith-"+alg+".yaml")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := "http://" + ln.Addr().String()
+			cfgPath := filepath.Join(tmp, "claimsmith-"+alg+".yaml")
 			conf := fmt.Sprintf(`server:
   addr: %s
 tokens:
@@ -61,39 +70,53 @@ pipeline:
   rules:
     - rule: authorization
     - rule: required-roles
-`, addr, base, alg)
-			if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+`, ln.Addr(), base, alg)
+			if err := os.WriteFile(cfgPath, []byte(conf), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			env := []string{"INTEROP_SECRET=s3cr3t-for-the-interop-check"}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			srv := exec.CommandContext(ctx, bin, "--data-dir", data, "--config", cfg, "serve")
-			srv.Env = append(os.Environ(), env...)
+			cfg, err := setup.Load(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var srvLog bytes.Buffer
-			srv.Stdout, srv.Stderr = &srvLog, &srvLog
-			if err := srv.Start(); err != nil {
+			env := setup.Env{DataDir: filepath.Join(tmp, "data-"+alg), Getenv: getenv, Log: slog.New(slog.NewTextHandler(&srvLog, nil))}
+			srv, err := setup.Build(ctx, cfg, setup.Options{Env: env})
+			if err != nil {
 				t.Fatal(err)
 			}
+			defer srv.Close()
 			defer func() {
 				if t.Failed() {
 					t.Logf("server log:\n%s", srvLog.String())
 				}
 			}()
+			if _, err := srv.Store().Apply(ctx, 0, &authz.ReplaceDocument{Doc: doc}); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ctx, ln) }()
 			waitReady(t, base+"/readyz")
 
-			out := run(t, tmp, env, bin, "--data-dir", data, "--config", cfg, "token", "mint",
-				"--user", "auth0|alice", "--client", "app1", "--audience", "https://api.example.com", "--nonce", "n-0S6_WzA2Mj", "--scope", "openid profile read:docs")
-			var minted struct {
-				IDToken     string `json:"id_token"`
-				AccessToken string `json:"access_token"`
+			// What `claimsmith token mint` does: a dry-run login through the
+			// configured pipeline, then the server's minter.
+			p, err := cfg.BuildPipeline(ctx, env, srv.Store(), setup.PipelineOptions{DryRun: true})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err := json.Unmarshal(out, &minted); err != nil || minted.IDToken == "" || minted.AccessToken == "" {
-				t.Fatalf("token mint printed %s (%v)", out, err)
+			defer p.Close()
+			ev := &runtime.Event{Trigger: runtime.TriggerPostLogin, User: runtime.User{UserID: "auth0|alice"}, Client: runtime.Client{ClientID: "app1"},
+				Transaction: runtime.Transaction{RequestedScopes: strings.Fields("openid profile read:docs"), Audience: "https://api.example.com", Nonce: "n-0S6_WzA2Mj"}}
+			res, err := p.Run(ctx, ev)
+			if err != nil || !res.Decision.Allowed {
+				t.Fatalf("login: %+v %v", res, err)
 			}
-			report := run(t, dir, []string{"CLAIMSMITH_URL=" + base, "ID_TOKEN=" + minted.IDToken, "ACCESS_TOKEN=" + minted.AccessToken,
+			toks, err := srv.Tokens().Minter.MintLogin(ctx, ev, res)
+			if err != nil || toks.IDToken == nil {
+				t.Fatalf("mint: %+v %v", toks, err)
+			}
+			report := run(t, dir, []string{"CLAIMSMITH_URL=" + base, "ID_TOKEN=" + toks.IDToken.Token, "ACCESS_TOKEN=" + toks.AccessToken.Token,
 				"CLIENT_ID=app1", "AUDIENCE=https://api.example.com", "NONCE=n-0S6_WzA2Mj",
-				"INTROSPECT_CLIENT=orders-api", "INTROSPECT_SECRET=s3cr3t-for-the-interop-check"}, node, "verify.mjs")
+				"INTROSPECT_CLIENT=orders-api", "INTROSPECT_SECRET=" + secret}, node, "verify.mjs")
 			var rep struct {
 				OK     bool `json:"ok"`
 				Checks []struct {
@@ -109,12 +132,10 @@ pipeline:
 					t.Fatalf("%s verified with %s, want %s", c.Name, c.Alg, alg)
 				}
 			}
-			// Graceful shutdown on SIGTERM: exit status 0.
-			if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
-				t.Fatal(err)
-			}
-			if err := srv.Wait(); err != nil {
-				t.Fatalf("serve after SIGTERM: %v", err)
+			// Graceful shutdown (what SIGTERM does): Serve returns nil.
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("serve after shutdown: %v", err)
 			}
 		})
 	}
@@ -132,16 +153,6 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) []
 		t.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, out, stderr.String())
 	}
 	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func waitReady(t *testing.T, url string) {
