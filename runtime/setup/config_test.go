@@ -97,6 +97,9 @@ func FuzzConfig(f *testing.F) {
 		"server: {addr: 1}\ntokens: {}\n",
 		"pipeline:\n  rules:\n    - rule: authorization\n      config: {1: 2}\n",
 		"? [a]\n: b\n",
+		"tokens: {algorithm: HS256, issuer: x}\n",
+		"hooks: {native: {callers: [{name: a, webhook_secret: whsec_!!}]}, hydra: {api_key_env: K}}\n",
+		"server: {tls_key_file: k.pem}\ntokens: {introspection: {clients: [{client_id: a, secret_hash: md5:0}]}}\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -107,6 +110,14 @@ func FuzzConfig(f *testing.F) {
 				t.Fatalf("bad error %q", err)
 			}
 			return
+		}
+		// Validate (no store, no secrets set): a refusal is one line naming
+		// the file, matching ErrInvalid; nothing panics.
+		if err := c.Validate(context.Background(), Env{Getenv: func(string) string { return "" }}); err != nil {
+			var se *Error
+			if !errors.As(err, &se) || !strings.HasPrefix(err.Error(), "fuzz.yaml:") || strings.Contains(err.Error(), "\n") || !errors.Is(err, runtime.ErrInvalid) {
+				t.Fatalf("bad validation error %q", err)
+			}
 		}
 		for _, r := range c.Pipeline.Rules {
 			if r.Wasm != "" {
