@@ -19,10 +19,11 @@ Runs the HTTP server until SIGTERM or Ctrl-C, then stops accepting and lets
 requests in flight finish (server.shutdown_timeout, default 20s).
 
 Reload without downtime: SIGHUP (kill -HUP PID) or POST /api/reload (admin
-key with write:authz) re-reads the config file: the pipeline (every rule
-built, every wasm module compiled) and the hooks section (with the secrets
-of the environment variables it names) are built completely, then swapped
-in atomically.
+key with write:authz) re-reads the config file and validates all of it as
+at start ('claimsmith check' refuses the same files): the pipeline (every
+rule built, every wasm module compiled) and the hooks section (with the
+secrets of the environment variables it names) are built completely, then
+swapped in atomically.
 Logins already running finish on the pipeline they started on; the old one
 is closed after its last login. A file that fails to load or build is
 rejected with the reason (logged; 400 from the endpoint, 409 while another

@@ -315,3 +315,50 @@ func TestDryRunWritesNothing(t *testing.T) {
 		t.Fatalf("the dry run changed the stored profile:\nbefore %s\nafter %s", before, after)
 	}
 }
+
+// TestCheckAndServeAgree runs `claimsmith check` and `claimsmith serve` on
+// the same broken files: both exit 1 with the same one line naming the
+// file, the line and the key (runtime/setup's table covers every section;
+// this shows the commands go through it).
+func TestCheckAndServeAgree(t *testing.T) {
+	devEnv(t)
+	t.Setenv("CLAIMSMITH_DEV_WEBHOOK_SECRET", "whsec_!!not-base64")
+	good, err := os.ReadFile(filepath.Join("..", "..", "samples", "config", "claimsmith.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, c := range []struct{ name, old, new, want string }{
+		{"malformed whsec_", "", "", `key "hooks.native.callers[0].webhook_secret_env": `},
+		{"bad algorithm", "  algorithm: ES256\n", "  algorithm: HS512\n", `key "tokens.algorithm": "HS512" is not one of`},
+		{"unknown backend", "tokens:\n", "store:\n  backend: etcd\ntokens:\n", `key "store.backend": is "etcd"`},
+		{"second document", "tokens:\n", "---\ntokens:\n", `a second YAML document`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if !bytes.Contains(good, []byte(c.old)) {
+				t.Fatalf("sample config lacks %q", c.old)
+			}
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".yaml")
+			src := good
+			if c.old != "" {
+				src = bytes.Replace(good, []byte(c.old), []byte(c.new), 1)
+			}
+			if err := os.WriteFile(path, src, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			verdict := func(args ...string) string {
+				var out, errb bytes.Buffer
+				code := run(context.Background(), append([]string{"--data-dir", filepath.Join(dir, "data-"+args[0]), "--config", path}, args...),
+					strings.NewReader(""), &out, &errb)
+				msg, ok := strings.CutPrefix(errb.String(), "claimsmith "+args[0]+": ")
+				if code != 1 || !ok || !strings.HasPrefix(msg, path+":") || !strings.Contains(msg, c.want) || strings.Count(msg, "\n") != 1 {
+					t.Fatalf("%s: exit %d, stderr %q, want %q", args[0], code, errb.String(), c.want)
+				}
+				return msg
+			}
+			if checked, served := verdict("check"), verdict("serve", "--addr", "127.0.0.1:0"); checked != served {
+				t.Fatalf("check says %q, serve says %q", checked, served)
+			}
+		})
+	}
+}
