@@ -203,3 +203,45 @@ func TestCheckAcceptsWhatServeServes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReloadRefusesWhatCheckRefuses: a reload validates the whole file as
+// Build did; a refused file leaves the running configuration serving and
+// names the file, line and key.
+func TestReloadRefusesWhatCheckRefuses(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "claimsmith.yaml")
+	if err := os.WriteFile(path, []byte(baseConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := setup.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := setup.Env{DataDir: filepath.Join(dir, "data"), Getenv: func(k string) string {
+		return map[string]string{"T_WEBHOOK": goodWebhookSecret}[k]
+	}}
+	srv, err := setup.Build(ctx, cfg, setup.Options{Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	bad := strings.Replace(baseConfig, "  algorithm: ES256", "  algorithm: none", 1)
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = srv.Reload(ctx)
+	want := path + `:10: key "tokens.algorithm": "none" is not one of`
+	var se *setup.Error
+	if err == nil || !errors.As(err, &se) || !strings.HasSuffix(err.Error(), se.Error()) || !strings.HasPrefix(se.Error(), want) {
+		t.Fatalf("reload of a bad file: %v\nwant prefix %s", err, want)
+	}
+	good := strings.Replace(baseConfig, "    - rule: required-roles\n", "", 1)
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := srv.Reload(ctx)
+	if err != nil || len(res.Rules) != 1 {
+		t.Fatalf("reload of a good file: %+v %v", res, err)
+	}
+}
