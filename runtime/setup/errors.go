@@ -49,13 +49,6 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Is reports runtime.ErrInvalid for a pipeline entry's error (its cause
-// may be a plain error from a rule's settings).
-func (e *Error) Is(target error) bool {
-	var ce *runtime.ConfigError
-	return target == runtime.ErrInvalid && errors.As(e.Err, &ce)
-}
-
 // invalid is a reason that matches runtime.ErrInvalid.
 type invalid struct{ reason string }
 
@@ -66,9 +59,9 @@ func invalidf(format string, args ...any) error {
 	return &invalid{reason: fmt.Sprintf(format, args...)}
 }
 
-// reasonOf is the part of a validation error that is not its location: a
-// runtime.ValidationError's reason, a runtime.SettingError's key and reason.
-// The result still matches what err matched.
+// reasonOf is the part of a validation error that is not its location (a
+// runtime.ValidationError names its entity and field, which the key already
+// says). The result still matches runtime.ErrInvalid.
 func reasonOf(err error) error {
 	var ve *runtime.ValidationError
 	if errors.As(err, &ve) {
