@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
@@ -18,21 +17,11 @@ type ExtensionSettings interface {
 }
 
 // Lists switches the three authorization lists on or off.
-type Lists struct {
-	Groups      bool `json:"groups"`
-	Roles       bool `json:"roles"`
-	Permissions bool `json:"permissions"`
-}
-
-func (l Lists) any() bool { return l.Groups || l.Roles || l.Permissions }
+type Lists = runtime.AuthzLists
 
 // ClaimNames names the three list claims, relative to the namespace unless
 // they are URLs.
-type ClaimNames struct {
-	Groups      string `json:"groups"`
-	Roles       string `json:"roles"`
-	Permissions string `json:"permissions"`
-}
+type ClaimNames = runtime.ClaimNames
 
 // AuthorizationConfig is the authorization rule's `config`.
 type AuthorizationConfig struct {
@@ -66,8 +55,10 @@ type Authorization struct {
 	settings ExtensionSettings
 	cfg      AuthorizationConfig
 
-	idToken, accessToken, passthrough, persist Lists
-	groupsClaim, rolesClaim, permsClaim        string
+	// proj is the projection onto claims, shared with live introspection
+	// through Projection.
+	proj    runtime.Projection
+	persist Lists
 }
 
 // NewAuthorization builds the rule. settings may be nil unless the config
@@ -76,27 +67,14 @@ func NewAuthorization(resolver authz.PolicyResolver, settings ExtensionSettings,
 	if resolver == nil {
 		return nil, errors.New("authorization rule needs an authorization store")
 	}
-	cfg := AuthorizationConfig{Claims: ClaimNames{Groups: "groups", Roles: "roles", Permissions: "permissions"}}
+	cfg := AuthorizationConfig{Claims: runtime.DefaultClaimNames()}
 	if err := decode(&cfg); err != nil {
 		return nil, err
 	}
 	r := &Authorization{resolver: resolver, settings: settings, cfg: cfg}
-	for _, c := range [...]struct{ key, name string }{
-		{"claims.groups", cfg.Claims.Groups}, {"claims.roles", cfg.Claims.Roles}, {"claims.permissions", cfg.Claims.Permissions},
-	} {
-		if c.name == "" {
-			return nil, &runtime.SettingError{Key: c.key, Reason: "empty claim name"}
-		}
-	}
-	r.groupsClaim = claimName(namespace, cfg.Claims.Groups)
-	r.rolesClaim = claimName(namespace, cfg.Claims.Roles)
-	r.permsClaim = claimName(namespace, cfg.Claims.Permissions)
-	for _, c := range [...]struct{ key, claim string }{
-		{"claims.groups", r.groupsClaim}, {"claims.roles", r.rolesClaim}, {"claims.permissions", r.permsClaim},
-	} {
-		if err := checkClaim(c.key, c.claim); err != nil {
-			return nil, err
-		}
+	var err error
+	if r.proj.Names, err = cfg.Claims.Qualify(namespace); err != nil {
+		return nil, err
 	}
 	if cfg.FromExtension {
 		for _, c := range [...]struct {
@@ -112,9 +90,9 @@ func NewAuthorization(resolver authz.PolicyResolver, settings ExtensionSettings,
 		}
 		return r, nil
 	}
-	r.idToken = deref(cfg.IDToken, Lists{Groups: true, Roles: true})
-	r.accessToken = deref(cfg.AccessToken, Lists{Roles: true, Permissions: true})
-	r.passthrough = deref(cfg.Passthrough, Lists{})
+	r.proj.IDToken = deref(cfg.IDToken, Lists{Groups: true, Roles: true})
+	r.proj.AccessToken = deref(cfg.AccessToken, Lists{Roles: true, Permissions: true})
+	r.proj.Passthrough = deref(cfg.Passthrough, Lists{})
 	r.persist = deref(cfg.Persist, Lists{})
 	return r, nil
 }
@@ -150,41 +128,28 @@ func (r *Authorization) Provision(ctx context.Context) error {
 	inToken := Lists{Groups: b(c.GroupsInToken), Roles: b(c.RolesInToken), Permissions: b(c.PermissionsInToken)}
 	// The extension put the lists on the user profile, which Auth0 rules
 	// copied into both tokens; resource servers read the access token.
-	r.idToken, r.accessToken = inToken, inToken
+	r.proj.IDToken, r.proj.AccessToken = inToken, inToken
 	r.persist = Lists{Groups: b(c.PersistGroups), Roles: b(c.PersistRoles), Permissions: b(c.PersistPermissions)}
-	r.passthrough = Lists{Groups: b(c.GroupsPassthrough), Roles: b(c.RolesPassthrough), Permissions: b(c.PermissionsPassthrough)}
+	r.proj.Passthrough = Lists{Groups: b(c.GroupsPassthrough), Roles: b(c.RolesPassthrough), Permissions: b(c.PermissionsPassthrough)}
 	return nil
 }
 
+// Projection implements runtime.ClaimsProjector: live introspection
+// projects the user's current policy exactly as this rule did at login.
+func (r *Authorization) Projection() runtime.Projection { return r.proj }
+
 // Run implements runtime.Rule. It abstains: resolving is not a vote.
 func (r *Authorization) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands) error {
-	pol, err := r.resolver.ResolvePolicy(ctx, authz.PolicyQuery{
-		UserID:     ev.User.UserID,
-		ClientID:   ev.Client.ClientID,
-		Audience:   ev.Transaction.Audience,
-		Connection: ev.Connection.Name,
-		IdPGroups:  ev.User.Groups,
-	})
+	pol, err := r.resolver.ResolvePolicy(ctx, runtime.LoginQuery(ev))
 	if err != nil {
 		return fmt.Errorf("resolve policy of user %q for client %q: %w", ev.User.UserID, ev.Client.ClientID, err)
 	}
-	a := &runtime.Authorization{Groups: nonNil(pol.Groups), Roles: nonNil(pol.Roles), Permissions: nonNil(pol.Permissions)}
-	if r.passthrough.Groups {
-		a.Groups = union(ev.User.Groups, a.Groups)
-	}
-	if in := ev.Authorization; in != nil {
-		if r.passthrough.Roles {
-			a.Roles = union(in.Roles, a.Roles)
-		}
-		if r.passthrough.Permissions {
-			a.Permissions = union(in.Permissions, a.Permissions)
-		}
-	}
+	a := r.proj.Authorization(pol.Groups, pol.Roles, pol.Permissions, ev.User.Groups, ev.Authorization)
 	out.Authorization = a
 
-	r.claims(r.idToken, &out.IDToken.Claims, a)
-	r.claims(r.accessToken, &out.AccessToken.Claims, a)
-	if r.persist.any() {
+	r.proj.Set(&out.IDToken.Claims, r.proj.IDToken, a)
+	r.proj.Set(&out.AccessToken.Claims, r.proj.AccessToken, a)
+	if r.persist.Any() {
 		obj := make(map[string]any, 3)
 		if r.persist.Groups {
 			obj["groups"] = a.Groups
@@ -198,43 +163,4 @@ func (r *Authorization) Run(ctx context.Context, ev *runtime.Event, out *runtime
 		out.AppMetadata = map[string]any{"authorization": obj}
 	}
 	return nil
-}
-
-func (r *Authorization) claims(on Lists, dst *runtime.Claims, a *runtime.Authorization) {
-	if on.Groups {
-		dst.Set(r.groupsClaim, a.Groups)
-	}
-	if on.Roles {
-		dst.Set(r.rolesClaim, a.Roles)
-	}
-	if on.Permissions {
-		dst.Set(r.permsClaim, a.Permissions)
-	}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// union returns first followed by the items of second not in first, as the
-// extension's _.union did (IdP values first).
-func union(first, second []string) []string {
-	if len(first) == 0 {
-		return second
-	}
-	out := make([]string, 0, len(first)+len(second))
-	for _, s := range first {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	for _, s := range second {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }

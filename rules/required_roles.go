@@ -2,7 +2,6 @@ package rules
 
 import (
 	"context"
-	"strings"
 
 	"github.com/claimsmith/claimsmith/runtime"
 )
@@ -20,45 +19,32 @@ type RequiredRolesConfig struct {
 // extension's message; it never grants access, so it abstains when the user
 // passes or the client requires nothing.
 type RequiredRoles struct {
-	key string
+	gate runtime.RequiredRoles
 }
 
 // NewRequiredRoles builds the rule.
 func NewRequiredRoles(decode runtime.Decoder) (*RequiredRoles, error) {
-	cfg := RequiredRolesConfig{MetadataKey: "required_roles"}
+	cfg := RequiredRolesConfig{MetadataKey: runtime.DefaultRequiredRolesKey}
 	if err := decode(&cfg); err != nil {
 		return nil, err
 	}
 	if cfg.MetadataKey == "" {
 		return nil, &runtime.SettingError{Key: "metadata_key", Reason: "empty"}
 	}
-	return &RequiredRoles{key: cfg.MetadataKey}, nil
+	return &RequiredRoles{gate: runtime.RequiredRoles{MetadataKey: cfg.MetadataKey}}, nil
 }
+
+// RequiredRoles implements runtime.RolesGate: live introspection applies
+// the same gate, with the same metadata key.
+func (r *RequiredRoles) RequiredRoles() runtime.RequiredRoles { return r.gate }
 
 // Run implements runtime.Rule.
 func (r *RequiredRoles) Run(_ context.Context, ev *runtime.Event, out *runtime.Commands) error {
-	required := ev.Client.Metadata[r.key]
 	var held []string
 	if ev.Authorization != nil {
 		held = ev.Authorization.Roles
 	}
-	listed := false
-	// Scan the comma-separated list in place: no allocation per login.
-	for rest := required; rest != ""; {
-		var item string
-		item, rest, _ = strings.Cut(rest, ",")
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		listed = true
-		for _, h := range held {
-			if h == item {
-				return nil
-			}
-		}
-	}
-	if !listed {
+	if listed, ok := r.gate.Check(ev.Client.Metadata, held); !listed || ok {
 		return nil
 	}
 	if ev.Authorization == nil {

@@ -19,7 +19,6 @@
 package rules
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/claimsmith/claimsmith/runtime"
@@ -54,25 +53,11 @@ func (t Tokens) set(out *runtime.Commands, name string, value any) {
 
 // claimName puts name under the namespace unless it is a URL already (or
 // there is no namespace: the operator allowed unnamespaced claims).
-func claimName(namespace, name string) string {
-	if strings.HasPrefix(name, "http://") || strings.HasPrefix(name, "https://") {
-		return name
-	}
-	return namespace + name
-}
+func claimName(namespace, name string) string { return runtime.QualifiedClaimName(namespace, name) }
 
 // checkClaim refuses, at start-up, a configured claim name the pipeline
-// would refuse at every login: without a namespace (allow_unnamespaced) a
-// name such as "sub" stays bare and is restricted.
-func checkClaim(key, claim string) error {
-	if claim == "groups" || claim == "roles" || claim == "permissions" {
-		return nil // bare only when the operator allowed unnamespaced claims
-	}
-	if runtime.RestrictedClaim(claim) {
-		return &runtime.SettingError{Key: key, Reason: fmt.Sprintf("claim %q is restricted; choose another name or configure a namespace", claim)}
-	}
-	return nil
-}
+// would refuse at every login (runtime.CheckClaimName).
+func checkClaim(key, claim string) error { return runtime.CheckClaimName(key, claim) }
 
 // splitList splits a comma-separated metadata value, trimming spaces and
 // dropping empty items.

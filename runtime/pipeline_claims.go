@@ -10,29 +10,6 @@ import (
 	"unicode/utf8"
 )
 
-// RestrictedClaim reports whether a rule may never set the claim: the
-// registered and protocol claims Auth0 refuses (REFERENCE.md §2), plus
-// scope. groups, roles and permissions are among them unless the pipeline
-// allows unnamespaced claims.
-func RestrictedClaim(name string) bool {
-	switch name {
-	case "acr", "act", "active", "amr", "at_hash", "ath", "attest", "aud", "auth_time",
-		"authorization_details", "azp", "c_hash", "client_id", "cnf", "cty", "dest",
-		"entitlements", "events", "exp", "groups", "gty", "htm", "htu", "iat", "iss",
-		"jku", "jti", "jwe", "jwk", "kid", "may_act", "nbf", "nonce", "org_id",
-		"org_name", "permissions", "roles", "s_hash", "sid", "sub", "sub_jwk", "toe",
-		"txn", "typ", "uuid", "vot", "vtm", "x5t#S256", "scope":
-		return true
-	}
-	return false
-}
-
-// authzListClaim reports the claims that must be namespaced unless the
-// operator allows them bare.
-func authzListClaim(name string) bool {
-	return name == "groups" || name == "roles" || name == "permissions"
-}
-
 // checkOutput refuses commands a rule may not give. Nothing of a refused
 // rule's commands is applied.
 func (p *Pipeline) checkOutput(out *Commands) error {
@@ -47,8 +24,8 @@ func (p *Pipeline) checkOutput(out *Commands) error {
 	}
 	for _, list := range [][]string{out.AccessToken.AddScopes, out.AccessToken.RemoveScopes} {
 		for _, s := range list {
-			if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
-				return fmt.Errorf("bad output: scope %q is not a scope token", s)
+			if !ValidScope(s) {
+				return fmt.Errorf("bad output: scope %q is not a scope token (RFC 6749 §3.3)", s)
 			}
 		}
 	}
@@ -83,10 +60,9 @@ func (p *Pipeline) checkClaims(token string, claims Claims) error {
 		switch {
 		case c.Name == "":
 			return fmt.Errorf("bad output: %s claim with an empty name", token)
-		case authzListClaim(c.Name) && !p.allowUnnamespaced:
+		case AuthzListClaim(c.Name) && !p.allowUnnamespaced:
 			return fmt.Errorf("%s claim %q must be namespaced (%s%s) unless allow_unnamespaced is set", token, c.Name, p.namespace, c.Name)
-		case authzListClaim(c.Name):
-		case RestrictedClaim(c.Name):
+		case ReservedClaim(c.Name):
 			return fmt.Errorf("%s claim %q is restricted and cannot be set by a rule", token, c.Name)
 		case c.Name == p.overflowClaim:
 			return fmt.Errorf("%s claim %q is set by the pipeline only", token, c.Name)
@@ -192,6 +168,9 @@ func jsonSize(v any) (int, error) {
 	case uint64:
 		return len(strconv.FormatUint(t, 10)), nil
 	case json.Number:
+		if !ValidJSONNumber(string(t)) {
+			return 0, fmt.Errorf("invalid number literal %q", string(t))
+		}
 		return len(t), nil
 	case []string:
 		n := 2
@@ -312,4 +291,22 @@ func stringSize(s string) int {
 		i += size
 	}
 	return n
+}
+
+// LoginRules are the rules of this pipeline that live introspection
+// replays: the last authorization rule's projection and every
+// required-roles gate, asked of the built-in rules that declare them.
+// WebAssembly rules declare none: their claims are not replayed.
+func (p *Pipeline) LoginRules() LoginRules {
+	var lr LoginRules
+	for _, s := range p.steps {
+		if pr, ok := s.rule.(ClaimsProjector); ok {
+			proj := pr.Projection()
+			lr.Projection = &proj
+		}
+		if g, ok := s.rule.(RolesGate); ok {
+			lr.Gates = append(lr.Gates, g.RequiredRoles())
+		}
+	}
+	return lr
 }

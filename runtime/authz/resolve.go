@@ -2,19 +2,15 @@ package authz
 
 import (
 	"slices"
+
+	"github.com/claimsmith/claimsmith/runtime"
 )
 
-// PolicyQuery is what a login knows when it asks for a policy.
-type PolicyQuery struct {
-	UserID   string
-	ClientID string
-	// Audience is the API the token is for. Roles bound to it (applicationType
-	// resource_server) apply too; empty gives exactly the extension's answer.
-	Audience   string
-	Connection string
-	// IdPGroups are the groups the IdP connection reported for the user.
-	IdPGroups []string
-}
+// PolicyQuery is what a login knows when it asks for a policy. It is
+// defined with the other login rules in runtime (runtime.LoginQuery builds
+// it from an event), so the pipeline, the minter and introspection ask the
+// same question.
+type PolicyQuery = runtime.PolicyQuery
 
 // Policy is a resolved answer: names, de-duplicated, in the extension's order.
 type Policy struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 	"github.com/claimsmith/claimsmith/runtime/cache"
+	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
 // Overrides are command-line flags that override the file (serve's --addr,
@@ -142,7 +143,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		{Name: "policy_cache", Check: pc.Check, Degrades: true},
 	}
 	if cfg.path != "" {
-		r, err := hooks.NewReloader(ctx, s.hookBuilder(ms, pc, hooks.TokenMinter{Minter: ts.Minter}, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
+		r, err := hooks.NewReloader(ctx, s.hookBuilder(ms, pc, hooks.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {
 			return nil, err
 		}
@@ -259,7 +260,7 @@ func (s *Server) Close() error {
 // A file without a hooks section still builds its pipeline, so a bad rule
 // is refused, then releases it: its dialect routes answer 404 until a
 // reload adds the section.
-func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter hooks.Minter, m *hooks.Metrics) hooks.BuildFunc {
+func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter hooks.Minter, intro *token.Introspector, m *hooks.Metrics) hooks.BuildFunc {
 	// One set of webhook replay caches for the server's life: a reload must
 	// not let an already received webhook-id through again.
 	replays := hooks.NewReplayCaches()
@@ -278,9 +279,13 @@ func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, mi
 			cfg = lc
 		}
 		first = false
-		set, _, err := buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, hooks.DialectDeps{
+		set, info, err := buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, hooks.DialectDeps{
 			Resolver: resolver, Settings: st, Minter: minter, Replays: replays,
 		}, m)
+		if err == nil {
+			// Live introspection replays the serving pipeline's login rules.
+			intro.UseLoginRules(info.loginRules)
+		}
 		return set, err
 	}
 }
@@ -297,7 +302,7 @@ func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, p
 	if err != nil {
 		return nil, info, err
 	}
-	info = pipelineInfo{steps: p.Steps(), namespace: p.Namespace()}
+	info = pipelineInfo{steps: p.Steps(), namespace: p.Namespace(), loginRules: p.LoginRules()}
 	release := func() {
 		if err := p.Close(); err != nil {
 			env.Log.Warn("release pipeline", "error", err)
@@ -328,8 +333,9 @@ func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, p
 
 // pipelineInfo is what a report says of a built pipeline.
 type pipelineInfo struct {
-	steps     []runtime.StepInfo
-	namespace string
+	steps      []runtime.StepInfo
+	namespace  string
+	loginRules runtime.LoginRules
 }
 
 // warnRestartOnly logs the sections a reload does not apply: everything

@@ -71,8 +71,10 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case int64:
 		return strconv.AppendInt(b, t, 10), nil
 	case json.Number:
-		if _, err := strconv.ParseFloat(string(t), 64); err != nil {
-			return nil, fmt.Errorf("number %q: %w", t, err)
+		// The pipeline's check (runtime.ValidJSONNumber) decides what a
+		// rule may give; ParseFloat would also take "Inf" or "0x1p3".
+		if !runtime.ValidJSONNumber(string(t)) {
+			return nil, fmt.Errorf("invalid number literal %q", string(t))
 		}
 		return append(b, t...), nil
 	case nil:
@@ -98,11 +100,12 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	}
 }
 
-// appendCustom appends the custom claims, refusing any name in reserved: a
-// custom claim must never override what claimsmith sets (or must set) itself.
-func appendCustom(b []byte, claims runtime.Claims, reserved map[string]struct{}, token string) ([]byte, error) {
+// appendCustom appends the custom claims, refusing any reserved name
+// (runtime.ReservedClaim, the list the pipeline refuses too): a custom
+// claim must never override what claimsmith sets (or must set) itself.
+func appendCustom(b []byte, claims runtime.Claims, token string) ([]byte, error) {
 	for _, c := range claims {
-		if _, bad := reserved[c.Name]; bad || c.Name == "" {
+		if c.Name == "" || runtime.ReservedClaim(c.Name) {
 			return nil, &runtime.ValidationError{Entity: token + " claim", ID: c.Name, Reason: "is reserved and cannot be set by a rule"}
 		}
 		b = appendKey(b, c.Name)
@@ -113,20 +116,3 @@ func appendCustom(b []byte, claims runtime.Claims, reserved map[string]struct{},
 	}
 	return b, nil
 }
-
-func keySet(names ...string) map[string]struct{} {
-	m := make(map[string]struct{}, len(names))
-	for _, n := range names {
-		m[n] = struct{}{}
-	}
-	return m
-}
-
-// reservedClaims are the registered and protocol claims (REFERENCE.md §2's
-// restricted list) plus the names RFC 7662 gives the introspection answer,
-// which is built from the access token's payload.
-var reservedClaims = keySet("acr", "act", "active", "amr", "at_hash", "ath", "attest", "aud", "auth_time",
-	"authorization_details", "azp", "c_hash", "client_id", "cnf", "cty", "dest", "entitlements", "events",
-	"exp", "gty", "htm", "htu", "iat", "iss", "jku", "jti", "jwe", "jwk", "kid", "may_act", "nbf", "nonce",
-	"s_hash", "sid", "sub", "sub_jwk", "toe", "txn", "typ", "uuid", "vot", "vtm", "x5t#S256", "scope",
-	"token_type", "username", "token_introspection")

@@ -3,11 +3,13 @@ package token
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
@@ -17,10 +19,12 @@ import (
 // IntrospectorConfig configures introspection.
 type IntrospectorConfig struct {
 	// Namespace prefixes the live groups/roles/permissions claims, e.g.
-	// "https://example.com/" (the same namespace the authorization rule uses).
+	// "https://example.com/", until a pipeline's login rules are known
+	// (UseLoginRules): from then on the authorization rule's own claim
+	// names apply.
 	Namespace string
 	// IgnoreRequiredRoles keeps a live answer active even when the user no
-	// longer holds any of the client's required_roles. By default such a
+	// longer holds any of the client's required roles. By default such a
 	// token is reported inactive.
 	IgnoreRequiredRoles bool
 }
@@ -36,6 +40,24 @@ type Introspector struct {
 	cfg      IntrospectorConfig
 	now      func() time.Time
 	log      *slog.Logger
+	// rules are the serving pipeline's login rules (nil: the defaults of
+	// cfg.Namespace); a pipeline reload swaps them.
+	rules atomic.Pointer[runtime.LoginRules]
+}
+
+// UseLoginRules makes live answers replay the given pipeline's login rules
+// (runtime.Pipeline.LoginRules): its authorization rule's claim names,
+// lists and passthrough, and its required-roles gates with their metadata
+// keys. Call it whenever the serving pipeline changes.
+func (in *Introspector) UseLoginRules(lr runtime.LoginRules) {
+	in.rules.Store(&lr)
+}
+
+func (in *Introspector) loginRules() runtime.LoginRules {
+	if lr := in.rules.Load(); lr != nil {
+		return *lr
+	}
+	return runtime.DefaultLoginRules(in.cfg.Namespace)
 }
 
 // NewIntrospector wires the parts. policies and apps may be nil when no
@@ -109,32 +131,47 @@ func (in *Introspector) Introspect(ctx context.Context, caller Caller, r Introsp
 	return Introspection{Active: true, JSON: out}, nil
 }
 
-// live adds the user's current namespaced groups, roles and permissions,
-// resolved now, replacing what the token carried; and turns the answer
-// inactive when the client's required_roles are no longer held.
+// live answers with the claims the login would get now: the user's current
+// policy, resolved with the login's own query (the connection and IdP
+// groups the minter recorded in runtime.LoginContextClaim) and projected
+// with the pipeline's login rules, replacing what the token carried; and
+// turns the answer inactive when a required-roles gate no longer passes.
 func (in *Introspector) live(ctx context.Context, caller Caller, v *Verified) (Introspection, error) {
 	if in.policies == nil {
 		return Introspection{}, fmt.Errorf("%w: live introspection needs an authorization store", runtime.ErrInvalid)
 	}
-	c := v.Claims
-	q := authz.PolicyQuery{UserID: c.Subject, ClientID: c.ClientID}
-	if len(c.Audience) > 0 && c.Audience[0] != c.ClientID {
-		q.Audience = c.Audience[0]
+	var rec struct {
+		Login runtime.LoginContext `json:"claimsmith_login"`
 	}
-	pol, err := in.policies.ResolvePolicy(ctx, q)
+	if err := json.Unmarshal(v.Payload, &rec); err != nil {
+		return Introspection{}, fmt.Errorf("introspection: %s claim: %w", runtime.LoginContextClaim, err)
+	}
+	c := v.Claims
+	pol, err := in.policies.ResolvePolicy(ctx, runtime.TokenQuery(c.Subject, c.ClientID, c.Audience, rec.Login))
 	if err != nil {
 		return Introspection{}, fmt.Errorf("introspection: resolve policy of user %q for client %q: %w", c.Subject, c.ClientID, err)
 	}
-	if !in.cfg.IgnoreRequiredRoles && in.apps != nil {
+	lr := in.loginRules()
+	proj := runtime.DefaultProjection(in.cfg.Namespace)
+	if lr.Projection != nil {
+		proj = *lr.Projection
+	}
+	// The IdP's own roles/permissions (event.authorization) are not
+	// recorded: their passthrough cannot be replayed.
+	a := proj.Authorization(pol.Groups, pol.Roles, pol.Permissions, rec.Login.IdPGroups, nil)
+	if !in.cfg.IgnoreRequiredRoles && in.apps != nil && len(lr.Gates) > 0 {
 		app, err := in.apps.Application(ctx, c.ClientID)
 		switch {
 		case errors.Is(err, runtime.ErrNotFound):
 		case err != nil:
 			return Introspection{}, fmt.Errorf("introspection: application %q: %w", c.ClientID, err)
 		default:
-			if req := requiredRoles(app.Metadata["required_roles"]); len(req) > 0 && !slices.ContainsFunc(req, func(r string) bool { return slices.Contains(pol.Roles, r) }) {
-				in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", "required_roles no longer held", "sub", c.Subject, "client_id", c.ClientID)
-				return Inactive(), nil
+			for _, g := range lr.Gates {
+				if _, ok := g.Check(app.Metadata, a.Roles); !ok {
+					in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", "required roles no longer held",
+						"metadata_key", g.MetadataKey, "sub", c.Subject, "client_id", c.ClientID)
+					return Inactive(), nil
+				}
 			}
 		}
 	}
@@ -145,9 +182,7 @@ func (in *Introspector) live(ctx context.Context, caller Caller, v *Verified) (I
 	out := make(runtime.Claims, 0, len(claims)+5)
 	out = append(out, runtime.Claim{Name: "active", Value: true}, runtime.Claim{Name: "token_type", Value: "Bearer"})
 	out = append(out, claims...)
-	out.Set(in.cfg.Namespace+"groups", nonNil(pol.Groups))
-	out.Set(in.cfg.Namespace+"roles", nonNil(pol.Roles))
-	out.Set(in.cfg.Namespace+"permissions", nonNil(pol.Permissions))
+	proj.Set(&out, proj.AccessToken, a)
 	b, err := out.MarshalJSON()
 	if err != nil {
 		return Introspection{}, err
@@ -160,17 +195,6 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
-}
-
-// requiredRoles splits the comma-separated required_roles metadata value.
-func requiredRoles(s string) []string {
-	var out []string
-	for _, r := range strings.Split(s, ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // Signed returns the RFC 9701 form of an answer: a JWS (typ

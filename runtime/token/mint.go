@@ -164,6 +164,10 @@ type AccessTokenRequest struct {
 	Audience string
 	Scopes   []string
 	Claims   runtime.Claims
+	// Login, when not empty, is recorded in runtime.LoginContextClaim so
+	// that live introspection resolves the policy the login resolved
+	// (connection mappings, passed-through IdP groups).
+	Login runtime.LoginContext
 }
 
 // MintIDToken signs an OIDC Core ID token: iss, sub, aud (client_id), exp,
@@ -208,7 +212,7 @@ func (m *Minter) idPayload(b []byte, r IDTokenRequest, now, exp time.Time) ([]by
 	if r.Nonce != "" {
 		b = appendStringClaim(b, "nonce", r.Nonce)
 	}
-	b, err := appendCustom(b, r.Claims, reservedClaims, "id token")
+	b, err := appendCustom(b, r.Claims, "id token")
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +269,7 @@ func (m *Minter) accessPayload(b []byte, r AccessTokenRequest, aud, jti string, 
 		b = appendKey(b, "scope")
 		b = append(b, '"')
 		for i, s := range r.Scopes {
-			if s == "" || !validScope(s) {
+			if !runtime.ValidScope(s) {
 				return nil, &runtime.ValidationError{Entity: "access token", Field: "scope", Reason: fmt.Sprintf("scope %q is not a valid scope token (RFC 6749 §3.3)", s)}
 			}
 			if i > 0 {
@@ -275,23 +279,22 @@ func (m *Minter) accessPayload(b []byte, r AccessTokenRequest, aud, jti string, 
 		}
 		b = append(b, '"')
 	}
-	b, err := appendCustom(b, r.Claims, reservedClaims, "access token")
+	if !r.Login.Empty() {
+		b = appendKey(b, runtime.LoginContextClaim)
+		b = append(b, `{"connection":`...)
+		b = appendString(b, r.Login.Connection)
+		b = appendKey(b, "idp_groups")
+		var err error
+		if b, err = appendValue(b, nonNil(r.Login.IdPGroups)); err != nil {
+			return nil, err
+		}
+		b = append(b, '}')
+	}
+	b, err := appendCustom(b, r.Claims, "access token")
 	if err != nil {
 		return nil, err
 	}
 	return append(b, '}'), nil
-}
-
-// validScope: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), so it needs no
-// JSON escaping either.
-func validScope(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 func sign(key *Key, typ string, payload []byte) (string, error) {
@@ -342,8 +345,14 @@ func (m *Minter) MintLogin(ctx context.Context, ev *runtime.Event, res *runtime.
 		}
 		out.IDToken = &id
 	}
-	at, err := m.MintAccessToken(ctx, AccessTokenRequest{Subject: sub, ClientID: ev.Client.ClientID,
-		Audience: ev.Transaction.Audience, Scopes: scopes, Claims: res.AccessTokenClaims})
+	atr := AccessTokenRequest{Subject: sub, ClientID: ev.Client.ClientID,
+		Audience: ev.Transaction.Audience, Scopes: scopes, Claims: res.AccessTokenClaims}
+	if res.Authorization != nil {
+		// The authorization rule ran: live introspection must be able to
+		// ask its question again, connection and IdP groups included.
+		atr.Login = runtime.LoginQuery(ev).Context()
+	}
+	at, err := m.MintAccessToken(ctx, atr)
 	if err != nil {
 		return Tokens{}, err
 	}

@@ -1,0 +1,105 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz/memory"
+)
+
+// TestReservedClaimIsNamedRuleFailure: a rule setting any reserved claim
+// (username among them, which the pipeline let through while the minter
+// refused it) fails as a rule, with the rule and the claim named, and
+// nothing of it is persisted — on either token, with or without a
+// namespace.
+func TestReservedClaimIsNamedRuleFailure(t *testing.T) {
+	names := runtime.ReservedClaims()
+	for _, must := range []string{"username", "token_type", "token_introspection", "claimsmith_login", "sub", "scope", "org_id"} {
+		if !slices.Contains(names, must) {
+			t.Fatalf("%q missing from ReservedClaims", must)
+		}
+	}
+	ctx := context.Background()
+	for _, name := range names {
+		if !runtime.ReservedClaim(name) {
+			t.Fatalf("ReservedClaim(%q) = false", name)
+		}
+		for _, tok := range []string{"id_token", "access_token"} {
+			for _, unns := range []bool{false, true} {
+				store := memory.New(memory.Options{})
+				reg := testRules(t, map[string]ruleFunc{"set": func(_ context.Context, _ *runtime.Event, out *runtime.Commands) error {
+					if tok == "id_token" {
+						out.IDToken.Claims.Set(name, "x")
+					} else {
+						out.AccessToken.Claims.Set(name, "x")
+					}
+					out.AppMetadata = map[string]any{"touched": true}
+					out.Access.Vote = runtime.Allow
+					return nil
+				}})
+				cfg := runtime.PipelineConfig{AllowUnnamespaced: unns, Rules: []runtime.RuleEntry{{Name: "setter", Rule: "set"}}}
+				if !unns {
+					cfg.Namespace = ns
+				}
+				p := build(t, cfg, runtime.Deps{Registry: reg, Profiles: store})
+				res := run(t, p, event())
+				want := tok + ` claim "` + name + `" is restricted`
+				if res.Decision.Allowed || res.Decision.Rule != "setter" || len(res.Trace) != 1 ||
+					!strings.HasPrefix(res.Trace[0].Error, `rule "setter": `) || !strings.Contains(res.Trace[0].Error, want) {
+					t.Fatalf("%s on %s (unnamespaced %v): %+v %+v", name, tok, unns, res.Decision, res.Trace)
+				}
+				if res.AppMetadata != nil || res.AccessTokenClaims != nil {
+					t.Fatalf("%s: refused rule's commands applied: %+v", name, res)
+				}
+				if prof, err := store.Profile(ctx, "auth0|alice"); (err != nil && !errors.Is(err, runtime.ErrNotFound)) || len(prof.AppMetadata) > 0 {
+					t.Fatalf("%s: profile persisted after a refused rule: %+v %v", name, prof, err)
+				}
+			}
+		}
+	}
+	for _, ok := range []string{"", "usernames", "user", "groups", "roles", ns + "username", "acr act"} {
+		if runtime.ReservedClaim(ok) {
+			t.Errorf("ReservedClaim(%q) = true", ok)
+		}
+	}
+}
+
+func TestValidJSONNumber(t *testing.T) {
+	for s, want := range map[string]bool{
+		"0": true, "-0": true, "12": true, "1.5": true, "-1.5e10": true, "1E+2": true, "0.0e-0": true,
+		"": false, "-": false, "01": false, "1.": false, ".5": false, "1e": false, "Inf": false, "NaN": false,
+		"0x1p3": false, "1_000": false, "+1": false, " 1": false, "1e+": false,
+	} {
+		if got := runtime.ValidJSONNumber(s); got != want {
+			t.Errorf("ValidJSONNumber(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestRequiredRolesCheck(t *testing.T) {
+	g := runtime.RequiredRoles{MetadataKey: "allowed_roles"}
+	md := map[string]string{"allowed_roles": " admin, ,editor ", "required_roles": "root"}
+	for _, c := range []struct {
+		held       []string
+		listed, ok bool
+	}{{nil, true, false}, {[]string{"editor"}, true, true}, {[]string{"root"}, true, false}} {
+		if l, ok := g.Check(md, c.held); l != c.listed || ok != c.ok {
+			t.Errorf("held %v: listed %v ok %v", c.held, l, ok)
+		}
+	}
+	if l, ok := g.Check(map[string]string{"allowed_roles": " , "}, nil); l || !ok {
+		t.Errorf("empty list: listed %v ok %v", l, ok)
+	}
+}
+
+func TestPipelineLoginRules(t *testing.T) {
+	reg := testRules(t, map[string]ruleFunc{"a": vote(runtime.Abstain)})
+	p := build(t, runtime.PipelineConfig{Rules: entries("a")}, runtime.Deps{Registry: reg})
+	if lr := p.LoginRules(); lr.Projection != nil || lr.Gates != nil {
+		t.Fatalf("%+v", lr)
+	}
+}
