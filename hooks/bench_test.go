@@ -29,6 +29,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/cache"
 	"github.com/claimsmith/claimsmith/runtime/token"
+	tokenfile "github.com/claimsmith/claimsmith/runtime/token/file"
 )
 
 // The login benchmark of issue 6: the native post-login trigger over real
@@ -112,7 +113,7 @@ func benchClaimsmithMetered(b *testing.B, alg token.Algorithm, m *hooks.Metrics)
 // of the default 2048 bits).
 func newBenchMinter(b *testing.B, alg token.Algorithm) *token.Minter {
 	b.Helper()
-	ks, err := token.NewFileKeyStore(b.TempDir())
+	ks, err := tokenfile.NewKeyStore(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,13 +10,14 @@ import (
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime/token"
+	tokenfile "github.com/claimsmith/claimsmith/runtime/token/file"
 )
 
 // newTestMinter is runtime/token's real minter over an ES256 key set in a
 // temporary folder.
 func newTestMinter(t testing.TB) (*token.Minter, *token.Verifier) {
 	t.Helper()
-	store, err := token.NewFileKeyStore(t.TempDir())
+	store, err := tokenfile.NewKeyStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 	"github.com/claimsmith/claimsmith/runtime/token"
+	tokenfile "github.com/claimsmith/claimsmith/runtime/token/file"
 )
 
 const oauthNS = "https://example.com/"
@@ -44,7 +45,7 @@ func newOAuthEnv(t testing.TB) *oauthEnv {
 	e := &oauthEnv{now: time.Now().Truncate(time.Second), client: &http.Client{Timeout: 10 * time.Second}}
 	clock := func() time.Time { return e.now }
 	log := oauthLogger()
-	ks, err := token.NewFileKeyStore(filepath.Join(t.TempDir(), "keys"))
+	ks, err := tokenfile.NewKeyStore(filepath.Join(t.TempDir(), "keys"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func newOAuthEnv(t testing.TB) *oauthEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	revoked, err := token.OpenFileRevocationList(ctx, filepath.Join(t.TempDir(), "revoked.jsonl"), clock)
+	revoked, err := tokenfile.OpenRevocationList(ctx, filepath.Join(t.TempDir(), "revoked.jsonl"), clock, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
 	"github.com/claimsmith/claimsmith/runtime/cache"
 	"github.com/claimsmith/claimsmith/runtime/token"
+	tokenfile "github.com/claimsmith/claimsmith/runtime/token/file"
 	tokenredis "github.com/claimsmith/claimsmith/runtime/token/redis"
 )
 
@@ -142,10 +143,10 @@ func backendKinds() map[string]backend {
 				return file.Open(ctx, b.env.DataDir, file.Options{Logger: b.env.Log})
 			},
 			keys: func(_ context.Context, b *Backends) (token.KeyStore, error) {
-				return token.NewFileKeyStore(filepath.Join(b.env.DataDir, "keys"))
+				return tokenfile.NewKeyStore(filepath.Join(b.env.DataDir, "keys"))
 			},
 			revocations: func(ctx context.Context, b *Backends) (token.RevocationList, func() error, error) {
-				f, err := token.OpenFileRevocationList(ctx, filepath.Join(b.env.DataDir, "revoked.jsonl"), b.env.Now)
+				f, err := tokenfile.OpenRevocationList(ctx, filepath.Join(b.env.DataDir, "revoked.jsonl"), b.env.Now, b.env.Log)
 				if err != nil {
 					return nil, nil, err
 				}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +37,7 @@ func authzStore(t testing.TB) *memory.Store {
 type introFixture struct {
 	*fixture
 	store   *memory.Store
-	revoked *FileRevocationList
+	revoked *memRevocations
 	intro   *Introspector
 }
 
@@ -47,11 +45,7 @@ func newIntroFixture(t testing.TB, alg Algorithm) *introFixture {
 	t.Helper()
 	f := &introFixture{fixture: newFixture(t, alg), store: authzStore(t)}
 	var err error
-	f.revoked, err = OpenFileRevocationList(context.Background(), filepath.Join(t.TempDir(), "revoked.jsonl"), f.clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.revoked.Close() })
+	f.revoked = newMemRevocations(f.clock.Now)
 	f.intro, err = NewIntrospector(f.verify, f.keys, f.revoked, f.store, f.store, IntrospectorConfig{Namespace: ns}, f.clock.Now, discard())
 	if err != nil {
 		t.Fatal(err)
@@ -219,81 +213,6 @@ func TestSignedIntrospection(t *testing.T) {
 	// It can never pass for an access token.
 	if _, err := f.verify.Verify(ctx, jwt, VerifyOptions{}); !errors.Is(err, ErrType) {
 		t.Fatalf("introspection JWT as access token: %v", err)
-	}
-}
-
-func TestRevocationPersistsAndExpires(t *testing.T) {
-	ctx := context.Background()
-	clock := newClock()
-	p := filepath.Join(t.TempDir(), "revoked.jsonl")
-	l, err := OpenFileRevocationList(ctx, p, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Revoke(ctx, "short", clock.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Revoke(ctx, "long", clock.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Revoke(ctx, "past", clock.Now().Add(-time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Revoke(ctx, "", clock.Now().Add(time.Minute)); !errors.Is(err, runtime.ErrInvalid) {
-		t.Fatalf("empty jti: %v", err)
-	}
-	for jti, want := range map[string]bool{"short": true, "long": true, "past": false, "other": false} {
-		if got, _ := l.IsRevoked(ctx, jti); got != want {
-			t.Errorf("%s: %v", jti, got)
-		}
-	}
-	l.Close()
-	// A restart (after the short one expired) still knows the long one and
-	// compacts the expired one out of the file.
-	clock.Advance(2 * time.Minute)
-	l2, err := OpenFileRevocationList(ctx, p, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l2.Close()
-	if got, _ := l2.IsRevoked(ctx, "long"); !got {
-		t.Fatal("revocation lost on restart")
-	}
-	b, _ := os.ReadFile(p)
-	if strings.Contains(string(b), "short") || !strings.Contains(string(b), "long") {
-		t.Fatalf("file after compaction: %s", b)
-	}
-	// A damaged line is an error naming the file and line.
-	if err := os.WriteFile(p, []byte("{\"jti\":\"a\",\"exp\":99999999999}\nnot json\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := OpenFileRevocationList(ctx, p, clock.Now); !errors.Is(err, runtime.ErrInvalid) || !strings.Contains(err.Error(), "line 2") {
-		t.Fatalf("damaged file: %v", err)
-	}
-}
-
-func TestRevocationCompactsWhileRunning(t *testing.T) {
-	ctx := context.Background()
-	clock := newClock()
-	p := filepath.Join(t.TempDir(), "revoked.jsonl")
-	l, err := OpenFileRevocationList(ctx, p, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for i := range 3000 {
-		if err := l.Revoke(ctx, "jti-"+string(rune('a'+i%26))+strings.Repeat("x", i%50)+"-"+time.Duration(i).String(), clock.Now().Add(time.Second)); err != nil {
-			t.Fatal(err)
-		}
-		if i%100 == 99 {
-			clock.Advance(2 * time.Second) // everything so far expires
-		}
-	}
-	l.mu.RLock()
-	n := len(l.entries)
-	l.mu.RUnlock()
-	if n > 2048 {
-		t.Fatalf("%d entries kept in memory although almost all expired", n)
 	}
 }
 

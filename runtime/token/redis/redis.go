@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -134,12 +135,23 @@ func (l *RevocationList) Revoke(ctx context.Context, jti string, until time.Time
 	return nil
 }
 
-// IsRevoked implements token.RevocationList. An error (Redis down) is
-// returned, never "not revoked": introspection then fails closed.
+// IsRevoked implements token.RevocationList: revoked while the stored
+// expiry is ahead of the list's clock (Redis drops the key at that time
+// too; comparing here keeps the injected clock authoritative, as in the
+// file backend). An error (Redis down) is returned, never "not revoked":
+// introspection then fails closed.
 func (l *RevocationList) IsRevoked(ctx context.Context, jti string) (bool, error) {
-	n, err := l.c.Exists(ctx, l.prefix+jti).Result()
-	if err != nil {
+	v, err := l.c.Get(ctx, l.prefix+jti).Int64()
+	var bad *strconv.NumError
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return false, nil
+	case errors.As(err, &bad):
+		// A value that is not a number was not written by Revoke: count it
+		// as revoked rather than reactivate a token.
+		return true, nil
+	case err != nil:
 		return false, unavailable("revocation list: check", err)
 	}
-	return n == 1, nil
+	return v > l.now().Unix(), nil
 }

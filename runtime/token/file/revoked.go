@@ -1,42 +1,36 @@
-package token
+package file
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
-// RevocationList remembers revoked token ids (jti) until the token would have
-// expired anyway; after that the exp check rejects the token by itself.
-// The file implementation serves one node; a Redis one (SET jti EXAT exp)
-// shares revocations between nodes.
-type RevocationList interface {
-	Revoke(ctx context.Context, jti string, until time.Time) error
-	IsRevoked(ctx context.Context, jti string) (bool, error)
-}
-
-// FileRevocationList keeps revocations in memory and appends each one as a
+// RevocationList keeps revocations in memory and appends each one as a
 // JSON line to a file, synced before Revoke returns, so a revocation survives
 // a crash. Expired entries are dropped when the file is opened (rewritten
 // atomically) and whenever they outnumber the live ones.
-type FileRevocationList struct {
+type RevocationList struct {
 	path string
 	now  func() time.Time
+	log  *slog.Logger
 
 	mu      sync.RWMutex
 	f       *os.File
 	entries map[string]int64 // jti -> exp (unix seconds)
 	lines   int              // lines in the file, live or not
+	size    int64            // bytes in the file
 	// compactAt is the line count that triggers the next compaction: twice
 	// the live entries after the last one, so expired entries cost at most
 	// as much as live ones.
@@ -48,41 +42,53 @@ type revocationLine struct {
 	Exp int64  `json:"exp"`
 }
 
-// OpenFileRevocationList opens (or creates) the list at path, usually
+var _ token.RevocationList = (*RevocationList)(nil)
+
+// OpenRevocationList opens (or creates) the list at path, usually
 // <data-dir>/revoked.jsonl. A line that does not decode is an error naming
-// the line: silently forgetting a revocation would reactivate a token.
-func OpenFileRevocationList(ctx context.Context, path string, now func() time.Time) (*FileRevocationList, error) {
+// the line: silently forgetting a revocation would reactivate a token. The
+// one exception is a torn last line (no newline: a crash during an append,
+// whose Revoke never returned): it is dropped and logged, and the file is
+// rewritten without it.
+func OpenRevocationList(ctx context.Context, path string, now func() time.Time, log *slog.Logger) (*RevocationList, error) {
 	if now == nil {
-		return nil, errors.New("token: OpenFileRevocationList needs a clock")
+		return nil, errors.New("token/file: OpenRevocationList needs a clock")
 	}
-	l := &FileRevocationList{path: path, now: now, entries: map[string]int64{}}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	l := &RevocationList{path: path, now: now, log: log, entries: map[string]int64{}}
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("revocation list: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
+	for n := 1; len(b) > 0; n++ {
+		raw, rest, complete := bytes.Cut(b, []byte{'\n'})
+		b = rest
+		line := bytes.TrimSpace(raw)
 		if len(line) == 0 {
 			continue
 		}
 		var rl revocationLine
 		if err := json.Unmarshal(line, &rl); err != nil || rl.JTI == "" {
+			if !complete {
+				log.WarnContext(ctx, "revocation list: dropped a torn last line (an append interrupted by a crash; its revocation was never confirmed)",
+					"path", path, "line", n, "bytes", len(raw))
+				break
+			}
 			return nil, fmt.Errorf("%w: revocation list %s line %d: not a {\"jti\",\"exp\"} record", runtime.ErrInvalid, path, n)
 		}
 		if rl.Exp > l.entries[rl.JTI] {
 			l.entries[rl.JTI] = rl.Exp
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("revocation list %s: %w", path, err)
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Always rewritten: expired entries go, and appends never follow a
+	// torn line's bytes.
 	if err := l.compactLocked(); err != nil {
 		return nil, err
 	}
@@ -91,7 +97,7 @@ func OpenFileRevocationList(ctx context.Context, path string, now func() time.Ti
 
 // compactLocked drops expired entries and rewrites the file atomically
 // (temporary file, fsync, rename), then reopens it for appending.
-func (l *FileRevocationList) compactLocked() error {
+func (l *RevocationList) compactLocked() error {
 	now := l.now().Unix()
 	var buf bytes.Buffer
 	for jti, exp := range l.entries {
@@ -103,46 +109,27 @@ func (l *FileRevocationList) compactLocked() error {
 		buf.Write(b)
 		buf.WriteByte('\n')
 	}
-	dir := filepath.Dir(l.path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
 		return fmt.Errorf("revocation list: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-revoked-*")
-	if err != nil {
+	if err := writeFileAtomic(l.path, buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("revocation list: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("revocation list: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("revocation list: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("revocation list: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), l.path); err != nil {
-		return fmt.Errorf("revocation list: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return err
 	}
 	if l.f != nil {
 		l.f.Close()
 	}
+	var err error
 	l.f, err = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("revocation list: %w", err)
 	}
-	l.lines = len(l.entries)
+	l.lines, l.size = len(l.entries), int64(buf.Len())
 	l.compactAt = max(1024, 2*l.lines)
 	return nil
 }
 
 // Revoke records jti until the given expiry. Revoking twice is harmless.
-func (l *FileRevocationList) Revoke(ctx context.Context, jti string, until time.Time) error {
+func (l *RevocationList) Revoke(ctx context.Context, jti string, until time.Time) error {
 	if jti == "" {
 		return &runtime.ValidationError{Entity: "revocation", Field: "jti", Reason: "is empty"}
 	}
@@ -162,9 +149,14 @@ func (l *FileRevocationList) Revoke(ctx context.Context, jti string, until time.
 		return nil
 	}
 	b, _ := json.Marshal(revocationLine{JTI: jti, Exp: exp})
-	if _, err := l.f.Write(append(b, '\n')); err != nil {
+	b = append(b, '\n')
+	if _, err := l.f.Write(b); err != nil {
+		// A partial append (disk full) would glue the next line to its
+		// bytes: cut it off, so the file stays readable.
+		_ = l.f.Truncate(l.size)
 		return fmt.Errorf("revocation list: %w", err)
 	}
+	l.size += int64(len(b))
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("revocation list: %w", err)
 	}
@@ -177,7 +169,7 @@ func (l *FileRevocationList) Revoke(ctx context.Context, jti string, until time.
 }
 
 // IsRevoked reports whether jti is revoked and not yet expired.
-func (l *FileRevocationList) IsRevoked(_ context.Context, jti string) (bool, error) {
+func (l *RevocationList) IsRevoked(_ context.Context, jti string) (bool, error) {
 	l.mu.RLock()
 	exp, ok := l.entries[jti]
 	l.mu.RUnlock()
@@ -185,7 +177,7 @@ func (l *FileRevocationList) IsRevoked(_ context.Context, jti string) (bool, err
 }
 
 // Close closes the file.
-func (l *FileRevocationList) Close() error {
+func (l *RevocationList) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
