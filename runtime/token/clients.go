@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,13 @@ type Caller struct {
 	Live     bool
 	// Audiences limits the tokens the caller may introspect (none: any).
 	Audiences []string
+}
+
+// Entitled reports whether the caller may introspect or revoke a token
+// with audience aud: any token without an audience limit, otherwise one
+// whose aud includes an allowed audience (RFC 7662 §4, RFC 7009 §2.1).
+func (c Caller) Entitled(aud []string) bool {
+	return len(c.Audiences) == 0 || slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(c.Audiences, a) })
 }
 
 // ErrBadClient is the authentication failure of a caller. It matches

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -103,7 +102,7 @@ func (in *Introspector) Introspect(ctx context.Context, caller Caller, r Introsp
 		in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", err)
 		return Inactive(), nil
 	}
-	if len(caller.Audiences) > 0 && !slices.ContainsFunc(v.Claims.Audience, func(a string) bool { return slices.Contains(caller.Audiences, a) }) {
+	if !caller.Entitled(v.Claims.Audience) {
 		in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", "token audience not allowed for the caller", "aud", []string(v.Claims.Audience))
 		return Inactive(), nil
 	}
@@ -219,11 +218,20 @@ func (in *Introspector) Signed(ctx context.Context, caller Caller, ans Introspec
 
 // Revoke revokes an access token (RFC 7009) by its jti until it expires.
 // Tokens that do not verify — unknown, expired, garbage — need nothing and
-// give no error: the endpoint answers 200 either way.
+// give no error: the endpoint answers 200 either way. So do tokens the
+// caller may not introspect (its audiences): they stay valid.
 func (in *Introspector) Revoke(ctx context.Context, caller Caller, tok string) error {
 	v, err := in.verify.Verify(ctx, tok, VerifyOptions{Kind: KindAccessToken})
 	if err != nil {
 		in.log.DebugContext(ctx, "revocation: nothing to revoke", "caller", caller.ClientID, "reason", err)
+		return nil
+	}
+	if !caller.Entitled(v.Claims.Audience) {
+		// RFC 7009 §2.1: a client may only revoke tokens it may
+		// introspect. Answered like a token that needs nothing, so the
+		// caller learns nothing about tokens of other APIs.
+		in.log.InfoContext(ctx, "revocation refused: token audience not allowed for the caller", "caller", caller.ClientID,
+			"aud", []string(v.Claims.Audience), "jti", v.Claims.ID)
 		return nil
 	}
 	until := v.Claims.Expiry.Time().Add(in.verify.leeway)

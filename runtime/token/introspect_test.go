@@ -271,3 +271,37 @@ func TestIntrospectCallerAudiences(t *testing.T) {
 		t.Fatalf("caller %+v", got)
 	}
 }
+
+// TestRevokeRespectsCallerAudiences: a caller limited to one API cannot
+// revoke another API's token (RFC 7009 §2.1); it gets the same quiet
+// answer as for a token needing nothing, and the token stays active for
+// its own API. Before, Revoke never looked at the caller.
+func TestRevokeRespectsCallerAudiences(t *testing.T) {
+	ctx := context.Background()
+	f := newIntroFixture(t, ES256)
+	orders := Caller{ClientID: "orders", Audiences: []string{"https://orders.example.com"}}
+	billing := Caller{ClientID: "billing", Audiences: []string{"https://billing.example.com"}}
+	active := func(c Caller, tok string) bool {
+		t.Helper()
+		ans, err := f.intro.Introspect(ctx, c, IntrospectRequest{Token: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ans.Active
+	}
+	ordersTok := f.access(t, AccessTokenRequest{Audience: "https://orders.example.com"})
+	if err := f.intro.Revoke(ctx, billing, ordersTok); err != nil {
+		t.Fatalf("refused revocation must look like a no-op: %v", err)
+	}
+	if !active(orders, ordersTok) {
+		t.Fatal("a caller limited to billing revoked an orders token")
+	}
+	// Its own API's token, and any token for an unlimited caller, it can.
+	if err := f.intro.Revoke(ctx, orders, ordersTok); err != nil || active(orders, ordersTok) {
+		t.Fatalf("own token not revoked: %v", err)
+	}
+	other := f.access(t, AccessTokenRequest{Audience: "https://billing.example.com"})
+	if err := f.intro.Revoke(ctx, Caller{ClientID: "admin-rs"}, other); err != nil || active(billing, other) {
+		t.Fatalf("unlimited caller could not revoke: %v", err)
+	}
+}
