@@ -14,36 +14,36 @@ import (
 // drifted (a claim the pipeline accepted made minting fail after the login
 // was persisted; introspection answered with other claim names).
 
-// reservedClaimList is the one list of claim names no rule may set: the
+// reservedClaimNames is the one list of claim names no rule may set: the
 // registered and protocol claims Auth0 refuses (REFERENCE.md §2), the claims
 // the minter writes itself, the names RFC 7662 gives the introspection
 // answer (built from the access token's payload), RFC 9701's wrapper claim
-// and LoginContextClaim. Kept as a constant so it cannot be changed at run
-// time; ReservedClaims splits it.
-const reservedClaimList = "acr act active amr at_hash ath attest aud auth_time authorization_details azp " +
-	"c_hash claimsmith_login client_id cnf cty dest entitlements events exp gty htm htu iat iss jku jti jwe jwk " +
-	"kid may_act nbf nonce org_id org_name s_hash scope sid sub sub_jwk toe token_introspection token_type txn " +
-	"typ username uuid vot vtm x5t#S256"
+// and LoginContextClaim. A read-only table, sorted (byte order) for the
+// binary search of ReservedClaim; ReservedClaims hands out copies.
+var reservedClaimNames = [...]string{
+	"acr", "act", "active", "amr", "at_hash", "ath", "attest", "aud", "auth_time",
+	"authorization_details", "azp", "c_hash", "claimsmith_login", "client_id", "cnf", "cty", "dest",
+	"entitlements", "events", "exp", "gty", "htm", "htu", "iat", "iss", "jku", "jti", "jwe", "jwk",
+	"kid", "may_act", "nbf", "nonce", "org_id", "org_name", "s_hash", "scope", "sid", "sub",
+	"sub_jwk", "toe", "token_introspection", "token_type", "txn", "typ", "username", "uuid", "vot",
+	"vtm", "x5t#S256",
+}
+
+// maxReservedLen is the longest reserved name ("authorization_details"):
+// namespaced claims, the common case on every login, are longer and skip
+// the search.
+const maxReservedLen = 21
 
 // ReservedClaims returns the reserved claim names, sorted.
-func ReservedClaims() []string { return strings.Fields(reservedClaimList) }
+func ReservedClaims() []string { return slices.Clone(reservedClaimNames[:]) }
 
 // ReservedClaim reports whether a rule may never set the claim name.
 func ReservedClaim(name string) bool {
-	if name == "" || strings.ContainsAny(name, " ") {
+	if name == "" || len(name) > maxReservedLen {
 		return false
 	}
-	for rest := reservedClaimList; ; {
-		i := strings.Index(rest, name)
-		if i < 0 {
-			return false
-		}
-		end := i + len(name)
-		if (i == 0 || rest[i-1] == ' ') && (end == len(rest) || rest[end] == ' ') {
-			return true
-		}
-		rest = rest[i+1:]
-	}
+	_, found := slices.BinarySearch(reservedClaimNames[:], name)
+	return found
 }
 
 // AuthzListClaim reports the claims that must be namespaced unless the

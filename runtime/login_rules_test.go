@@ -23,6 +23,16 @@ func TestReservedClaimIsNamedRuleFailure(t *testing.T) {
 			t.Fatalf("%q missing from ReservedClaims", must)
 		}
 	}
+	longest := 0
+	for _, name := range names {
+		longest = max(longest, len(name))
+	}
+	if !slices.IsSorted(names) {
+		t.Fatal("ReservedClaims is not sorted: ReservedClaim's binary search needs it")
+	}
+	if longest != 21 || !runtime.ReservedClaim("authorization_details") {
+		t.Fatalf("longest reserved name is %d bytes; update maxReservedLen", longest)
+	}
 	ctx := context.Background()
 	for _, name := range names {
 		if !runtime.ReservedClaim(name) {
@@ -101,5 +111,23 @@ func TestPipelineLoginRules(t *testing.T) {
 	p := build(t, runtime.PipelineConfig{Rules: entries("a")}, runtime.Deps{Registry: reg})
 	if lr := p.LoginRules(); lr.Projection != nil || lr.Gates != nil {
 		t.Fatalf("%+v", lr)
+	}
+}
+
+// BenchmarkReservedClaim: the check runs for every claim of every login,
+// in the pipeline and again in the minter.
+func BenchmarkReservedClaim(b *testing.B) {
+	names := []string{ns + "roles", ns + "permissions", "tenant", "username", "x5t#S256", "favourite_colour", "sub"}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for _, name := range names {
+			if runtime.ReservedClaim(name) {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		b.Fatal("no reserved name found")
 	}
 }

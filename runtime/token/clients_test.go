@@ -21,8 +21,8 @@ type countingHasher struct {
 	iterations  int
 	// gate, when set, holds every derivation until it is closed, and
 	// entered reports each one starting.
-	gate    chan struct{}
-	entered chan struct{}
+	gate                chan struct{}
+	entered             chan struct{}
 	running, maxRunning int
 }
 
