@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -129,5 +130,52 @@ func BenchmarkReservedClaim(b *testing.B) {
 	}
 	if n == 0 {
 		b.Fatal("no reserved name found")
+	}
+}
+
+// projectorRule is a rule that declares a projection, as the
+// authorization rule does.
+type projectorRule struct {
+	ruleFunc
+	proj runtime.Projection
+}
+
+func (r projectorRule) Projection() runtime.Projection { return r.proj }
+
+// TestBudgetDropsTheProjectedClaims: with the authorization rule's claims
+// renamed, the default overflow drop list follows the names it writes.
+// Before, it named the default claims only: nothing was dropped and an
+// over-budget login was denied.
+func TestBudgetDropsTheProjectedClaims(t *testing.T) {
+	perms := make([]string, 300)
+	for i := range perms {
+		perms[i] = fmt.Sprintf("read:document-%04d", i)
+	}
+	proj := runtime.Projection{Names: runtime.ClaimNames{Groups: ns + "teams", Roles: ns + "app_roles", Permissions: "https://api.example.com/scopes"},
+		AccessToken: runtime.AuthzLists{Roles: true, Permissions: true}}
+	reg := runtime.NewRegistry()
+	if err := reg.Register("authz", func(runtime.Decoder) (runtime.Rule, error) {
+		return projectorRule{proj: proj, ruleFunc: func(_ context.Context, _ *runtime.Event, out *runtime.Commands) error {
+			a := &runtime.Authorization{Roles: []string{"editor"}, Permissions: perms}
+			proj.Set(&out.AccessToken.Claims, proj.AccessToken, a)
+			out.Authorization = a
+			return nil
+		}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := build(t, runtime.PipelineConfig{Rules: entries("authz")}, runtime.Deps{Registry: reg})
+	if lr := p.LoginRules(); lr.Projection == nil || lr.Projection.Names != proj.Names {
+		t.Fatalf("login rules %+v", lr)
+	}
+	res := run(t, p, event())
+	if !res.Decision.Allowed {
+		t.Fatalf("%+v %+v", res.Decision, res.Trace)
+	}
+	if _, ok := res.AccessTokenClaims.Get("https://api.example.com/scopes"); ok {
+		t.Fatal("renamed permissions claim kept over budget")
+	}
+	if v, _ := res.AccessTokenClaims.Get(ns + "authz_overflow"); v != true {
+		t.Fatalf("overflow claim %v", v)
 	}
 }

@@ -83,6 +83,7 @@ type Pipeline struct {
 	atBudget          int
 	overflowDeny      bool
 	drop              []string // full claim names, in drop order
+	dropDefault       bool     // drop was not configured
 	overflowClaim     string
 
 	profiles ProfileStore
@@ -138,6 +139,7 @@ func NewPipeline(ctx context.Context, cfg PipelineConfig, deps Deps) (*Pipeline,
 		}
 		p.steps = append(p.steps, s)
 	}
+	p.defaultDrop()
 	for _, s := range p.steps {
 		if s.timeout > p.budget {
 			// Caught after building so the error names the entry; a rule
@@ -209,6 +211,9 @@ func (p *Pipeline) configure(cfg PipelineConfig) error {
 	}
 	drop := b.Drop
 	if drop == nil {
+		// Replaced by the authorization rule's own claim names once the
+		// rules are built (defaultDrop).
+		p.dropDefault = true
 		drop = []string{"permissions", "roles", "groups"}
 	}
 	for i, d := range drop {

@@ -310,3 +310,15 @@ func (p *Pipeline) LoginRules() LoginRules {
 	}
 	return lr
 }
+
+// defaultDrop makes the unconfigured overflow drop list name the lists the
+// authorization rule actually writes: with its claims renamed, the
+// default names would drop nothing.
+func (p *Pipeline) defaultDrop() {
+	if !p.dropDefault {
+		return
+	}
+	if proj := p.LoginRules().Projection; proj != nil {
+		p.drop = []string{proj.Names.Permissions, proj.Names.Roles, proj.Names.Groups}
+	}
+}
