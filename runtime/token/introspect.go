@@ -3,7 +3,6 @@ package token
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -139,14 +138,16 @@ func (in *Introspector) live(ctx context.Context, caller Caller, v *Verified) (I
 	if in.policies == nil {
 		return Introspection{}, fmt.Errorf("%w: live introspection needs an authorization store", runtime.ErrInvalid)
 	}
-	var rec struct {
-		Login runtime.LoginContext `json:"claimsmith_login"`
+	var claims runtime.Claims
+	if err := claims.UnmarshalJSON(v.Payload); err != nil {
+		return Introspection{}, fmt.Errorf("introspection: claims: %w", err)
 	}
-	if err := json.Unmarshal(v.Payload, &rec); err != nil {
-		return Introspection{}, fmt.Errorf("introspection: %s claim: %w", runtime.LoginContextClaim, err)
+	lc, err := loginContext(claims)
+	if err != nil {
+		return Introspection{}, err
 	}
 	c := v.Claims
-	pol, err := in.policies.ResolvePolicy(ctx, runtime.TokenQuery(c.Subject, c.ClientID, c.Audience, rec.Login))
+	pol, err := in.policies.ResolvePolicy(ctx, runtime.TokenQuery(c.Subject, c.ClientID, c.Audience, lc))
 	if err != nil {
 		return Introspection{}, fmt.Errorf("introspection: resolve policy of user %q for client %q: %w", c.Subject, c.ClientID, err)
 	}
@@ -157,7 +158,7 @@ func (in *Introspector) live(ctx context.Context, caller Caller, v *Verified) (I
 	}
 	// The IdP's own roles/permissions (event.authorization) are not
 	// recorded: their passthrough cannot be replayed.
-	a := proj.Authorization(pol.Groups, pol.Roles, pol.Permissions, rec.Login.IdPGroups, nil)
+	a := proj.Authorization(pol.Groups, pol.Roles, pol.Permissions, lc.IdPGroups, nil)
 	if !in.cfg.IgnoreRequiredRoles && in.apps != nil && len(lr.Gates) > 0 {
 		app, err := in.apps.Application(ctx, c.ClientID)
 		switch {
@@ -174,10 +175,6 @@ func (in *Introspector) live(ctx context.Context, caller Caller, v *Verified) (I
 			}
 		}
 	}
-	var claims runtime.Claims
-	if err := claims.UnmarshalJSON(v.Payload); err != nil {
-		return Introspection{}, fmt.Errorf("introspection: claims: %w", err)
-	}
 	out := make(runtime.Claims, 0, len(claims)+5)
 	out = append(out, runtime.Claim{Name: "active", Value: true}, runtime.Claim{Name: "token_type", Value: "Bearer"})
 	out = append(out, claims...)
@@ -187,6 +184,36 @@ func (in *Introspector) live(ctx context.Context, caller Caller, v *Verified) (I
 		return Introspection{}, err
 	}
 	return Introspection{Active: true, JSON: b}, nil
+}
+
+// loginContext reads what the minter recorded in runtime.LoginContextClaim
+// (accessPayload writes it); a token without it (no authorization rule, or
+// minted before it was recorded) resolves without connection and IdP
+// groups.
+func loginContext(claims runtime.Claims) (runtime.LoginContext, error) {
+	var lc runtime.LoginContext
+	raw, ok := claims.Get(runtime.LoginContextClaim)
+	if !ok {
+		return lc, nil
+	}
+	bad := fmt.Errorf("%w: introspection: %s claim is not {connection, idp_groups}", runtime.ErrInvalid, runtime.LoginContextClaim)
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return lc, bad
+	}
+	if lc.Connection, ok = m["connection"].(string); !ok && m["connection"] != nil {
+		return lc, bad
+	}
+	groups, _ := m["idp_groups"].([]any)
+	lc.IdPGroups = make([]string, 0, len(groups))
+	for _, g := range groups {
+		s, ok := g.(string)
+		if !ok {
+			return lc, bad
+		}
+		lc.IdPGroups = append(lc.IdPGroups, s)
+	}
+	return lc, nil
 }
 
 func nonNil(s []string) []string {
