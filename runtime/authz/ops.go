@@ -11,7 +11,8 @@ import (
 // Op is one change to the model. Document-backed stores (memory, file) call
 // Apply on a private copy of the current document (Document.CopyForWrite) and
 // commit the copy only when every op of a batch succeeded; the redis store
-// switches on the concrete op types and writes per-record keys. Ops validate
+// reads the records of the op's Footprint, applies the op to them and writes
+// back the per-record keys that changed. Ops validate
 // their input and referential rules and return errors matching the runtime
 // sentinels: *runtime.ValidationError (ErrInvalid), ErrNotFound, ErrExists,
 // *InUseError (ErrInUse).
@@ -19,8 +20,12 @@ import (
 // Copy-on-write rule: Apply may replace an entity in the document's arrays
 // and assign new slices to its fields, but never writes into a nested slice
 // or map it found in doc, because the previous snapshot still shares them.
+//
+// Footprint names every record Apply may read or change (see Footprint): on a
+// document holding only those records Apply must behave as on the whole model.
 type Op interface {
 	Apply(doc *Document) error
+	Footprint() Footprint
 }
 
 // InUseError is a refused delete: the entity is referenced and the op did not

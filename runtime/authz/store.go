@@ -31,6 +31,7 @@ type Reader interface {
 	Revision(ctx context.Context) (uint64, error)
 	// Snapshot returns the current model. Callers must not change it.
 	Snapshot(ctx context.Context) (*Model, error)
+	RecordReader
 }
 
 // Writer changes the model. Apply runs all ops atomically — all or none —

@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Applications", func(t *testing.T) { RunApplications(t, open) })
 	t.Run("Profiles", func(t *testing.T) { RunProfiles(t, open) })
 	t.Run("RoundTrip", func(t *testing.T) { RunRoundTrip(t, open) })
+	t.Run("Records", func(t *testing.T) { RunRecords(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, open, 50) })
 }
 

@@ -362,6 +362,15 @@ func (s *Store) Revision(ctx context.Context) (uint64, error) {
 // Snapshot implements authz.Reader.
 func (s *Store) Snapshot(ctx context.Context) (*authz.Model, error) { return s.current(ctx) }
 
+// Records implements authz.RecordReader.
+func (s *Store) Records(ctx context.Context, fp authz.Footprint) (*authz.Document, uint64, error) {
+	m, err := s.current(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return m.Records(fp), m.Revision(), nil
+}
+
 // Apply implements authz.Writer: under the exclusive lock it adopts the
 // latest commit (of any process), checks expected against it, applies the
 // ops to a copy and commits the result as revision+1.

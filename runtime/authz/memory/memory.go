@@ -78,6 +78,15 @@ func (s *Store) Snapshot(ctx context.Context) (*authz.Model, error) {
 	return s.model.Load(), nil
 }
 
+// Records implements authz.RecordReader.
+func (s *Store) Records(ctx context.Context, fp authz.Footprint) (*authz.Document, uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	m := s.model.Load()
+	return m.Records(fp), m.Revision(), nil
+}
+
 // Apply implements authz.Writer.
 func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (uint64, error) {
 	if err := ctx.Err(); err != nil {

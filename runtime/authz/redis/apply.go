@@ -80,10 +80,10 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// partial is the part of the model a batch can observe: the records named by
-// the ops and those the indexes say may be affected (name clashes,
-// referencing entities). Ops scan the whole document they get, so running
-// them on this subset gives the same result as on the full model.
+// partial is the part of the model a batch can observe: the records of the
+// ops' footprints (authz.Footprint), found by id and through the index sets.
+// Ops scan the whole document they get, so running them on this subset gives
+// the same result as on the full model.
 type partial struct {
 	n ns
 
@@ -93,6 +93,8 @@ type partial struct {
 	seq    map[string]float64 // "g"/"r"/"p"/"a" + id → storage order
 	// seqBase is the storage-order counter when the batch started.
 	seqBase float64
+	// rev is the revision read with the records.
+	rev uint64
 
 	appsLoaded bool
 	apps       []authz.Application
@@ -101,7 +103,7 @@ type partial struct {
 	conf       []authz.Configuration
 }
 
-// wants lists, per op, the records and index sets it reads.
+// wants lists the records and index sets a footprint reads.
 type wants struct {
 	groups, roles, perms []string
 	groupSets            []string // sets whose members are group ids
@@ -109,74 +111,73 @@ type wants struct {
 	apps, conf           bool
 }
 
-func (w *wants) add(n ns, op authz.Op) error {
-	switch o := op.(type) {
-	case *authz.SetConfiguration:
-		w.conf = true
-	case *authz.CreateGroup:
-		w.groups = append(w.groups, o.ID)
-		w.groupSets = append(w.groupSets, n.groupName(o.Name))
-	case *authz.UpdateGroup:
-		w.groups = append(w.groups, o.ID)
-		w.groupSets = append(w.groupSets, n.groupName(o.Name))
-	case *authz.DeleteGroup:
-		w.groups = append(w.groups, o.ID)
-		w.groupSets = append(w.groupSets, n.parents(o.ID))
-	case *authz.AddGroupMembers:
-		w.groups = append(w.groups, o.GroupID)
-	case *authz.RemoveGroupMembers:
-		w.groups = append(w.groups, o.GroupID)
-	case *authz.RemoveUserFromGroups:
-		w.groups = append(w.groups, o.GroupIDs...)
-		w.groupSets = append(w.groupSets, n.userGroups(o.UserID))
-	case *authz.AddNestedGroups:
-		w.groups = append(append(w.groups, o.GroupID), o.GroupIDs...)
-	case *authz.RemoveNestedGroups:
-		w.groups = append(w.groups, o.GroupID)
-	case *authz.AddGroupRoles:
-		w.groups = append(w.groups, o.GroupID)
-		w.roles = append(w.roles, o.RoleIDs...)
-	case *authz.RemoveGroupRoles:
-		w.groups = append(w.groups, o.GroupID)
-	case *authz.AddGroupMappings:
-		w.groups = append(w.groups, o.GroupID)
-	case *authz.RemoveGroupMappings:
-		w.groups = append(w.groups, o.GroupID)
-	case *authz.CreateRole:
-		w.roles = append(w.roles, o.ID)
-		w.roleSets = append(w.roleSets, n.roleName(o.ApplicationID, o.Name))
-		w.perms = append(w.perms, o.Permissions...)
-	case *authz.UpdateRole:
-		w.roles = append(w.roles, o.ID)
-		w.roleSets = append(w.roleSets, n.roleName(o.ApplicationID, o.Name))
-		w.perms = append(w.perms, o.Permissions...)
-	case *authz.DeleteRole:
-		w.roles = append(w.roles, o.ID)
-		w.groupSets = append(w.groupSets, n.roleGroups(o.ID))
-	case *authz.AddRoleUsers:
-		w.roles = append(w.roles, o.RoleID)
-	case *authz.RemoveRoleUsers:
-		w.roles = append(w.roles, o.RoleID)
-	case *authz.AddRolePermissions:
-		w.roles = append(w.roles, o.RoleID)
-		w.perms = append(w.perms, o.PermissionIDs...)
-	case *authz.RemoveRolePermissions:
-		w.roles = append(w.roles, o.RoleID)
-	case *authz.CreatePermission:
-		w.perms = append(w.perms, o.ID)
-		w.permSets = append(w.permSets, n.permName(o.ApplicationID, o.Name))
-	case *authz.UpdatePermission:
-		w.perms = append(w.perms, o.ID)
-		w.permSets = append(w.permSets, n.permName(o.ApplicationID, o.Name))
-	case *authz.DeletePermission:
-		w.perms = append(w.perms, o.ID)
-		w.roleSets = append(w.roleSets, n.permRoles(o.ID))
-	case *authz.PutApplication, *authz.DeleteApplication:
-		w.apps = true
-	default:
-		return &runtime.ValidationError{Entity: "op", Field: fmt.Sprintf("%T", op), Reason: "is not supported by the redis store"}
+// wantsOf maps a footprint onto this store's keys: ids onto records, reverse
+// relations onto the index sets that answer them.
+func wantsOf(n ns, fp authz.Footprint) wants {
+	w := wants{
+		groups: slices.Clone(fp.Groups), roles: slices.Clone(fp.Roles), perms: slices.Clone(fp.Permissions),
+		apps: fp.Applications, conf: fp.Configuration,
 	}
-	return nil
+	for _, name := range fp.GroupNames {
+		w.groupSets = append(w.groupSets, n.groupName(name))
+	}
+	for _, id := range fp.ParentsOf {
+		w.groupSets = append(w.groupSets, n.parents(id))
+	}
+	for _, u := range fp.MemberOf {
+		w.groupSets = append(w.groupSets, n.userGroups(u))
+	}
+	for _, id := range fp.GroupsWithRoles {
+		w.groupSets = append(w.groupSets, n.roleGroups(id))
+	}
+	for _, an := range fp.RoleNames {
+		w.roleSets = append(w.roleSets, n.roleName(an.ApplicationID, an.Name))
+	}
+	for _, u := range fp.RolesOfUsers {
+		w.roleSets = append(w.roleSets, n.userRoles(u))
+	}
+	for _, id := range fp.RolesWithPermissions {
+		w.roleSets = append(w.roleSets, n.permRoles(id))
+	}
+	for _, an := range fp.PermissionNames {
+		w.permSets = append(w.permSets, n.permName(an.ApplicationID, an.Name))
+	}
+	return w
+}
+
+// Records implements authz.RecordReader: the footprint's records, read
+// without a transaction and accepted when the revision did not move while
+// they were read (every write bumps it in its MULTI/EXEC).
+func (s *Store) Records(ctx context.Context, fp authz.Footprint) (*authz.Document, uint64, error) {
+	if fp.All {
+		m, err := s.Snapshot(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		return m.Document(), m.Revision(), nil
+	}
+	for attempt := 0; ; attempt++ {
+		rev, gen, err := s.revGen(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		n := s.k.ns(gen)
+		w := wantsOf(n, fp)
+		p, err := s.prefetch(ctx, s.c, n, &w)
+		if err == nil && p.rev == rev {
+			return p.document(), rev, nil
+		}
+		if err != nil {
+			// An error while the revision held still is the store's, not
+			// a race with a write (a write may delete what we read).
+			if after, _, rerr := s.revGen(ctx); rerr != nil || after == rev {
+				return nil, 0, err
+			}
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, 0, unavailable("read records", err)
+		}
+	}
 }
 
 // applyTx runs one attempt inside WATCH rev.
@@ -196,12 +197,7 @@ func (s *Store) applyTx(ctx context.Context, tx *goredis.Tx, expected uint64, op
 		return rev, nil
 	}
 	n := s.k.ns(gen)
-	var w wants
-	for i, op := range ops {
-		if err := w.add(n, op); err != nil {
-			return 0, authz.OpError(i, len(ops), err)
-		}
-	}
+	w := wantsOf(n, authz.FootprintOf(ops...))
 	p, err := s.prefetch(ctx, tx, n, &w)
 	if err != nil {
 		return 0, err
@@ -232,9 +228,14 @@ func (s *Store) applyTx(ctx context.Context, tx *goredis.Tx, expected uint64, op
 	return rev + 1, nil
 }
 
+// pipeliner is a client or a WATCH transaction.
+type pipeliner interface {
+	Pipeline() goredis.Pipeliner
+}
+
 // prefetch reads, in two pipelined round trips, the index sets and then the
-// records the batch may observe.
-func (s *Store) prefetch(ctx context.Context, tx *goredis.Tx, n ns, w *wants) (*partial, error) {
+// records the batch may observe; the second also reads the revision (p.rev).
+func (s *Store) prefetch(ctx context.Context, tx pipeliner, n ns, w *wants) (*partial, error) {
 	p := &partial{n: n, groups: map[string]*authz.Group{}, roles: map[string]*authz.Role{},
 		perms: map[string]*authz.Permission{}, seq: map[string]float64{}}
 	if len(w.groupSets)+len(w.roleSets)+len(w.permSets) > 0 {
@@ -288,6 +289,7 @@ func (s *Store) prefetch(ctx context.Context, tx *goredis.Tx, n ns, w *wants) (*
 	queue("r", w.roles, n.role, n.roleUsers, n.roles())
 	queue("p", w.perms, n.perm, nil, n.perms())
 	seqCmd := pipe.Get(ctx, n.seq())
+	revCmd := pipe.Get(ctx, s.k.rev())
 	var appIDs *goredis.ZSliceCmd
 	var apps *goredis.MapStringStringCmd
 	var conf *goredis.StringCmd
@@ -302,6 +304,7 @@ func (s *Store) prefetch(ctx context.Context, tx *goredis.Tx, n ns, w *wants) (*
 		return nil, unavailable("apply: read records", err)
 	}
 	p.seqBase, _ = seqCmd.Float64()
+	p.rev, _ = revCmd.Uint64()
 	for _, r := range recs {
 		b, err := r.val.Bytes()
 		if errors.Is(err, goredis.Nil) {
