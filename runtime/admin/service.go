@@ -1,0 +1,261 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// The admin application service: every change to the authorization model
+// made by an operator (admin API, CLI) goes through Service.Apply, which
+// checks the caller's expected revision, retries a write that lost a race,
+// commits the ops and appends the audit record. It reads and audits only the
+// records the change touches (authz.Footprint), so a write costs what it
+// changes, not the size of the model.
+
+// Store is what the service needs of the authorization store.
+type Store interface {
+	authz.Reader
+	authz.Writer
+}
+
+// Caller is who asks for a change; the audit record names it.
+type Caller struct {
+	KeyID, KeyName string
+	// RequestID ties the audit record to the request's logs.
+	RequestID string
+}
+
+// IfMatch is the revision a caller expects the store to be at. The zero
+// value expects nothing: the change is applied to whatever is current.
+type IfMatch struct {
+	Revision uint64
+	Set      bool
+}
+
+// Expect is an IfMatch for rev.
+func Expect(rev uint64) IfMatch { return IfMatch{Revision: rev, Set: true} }
+
+// Change is one audited write.
+type Change struct {
+	// Action, Entity and ID describe it in the audit log ("group.create",
+	// "group", the group's _id).
+	Action, Entity, ID string
+	// Ops are the write, when they do not depend on the current state.
+	Ops []authz.Op
+	// Build, when set, makes the ops from the current records named by
+	// Reads (e.g. resolving group names, or refusing to create what exists).
+	// It may run more than once.
+	Build func(view *authz.Document) ([]authz.Op, error)
+	// Reads names the records Build and State look at beyond the ops' own
+	// footprints.
+	Reads authz.Footprint
+	// State renders the audited entity from a document holding the
+	// change's records (nil when absent). Nil: no before/after in the record.
+	State func(*authz.Document) any
+}
+
+// Result is a committed change.
+type Result struct {
+	// Revision is the store's revision after the write, Previous before it.
+	Revision, Previous uint64
+	// After holds the records of the change's footprint as the write left
+	// them (the whole document for an import).
+	After *authz.Document
+	// Record is the audit record (Seq 0 when appending it failed: the
+	// write stands and the failure is logged).
+	Record Record
+}
+
+// ServiceConfig wires a Service.
+type ServiceConfig struct {
+	Store Store
+	Audit AuditLog
+	Log   *slog.Logger
+	Now   func() time.Time
+}
+
+// Service is the admin application service. It is safe for concurrent use.
+type Service struct {
+	store Store
+	audit AuditLog
+	log   *slog.Logger
+	now   func() time.Time
+	// writer serialises this process's writes: they would only collide on
+	// the store's revision. Writers on other nodes are handled by retrying.
+	writer chan struct{}
+}
+
+// NewService checks cfg and returns the service.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	if cfg.Store == nil || cfg.Audit == nil {
+		return nil, fmt.Errorf("admin service: Store and Audit are required: %w", runtime.ErrInvalid)
+	}
+	s := &Service{store: cfg.Store, audit: cfg.Audit, log: cfg.Log, now: cfg.Now, writer: make(chan struct{}, 1)}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+// Store returns the authorization store the service writes to.
+func (s *Service) Store() Store { return s.store }
+
+// Apply commits a change and audits it. With ifMatch set the store must be
+// at that revision (*runtime.ConflictError otherwise). Without it a write
+// that loses a race with another node is rebuilt from fresh records and
+// retried until ctx ends, so it never fails for contention alone and never
+// acts on state it did not see.
+func (s *Service) Apply(ctx context.Context, caller Caller, ch Change, ifMatch IfMatch) (Result, error) {
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	defer func() { <-s.writer }()
+	for attempt := 0; ; attempt++ {
+		res, err := s.try(ctx, caller, ch, ifMatch)
+		if err == nil || ifMatch.Set || !errors.Is(err, runtime.ErrConflict) {
+			return res, err
+		}
+		if err := sleep(ctx, attempt); err != nil {
+			return Result{}, fmt.Errorf("%s: retrying after concurrent writes: %w", ch.Action, err)
+		}
+	}
+}
+
+// try is one attempt: read the change's records, build and check the ops on
+// them, commit against that revision, audit.
+func (s *Service) try(ctx context.Context, caller Caller, ch Change, ifMatch IfMatch) (Result, error) {
+	fp := ch.Reads
+	ops := ch.Ops
+	var viewRev uint64
+	if ch.Build != nil {
+		view, rev, err := s.store.Records(ctx, fp)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := checkMatch(ifMatch, rev); err != nil {
+			return Result{}, err
+		}
+		if ops, err = ch.Build(view); err != nil {
+			return Result{}, err
+		}
+		viewRev = rev
+	}
+	fp.Add(authz.FootprintOf(ops...))
+	before, rev, err := s.store.Records(ctx, fp)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := checkMatch(ifMatch, rev); err != nil {
+		return Result{}, err
+	}
+	if ch.Build != nil && rev != viewRev {
+		// A write landed between the two reads: build again.
+		return Result{}, &runtime.ConflictError{Expected: viewRev, Actual: rev}
+	}
+	// Each op behaves on its footprint's records as on the whole model
+	// (authz.Op), so the result of the write is known before committing:
+	// a refused op never reaches the store, and the audit's after-state is
+	// this replay.
+	after := before.CopyForWrite()
+	for i, op := range ops {
+		if err := op.Apply(after); err != nil {
+			return Result{}, authz.OpError(i, len(ops), err)
+		}
+	}
+	next, err := s.store.Apply(ctx, rev, ops...)
+	if err != nil {
+		return Result{}, err
+	}
+	if next != rev+1 {
+		// Only at revision 0, where Apply cannot check the expected
+		// revision (0 means "any"): another write came first. The audit
+		// then shows the records as the store holds them now.
+		cur, _, err := s.store.Records(ctx, fp)
+		if err != nil {
+			return Result{}, err
+		}
+		after = cur
+	}
+	res := Result{Revision: next, Previous: rev, After: after}
+	res.Record = s.record(ctx, caller, ch, res, before)
+	return res, nil
+}
+
+func checkMatch(m IfMatch, rev uint64) error {
+	if m.Set && m.Revision != rev {
+		return &runtime.ConflictError{Expected: m.Revision, Actual: rev}
+	}
+	return nil
+}
+
+// sleep backs off before a retry: jittered and growing up to ~50 ms, so a
+// burst of writers on several nodes spreads out instead of colliding again.
+func sleep(ctx context.Context, attempt int) error {
+	d := time.Duration(200+rand.IntN(800)) * time.Microsecond << min(attempt, 6)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// record appends the audit record of a committed write. A failure is logged
+// loudly: the write itself is committed and cannot be taken back.
+func (s *Service) record(ctx context.Context, caller Caller, ch Change, res Result, before *authz.Document) Record {
+	rec := Record{
+		Time: s.now(), KeyID: caller.KeyID, KeyName: caller.KeyName, Action: ch.Action,
+		Entity: ch.Entity, EntityID: ch.ID, RevisionBefore: res.Previous, RevisionAfter: res.Revision,
+		RequestID: caller.RequestID,
+	}
+	if ch.State != nil {
+		rec.Before = rawJSON(ch.State(before))
+		rec.After = rawJSON(ch.State(res.After))
+	}
+	out, err := s.audit.Append(context.WithoutCancel(ctx), rec)
+	if err != nil {
+		s.log.Error("admin: audit record lost", "action", ch.Action, "entity_id", ch.ID, "revision", res.Revision, "key", caller.KeyName, "err", err)
+		return rec
+	}
+	s.log.Info("admin write", "action", ch.Action, "entity_id", ch.ID, "revision", res.Revision, "key", caller.KeyName, "request_id", caller.RequestID)
+	return out
+}
+
+func rawJSON(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil || string(b) == "null" {
+		return nil
+	}
+	return b
+}
+
+// ---- reads ----
+
+// Model returns the whole current model (lists, exports, effective views).
+func (s *Service) Model(ctx context.Context) (*authz.Model, error) { return s.store.Snapshot(ctx) }
+
+// Records returns the records of fp at one revision.
+func (s *Service) Records(ctx context.Context, fp authz.Footprint) (*authz.Document, uint64, error) {
+	return s.store.Records(ctx, fp)
+}
+
+// AuditLog pages through the audit records.
+func (s *Service) AuditLog(ctx context.Context, q AuditQuery) (AuditPage, error) { return s.audit.List(ctx, q) }
