@@ -328,8 +328,7 @@ type ReloadHandler struct {
 func (h *ReloadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The scope of authorization writes: a reload changes what logins are
 	// granted, as they do.
-	core := adminCore{keys: h.Keys}
-	key, err := core.authenticate(r, admin.ScopeWrite)
+	key, err := AuthenticateAdmin(r, h.Keys, admin.ScopeWrite)
 	if err != nil {
 		if errors.Is(err, runtime.ErrUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="claimsmith-admin"`)

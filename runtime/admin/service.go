@@ -50,10 +50,11 @@ type Change struct {
 	Action, Entity, ID string
 	// Ops are the write, when they do not depend on the current state.
 	Ops []authz.Op
-	// Build, when set, makes the ops from the current records named by
-	// Reads (e.g. resolving group names, or refusing to create what exists).
-	// It may run more than once.
-	Build func(view *authz.Document) ([]authz.Op, error)
+	// Build, when set, completes the change from the current records named
+	// by Reads: it sets Ops (e.g. resolving group names, or refusing to
+	// create what exists) and may refine Action, State and Reads. It works
+	// on a copy and may run more than once.
+	Build func(view *authz.Document, ch *Change) error
 	// Reads names the records Build and State look at beyond the ops' own
 	// footprints.
 	Reads authz.Footprint
@@ -125,7 +126,10 @@ func (s *Service) Apply(ctx context.Context, caller Caller, ch Change, ifMatch I
 	defer func() { <-s.writer }()
 	for attempt := 0; ; attempt++ {
 		res, err := s.try(ctx, caller, ch, ifMatch)
-		if err == nil || ifMatch.Set || !errors.Is(err, runtime.ErrConflict) {
+		// Only a lost race on the revision is retried; other conflicts
+		// (e.g. an ambiguous name) are the caller's to resolve.
+		var ce *runtime.ConflictError
+		if err == nil || ifMatch.Set || !errors.As(err, &ce) {
 			return res, err
 		}
 		if err := sleep(ctx, attempt); err != nil {
@@ -137,22 +141,24 @@ func (s *Service) Apply(ctx context.Context, caller Caller, ch Change, ifMatch I
 // try is one attempt: read the change's records, build and check the ops on
 // them, commit against that revision, audit.
 func (s *Service) try(ctx context.Context, caller Caller, ch Change, ifMatch IfMatch) (Result, error) {
-	fp := ch.Reads
-	ops := ch.Ops
 	var viewRev uint64
 	if ch.Build != nil {
-		view, rev, err := s.store.Records(ctx, fp)
+		view, rev, err := s.store.Records(ctx, ch.Reads)
 		if err != nil {
 			return Result{}, err
 		}
 		if err := checkMatch(ifMatch, rev); err != nil {
 			return Result{}, err
 		}
-		if ops, err = ch.Build(view); err != nil {
+		built := ch
+		built.Reads = cloneFootprint(ch.Reads)
+		if err := ch.Build(view, &built); err != nil {
 			return Result{}, err
 		}
-		viewRev = rev
+		ch, viewRev = built, rev
 	}
+	ops := ch.Ops
+	fp := cloneFootprint(ch.Reads)
 	fp.Add(authz.FootprintOf(ops...))
 	before, rev, err := s.store.Records(ctx, fp)
 	if err != nil {
@@ -192,6 +198,14 @@ func (s *Service) try(ctx context.Context, caller Caller, ch Change, ifMatch IfM
 	res := Result{Revision: next, Previous: rev, After: after}
 	res.Record = s.record(ctx, caller, ch, res, before)
 	return res, nil
+}
+
+// cloneFootprint copies f so that adding to the copy never writes into the
+// caller's slices.
+func cloneFootprint(f authz.Footprint) authz.Footprint {
+	var c authz.Footprint
+	c.Add(f)
+	return c
 }
 
 func checkMatch(m IfMatch, rev uint64) error {

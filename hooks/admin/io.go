@@ -1,13 +1,14 @@
-package hooks
+package admin
 
 import (
 	"bytes"
 	_ "embed"
+	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 	"strconv"
 
 	"github.com/claimsmith/claimsmith/runtime"
-	"github.com/claimsmith/claimsmith/runtime/admin"
+	radmin "github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
@@ -46,10 +47,10 @@ func summarize(doc *authz.Document, rev uint64) importSummary {
 // changes nothing. An extension export keeps the registered applications;
 // a full export (claimsmith section) replaces them and the profiles.
 func (h adminIO) importDoc(w http.ResponseWriter, r *http.Request, c *adminCall) error {
-	if err := requireJSON(r); err != nil {
+	if err := hooks.RequireJSON(r); err != nil {
 		return err
 	}
-	body, err := readBody(w, r, h.maxImport)
+	body, err := hooks.ReadBody(w, r, h.maxImport)
 	if err != nil {
 		return err
 	}
@@ -57,11 +58,9 @@ func (h adminIO) importDoc(w http.ResponseWriter, r *http.Request, c *adminCall)
 	if err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "import", entity: "document",
-			state: func(d *authz.Document) any { return countsOf(d) },
-			ops:   []authz.Op{&authz.ReplaceDocument{Doc: doc}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "import", entity: "document",
+		state: audited{fp: authz.Footprint{All: true}, render: func(d *authz.Document) any { return countsOf(d) }},
+		ops:   []authz.Op{&authz.ReplaceDocument{Doc: doc}}})
 	if err != nil {
 		return err
 	}
@@ -114,16 +113,16 @@ func (h adminAuditAPI) list(w http.ResponseWriter, r *http.Request, _ *adminCall
 		return err
 	}
 	q := r.URL.Query()
-	page, err := h.audit.List(r.Context(), admin.AuditQuery{Page: lq.page, PerPage: lq.perPage,
+	page, err := h.svc.AuditLog(r.Context(), radmin.AuditQuery{Page: lq.Page, PerPage: lq.PerPage,
 		Action: q.Get("action"), KeyName: q.Get("key"), EntityID: q.Get("entity_id")})
 	if err != nil {
 		return err
 	}
 	recs := page.Records
 	if recs == nil {
-		recs = []admin.Record{}
+		recs = []radmin.Record{}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"records": recs, "total": page.Total, "page": lq.page, "per_page": lq.perPage})
+	hooks.WriteJSON(w, http.StatusOK, map[string]any{"records": recs, "total": page.Total, "page": lq.Page, "per_page": lq.PerPage})
 	return nil
 }
 

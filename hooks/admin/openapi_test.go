@@ -1,4 +1,4 @@
-package hooks
+package admin
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-var updateOpenAPI = flag.Bool("update-openapi", false, "rewrite hooks/openapi.json from the admin route table")
+var updateOpenAPI = flag.Bool("update-openapi", false, "rewrite hooks/admin/openapi.json from the admin route table")
 
 // str, arr, obj build JSON Schema fragments.
 func str() map[string]any { return map[string]any{"type": "string"} }
@@ -203,7 +203,7 @@ func operationID(method, pattern string) string {
 	return b.String()
 }
 
-// TestOpenAPIInSync keeps hooks/openapi.json equal to what the route table
+// TestOpenAPIInSync keeps hooks/admin/openapi.json equal to what the route table
 // produces (run with -update-openapi to rewrite it) and walks the router:
 // every documented operation reaches a handler, every route is documented
 // with its scope.
@@ -220,7 +220,7 @@ func TestOpenAPIInSync(t *testing.T) {
 		}
 	}
 	if !bytes.Equal(openAPIDoc, want) && !*updateOpenAPI {
-		t.Fatalf("hooks/openapi.json is stale: run go test ./hooks -run TestOpenAPIInSync -update-openapi")
+		t.Fatalf("hooks/admin/openapi.json is stale: run go test ./hooks/admin -run TestOpenAPIInSync -update-openapi")
 	}
 
 	// The served document is the embedded one.
@@ -323,7 +323,7 @@ func TestOpenAPIInSync(t *testing.T) {
 	if ops != len(f.api.Routes()) {
 		t.Errorf("%d documented operations, %d routes", ops, len(f.api.Routes()))
 	}
-	if !slices.ContainsFunc(f.api.Routes(), func(r AdminRoute) bool { return r.Pattern == "/api/import" }) {
+	if !slices.ContainsFunc(f.api.Routes(), func(r RouteInfo) bool { return r.Pattern == "/api/import" }) {
 		t.Error("import route missing")
 	}
 }

@@ -1,9 +1,10 @@
-package hooks
+package admin
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/claimsmith/claimsmith/hooks"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/claimsmith/claimsmith/runtime/admin"
+	radmin "github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/file"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
@@ -31,15 +32,15 @@ type adminTestStore interface {
 
 // openAdminTestStore opens a backend with the admin key store and audit log
 // that go with it: files in a temp dir for memory and file, Redis for redis.
-func openAdminTestStore(t testing.TB, kind string) (adminTestStore, admin.KeyStore, AdminAudit) {
+func openAdminTestStore(t testing.TB, kind string) (adminTestStore, radmin.KeyStore, radmin.AuditLog) {
 	t.Helper()
-	fileAdmin := func() (admin.KeyStore, AdminAudit) {
+	fileAdmin := func() (radmin.KeyStore, radmin.AuditLog) {
 		dir := t.TempDir()
-		keys, err := admin.OpenFileKeyStore(dir, nil)
+		keys, err := radmin.OpenFileKeyStore(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		audit, err := admin.OpenFileAuditLog(dir, nil)
+		audit, err := radmin.OpenFileAuditLog(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +61,7 @@ func openAdminTestStore(t testing.TB, kind string) (adminTestStore, admin.KeySto
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		return s, admin.NewRedisKeyStore(c, admin.RedisOptions{}), admin.NewRedisAuditLog(c, admin.RedisOptions{})
+		return s, radmin.NewRedisKeyStore(c, radmin.RedisOptions{}), radmin.NewRedisAuditLog(c, radmin.RedisOptions{})
 	case "file":
 		s, err := file.Open(context.Background(), t.TempDir(), file.Options{})
 		if err != nil {
@@ -77,11 +78,11 @@ func openAdminTestStore(t testing.TB, kind string) (adminTestStore, admin.KeySto
 // adminFixture is the admin API over real HTTP on loopback, with a real
 // store, file key store and file audit log, and one key per scope mix.
 type adminFixture struct {
-	api   *AdminAPI
+	api   *API
 	srv   *httptest.Server
 	store adminTestStore
-	keys  admin.KeyStore
-	audit AdminAudit
+	keys  radmin.KeyStore
+	audit radmin.AuditLog
 	// secrets of keys with: every scope; read only; write only; import only;
 	// export only.
 	all, read, write, imp, exp string
@@ -100,19 +101,23 @@ func newAdminFixtureOn(t testing.TB, kind string) *adminFixture {
 		}
 		return s
 	}
-	f.all = mk("root", admin.AllScopes()...)
-	f.read = mk("reader", admin.ScopeRead)
-	f.write = mk("writer", admin.ScopeWrite)
-	f.imp = mk("importer", admin.ScopeImport)
-	f.exp = mk("exporter", admin.ScopeExport)
+	f.all = mk("root", radmin.AllScopes()...)
+	f.read = mk("reader", radmin.ScopeRead)
+	f.write = mk("writer", radmin.ScopeWrite)
+	f.imp = mk("importer", radmin.ScopeImport)
+	f.exp = mk("exporter", radmin.ScopeExport)
 	var err error
-	f.api, err = NewAdminAPI(AdminConfig{Store: f.store, Keys: f.keys, Audit: f.audit, Profiles: f.store,
+	svc, err := radmin.NewService(radmin.ServiceConfig{Store: f.store, Audit: f.audit, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.api, err = New(Config{Service: svc, Keys: f.keys, Profiles: f.store,
 		Log: slog.New(slog.DiscardHandler), MaxImport: 4 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Mounted the way the server mounts it: its routes in a server mux.
-	mux, err := NewMux(f.api.ServerRoutes(), nil, slog.New(slog.DiscardHandler))
+	mux, err := hooks.NewMux(f.api.ServerRoutes(), nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +142,7 @@ func (r adminResp) json(t testing.TB, v any) {
 
 // errText is the error_description of an error answer.
 func (r adminResp) errText() string {
-	var e ErrorBody
+	var e hooks.ErrorBody
 	_ = json.Unmarshal(r.body, &e)
 	return e.Description
 }
@@ -224,7 +229,7 @@ func (f *adminFixture) revision(t testing.TB) uint64 {
 
 func (f *adminFixture) auditTotal(t testing.TB) int {
 	t.Helper()
-	p, err := f.audit.List(context.Background(), admin.AuditQuery{PerPage: 1})
+	p, err := f.audit.List(context.Background(), radmin.AuditQuery{PerPage: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +237,9 @@ func (f *adminFixture) auditTotal(t testing.TB) int {
 }
 
 // lastAudit returns the newest audit record.
-func (f *adminFixture) lastAudit(t testing.TB) admin.Record {
+func (f *adminFixture) lastAudit(t testing.TB) radmin.Record {
 	t.Helper()
-	p, err := f.audit.List(context.Background(), admin.AuditQuery{PerPage: 1})
+	p, err := f.audit.List(context.Background(), radmin.AuditQuery{PerPage: 1})
 	if err != nil || len(p.Records) == 0 {
 		t.Fatalf("no audit record: %v", err)
 	}

@@ -1,9 +1,9 @@
-package hooks
+package admin
 
 import (
 	"net/http"
 
-	"github.com/claimsmith/claimsmith/runtime/admin"
+	radmin "github.com/claimsmith/claimsmith/runtime/admin"
 )
 
 // Query parameters shared by lists.
@@ -42,8 +42,8 @@ func adminRoutes(c *adminCore) []adminRoute {
 	io := adminIO{c}
 	au := adminAuditAPI{c}
 	const (
-		R  = admin.ScopeRead
-		W  = admin.ScopeWrite
+		R  = radmin.ScopeRead
+		W  = radmin.ScopeWrite
 		ok = http.StatusOK
 		cr = http.StatusCreated
 		nc = http.StatusNoContent
@@ -107,12 +107,12 @@ func adminRoutes(c *adminCore) []adminRoute {
 				{"connection", "string", "the IdP connection name (enables mappings)"}, {"groups", "string", "comma-separated IdP groups"}},
 			"", ok, "Policy", us.policy},
 
-		{"POST", "/api/import", admin.ScopeImport, "Replace the whole document with an extension export (validated, atomic; ids kept).", "import/export", nil, "Document", ok, "ImportSummary", io.importDoc},
-		{"GET", "/api/export", admin.ScopeExport, "Export the document in the extension's format (claimsmith section with ?full=true).", "import/export",
+		{"POST", "/api/import", radmin.ScopeImport, "Replace the whole document with an extension export (validated, atomic; ids kept).", "import/export", nil, "Document", ok, "ImportSummary", io.importDoc},
+		{"GET", "/api/export", radmin.ScopeExport, "Export the document in the extension's format (claimsmith section with ?full=true).", "import/export",
 			[]adminParam{{"full", "boolean", "add the claimsmith section (applications, profiles)"}}, "", ok, "Document", io.exportDoc},
 		// The extension's own paths for the same two operations.
-		{"POST", "/api/configuration/import", admin.ScopeImport, "Replace the whole document (the extension's path for POST /api/import).", "import/export", nil, "Document", ok, "ImportSummary", io.importDoc},
-		{"GET", "/api/configuration/export", admin.ScopeExport, "Export the document (the extension's path for GET /api/export).", "import/export",
+		{"POST", "/api/configuration/import", radmin.ScopeImport, "Replace the whole document (the extension's path for POST /api/import).", "import/export", nil, "Document", ok, "ImportSummary", io.importDoc},
+		{"GET", "/api/configuration/export", radmin.ScopeExport, "Export the document (the extension's path for GET /api/export).", "import/export",
 			[]adminParam{{"full", "boolean", "add the claimsmith section (applications, profiles)"}}, "", ok, "Document", io.exportDoc},
 		{"GET", "/api/audit", R, "List audit records of writes, newest first.", "audit",
 			withParams(pageParams[:2], []adminParam{{"action", "string", "only this action, e.g. group.create"},

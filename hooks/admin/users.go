@@ -1,7 +1,8 @@
-package hooks
+package admin
 
 import (
 	"fmt"
+	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 	"slices"
 	"strings"
@@ -24,8 +25,8 @@ type userView struct {
 	Roles  []string `json:"roles"`
 }
 
-func userState(id string) func(*authz.Document) any {
-	return func(doc *authz.Document) any {
+func userState(id string) audited {
+	return audited{fp: authz.Footprint{MemberOf: []string{id}, RolesOfUsers: []string{id}}, render: func(doc *authz.Document) any {
 		v := userView{UserID: id, Groups: []string{}, Roles: []string{}}
 		for _, g := range doc.Groups {
 			if slices.Contains(g.Members, id) {
@@ -38,7 +39,7 @@ func userState(id string) func(*authz.Document) any {
 			}
 		}
 		return v
-	}
+	}}
 }
 
 // directGroups returns the indexes of the groups listing the user.
@@ -88,11 +89,11 @@ func (h adminUsers) groupList(w http.ResponseWriter, r *http.Request, effective 
 	out := []groupRef{}
 	for _, gi := range idx {
 		g := &doc.Groups[gi]
-		if lq.match(g.Name, g.Description) {
+		if lq.Match(g.Name, g.Description) {
 			out = append(out, refOf(g))
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("groups", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("groups", out, lq))
 	return nil
 }
 
@@ -104,9 +105,14 @@ func (h adminUsers) groupsCalculate(w http.ResponseWriter, r *http.Request, _ *a
 	return h.groupList(w, r, true)
 }
 
+// groupRefs names the records resolveGroupRefs needs.
+func groupRefs(refs []string) authz.Footprint {
+	return authz.Footprint{Groups: refs, GroupNames: refs}
+}
+
 // resolveGroupRefs maps the body of PATCH/DELETE /api/users/{id}/groups to
 // group ids: each entry is a group _id or, as the extension accepts, a
-// group name (exact).
+// group name (exact). doc holds at least the records of groupRefs(refs).
 func resolveGroupRefs(doc *authz.Document, refs []string) ([]string, error) {
 	out := make([]string, 0, len(refs))
 	for i, ref := range refs {
@@ -143,8 +149,8 @@ func (h adminUsers) addGroups(w http.ResponseWriter, r *http.Request, c *adminCa
 	if len(refs) == 0 {
 		return &runtime.ValidationError{Entity: "user", ID: user, Field: "groups", Reason: "is empty: nothing to change"}
 	}
-	res, err := h.apply(r, c, func(m *authz.Model) (adminChange, error) {
-		ids, err := resolveGroupRefs(m.Document(), refs)
+	res, err := h.writeWith(r, c, groupRefs(refs), func(view *authz.Document) (adminChange, error) {
+		ids, err := resolveGroupRefs(view, refs)
 		if err != nil {
 			return adminChange{}, err
 		}
@@ -181,11 +187,11 @@ func (h adminUsers) removeGroups(w http.ResponseWriter, r *http.Request, c *admi
 	} else if r.ContentLength > 0 {
 		return &runtime.ValidationError{Entity: "user", ID: user, Field: "body", Reason: "must be empty with ?all=true"}
 	}
-	res, err := h.apply(r, c, func(m *authz.Model) (adminChange, error) {
+	res, err := h.writeWith(r, c, groupRefs(refs), func(view *authz.Document) (adminChange, error) {
 		var ids []string
 		if !all {
 			var err error
-			if ids, err = resolveGroupRefs(m.Document(), refs); err != nil {
+			if ids, err = resolveGroupRefs(view, refs); err != nil {
 				return adminChange{}, err
 			}
 		}
@@ -230,12 +236,12 @@ func (h adminUsers) roleList(w http.ResponseWriter, r *http.Request, effective b
 		if !slices.Contains(role.Users, user) && !slices.Contains(fromGroups, role.ID) {
 			continue
 		}
-		if lq.match(role.Name, role.Description) && (appID == "" || role.ApplicationID == appID) {
+		if lq.Match(role.Name, role.Description) && (appID == "" || role.ApplicationID == appID) {
 			out = append(out, roleView{ID: role.ID, Name: role.Name, Description: role.Description,
 				ApplicationType: role.ApplicationType, ApplicationID: role.ApplicationID})
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("roles", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("roles", out, lq))
 	return nil
 }
 
@@ -273,13 +279,11 @@ func (h adminUsers) rolesWrite(w http.ResponseWriter, r *http.Request, c *adminC
 			return &runtime.ValidationError{Entity: "user", ID: user, Field: fmt.Sprintf("roles[%d]", i), Reason: "is empty"}
 		}
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		ops := make([]authz.Op, len(ids))
-		for i, rid := range ids {
-			ops[i] = op(rid, user)
-		}
-		return adminChange{action: action, entity: "user", id: user, state: userState(user), ops: ops}, nil
-	})
+	ops := make([]authz.Op, len(ids))
+	for i, rid := range ids {
+		ops[i] = op(rid, user)
+	}
+	res, err := h.write(r, c, adminChange{action: action, entity: "user", id: user, state: userState(user), ops: ops})
 	if err != nil {
 		return err
 	}
@@ -310,6 +314,6 @@ func (h adminUsers) policy(w http.ResponseWriter, r *http.Request, _ *adminCall)
 	}
 	p := m.Resolve(authz.PolicyQuery{UserID: r.PathValue("id"), ClientID: client, Audience: q.Get("audience"),
 		Connection: q.Get("connection"), IdPGroups: idpGroups})
-	WriteJSON(w, http.StatusOK, p)
+	hooks.WriteJSON(w, http.StatusOK, p)
 	return nil
 }

@@ -1,9 +1,10 @@
-package hooks
+package admin
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/claimsmith/claimsmith/hooks"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -18,9 +19,9 @@ import (
 // share one server mux; each request reaches its own handler.
 func TestAdminCoexistsWithPolicyEndpoint(t *testing.T) {
 	f := newAdminFixture(t)
-	routes := append(f.api.ServerRoutes(), Route{Pattern: PatternPolicy,
-		Handler: &PolicyHandler{Resolver: f.store, Keys: NewKeySet("ext-key"), Log: slog.New(slog.DiscardHandler)}})
-	mux, err := NewMux(routes, nil, slog.New(slog.DiscardHandler))
+	routes := append(f.api.ServerRoutes(), hooks.Route{Pattern: hooks.PatternPolicy,
+		Handler: &hooks.PolicyHandler{Resolver: f.store, Keys: hooks.NewKeySet("ext-key"), Log: slog.New(slog.DiscardHandler)}})
+	mux, err := hooks.NewMux(routes, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("routes conflict: %v", err)
 	}
@@ -60,7 +61,7 @@ func TestAdminCoexistsWithPolicyEndpoint(t *testing.T) {
 // handler's own cost: authentication, snapshot, filtering, encoding.
 func benchAdmin(b *testing.B) *adminFixture {
 	f := newAdminFixture(b)
-	sample, err := os.ReadFile("../samples/data/extension-export.json")
+	sample, err := os.ReadFile("../../samples/data/extension-export.json")
 	if err != nil {
 		b.Fatal(err)
 	}

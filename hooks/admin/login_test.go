@@ -1,9 +1,10 @@
-package hooks
+package admin
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/claimsmith/claimsmith/hooks"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -34,10 +35,10 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = p.Close() })
-		native := &NativeHandler{Trigger: runtime.TriggerPostLogin, Enricher: p, Log: slog.New(slog.DiscardHandler),
-			Callers: []Caller{{Name: "idp", Bearer: NewKeySet("idp-key")}}}
-		routes := append(f.api.ServerRoutes(), Route{Pattern: "POST /hooks/v1/post-login", Handler: native})
-		mux, err := NewMux(routes, nil, slog.New(slog.DiscardHandler))
+		native := &hooks.NativeHandler{Trigger: runtime.TriggerPostLogin, Enricher: p, Log: slog.New(slog.DiscardHandler),
+			Callers: []hooks.Caller{{Name: "idp", Bearer: hooks.NewKeySet("idp-key")}}}
+		routes := append(f.api.ServerRoutes(), hooks.Route{Pattern: "POST /hooks/v1/post-login", Handler: native})
+		mux, err := hooks.NewMux(routes, nil, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +46,7 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 		t.Cleanup(srv.Close)
 		f.srv = srv
 
-		login := func() NativeResponse {
+		login := func() hooks.NativeResponse {
 			t.Helper()
 			ev := `{"user":{"user_id":"auth0|alice","email":"alice@example.com"},"client":{"client_id":"portal"},"connection":{"name":"corp-ad"}}`
 			req, _ := http.NewRequest("POST", srv.URL+"/hooks/v1/post-login", bytes.NewReader([]byte(ev)))
@@ -56,7 +57,7 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer res.Body.Close()
-			var out NativeResponse
+			var out hooks.NativeResponse
 			if res.StatusCode != 200 {
 				t.Fatalf("post-login: %d", res.StatusCode)
 			}
@@ -65,7 +66,7 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 			}
 			return out
 		}
-		claim := func(r NativeResponse, name string) []string {
+		claim := func(r hooks.NativeResponse, name string) []string {
 			t.Helper()
 			v, ok := r.AccessTokenClaims.Get(ns + name)
 			if !ok {

@@ -1,7 +1,8 @@
-package hooks
+package admin
 
 import (
 	"fmt"
+	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 
 	"github.com/claimsmith/claimsmith/runtime"
@@ -32,13 +33,13 @@ func findApp(doc *authz.Document, clientID string) (*authz.Application, error) {
 	return nil, fmt.Errorf("application %q: %w", clientID, runtime.ErrNotFound)
 }
 
-func appState(id string) func(*authz.Document) any {
-	return func(doc *authz.Document) any {
+func appState(id string) audited {
+	return audited{fp: authz.Footprint{Applications: true}, render: func(doc *authz.Document) any {
 		if a, err := findApp(doc, id); err == nil {
 			return a
 		}
 		return nil
-	}
+	}}
 }
 
 func (h adminApps) list(w http.ResponseWriter, r *http.Request, _ *adminCall) error {
@@ -54,12 +55,12 @@ func (h adminApps) list(w http.ResponseWriter, r *http.Request, _ *adminCall) er
 	if s := m.Document().Claimsmith; s != nil {
 		for _, a := range s.Applications {
 			// Name filters match the application's name or its client_id.
-			if lq.match(a.Name, "") || lq.match(a.ClientID, "") {
+			if lq.Match(a.Name, "") || lq.Match(a.ClientID, "") {
 				out = append(out, a)
 			}
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("applications", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("applications", out, lq))
 	return nil
 }
 
@@ -72,7 +73,7 @@ func (h adminApps) get(w http.ResponseWriter, r *http.Request, _ *adminCall) err
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, a)
+	hooks.WriteJSON(w, http.StatusOK, a)
 	return nil
 }
 
@@ -87,8 +88,8 @@ func (h adminApps) create(w http.ResponseWriter, r *http.Request, c *adminCall) 
 		return &runtime.ValidationError{Entity: "application", Field: "client_id", Reason: "is required"}
 	}
 	id := *b.ClientID
-	res, err := h.apply(r, c, func(m *authz.Model) (adminChange, error) {
-		if _, err := findApp(m.Document(), id); err == nil {
+	res, err := h.writeWith(r, c, authz.Footprint{Applications: true}, func(view *authz.Document) (adminChange, error) {
+		if _, err := findApp(view, id); err == nil {
 			return adminChange{}, fmt.Errorf("application %q: %w", id, runtime.ErrExists)
 		}
 		return adminChange{action: "application.create", entity: "application", id: id, state: appState(id),
@@ -98,7 +99,7 @@ func (h adminApps) create(w http.ResponseWriter, r *http.Request, c *adminCall) 
 		return err
 	}
 	w.Header().Set("Location", "/api/applications/"+id)
-	return writeEntity(w, http.StatusCreated, res, appState(id)(res.after))
+	return writeEntity(w, http.StatusCreated, res, appState(id).of(res.after))
 }
 
 // put creates or replaces an application (201 when it was new).
@@ -112,8 +113,8 @@ func (h adminApps) put(w http.ResponseWriter, r *http.Request, c *adminCall) err
 		return &runtime.ValidationError{Entity: "application", ID: id, Field: "client_id", Reason: fmt.Sprintf("is %q, differs from the path", *b.ClientID)}
 	}
 	created := false
-	res, err := h.apply(r, c, func(m *authz.Model) (adminChange, error) {
-		_, err := findApp(m.Document(), id)
+	res, err := h.writeWith(r, c, authz.Footprint{Applications: true}, func(view *authz.Document) (adminChange, error) {
+		_, err := findApp(view, id)
 		created = err != nil
 		action := "application.update"
 		if created {
@@ -129,15 +130,13 @@ func (h adminApps) put(w http.ResponseWriter, r *http.Request, c *adminCall) err
 	if created {
 		status = http.StatusCreated
 	}
-	return writeEntity(w, status, res, appState(id)(res.after))
+	return writeEntity(w, status, res, appState(id).of(res.after))
 }
 
 func (h adminApps) delete(w http.ResponseWriter, r *http.Request, c *adminCall) error {
 	id := r.PathValue("client_id")
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "application.delete", entity: "application", id: id, state: appState(id),
-			ops: []authz.Op{&authz.DeleteApplication{ClientID: id}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "application.delete", entity: "application", id: id, state: appState(id),
+		ops: []authz.Op{&authz.DeleteApplication{ClientID: id}}})
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
-package hooks
+package admin
 
 import (
 	"fmt"
+	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 	"slices"
 
@@ -49,13 +50,13 @@ func findGroup(doc *authz.Document, id string) (*authz.Group, error) {
 	return nil, fmt.Errorf("group %q: %w", id, runtime.ErrNotFound)
 }
 
-func groupState(id string) func(*authz.Document) any {
-	return func(doc *authz.Document) any {
+func groupState(id string) audited {
+	return audited{fp: authz.Footprint{Groups: []string{id}}, render: func(doc *authz.Document) any {
 		if g, err := findGroup(doc, id); err == nil {
 			return g
 		}
 		return nil
-	}
+	}}
 }
 
 // groupClosure walks nesting from start: down through children (nested)
@@ -122,11 +123,11 @@ func (h adminGroups) list(w http.ResponseWriter, r *http.Request, _ *adminCall) 
 	}
 	out := []authz.Group{}
 	for _, g := range m.Document().Groups {
-		if lq.match(g.Name, g.Description) {
+		if lq.Match(g.Name, g.Description) {
 			out = append(out, g)
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("groups", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("groups", out, lq))
 	return nil
 }
 
@@ -139,7 +140,7 @@ func (h adminGroups) get(w http.ResponseWriter, r *http.Request, _ *adminCall) e
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, g)
+	hooks.WriteJSON(w, http.StatusOK, g)
 	return nil
 }
 
@@ -152,15 +153,13 @@ func (h adminGroups) create(w http.ResponseWriter, r *http.Request, c *adminCall
 	if err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "group.create", entity: "group", id: id, state: groupState(id),
-			ops: []authz.Op{&authz.CreateGroup{ID: id, Name: b.Name, Description: b.Description}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "group.create", entity: "group", id: id, state: groupState(id),
+		ops: []authz.Op{&authz.CreateGroup{ID: id, Name: b.Name, Description: b.Description}}})
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/api/groups/"+id)
-	return writeEntity(w, http.StatusCreated, res, groupState(id)(res.after))
+	return writeEntity(w, http.StatusCreated, res, groupState(id).of(res.after))
 }
 
 func (h adminGroups) update(w http.ResponseWriter, r *http.Request, c *adminCall) error {
@@ -172,14 +171,12 @@ func (h adminGroups) update(w http.ResponseWriter, r *http.Request, c *adminCall
 	if err := samePathID("group", id, b.ID); err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "group.update", entity: "group", id: id, state: groupState(id),
-			ops: []authz.Op{&authz.UpdateGroup{ID: id, Name: b.Name, Description: b.Description}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "group.update", entity: "group", id: id, state: groupState(id),
+		ops: []authz.Op{&authz.UpdateGroup{ID: id, Name: b.Name, Description: b.Description}}})
 	if err != nil {
 		return err
 	}
-	return writeEntity(w, http.StatusOK, res, groupState(id)(res.after))
+	return writeEntity(w, http.StatusOK, res, groupState(id).of(res.after))
 }
 
 func (h adminGroups) delete(w http.ResponseWriter, r *http.Request, c *adminCall) error {
@@ -188,10 +185,8 @@ func (h adminGroups) delete(w http.ResponseWriter, r *http.Request, c *adminCall
 	if err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "group.delete", entity: "group", id: id, state: groupState(id),
-			ops: []authz.Op{&authz.DeleteGroup{ID: id, Cascade: cascade}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "group.delete", entity: "group", id: id, state: groupState(id),
+		ops: []authz.Op{&authz.DeleteGroup{ID: id, Cascade: cascade}}})
 	if err != nil {
 		return err
 	}
@@ -219,11 +214,11 @@ func (h adminGroups) members(w http.ResponseWriter, r *http.Request, _ *adminCal
 	}
 	out := []userRef{}
 	for _, u := range g.Members {
-		if lq.match(u, "") {
+		if lq.Match(u, "") {
 			out = append(out, userRef{UserID: u})
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("users", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("users", out, lq))
 	return nil
 }
 
@@ -255,14 +250,14 @@ func (h adminGroups) nestedMembers(w http.ResponseWriter, r *http.Request, _ *ad
 	for _, gi := range groupClosure(doc, start, false) {
 		g := &doc.Groups[gi]
 		for _, u := range g.Members {
-			if seen[u] || !lq.match(u, "") {
+			if seen[u] || !lq.Match(u, "") {
 				continue
 			}
 			seen[u] = true
 			out = append(out, nestedMember{User: userRef{UserID: u}, Group: refOf(g)})
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("users", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("users", out, lq))
 	return nil
 }
 
@@ -329,11 +324,11 @@ func (h adminGroups) nested(w http.ResponseWriter, r *http.Request, _ *adminCall
 	}
 	out := []authz.Group{}
 	for _, child := range g.Nested {
-		if c, err := findGroup(doc, child); err == nil && lq.match(c.Name, c.Description) {
+		if c, err := findGroup(doc, child); err == nil && lq.Match(c.Name, c.Description) {
 			out = append(out, *c)
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("groups", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("groups", out, lq))
 	return nil
 }
 
@@ -351,7 +346,7 @@ func (h adminGroups) roles(w http.ResponseWriter, r *http.Request, _ *adminCall)
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, listPage("roles", rolesByID(doc, g.Roles, lq), lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("roles", rolesByID(doc, g.Roles, lq), lq))
 	return nil
 }
 
@@ -379,7 +374,7 @@ func (h adminGroups) nestedRoles(w http.ResponseWriter, r *http.Request, _ *admi
 			}
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("roles", rolesByID(doc, ids, lq), lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("roles", rolesByID(doc, ids, lq), lq))
 	return nil
 }
 
@@ -388,7 +383,7 @@ func (h adminGroups) nestedRoles(w http.ResponseWriter, r *http.Request, _ *admi
 func rolesByID(doc *authz.Document, ids []string, lq listQuery) []authz.Role {
 	out := []authz.Role{}
 	for _, role := range doc.Roles {
-		if slices.Contains(ids, role.ID) && lq.match(role.Name, role.Description) {
+		if slices.Contains(ids, role.ID) && lq.Match(role.Name, role.Description) {
 			out = append(out, role)
 		}
 	}
@@ -410,11 +405,11 @@ func (h adminGroups) mappings(w http.ResponseWriter, r *http.Request, _ *adminCa
 	}
 	out := []authz.Mapping{}
 	for _, mp := range g.Mappings {
-		if lq.match(mp.GroupName, mp.ConnectionName) {
+		if lq.Match(mp.GroupName, mp.ConnectionName) {
 			out = append(out, mp)
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("mappings", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("mappings", out, lq))
 	return nil
 }
 
@@ -432,10 +427,8 @@ func (h adminGroups) addMappings(w http.ResponseWriter, r *http.Request, c *admi
 	for i, b := range body {
 		maps[i] = authz.Mapping{ID: authz.NewID(), GroupName: b.GroupName, ConnectionName: b.ConnectionName}
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "group.mappings.add", entity: "group", id: id, state: groupState(id),
-			ops: []authz.Op{&authz.AddGroupMappings{GroupID: id, Mappings: maps}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "group.mappings.add", entity: "group", id: id, state: groupState(id),
+		ops: []authz.Op{&authz.AddGroupMappings{GroupID: id, Mappings: maps}}})
 	if err != nil {
 		return err
 	}

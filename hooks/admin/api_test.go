@@ -1,4 +1,4 @@
-package hooks
+package admin
 
 import (
 	"bytes"
@@ -631,7 +631,7 @@ func canonical(t *testing.T, b []byte) string {
 }
 
 func TestAdminImportExportSample(t *testing.T) {
-	sample, err := os.ReadFile("../samples/data/extension-export.json")
+	sample, err := os.ReadFile("../../samples/data/extension-export.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-package hooks
+package admin
 
 import (
 	"fmt"
+	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 	"slices"
 
@@ -34,13 +35,13 @@ func findRole(doc *authz.Document, id string) (*authz.Role, error) {
 	return nil, fmt.Errorf("role %q: %w", id, runtime.ErrNotFound)
 }
 
-func roleState(id string) func(*authz.Document) any {
-	return func(doc *authz.Document) any {
+func roleState(id string) audited {
+	return audited{fp: authz.Footprint{Roles: []string{id}}, render: func(doc *authz.Document) any {
 		if r, err := findRole(doc, id); err == nil {
 			return r
 		}
 		return nil
-	}
+	}}
 }
 
 // appFilter reads the applicationId / applicationType filters of role and
@@ -62,12 +63,12 @@ func (h adminRoles) list(w http.ResponseWriter, r *http.Request, _ *adminCall) e
 	}
 	out := []authz.Role{}
 	for _, role := range m.Document().Roles {
-		if lq.match(role.Name, role.Description) && (appID == "" || role.ApplicationID == appID) &&
+		if lq.Match(role.Name, role.Description) && (appID == "" || role.ApplicationID == appID) &&
 			(appType == "" || role.ApplicationType == appType) {
 			out = append(out, role)
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("roles", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("roles", out, lq))
 	return nil
 }
 
@@ -80,7 +81,7 @@ func (h adminRoles) get(w http.ResponseWriter, r *http.Request, _ *adminCall) er
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, role)
+	hooks.WriteJSON(w, http.StatusOK, role)
 	return nil
 }
 
@@ -93,16 +94,14 @@ func (h adminRoles) create(w http.ResponseWriter, r *http.Request, c *adminCall)
 	if err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "role.create", entity: "role", id: id, state: roleState(id),
-			ops: []authz.Op{&authz.CreateRole{ID: id, Name: b.Name, Description: b.Description,
-				ApplicationType: b.ApplicationType, ApplicationID: b.ApplicationID, Permissions: b.Permissions}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "role.create", entity: "role", id: id, state: roleState(id),
+		ops: []authz.Op{&authz.CreateRole{ID: id, Name: b.Name, Description: b.Description,
+			ApplicationType: b.ApplicationType, ApplicationID: b.ApplicationID, Permissions: b.Permissions}}})
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/api/roles/"+id)
-	return writeEntity(w, http.StatusCreated, res, roleState(id)(res.after))
+	return writeEntity(w, http.StatusCreated, res, roleState(id).of(res.after))
 }
 
 // bodyID returns the optional _id of a create body, or a new one.
@@ -132,15 +131,13 @@ func (h adminRoles) update(w http.ResponseWriter, r *http.Request, c *adminCall)
 	if err := samePathID("role", id, b.ID); err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "role.update", entity: "role", id: id, state: roleState(id),
-			ops: []authz.Op{&authz.UpdateRole{ID: id, Name: b.Name, Description: b.Description,
-				ApplicationType: b.ApplicationType, ApplicationID: b.ApplicationID, Permissions: b.Permissions}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "role.update", entity: "role", id: id, state: roleState(id),
+		ops: []authz.Op{&authz.UpdateRole{ID: id, Name: b.Name, Description: b.Description,
+			ApplicationType: b.ApplicationType, ApplicationID: b.ApplicationID, Permissions: b.Permissions}}})
 	if err != nil {
 		return err
 	}
-	return writeEntity(w, http.StatusOK, res, roleState(id)(res.after))
+	return writeEntity(w, http.StatusOK, res, roleState(id).of(res.after))
 }
 
 func (h adminRoles) delete(w http.ResponseWriter, r *http.Request, c *adminCall) error {
@@ -149,10 +146,8 @@ func (h adminRoles) delete(w http.ResponseWriter, r *http.Request, c *adminCall)
 	if err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "role.delete", entity: "role", id: id, state: roleState(id),
-			ops: []authz.Op{&authz.DeleteRole{ID: id, Cascade: cascade}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "role.delete", entity: "role", id: id, state: roleState(id),
+		ops: []authz.Op{&authz.DeleteRole{ID: id, Cascade: cascade}}})
 	if err != nil {
 		return err
 	}
@@ -174,11 +169,11 @@ func (h adminRoles) users(w http.ResponseWriter, r *http.Request, _ *adminCall) 
 	}
 	out := []userRef{}
 	for _, u := range role.Users {
-		if lq.match(u, "") {
+		if lq.Match(u, "") {
 			out = append(out, userRef{UserID: u})
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("users", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("users", out, lq))
 	return nil
 }
 
@@ -198,11 +193,11 @@ func (h adminRoles) permissions(w http.ResponseWriter, r *http.Request, _ *admin
 	}
 	out := []authz.Permission{}
 	for _, p := range doc.Permissions {
-		if slices.Contains(role.Permissions, p.ID) && lq.match(p.Name, p.Description) {
+		if slices.Contains(role.Permissions, p.ID) && lq.Match(p.Name, p.Description) {
 			out = append(out, p)
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("permissions", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("permissions", out, lq))
 	return nil
 }
 
@@ -255,13 +250,13 @@ func findPermission(doc *authz.Document, id string) (*authz.Permission, error) {
 	return nil, fmt.Errorf("permission %q: %w", id, runtime.ErrNotFound)
 }
 
-func permissionState(id string) func(*authz.Document) any {
-	return func(doc *authz.Document) any {
+func permissionState(id string) audited {
+	return audited{fp: authz.Footprint{Permissions: []string{id}}, render: func(doc *authz.Document) any {
 		if p, err := findPermission(doc, id); err == nil {
 			return p
 		}
 		return nil
-	}
+	}}
 }
 
 func (h adminPermissions) list(w http.ResponseWriter, r *http.Request, _ *adminCall) error {
@@ -276,12 +271,12 @@ func (h adminPermissions) list(w http.ResponseWriter, r *http.Request, _ *adminC
 	}
 	out := []authz.Permission{}
 	for _, p := range m.Document().Permissions {
-		if lq.match(p.Name, p.Description) && (appID == "" || p.ApplicationID == appID) &&
+		if lq.Match(p.Name, p.Description) && (appID == "" || p.ApplicationID == appID) &&
 			(appType == "" || p.ApplicationType == appType) {
 			out = append(out, p)
 		}
 	}
-	WriteJSON(w, http.StatusOK, listPage("permissions", out, lq))
+	hooks.WriteJSON(w, http.StatusOK, listPage("permissions", out, lq))
 	return nil
 }
 
@@ -294,7 +289,7 @@ func (h adminPermissions) get(w http.ResponseWriter, r *http.Request, _ *adminCa
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, p)
+	hooks.WriteJSON(w, http.StatusOK, p)
 	return nil
 }
 
@@ -307,16 +302,14 @@ func (h adminPermissions) create(w http.ResponseWriter, r *http.Request, c *admi
 	if err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "permission.create", entity: "permission", id: id, state: permissionState(id),
-			ops: []authz.Op{&authz.CreatePermission{ID: id, Name: b.Name, Description: b.Description,
-				ApplicationType: b.ApplicationType, ApplicationID: b.ApplicationID}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "permission.create", entity: "permission", id: id, state: permissionState(id),
+		ops: []authz.Op{&authz.CreatePermission{ID: id, Name: b.Name, Description: b.Description,
+			ApplicationType: b.ApplicationType, ApplicationID: b.ApplicationID}}})
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/api/permissions/"+id)
-	return writeEntity(w, http.StatusCreated, res, permissionState(id)(res.after))
+	return writeEntity(w, http.StatusCreated, res, permissionState(id).of(res.after))
 }
 
 func (h adminPermissions) update(w http.ResponseWriter, r *http.Request, c *adminCall) error {
@@ -328,15 +321,13 @@ func (h adminPermissions) update(w http.ResponseWriter, r *http.Request, c *admi
 	if err := samePathID("permission", id, b.ID); err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "permission.update", entity: "permission", id: id, state: permissionState(id),
-			ops: []authz.Op{&authz.UpdatePermission{ID: id, Name: b.Name, Description: b.Description,
-				ApplicationType: b.ApplicationType, ApplicationID: b.ApplicationID}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "permission.update", entity: "permission", id: id, state: permissionState(id),
+		ops: []authz.Op{&authz.UpdatePermission{ID: id, Name: b.Name, Description: b.Description,
+			ApplicationType: b.ApplicationType, ApplicationID: b.ApplicationID}}})
 	if err != nil {
 		return err
 	}
-	return writeEntity(w, http.StatusOK, res, permissionState(id)(res.after))
+	return writeEntity(w, http.StatusOK, res, permissionState(id).of(res.after))
 }
 
 func (h adminPermissions) delete(w http.ResponseWriter, r *http.Request, c *adminCall) error {
@@ -345,10 +336,8 @@ func (h adminPermissions) delete(w http.ResponseWriter, r *http.Request, c *admi
 	if err != nil {
 		return err
 	}
-	res, err := h.apply(r, c, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: "permission.delete", entity: "permission", id: id, state: permissionState(id),
-			ops: []authz.Op{&authz.DeletePermission{ID: id, Cascade: cascade}}}, nil
-	})
+	res, err := h.write(r, c, adminChange{action: "permission.delete", entity: "permission", id: id, state: permissionState(id),
+		ops: []authz.Op{&authz.DeletePermission{ID: id, Cascade: cascade}}})
 	if err != nil {
 		return err
 	}

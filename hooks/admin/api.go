@@ -1,79 +1,56 @@
-package hooks
+package admin
 
 import (
 	"bytes"
-	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/claimsmith/claimsmith/hooks"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
-	"github.com/claimsmith/claimsmith/runtime/admin"
+	radmin "github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
-// The admin API: JSON under /api/ for groups, roles, permissions,
-// applications, users, import/export and the audit log, on the extension's
-// paths where it had them. Every route declares the key scope it needs;
-// authentication happens before any body is read. Reads come from one
-// store snapshot; writes go through authz.Writer.Apply with the snapshot's
-// revision (ETag) so a write never overwrites a change it did not see, and
-// each write appends an audit record.
+// Package admin is the admin API: JSON under /api/ for groups, roles,
+// permissions, applications, users, import/export and the audit log, on the
+// extension's paths where it had them. It maps HTTP onto the admin
+// application service (runtime/admin.Service): every route declares the key
+// scope it needs and authentication happens before any body is read; reads
+// carry the store revision as ETag, writes go through Service.Apply with the
+// caller's If-Match, which retries, commits and audits.
 
-// AdminStore is what the admin API needs of the authorization store.
-type AdminStore interface {
-	authz.Reader
-	authz.Writer
-}
-
-// AdminKeys authenticates admin API keys.
-type AdminKeys interface {
-	Authenticate(ctx context.Context, secret string) (admin.Key, error)
-}
-
-// AdminAudit records writes and pages through them.
-type AdminAudit interface {
-	Append(ctx context.Context, r admin.Record) (admin.Record, error)
-	List(ctx context.Context, q admin.AuditQuery) (admin.AuditPage, error)
-}
-
-// Limits and paging defaults of the admin API.
+// Limits of the admin API.
 const (
-	DefaultAdminMaxBody   = 1 << 20  // one entity or a list of ids
-	DefaultAdminMaxImport = 64 << 20 // a whole extension document
-	DefaultPerPage        = 100
-	MaxPerPage            = 1000
-	// writeAttempts bounds the re-reads of a write without If-Match that
-	// lost a race with another writer.
-	writeAttempts = 16
+	DefaultMaxBody   = 1 << 20  // one entity or a list of ids
+	DefaultMaxImport = 64 << 20 // a whole extension document
 )
 
-// AdminConfig wires the admin API.
-type AdminConfig struct {
-	Store AdminStore
-	Keys  AdminKeys
-	Audit AdminAudit
+// Config wires the admin API.
+type Config struct {
+	// Service does the writes (with their audit) and the reads.
+	Service *radmin.Service
+	Keys    hooks.AdminKeys
 	// Profiles, when set, lets GET /api/export?full=true include user
 	// profiles.
 	Profiles authz.ProfileLister
 	Log      *slog.Logger
-	Now      func() time.Time
 	// MaxBody and MaxImport limit request bodies (0: the defaults above).
 	MaxBody   int64
 	MaxImport int64
 }
 
-// AdminAPI serves /api/. Mount it with Register on the server's mux, or
+// API serves /api/. Mount it with Register on the server's mux, or
 // serve it directly (it routes by itself).
-type AdminAPI struct {
+type API struct {
 	core   *adminCore
 	routes []adminRoute
 	mux    *http.ServeMux
@@ -81,19 +58,18 @@ type AdminAPI struct {
 
 // adminCore is what every resource handler shares.
 type adminCore struct {
-	store     AdminStore
-	keys      AdminKeys
-	audit     AdminAudit
+	svc       *radmin.Service
+	store     radmin.Store
+	keys      hooks.AdminKeys
 	profiles  authz.ProfileLister
 	log       *slog.Logger
-	now       func() time.Time
 	maxBody   int64
 	maxImport int64
 }
 
 // adminCall is one authenticated request.
 type adminCall struct {
-	key   admin.Key
+	key   radmin.Key
 	reqID string
 }
 
@@ -115,53 +91,53 @@ type adminRoute struct {
 
 type adminParam struct{ name, typ, desc string }
 
-// AdminRoute describes one operation of the admin API.
-type AdminRoute struct {
+// RouteInfo describes one operation of the admin API.
+type RouteInfo struct {
 	Method, Pattern, Scope string
 }
 
-// NewAdminAPI checks cfg and builds the router.
-func NewAdminAPI(cfg AdminConfig) (*AdminAPI, error) {
-	if cfg.Store == nil || cfg.Keys == nil || cfg.Audit == nil {
-		return nil, fmt.Errorf("admin API: Store, Keys and Audit are required: %w", runtime.ErrInvalid)
+// New checks cfg and builds the router.
+func New(cfg Config) (*API, error) {
+	if cfg.Service == nil || cfg.Keys == nil {
+		return nil, fmt.Errorf("admin API: Service and Keys are required: %w", runtime.ErrInvalid)
 	}
 	c := &adminCore{
-		store: cfg.Store, keys: cfg.Keys, audit: cfg.Audit, profiles: cfg.Profiles,
-		log: cfg.Log, now: nowFunc(cfg.Now), maxBody: cfg.MaxBody, maxImport: cfg.MaxImport,
+		svc: cfg.Service, store: cfg.Service.Store(), keys: cfg.Keys, profiles: cfg.Profiles,
+		log: cfg.Log, maxBody: cfg.MaxBody, maxImport: cfg.MaxImport,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.maxBody <= 0 {
-		c.maxBody = DefaultAdminMaxBody
+		c.maxBody = DefaultMaxBody
 	}
 	if c.maxImport <= 0 {
-		c.maxImport = DefaultAdminMaxImport
+		c.maxImport = DefaultMaxImport
 	}
-	a := &AdminAPI{core: c, mux: http.NewServeMux()}
+	a := &API{core: c, mux: http.NewServeMux()}
 	a.routes = adminRoutes(c)
 	a.Register(a.mux)
 	return a, nil
 }
 
 // Routes lists the operations (method, path pattern, scope).
-func (a *AdminAPI) Routes() []AdminRoute {
-	out := make([]AdminRoute, len(a.routes))
+func (a *API) Routes() []RouteInfo {
+	out := make([]RouteInfo, len(a.routes))
 	for i, rt := range a.routes {
-		out[i] = AdminRoute{Method: rt.method, Pattern: rt.pattern, Scope: rt.scope}
+		out[i] = RouteInfo{Method: rt.method, Pattern: rt.pattern, Scope: rt.scope}
 	}
 	return out
 }
 
 // ServeHTTP implements http.Handler.
-func (a *AdminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
 // Register adds every admin path to mux, one handler per path that
 // dispatches on the method (so a wrong method gets a JSON 405 with Allow),
 // plus a JSON 404 for unknown paths under /api/. More specific patterns
 // registered by others (the extension's policy endpoint,
 // POST /api/users/{user_id}/policy/{client_id}) keep precedence.
-func (a *AdminAPI) Register(mux *http.ServeMux) {
+func (a *API) Register(mux *http.ServeMux) {
 	byPath := map[string]map[string]adminRoute{}
 	var order []string
 	for _, rt := range a.routes {
@@ -181,15 +157,15 @@ func (a *AdminAPI) Register(mux *http.ServeMux) {
 		mux.Handle(p, &adminPath{core: a.core, methods: methods, allow: strings.Join(allow, ", ")})
 	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, fmt.Errorf("no admin endpoint %s %s: %w", r.Method, r.URL.Path, runtime.ErrNotFound))
+		hooks.WriteError(w, fmt.Errorf("no admin endpoint %s %s: %w", r.Method, r.URL.Path, runtime.ErrNotFound))
 	})
 }
 
 // ServerRoutes returns the admin API as routes of the server's table (one
 // per path, imports with their larger body limit), including the JSON 404 for
 // unknown /api/ paths.
-func (a *AdminAPI) ServerRoutes() []Route {
-	var out []Route
+func (a *API) ServerRoutes() []hooks.Route {
+	var out []hooks.Route
 	seen := map[string]bool{}
 	for _, rt := range a.routes {
 		if seen[rt.pattern] {
@@ -197,12 +173,12 @@ func (a *AdminAPI) ServerRoutes() []Route {
 		}
 		seen[rt.pattern] = true
 		limit := a.core.maxBody
-		if rt.scope == admin.ScopeImport {
+		if rt.scope == radmin.ScopeImport {
 			limit = a.core.maxImport
 		}
-		out = append(out, Route{Pattern: rt.pattern, Handler: a.mux, MaxBody: limit})
+		out = append(out, hooks.Route{Pattern: rt.pattern, Handler: a.mux, MaxBody: limit})
 	}
-	return append(out, Route{Pattern: "/api/", Handler: a.mux, MaxBody: a.core.maxBody})
+	return append(out, hooks.Route{Pattern: "/api/", Handler: a.mux, MaxBody: a.core.maxBody})
 }
 
 // adminPath serves the operations of one path.
@@ -220,7 +196,7 @@ func (p *adminPath) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, ok := p.methods[method]
 	if !ok {
 		w.Header().Set("Allow", p.allow)
-		WriteJSON(w, http.StatusMethodNotAllowed, ErrorBody{Error: "method_not_allowed",
+		hooks.WriteJSON(w, http.StatusMethodNotAllowed, hooks.ErrorBody{Error: "method_not_allowed",
 			Description: fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, p.allow)})
 		return
 	}
@@ -229,25 +205,33 @@ func (p *adminPath) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.reqID = newTraceID()
 	}
 	if rt.scope != "" {
-		key, err := p.core.authenticate(r, rt.scope)
+		key, err := hooks.AuthenticateAdmin(r, p.core.keys, rt.scope)
 		if err != nil {
 			if errors.Is(err, runtime.ErrUnauthenticated) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="claimsmith-admin"`)
 			}
-			WriteError(w, err)
+			hooks.WriteError(w, err)
 			return
 		}
 		c.key = key
 	}
 	if err := rt.h(w, r, c); err != nil {
 		lvl := slog.LevelInfo
-		if st, _ := StatusOf(err); st >= 500 {
+		if st, _ := hooks.StatusOf(err); st >= 500 {
 			lvl = slog.LevelError
 		}
 		p.core.log.Log(r.Context(), lvl, "admin request failed", "method", r.Method, "path", r.URL.Path,
 			"key", c.key.Name, "request_id", c.reqID, "err", err)
-		WriteError(w, err)
+		hooks.WriteError(w, err)
 	}
+}
+
+// newTraceID returns a random 128-bit hex id for a request whose caller gave
+// none, so its audit record can be found in the logs.
+func newTraceID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // validRequestID accepts a caller's X-Request-Id for logs and audit records
@@ -262,26 +246,6 @@ func validRequestID(s string) bool {
 		}
 	}
 	return true
-}
-
-// authenticate checks the bearer key and its scope: 401 without a valid
-// key, 403 when the key lacks the scope.
-func (c *adminCore) authenticate(r *http.Request, scope string) (admin.Key, error) {
-	secret, ok := bearerToken(r)
-	if !ok {
-		return admin.Key{}, authErr("bearer", "an admin key is required (Authorization: Bearer <key>)")
-	}
-	key, err := c.keys.Authenticate(r.Context(), secret)
-	if err != nil {
-		if errors.Is(err, runtime.ErrUnauthenticated) {
-			return admin.Key{}, authErr("bearer", "the admin key is not valid")
-		}
-		return admin.Key{}, err
-	}
-	if !key.Has(scope) {
-		return admin.Key{}, fmt.Errorf("admin key %q lacks the %q scope: %w", key.Name, scope, runtime.ErrForbidden)
-	}
-	return key, nil
 }
 
 // ---- ETags and revisions ----
@@ -342,10 +306,10 @@ func (c *adminCore) snapshot(w http.ResponseWriter, r *http.Request) (*authz.Mod
 // decodeBody reads a JSON body strictly (unknown fields, trailing data and
 // type mismatches are 400s naming the field) into dst.
 func (c *adminCore) decodeBody(w http.ResponseWriter, r *http.Request, entity string, dst any) error {
-	if err := requireJSON(r); err != nil {
+	if err := hooks.RequireJSON(r); err != nil {
 		return err
 	}
-	body, err := readBody(w, r, c.maxBody)
+	body, err := hooks.ReadBody(w, r, c.maxBody)
 	if err != nil {
 		return err
 	}
@@ -436,19 +400,13 @@ func (c *adminCore) idList(w http.ResponseWriter, r *http.Request, entity, field
 
 // ---- paging and filters ----
 
-// listQuery is the paging and filter of every list: page (0-based, as the
-// extension's member lists), per_page, q (case-insensitive substring of the
-// name, or of the field named by "field" as the extension's search) and
-// name (case-insensitive exact match).
-type listQuery struct {
-	page, perPage int
-	q, field      string
-	name          string
-}
+// listQuery is the paging and filter of every list (runtime/admin's).
+type listQuery = radmin.ListQuery
 
+// parseListQuery reads page, per_page, q, field and name.
 func parseListQuery(r *http.Request) (listQuery, error) {
 	v := r.URL.Query()
-	lq := listQuery{perPage: DefaultPerPage, q: strings.ToLower(v.Get("q")), field: v.Get("field"), name: v.Get("name")}
+	lq := listQuery{PerPage: radmin.DefaultPerPage, Q: v.Get("q"), Field: v.Get("field"), Name: v.Get("name")}
 	num := func(key string, min, max int, dst *int) error {
 		s := v.Get(key)
 		if s == "" {
@@ -461,77 +419,37 @@ func parseListQuery(r *http.Request) (listQuery, error) {
 		*dst = n
 		return nil
 	}
-	if err := num("page", 0, 1<<30, &lq.page); err != nil {
+	if err := num("page", 0, 1<<30, &lq.Page); err != nil {
 		return lq, err
 	}
-	if err := num("per_page", 1, MaxPerPage, &lq.perPage); err != nil {
+	if err := num("per_page", 1, radmin.MaxPerPage, &lq.PerPage); err != nil {
 		return lq, err
 	}
-	switch lq.field {
-	case "", "name", "description":
-	default:
-		return lq, &runtime.ValidationError{Entity: "query", Field: "field", Reason: fmt.Sprintf("is %q, must be name or description", lq.field)}
-	}
-	return lq, nil
-}
-
-// match applies q and name to an item's name and description.
-func (lq listQuery) match(name, description string) bool {
-	if lq.name != "" && !strings.EqualFold(lq.name, name) {
-		return false
-	}
-	if lq.q != "" {
-		hay := name
-		if lq.field == "description" {
-			hay = description
-		}
-		return containsFold(hay, lq.q)
-	}
-	return true
-}
-
-// containsFold reports whether the lower-cased needle occurs in hay, case
-// folded; ASCII (the common case) is compared without allocating.
-func containsFold(hay, lowerNeedle string) bool {
-	for i := 0; i < len(hay); i++ {
-		if hay[i] >= 0x80 {
-			return strings.Contains(strings.ToLower(hay), lowerNeedle)
-		}
-	}
-	n := len(lowerNeedle)
-	for i := 0; i+n <= len(hay); i++ {
-		j := 0
-		for ; j < n; j++ {
-			c := hay[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != lowerNeedle[j] {
-				break
-			}
-		}
-		if j == n {
-			return true
-		}
-	}
-	return false
+	return lq, lq.Check()
 }
 
 // listPage is the envelope of every list: the items under the resource's
 // key (as the extension's {"groups": [...], "total": n}), the total after
 // filtering, and the page asked for.
 func listPage[T any](key string, items []T, lq listQuery) map[string]any {
-	total := len(items)
-	start := min(lq.page*lq.perPage, total)
-	end := min(start+lq.perPage, total)
-	page := items[start:end]
-	if page == nil {
-		page = []T{}
-	}
-	return map[string]any{key: page, "total": total, "page": lq.page, "per_page": lq.perPage}
+	return envelope(key, radmin.Paginate(items, lq, 0))
+}
+
+func envelope[T any](key string, p radmin.Page[T]) map[string]any {
+	return map[string]any{key: p.Items, "total": p.Total, "page": p.Page, "per_page": p.PerPage}
 }
 
 // ---- writes ----
+
+// audited is how a write's entity appears in its audit record: the records
+// it needs (beyond the write's own) and how to render it from them.
+type audited struct {
+	fp     authz.Footprint
+	render func(*authz.Document) any
+}
+
+// of renders the entity from doc (nil when absent).
+func (a audited) of(doc *authz.Document) any { return a.render(doc) }
 
 // adminChange is what a write does: its ops, and how to describe it in the
 // audit log.
@@ -540,113 +458,54 @@ type adminChange struct {
 	entity string
 	id     string
 	ops    []authz.Op
-	// state returns the audited entity in a document (nil when absent).
-	state func(*authz.Document) any
+	state  audited
+}
+
+func (ch adminChange) change() radmin.Change {
+	return radmin.Change{Action: ch.action, Entity: ch.entity, ID: ch.id, Ops: ch.ops,
+		Reads: ch.state.fp, State: ch.state.render}
 }
 
 // writeResult is a committed write.
 type writeResult struct {
 	revision uint64
-	after    *authz.Document // the document the write produced
+	after    *authz.Document // the records the write touched, as it left them
 }
 
-// apply runs a write: build the ops from a snapshot, apply them against the
-// snapshot's revision, and audit the result. With If-Match the caller's
-// revision must be the store's (409 otherwise); without it a write that
-// loses a race is rebuilt from a fresh snapshot, so it never acts on state
-// it did not see.
-func (c *adminCore) apply(r *http.Request, call *adminCall, build func(m *authz.Model) (adminChange, error)) (writeResult, error) {
-	ctx := r.Context()
+// write commits a change through the service with the request's If-Match.
+func (c *adminCore) write(r *http.Request, call *adminCall, ch adminChange) (writeResult, error) {
+	return c.commit(r, call, ch.change())
+}
+
+// writeWith commits a change whose ops depend on the current records named
+// by reads: build makes it from them (and may run more than once).
+func (c *adminCore) writeWith(r *http.Request, call *adminCall, reads authz.Footprint, build func(view *authz.Document) (adminChange, error)) (writeResult, error) {
+	return c.commit(r, call, radmin.Change{Reads: reads, Build: func(view *authz.Document, out *radmin.Change) error {
+		ch, err := build(view)
+		if err != nil {
+			return err
+		}
+		built := ch.change()
+		built.Reads.Add(out.Reads)
+		*out = built
+		return nil
+	}})
+}
+
+func (c *adminCore) commit(r *http.Request, call *adminCall, ch radmin.Change) (writeResult, error) {
 	expected, pinned, err := ifMatch(r)
 	if err != nil {
 		return writeResult{}, err
 	}
-	for attempt := 1; ; attempt++ {
-		m, err := c.store.Snapshot(ctx)
-		if err != nil {
-			return writeResult{}, err
-		}
-		if pinned && m.Revision() != expected {
-			return writeResult{}, &runtime.ConflictError{Expected: expected, Actual: m.Revision()}
-		}
-		ch, err := build(m)
-		if err != nil {
-			return writeResult{}, err
-		}
-		rev, err := c.store.Apply(ctx, m.Revision(), ch.ops...)
-		if err != nil {
-			if errors.Is(err, runtime.ErrConflict) && !pinned && attempt < writeAttempts {
-				// Lost a race: back off a little (jittered, growing) so
-				// a burst of writers does not keep colliding.
-				select {
-				case <-ctx.Done():
-					return writeResult{}, ctx.Err()
-				case <-time.After(time.Duration(rand.IntN(attempt*500)+100) * time.Microsecond):
-				}
-				continue
-			}
-			return writeResult{}, err
-		}
-		if rev != m.Revision()+1 {
-			// Only at revision 0, where Apply cannot check the expected
-			// revision (0 means "any"): another write came first. The
-			// audit then shows the store as this write left it.
-			cur, err := c.store.Snapshot(ctx)
-			if err != nil {
-				return writeResult{}, err
-			}
-			c.record(ctx, call, ch, m, rev, cur.Document())
-			return writeResult{revision: rev, after: cur.Document()}, nil
-		}
-		// The store applied ch.ops to exactly this snapshot's document, so
-		// applying them to a copy reproduces its result for the audit.
-		after := m.Document().CopyForWrite()
-		for _, op := range ch.ops {
-			if err := op.Apply(after); err != nil {
-				// Cannot happen while ops are deterministic; fall back to
-				// the store's current state rather than fail a committed write.
-				c.log.Error("admin: replaying a committed op failed", "action", ch.action, "err", err)
-				cur, serr := c.store.Snapshot(ctx)
-				if serr != nil {
-					return writeResult{}, serr
-				}
-				after = cur.Document()
-				break
-			}
-		}
-		c.record(ctx, call, ch, m, rev, after)
-		return writeResult{revision: rev, after: after}, nil
+	var m radmin.IfMatch
+	if pinned {
+		m = radmin.Expect(expected)
 	}
-}
-
-// record appends the audit record of a committed write. A failure is logged
-// loudly: the write itself is committed and cannot be taken back.
-func (c *adminCore) record(ctx context.Context, call *adminCall, ch adminChange, before *authz.Model, rev uint64, after *authz.Document) {
-	rec := admin.Record{
-		Time: c.now(), KeyID: call.key.ID, KeyName: call.key.Name, Action: ch.action,
-		Entity: ch.entity, EntityID: ch.id, RevisionBefore: before.Revision(), RevisionAfter: rev,
-		RequestID: call.reqID,
+	res, err := c.svc.Apply(r.Context(), radmin.Caller{KeyID: call.key.ID, KeyName: call.key.Name, RequestID: call.reqID}, ch, m)
+	if err != nil {
+		return writeResult{}, err
 	}
-	if ch.state != nil {
-		rec.Before = rawJSON(ch.state(before.Document()))
-		rec.After = rawJSON(ch.state(after))
-	}
-	if _, err := c.audit.Append(context.WithoutCancel(ctx), rec); err != nil {
-		c.log.Error("admin: audit record lost", "action", ch.action, "entity_id", ch.id, "revision", rev, "key", call.key.Name, "err", err)
-		return
-	}
-	c.log.Info("admin write", "action", ch.action, "entity_id", ch.id, "revision", rev, "key", call.key.Name, "request_id", call.reqID)
-}
-
-func rawJSON(v any) json.RawMessage {
-	if v == nil {
-		return nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil || string(b) == "null" {
-		return nil
-	}
-	return b
+	return writeResult{revision: res.Revision, after: res.After}, nil
 }
 
 // noContent answers a sub-resource write as the extension does (204), with
@@ -660,7 +519,7 @@ func noContent(w http.ResponseWriter, res writeResult) error {
 // writeEntity answers a write with the entity and the new revision.
 func writeEntity(w http.ResponseWriter, status int, res writeResult, v any) error {
 	w.Header().Set("ETag", etagOf(res.revision))
-	WriteJSON(w, status, v)
+	hooks.WriteJSON(w, status, v)
 	return nil
 }
 
@@ -680,15 +539,13 @@ func boolQuery(r *http.Request, key string) (bool, error) {
 // idsWrite is a PATCH or DELETE on /api/<entity>s/{id}/<field> whose body is
 // an array of ids: one op, audited with the entity's state before and after.
 func (c *adminCore) idsWrite(w http.ResponseWriter, r *http.Request, call *adminCall, entity, field, action string,
-	state func(string) func(*authz.Document) any, op func(string, []string) authz.Op) error {
+	state func(string) audited, op func(string, []string) authz.Op) error {
 	id := r.PathValue("id")
 	ids, err := c.idList(w, r, entity, field)
 	if err != nil {
 		return err
 	}
-	res, err := c.apply(r, call, func(*authz.Model) (adminChange, error) {
-		return adminChange{action: action, entity: entity, id: id, state: state(id), ops: []authz.Op{op(id, ids)}}, nil
-	})
+	res, err := c.write(r, call, adminChange{action: action, entity: entity, id: id, state: state(id), ops: []authz.Op{op(id, ids)}})
 	if err != nil {
 		return err
 	}
