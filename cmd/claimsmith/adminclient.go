@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/user"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	adminapi "github.com/claimsmith/claimsmith/hooks/admin"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
@@ -26,10 +26,11 @@ import (
 // speak the admin API in both modes, so validation, answers and audit
 // records are the same:
 //   - with --server URL --key KEY, over HTTP to a running server;
-//   - without, in-process against the data dir: the same hooks.AdminAPI runs
-//     over the file store, writes are audited under the key name
-//     "cli:<os user>", and a data dir owned by a running server is refused
-//     (owner lock) for writes.
+//   - without, in-process against the data dir: the same admin API
+//     (hooks/admin) and admin service run over the configured store through
+//     an in-process transport, as the OS user (no credential): writes are
+//     audited under the key name "cli:<os user>", and a data dir owned by a
+//     running server is refused (owner lock) for writes.
 
 // adminTarget is where admin requests go.
 type adminTarget struct {
@@ -112,31 +113,16 @@ func openAdminClient(ctx context.Context, a *app, t adminTarget, command string,
 		release()
 		return nil, err
 	}
-	h := api
-	return &adminClient{
-		do: func(r *http.Request) (*http.Response, error) {
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, r)
-			return rec.Result(), nil
-		},
-		base: "http://data-dir", key: localSecret,
-		close: func() { closeStore(); release() },
-	}, nil
+	local := &http.Client{Transport: api.Local(admin.Key{ID: "local", Name: cliKeyName(), Scopes: admin.AllScopes()})}
+	return &adminClient{do: local.Do, base: "http://data-dir", close: func() { closeStore(); release() }}, nil
 }
 
-// localSecret is the in-process credential of direct mode; it never leaves
-// the process.
-const localSecret = "local"
+// noKeys is the key store of direct mode: its caller is the OS user,
+// identified in-process, so no bearer key is ever accepted.
+type noKeys struct{}
 
-// localKeys authenticates the in-process caller of direct mode as an
-// all-scopes key named after the OS user, so audit records say who ran it.
-type localKeys struct{ key admin.Key }
-
-func (k localKeys) Authenticate(_ context.Context, secret string) (admin.Key, error) {
-	if secret != localSecret {
-		return admin.Key{}, runtime.ErrUnauthenticated
-	}
-	return k.key, nil
+func (noKeys) Authenticate(context.Context, string) (admin.Key, error) {
+	return admin.Key{}, fmt.Errorf("direct mode takes no admin keys: %w", runtime.ErrUnauthenticated)
 }
 
 func cliKeyName() string {
@@ -147,9 +133,9 @@ func cliKeyName() string {
 	return "cli:" + name
 }
 
-// localAdminAPI runs the admin API over the configured store (the data
-// dir's file store, or the Redis store).
-func localAdminAPI(ctx context.Context, a *app, readOnly bool) (http.Handler, func(), error) {
+// localAdminAPI builds the admin service and API over the configured store
+// (the data dir's file store, or the Redis store).
+func localAdminAPI(ctx context.Context, a *app, readOnly bool) (*adminapi.API, func(), error) {
 	st, err := openDataStore(ctx, a, readOnly)
 	if err != nil {
 		return nil, nil, err
@@ -159,10 +145,12 @@ func localAdminAPI(ctx context.Context, a *app, readOnly bool) (http.Handler, fu
 		_ = st.Close()
 		return nil, nil, err
 	}
-	api, err := hooks.NewAdminAPI(hooks.AdminConfig{
-		Store: st, Audit: audit, Profiles: st, Log: a.log,
-		Keys: localKeys{key: admin.Key{ID: "local", Name: cliKeyName(), Scopes: admin.AllScopes()}},
-	})
+	svc, err := admin.NewService(admin.ServiceConfig{Store: st, Audit: audit, Log: a.log})
+	if err != nil {
+		_ = st.Close()
+		return nil, nil, err
+	}
+	api, err := adminapi.New(adminapi.Config{Service: svc, Keys: noKeys{}, Profiles: st, Log: a.log})
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, err
@@ -203,7 +191,9 @@ func (c *adminClient) callWith(ctx context.Context, method, path string, body io
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
 	req.Header.Set("Accept", "application/json")
 	res, err := c.do(req)
 	if err != nil {

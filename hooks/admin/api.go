@@ -204,7 +204,14 @@ func (p *adminPath) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !validRequestID(c.reqID) {
 		c.reqID = newTraceID()
 	}
-	if rt.scope != "" {
+	if local, ok := r.Context().Value(localCaller{}).(radmin.Key); ok && rt.scope != "" {
+		// In-process caller (Local): already identified, scope still applies.
+		if !local.Has(rt.scope) {
+			hooks.WriteError(w, fmt.Errorf("admin key %q lacks the %q scope: %w", local.Name, rt.scope, runtime.ErrForbidden))
+			return
+		}
+		c.key = local
+	} else if rt.scope != "" {
 		key, err := hooks.AuthenticateAdmin(r, p.core.keys, rt.scope)
 		if err != nil {
 			if errors.Is(err, runtime.ErrUnauthenticated) {

@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	adminapi "github.com/claimsmith/claimsmith/hooks/admin"
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 	"github.com/claimsmith/claimsmith/runtime/cache"
@@ -387,7 +389,11 @@ func (s cachedWrites) Apply(ctx context.Context, expected uint64, ops ...authz.O
 // adminRoutes builds the admin API (/api/…) over the server's store, with
 // the keys and audit log of the configured backend.
 func adminRoutes(env Env, st DataStore, as AdminStores) ([]hooks.Route, error) {
-	api, err := hooks.NewAdminAPI(hooks.AdminConfig{Store: st, Keys: as.Keys, Audit: as.Audit, Profiles: st, Log: env.Log})
+	svc, err := admin.NewService(admin.ServiceConfig{Store: st, Audit: as.Audit, Log: env.Log})
+	if err != nil {
+		return nil, err
+	}
+	api, err := adminapi.New(adminapi.Config{Service: svc, Keys: as.Keys, Profiles: st, Log: env.Log})
 	if err != nil {
 		return nil, err
 	}
