@@ -21,6 +21,7 @@ import (
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
+	adminfile "github.com/claimsmith/claimsmith/runtime/admin/file"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 )
 
@@ -163,7 +164,7 @@ func newReloadServer(t *testing.T) *reloadServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := admin.OpenFileKeyStore(t.TempDir(), nil)
+	keys, err := adminfile.OpenKeyStore(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

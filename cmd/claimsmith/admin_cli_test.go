@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime/admin"
+	adminfile "github.com/claimsmith/claimsmith/runtime/admin/file"
 )
 
 func TestAdminKeyCommand(t *testing.T) {
@@ -113,7 +114,7 @@ func TestAdminCommandsDirect(t *testing.T) {
 	}
 
 	// Every change was audited, under cli:<user>.
-	audit, err := admin.OpenFileAuditLog(filepath.Join(dir, admin.Dir), nil)
+	audit, err := adminfile.OpenAuditLog(filepath.Join(dir, adminfile.Dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestAdminCommandsAgainstServer(t *testing.T) {
 		t.Fatalf("direct read: %s", out)
 	}
 	// The writes through the server are in its audit log.
-	audit, _ := admin.OpenFileAuditLog(filepath.Join(dir, admin.Dir), nil)
+	audit, _ := adminfile.OpenAuditLog(filepath.Join(dir, adminfile.Dir), nil)
 	p, _ := audit.List(context.Background(), admin.AuditQuery{PerPage: 10})
 	if p.Total != 3 || p.Records[0].KeyName != "ops" || p.Records[2].Action != "import" {
 		t.Fatalf("audit: %+v", p)

@@ -2,9 +2,9 @@ package admin
 
 import (
 	"fmt"
-	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )

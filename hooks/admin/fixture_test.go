@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/claimsmith/claimsmith/hooks"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,13 +11,17 @@ import (
 	"strings"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/claimsmith/claimsmith/hooks"
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
+	adminfile "github.com/claimsmith/claimsmith/runtime/admin/file"
+	adminredis "github.com/claimsmith/claimsmith/runtime/admin/redis"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/file"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 	authzredis "github.com/claimsmith/claimsmith/runtime/authz/redis"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // adminStoreKinds are the real backends every admin HTTP test runs against.
@@ -36,11 +39,11 @@ func openAdminTestStore(t testing.TB, kind string) (adminTestStore, radmin.KeySt
 	t.Helper()
 	fileAdmin := func() (radmin.KeyStore, radmin.AuditLog) {
 		dir := t.TempDir()
-		keys, err := radmin.OpenFileKeyStore(dir, nil)
+		keys, err := adminfile.OpenKeyStore(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		audit, err := radmin.OpenFileAuditLog(dir, nil)
+		audit, err := adminfile.OpenAuditLog(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +64,7 @@ func openAdminTestStore(t testing.TB, kind string) (adminTestStore, radmin.KeySt
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = s.Close() })
-		return s, radmin.NewRedisKeyStore(c, radmin.RedisOptions{}), radmin.NewRedisAuditLog(c, radmin.RedisOptions{})
+		return s, adminredis.NewKeyStore(c, adminredis.Options{}), adminredis.NewAuditLog(c, adminredis.Options{})
 	case "file":
 		s, err := file.Open(context.Background(), t.TempDir(), file.Options{})
 		if err != nil {

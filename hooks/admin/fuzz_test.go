@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/claimsmith/claimsmith/hooks"
 )
 
 // fuzzTargets are the create/update endpoints whose JSON bodies the fuzz

@@ -2,10 +2,10 @@ package admin
 
 import (
 	"fmt"
-	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 	"slices"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )

@@ -3,10 +3,10 @@ package admin
 import (
 	"bytes"
 	_ "embed"
-	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 	"strconv"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/claimsmith/claimsmith/hooks"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"testing"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
 )

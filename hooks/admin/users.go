@@ -2,11 +2,11 @@ package admin
 
 import (
 	"fmt"
-	"github.com/claimsmith/claimsmith/hooks"
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )

@@ -1,7 +1,9 @@
-// Package admin holds what the admin API needs besides the authorization
-// store: API keys (stored hashed, shown once, scoped) and the audit log of
-// every write. The interfaces are small so the HTTP layer depends on them,
-// not on the file-backed implementations in this package.
+// Package admin is the admin application service (Service: audited writes
+// with optimistic retry, and the list queries) and what it needs besides the
+// authorization store: API keys (stored hashed, shown once, scoped) and the
+// audit log of every write. The interfaces live here; the backends are
+// runtime/admin/file and runtime/admin/redis, both held to the conformance
+// suite in runtime/admin/admintest.
 package admin
 
 import (
@@ -124,10 +126,10 @@ func hashSecret(secret string) string {
 	return hex.EncodeToString(d[:])
 }
 
-// matchKey finds the key whose digest equals the presented secret's. Every
+// MatchKey finds the key whose digest equals the presented secret's. Every
 // key is compared in constant time, so timing tells nothing about which
 // digest came close.
-func matchKey(keys []Key, secret string) (Key, bool) {
+func MatchKey(keys []Key, secret string) (Key, bool) {
 	if secret == "" {
 		return Key{}, false
 	}
@@ -146,6 +148,26 @@ func matchKey(keys []Key, secret string) (Key, bool) {
 		return Key{}, false
 	}
 	return keys[found], true
+}
+
+// NewKey validates a new key's name and scopes and makes the key and its
+// secret (shown once, never stored): what every KeyStore's Create does before
+// storing it.
+func NewKey(name string, scopes []string, now time.Time) (Key, string, error) {
+	if err := ValidateKeyName(name); err != nil {
+		return Key{}, "", err
+	}
+	for _, sc := range scopes {
+		if !slices.Contains(allScopes, sc) {
+			return Key{}, "", &runtime.ValidationError{Entity: "admin key", ID: name, Field: "scopes", Reason: fmt.Sprintf("unknown scope %q", sc)}
+		}
+	}
+	scopes = canonicalScopes(scopes)
+	if len(scopes) == 0 {
+		return Key{}, "", &runtime.ValidationError{Entity: "admin key", ID: name, Field: "scopes", Reason: "is empty: give at least one scope"}
+	}
+	id, secret := newSecret()
+	return Key{ID: id, Name: name, Scopes: scopes, Created: now.UTC().Truncate(time.Second), Hash: hashSecret(secret)}, secret, nil
 }
 
 // MaxKeyName bounds a key's name.

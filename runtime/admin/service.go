@@ -272,4 +272,6 @@ func (s *Service) Records(ctx context.Context, fp authz.Footprint) (*authz.Docum
 }
 
 // AuditLog pages through the audit records.
-func (s *Service) AuditLog(ctx context.Context, q AuditQuery) (AuditPage, error) { return s.audit.List(ctx, q) }
+func (s *Service) AuditLog(ctx context.Context, q AuditQuery) (AuditPage, error) {
+	return s.audit.List(ctx, q)
+}

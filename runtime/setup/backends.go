@@ -16,6 +16,8 @@ import (
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
+	adminfile "github.com/claimsmith/claimsmith/runtime/admin/file"
+	adminredis "github.com/claimsmith/claimsmith/runtime/admin/redis"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/file"
 	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
@@ -153,12 +155,12 @@ func backendKinds() map[string]backend {
 				return f, f.Close, nil
 			},
 			admin: func(_ context.Context, b *Backends) (AdminStores, error) {
-				dir := filepath.Join(b.env.DataDir, admin.Dir)
-				keys, err := admin.OpenFileKeyStore(dir, nil)
+				dir := filepath.Join(b.env.DataDir, adminfile.Dir)
+				keys, err := adminfile.OpenKeyStore(dir, nil)
 				if err != nil {
 					return AdminStores{}, err
 				}
-				audit, err := admin.OpenFileAuditLog(dir, nil)
+				audit, err := adminfile.OpenAuditLog(dir, nil)
 				if err != nil {
 					return AdminStores{}, err
 				}
@@ -200,8 +202,8 @@ func backendKinds() map[string]backend {
 				if err != nil {
 					return AdminStores{}, err
 				}
-				opt := admin.RedisOptions{Prefix: b.cfg.Redis.KeyPrefix}
-				return AdminStores{Keys: admin.NewRedisKeyStore(c, opt), Audit: admin.NewRedisAuditLog(c, opt)}, nil
+				opt := adminredis.Options{Prefix: b.cfg.Redis.KeyPrefix}
+				return AdminStores{Keys: adminredis.NewKeyStore(c, opt), Audit: adminredis.NewAuditLog(c, opt)}, nil
 			},
 			describe: func(b *Backends) string { return "redis " + strings.Join(b.cfg.Redis.Addrs, ",") },
 			degrades: func(b *Backends) bool { return b.cfg.Store.OnUnavailable == redisstore.LastSnapshot },

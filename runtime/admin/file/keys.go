@@ -1,4 +1,4 @@
-package admin
+package file
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/admin"
 )
 
 // Dir is the sub-directory of the data dir holding admin keys and the audit
@@ -25,36 +26,36 @@ const (
 	keysLock = "keys.lock"
 )
 
-// FileKeyStore keeps admin keys in <dir>/keys.json (mode 0600), written
+// KeyStore keeps admin keys in <dir>/keys.json (mode 0600), written
 // atomically under an flock so the CLI can add or revoke keys while a
 // server runs. The server notices a changed file (size, mtime, inode) on the
 // next request and reloads it, so a revoked key stops working at once.
-type FileKeyStore struct {
+type KeyStore struct {
 	dir string
 	now func() time.Time
 
 	mu     sync.Mutex
-	keys   []Key
+	keys   []admin.Key
 	loaded os.FileInfo // stat of the file the cache was read from; nil if absent
 }
 
-var _ KeyStore = (*FileKeyStore)(nil)
+var _ admin.KeyStore = (*KeyStore)(nil)
 
 // keyFile is the on-disk format.
 type keyFile struct {
-	Keys []Key `json:"keys"`
+	Keys []admin.Key `json:"keys"`
 }
 
-// OpenFileKeyStore opens (creating the directory if needed) the key store in
+// OpenKeyStore opens (creating the directory if needed) the key store in
 // dir, normally <data dir>/admin. now may be nil (wall clock).
-func OpenFileKeyStore(dir string, now func() time.Time) (*FileKeyStore, error) {
+func OpenKeyStore(dir string, now func() time.Time) (*KeyStore, error) {
 	if now == nil {
 		now = time.Now
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("admin key store: %w", err)
 	}
-	s := &FileKeyStore{dir: dir, now: now}
+	s := &KeyStore{dir: dir, now: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.refreshLocked(); err != nil {
@@ -63,10 +64,10 @@ func OpenFileKeyStore(dir string, now func() time.Time) (*FileKeyStore, error) {
 	return s, nil
 }
 
-func (s *FileKeyStore) path() string { return filepath.Join(s.dir, keysFile) }
+func (s *KeyStore) path() string { return filepath.Join(s.dir, keysFile) }
 
 // refreshLocked re-reads the file when it changed since the last read.
-func (s *FileKeyStore) refreshLocked() ([]Key, error) {
+func (s *KeyStore) refreshLocked() ([]admin.Key, error) {
 	st, err := os.Stat(s.path())
 	if errors.Is(err, fs.ErrNotExist) {
 		s.keys, s.loaded = nil, nil
@@ -86,7 +87,7 @@ func (s *FileKeyStore) refreshLocked() ([]Key, error) {
 	return keys, nil
 }
 
-func readKeys(path string) ([]Key, error) {
+func readKeys(path string) ([]admin.Key, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -110,7 +111,7 @@ func readKeys(path string) ([]Key, error) {
 
 // update runs fn on the current keys under the cross-process lock and
 // writes the result atomically.
-func (s *FileKeyStore) update(ctx context.Context, fn func([]Key) ([]Key, error)) error {
+func (s *KeyStore) update(ctx context.Context, fn func([]admin.Key) ([]admin.Key, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -141,23 +142,13 @@ func (s *FileKeyStore) update(ctx context.Context, fn func([]Key) ([]Key, error)
 	return err
 }
 
-// Create implements KeyStore.
-func (s *FileKeyStore) Create(ctx context.Context, name string, scopes []string) (Key, string, error) {
-	if err := ValidateKeyName(name); err != nil {
-		return Key{}, "", err
+// Create implements admin.KeyStore.
+func (s *KeyStore) Create(ctx context.Context, name string, scopes []string) (admin.Key, string, error) {
+	k, secret, err := admin.NewKey(name, scopes, s.now())
+	if err != nil {
+		return admin.Key{}, "", err
 	}
-	for _, sc := range scopes {
-		if !slices.Contains(allScopes, sc) {
-			return Key{}, "", &runtime.ValidationError{Entity: "admin key", ID: name, Field: "scopes", Reason: fmt.Sprintf("unknown scope %q", sc)}
-		}
-	}
-	scopes = canonicalScopes(scopes)
-	if len(scopes) == 0 {
-		return Key{}, "", &runtime.ValidationError{Entity: "admin key", ID: name, Field: "scopes", Reason: "is empty: give at least one scope"}
-	}
-	id, secret := newSecret()
-	k := Key{ID: id, Name: name, Scopes: scopes, Created: s.now().UTC().Truncate(time.Second), Hash: hashSecret(secret)}
-	err := s.update(ctx, func(keys []Key) ([]Key, error) {
+	err = s.update(ctx, func(keys []admin.Key) ([]admin.Key, error) {
 		for _, o := range keys {
 			if o.Name == name {
 				return nil, fmt.Errorf("admin key name %q is used by key %s: %w", name, o.ID, runtime.ErrExists)
@@ -166,31 +157,31 @@ func (s *FileKeyStore) Create(ctx context.Context, name string, scopes []string)
 		return append(keys, k), nil
 	})
 	if err != nil {
-		return Key{}, "", err
+		return admin.Key{}, "", err
 	}
 	return k, secret, nil
 }
 
-// Authenticate implements KeyStore.
-func (s *FileKeyStore) Authenticate(ctx context.Context, secret string) (Key, error) {
+// Authenticate implements admin.KeyStore.
+func (s *KeyStore) Authenticate(ctx context.Context, secret string) (admin.Key, error) {
 	if err := ctx.Err(); err != nil {
-		return Key{}, err
+		return admin.Key{}, err
 	}
 	s.mu.Lock()
 	keys, err := s.refreshLocked()
 	s.mu.Unlock()
 	if err != nil {
-		return Key{}, err
+		return admin.Key{}, err
 	}
-	k, ok := matchKey(keys, secret)
+	k, ok := admin.MatchKey(keys, secret)
 	if !ok {
-		return Key{}, fmt.Errorf("admin key not recognised: %w", runtime.ErrUnauthenticated)
+		return admin.Key{}, fmt.Errorf("admin key not recognised: %w", runtime.ErrUnauthenticated)
 	}
 	return k, nil
 }
 
-// List implements KeyStore.
-func (s *FileKeyStore) List(ctx context.Context) ([]Key, error) {
+// List implements admin.KeyStore.
+func (s *KeyStore) List(ctx context.Context) ([]admin.Key, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -200,10 +191,10 @@ func (s *FileKeyStore) List(ctx context.Context) ([]Key, error) {
 	return slices.Clone(keys), err
 }
 
-// Revoke implements KeyStore.
-func (s *FileKeyStore) Revoke(ctx context.Context, idOrName string) error {
-	return s.update(ctx, func(keys []Key) ([]Key, error) {
-		i := slices.IndexFunc(keys, func(k Key) bool { return k.ID == idOrName || k.Name == idOrName })
+// Revoke implements admin.KeyStore.
+func (s *KeyStore) Revoke(ctx context.Context, idOrName string) error {
+	return s.update(ctx, func(keys []admin.Key) ([]admin.Key, error) {
+		i := slices.IndexFunc(keys, func(k admin.Key) bool { return k.ID == idOrName || k.Name == idOrName })
 		if i < 0 {
 			return nil, fmt.Errorf("admin key %q: %w", idOrName, runtime.ErrNotFound)
 		}

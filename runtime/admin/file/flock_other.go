@@ -1,6 +1,6 @@
 //go:build !unix
 
-package admin
+package file
 
 // lockFile is a no-op where flock does not exist: each store still
 // serialises its own writers with a mutex, but two processes writing the

@@ -1,17 +1,17 @@
-package admin
+package redis
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/admin"
 )
 
 // With the redis authorization store several claimsmith nodes share one
@@ -20,15 +20,15 @@ import (
 // land in one audit sequence. All keys of an instance share the hash tag
 // {admin}, so multi-key operations work on Redis Cluster.
 
-// RedisOptions configure the Redis admin stores.
-type RedisOptions struct {
+// Options configure the Redis admin stores.
+type Options struct {
 	// Prefix starts every key ["claimsmith:"], as the authorization store's.
 	Prefix string
 	// Now is the clock of key creation and audit times (nil: time.Now).
 	Now func() time.Time
 }
 
-func (o RedisOptions) key(name string) string {
+func (o Options) key(name string) string {
 	p := o.Prefix
 	if p == "" {
 		p = "claimsmith:"
@@ -36,7 +36,7 @@ func (o RedisOptions) key(name string) string {
 	return p + "{admin}:" + name
 }
 
-func (o RedisOptions) now() time.Time {
+func (o Options) now() time.Time {
 	if o.Now == nil {
 		return time.Now()
 	}
@@ -49,36 +49,50 @@ func redisErr(what string, err error) error {
 	return fmt.Errorf("%s: %w: %v", what, runtime.ErrUnavailable, err)
 }
 
-// RedisKeyStore keeps admin keys in one Redis hash (key id → JSON without
+// KeyStore keeps admin keys in one Redis hash (key id → JSON without
 // the secret). Authenticate reads the hash on every call, so a revocation
 // takes effect on all nodes at once; a node has a handful of keys, so that
 // is one small round trip.
-type RedisKeyStore struct {
+type KeyStore struct {
 	c   goredis.UniversalClient
-	opt RedisOptions
+	opt Options
 }
 
-var _ KeyStore = (*RedisKeyStore)(nil)
+var _ admin.KeyStore = (*KeyStore)(nil)
 
-// NewRedisKeyStore returns the key store on c.
-func NewRedisKeyStore(c goredis.UniversalClient, opt RedisOptions) *RedisKeyStore {
-	return &RedisKeyStore{c: c, opt: opt}
+// NewKeyStore returns the key store on c.
+func NewKeyStore(c goredis.UniversalClient, opt Options) *KeyStore {
+	return &KeyStore{c: c, opt: opt}
 }
 
-func (s *RedisKeyStore) all(ctx context.Context) ([]Key, error) {
-	m, err := s.c.HGetAll(ctx, s.opt.key("keys")).Result()
-	if err != nil {
+func (s *KeyStore) all(ctx context.Context) ([]admin.Key, error) {
+	pipe := s.c.Pipeline()
+	hash := pipe.HGetAll(ctx, s.opt.key("keys"))
+	order := pipe.ZRangeWithScores(ctx, s.opt.key("keyorder"), 0, -1)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, redisErr("admin keys", err)
 	}
-	keys := make([]Key, 0, len(m))
+	m := hash.Val()
+	// Creation order: the sequence number Create gave the key (keys from
+	// before the order index rank first, by time), then time and id.
+	rank := make(map[string]float64, len(m))
+	for _, z := range order.Val() {
+		if id, ok := z.Member.(string); ok {
+			rank[id] = z.Score
+		}
+	}
+	keys := make([]admin.Key, 0, len(m))
 	for id, v := range m {
-		var k Key
+		var k admin.Key
 		if err := json.Unmarshal([]byte(v), &k); err != nil || k.ID != id || len(k.Hash) != 64 {
 			return nil, fmt.Errorf("admin key %q in redis is malformed: %w", id, runtime.ErrInvalid)
 		}
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
+		if ri, rj := rank[keys[i].ID], rank[keys[j].ID]; ri != rj {
+			return ri < rj
+		}
 		if !keys[i].Created.Equal(keys[j].Created) {
 			return keys[i].Created.Before(keys[j].Created)
 		}
@@ -95,64 +109,61 @@ for _, v in ipairs(all) do
   if k.name == ARGV[3] then return k.id end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
 return ''
 `)
 
-// Create implements KeyStore.
-func (s *RedisKeyStore) Create(ctx context.Context, name string, scopes []string) (Key, string, error) {
-	if err := ValidateKeyName(name); err != nil {
-		return Key{}, "", err
+// Create implements admin.KeyStore.
+func (s *KeyStore) Create(ctx context.Context, name string, scopes []string) (admin.Key, string, error) {
+	k, secret, err := admin.NewKey(name, scopes, s.opt.now())
+	if err != nil {
+		return admin.Key{}, "", err
 	}
-	for _, sc := range scopes {
-		if !slices.Contains(allScopes, sc) {
-			return Key{}, "", &runtime.ValidationError{Entity: "admin key", ID: name, Field: "scopes", Reason: fmt.Sprintf("unknown scope %q", sc)}
-		}
-	}
-	scopes = canonicalScopes(scopes)
-	if len(scopes) == 0 {
-		return Key{}, "", &runtime.ValidationError{Entity: "admin key", ID: name, Field: "scopes", Reason: "is empty: give at least one scope"}
-	}
-	id, secret := newSecret()
-	k := Key{ID: id, Name: name, Scopes: scopes, Created: s.opt.now().UTC().Truncate(time.Second), Hash: hashSecret(secret)}
+	id := k.ID
 	b, err := json.Marshal(k)
 	if err != nil {
-		return Key{}, "", err
+		return admin.Key{}, "", err
 	}
-	other, err := createKey.Run(ctx, s.c, []string{s.opt.key("keys")}, id, string(b), name).Text()
+	other, err := createKey.Run(ctx, s.c, []string{s.opt.key("keys"), s.opt.key("keyorder"), s.opt.key("keyseq")}, id, string(b), name).Text()
 	if err != nil {
-		return Key{}, "", redisErr("admin keys", err)
+		return admin.Key{}, "", redisErr("admin keys", err)
 	}
 	if other != "" {
-		return Key{}, "", fmt.Errorf("admin key name %q is used by key %s: %w", name, other, runtime.ErrExists)
+		return admin.Key{}, "", fmt.Errorf("admin key name %q is used by key %s: %w", name, other, runtime.ErrExists)
 	}
 	return k, secret, nil
 }
 
-// Authenticate implements KeyStore.
-func (s *RedisKeyStore) Authenticate(ctx context.Context, secret string) (Key, error) {
+// Authenticate implements admin.KeyStore.
+func (s *KeyStore) Authenticate(ctx context.Context, secret string) (admin.Key, error) {
 	keys, err := s.all(ctx)
 	if err != nil {
-		return Key{}, err
+		return admin.Key{}, err
 	}
-	k, ok := matchKey(keys, secret)
+	k, ok := admin.MatchKey(keys, secret)
 	if !ok {
-		return Key{}, fmt.Errorf("admin key not recognised: %w", runtime.ErrUnauthenticated)
+		return admin.Key{}, fmt.Errorf("admin key not recognised: %w", runtime.ErrUnauthenticated)
 	}
 	return k, nil
 }
 
-// List implements KeyStore.
-func (s *RedisKeyStore) List(ctx context.Context) ([]Key, error) { return s.all(ctx) }
+// List implements admin.KeyStore.
+func (s *KeyStore) List(ctx context.Context) ([]admin.Key, error) { return s.all(ctx) }
 
-// Revoke implements KeyStore.
-func (s *RedisKeyStore) Revoke(ctx context.Context, idOrName string) error {
+// Revoke implements admin.KeyStore.
+func (s *KeyStore) Revoke(ctx context.Context, idOrName string) error {
 	keys, err := s.all(ctx)
 	if err != nil {
 		return err
 	}
 	for _, k := range keys {
 		if k.ID == idOrName || k.Name == idOrName {
-			if err := s.c.HDel(ctx, s.opt.key("keys"), k.ID).Err(); err != nil {
+			_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+				p.HDel(ctx, s.opt.key("keys"), k.ID)
+				p.ZRem(ctx, s.opt.key("keyorder"), k.ID)
+				return nil
+			})
+			if err != nil {
 				return redisErr("admin keys", err)
 			}
 			return nil
@@ -161,19 +172,19 @@ func (s *RedisKeyStore) Revoke(ctx context.Context, idOrName string) error {
 	return fmt.Errorf("admin key %q: %w", idOrName, runtime.ErrNotFound)
 }
 
-// RedisAuditLog keeps audit records in a Redis list, newest first, numbered
+// AuditLog keeps audit records in a Redis list, newest first, numbered
 // by a counter incremented in the same script, so records from every node
 // form one gap-free sequence.
-type RedisAuditLog struct {
+type AuditLog struct {
 	c   goredis.UniversalClient
-	opt RedisOptions
+	opt Options
 }
 
-var _ AuditLog = (*RedisAuditLog)(nil)
+var _ admin.AuditLog = (*AuditLog)(nil)
 
-// NewRedisAuditLog returns the audit log on c.
-func NewRedisAuditLog(c goredis.UniversalClient, opt RedisOptions) *RedisAuditLog {
-	return &RedisAuditLog{c: c, opt: opt}
+// NewAuditLog returns the audit log on c.
+func NewAuditLog(c goredis.UniversalClient, opt Options) *AuditLog {
+	return &AuditLog{c: c, opt: opt}
 }
 
 // appendRecord numbers a record and pushes it: ARGV[1] is the JSON with
@@ -185,8 +196,8 @@ redis.call('LPUSH', KEYS[1], rec)
 return seq
 `)
 
-// Append implements AuditLog.
-func (l *RedisAuditLog) Append(ctx context.Context, r Record) (Record, error) {
+// Append implements admin.AuditLog.
+func (l *AuditLog) Append(ctx context.Context, r admin.Record) (admin.Record, error) {
 	if r.Time.IsZero() {
 		r.Time = l.opt.now()
 	}
@@ -194,14 +205,14 @@ func (l *RedisAuditLog) Append(ctx context.Context, r Record) (Record, error) {
 	r.Seq = 0
 	b, err := json.Marshal(r)
 	if err != nil {
-		return Record{}, fmt.Errorf("audit log: %w", err)
+		return admin.Record{}, fmt.Errorf("audit log: %w", err)
 	}
 	if !jsonStartsWithSeq0(b) {
-		return Record{}, errors.New("audit log: record encoding does not start with seq")
+		return admin.Record{}, errors.New("audit log: record encoding does not start with seq")
 	}
 	seq, err := appendRecord.Run(ctx, l.c, []string{l.opt.key("audit"), l.opt.key("audit:seq")}, string(b)).Int64()
 	if err != nil {
-		return Record{}, redisErr("audit log", err)
+		return admin.Record{}, redisErr("audit log", err)
 	}
 	r.Seq = uint64(seq)
 	return r, nil
@@ -209,10 +220,10 @@ func (l *RedisAuditLog) Append(ctx context.Context, r Record) (Record, error) {
 
 func jsonStartsWithSeq0(b []byte) bool { return len(b) > 8 && string(b[:8]) == `{"seq":0` }
 
-// List implements AuditLog.
-func (l *RedisAuditLog) List(ctx context.Context, q AuditQuery) (AuditPage, error) {
+// List implements admin.AuditLog.
+func (l *AuditLog) List(ctx context.Context, q admin.AuditQuery) (admin.AuditPage, error) {
 	if q.Page < 0 || q.PerPage <= 0 {
-		return AuditPage{}, &runtime.ValidationError{Entity: "audit query", Field: "page", Reason: "page must be ≥ 0 and per_page ≥ 1"}
+		return admin.AuditPage{}, &runtime.ValidationError{Entity: "audit query", Field: "page", Reason: "page must be ≥ 0 and per_page ≥ 1"}
 	}
 	key := l.opt.key("audit")
 	filtered := q.Action != "" || q.KeyName != "" || q.EntityID != ""
@@ -222,20 +233,20 @@ func (l *RedisAuditLog) List(ctx context.Context, q AuditQuery) (AuditPage, erro
 		total := pipe.LLen(ctx, key)
 		rng := pipe.LRange(ctx, key, start, start+int64(q.PerPage)-1)
 		if _, err := pipe.Exec(ctx); err != nil {
-			return AuditPage{}, redisErr("audit log", err)
+			return admin.AuditPage{}, redisErr("audit log", err)
 		}
 		out, err := decodeRecords(rng.Val())
-		return AuditPage{Records: out, Total: int(total.Val())}, err
+		return admin.AuditPage{Records: out, Total: int(total.Val())}, err
 	}
 	all, err := l.c.LRange(ctx, key, 0, -1).Result()
 	if err != nil {
-		return AuditPage{}, redisErr("audit log", err)
+		return admin.AuditPage{}, redisErr("audit log", err)
 	}
 	recs, err := decodeRecords(all)
 	if err != nil {
-		return AuditPage{}, err
+		return admin.AuditPage{}, err
 	}
-	out := []Record{}
+	out := []admin.Record{}
 	total, skip := 0, q.Page*q.PerPage
 	for _, r := range recs {
 		if (q.Action != "" && r.Action != q.Action) || (q.KeyName != "" && r.KeyName != q.KeyName) ||
@@ -251,13 +262,13 @@ func (l *RedisAuditLog) List(ctx context.Context, q AuditQuery) (AuditPage, erro
 			out = append(out, r)
 		}
 	}
-	return AuditPage{Records: out, Total: total}, nil
+	return admin.AuditPage{Records: out, Total: total}, nil
 }
 
-func decodeRecords(raw []string) ([]Record, error) {
-	out := make([]Record, 0, len(raw))
+func decodeRecords(raw []string) ([]admin.Record, error) {
+	out := make([]admin.Record, 0, len(raw))
 	for _, s := range raw {
-		var r Record
+		var r admin.Record
 		if err := json.Unmarshal([]byte(s), &r); err != nil {
 			return nil, fmt.Errorf("audit log: a record in redis is malformed: %v", err)
 		}
