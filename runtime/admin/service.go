@@ -254,7 +254,15 @@ func rawJSON(v any) json.RawMessage {
 	if v == nil {
 		return nil
 	}
-	b, err := json.Marshal(v)
+	// Entities encode themselves compactly; calling their encoder directly
+	// spares json.Marshal's second pass over a large group.
+	var b []byte
+	var err error
+	if m, ok := v.(json.Marshaler); ok {
+		b, err = m.MarshalJSON()
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil || string(b) == "null" {
 		return nil
 	}

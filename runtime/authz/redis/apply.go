@@ -96,6 +96,11 @@ type partial struct {
 	// rev is the revision read with the records.
 	rev uint64
 
+	// raw holds the stored bytes of each read group and role ("g"/"r" + id):
+	// the record and its member or user list, to compare the new encoding
+	// with instead of encoding the original again.
+	raw map[string][2][]byte
+
 	appsLoaded bool
 	apps       []authz.Application
 	confLoaded bool
@@ -237,7 +242,7 @@ type pipeliner interface {
 // records the batch may observe; the second also reads the revision (p.rev).
 func (s *Store) prefetch(ctx context.Context, tx pipeliner, n ns, w *wants) (*partial, error) {
 	p := &partial{n: n, groups: map[string]*authz.Group{}, roles: map[string]*authz.Role{},
-		perms: map[string]*authz.Permission{}, seq: map[string]float64{}}
+		perms: map[string]*authz.Permission{}, seq: map[string]float64{}, raw: map[string][2][]byte{}}
 	if len(w.groupSets)+len(w.roleSets)+len(w.permSets) > 0 {
 		pipe := tx.Pipeline()
 		var gs, rs, ps []*goredis.StringSliceCmd
@@ -322,6 +327,9 @@ func (s *Store) prefetch(ctx context.Context, tx pipeliner, n ns, w *wants) (*pa
 		var extra []byte
 		if r.extra != nil {
 			extra, _ = r.extra.Bytes()
+		}
+		if r.kind != "p" {
+			p.raw[r.kind+r.id] = [2][]byte{b, extra}
 		}
 		switch r.kind {
 		case "g":
@@ -490,12 +498,17 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 		}
 		var oRec, oMem []byte
 		if orig != nil {
-			groupPairs(n, orig, before)
-			if oRec, oMem, err = encodeGroup(orig); err != nil {
-				return err
-			}
+			// Index pairs of members both lists hold cancel out: only
+			// the difference is listed, so a member write costs the
+			// members it changes, not the group's size.
+			groupPairsExceptMembers(n, orig, before)
+			groupPairsExceptMembers(n, g, after)
+			memberPairs(orig.Members, g.Members, n.userGroups, g.ID, before, after)
+			raw := p.raw["g"+g.ID]
+			oRec, oMem = raw[0], raw[1]
+		} else {
+			groupPairs(n, g, after)
 		}
-		groupPairs(n, g, after)
 		if orig == nil || seq != old {
 			tp.ZAdd(ctx, n.groups(), goredis.Z{Score: seq, Member: g.ID})
 			structural = true
@@ -532,12 +545,14 @@ func (p *partial) writeDiff(ctx context.Context, tp goredis.Pipeliner, doc *auth
 		}
 		var oRec, oUsers []byte
 		if orig != nil {
-			rolePairs(n, orig, before)
-			if oRec, oUsers, err = encodeRole(orig); err != nil {
-				return err
-			}
+			rolePairsExceptUsers(n, orig, before)
+			rolePairsExceptUsers(n, r, after)
+			memberPairs(orig.Users, r.Users, n.userRoles, r.ID, before, after)
+			raw := p.raw["r"+r.ID]
+			oRec, oUsers = raw[0], raw[1]
+		} else {
+			rolePairs(n, r, after)
 		}
-		rolePairs(n, r, after)
 		if orig == nil || seq != old {
 			tp.ZAdd(ctx, n.roles(), goredis.Z{Score: seq, Member: r.ID})
 			structural = true

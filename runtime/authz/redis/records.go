@@ -27,6 +27,14 @@ type pair struct{ key, member string }
 
 // groupPairs lists the index-set memberships a group record implies.
 func groupPairs(n ns, g *authz.Group, out map[pair]struct{}) {
+	groupPairsExceptMembers(n, g, out)
+	for _, u := range g.Members {
+		out[pair{n.userGroups(u), g.ID}] = struct{}{}
+	}
+}
+
+// groupPairsExceptMembers is groupPairs without the user → groups pairs.
+func groupPairsExceptMembers(n ns, g *authz.Group, out map[pair]struct{}) {
 	out[pair{n.groupName(g.Name), g.ID}] = struct{}{}
 	for _, c := range g.Nested {
 		out[pair{n.parents(c), g.ID}] = struct{}{}
@@ -34,18 +42,42 @@ func groupPairs(n ns, g *authz.Group, out map[pair]struct{}) {
 	for _, r := range g.Roles {
 		out[pair{n.roleGroups(r), g.ID}] = struct{}{}
 	}
-	for _, u := range g.Members {
-		out[pair{n.userGroups(u), g.ID}] = struct{}{}
-	}
 }
 
 func rolePairs(n ns, r *authz.Role, out map[pair]struct{}) {
+	rolePairsExceptUsers(n, r, out)
+	for _, u := range r.Users {
+		out[pair{n.userRoles(u), r.ID}] = struct{}{}
+	}
+}
+
+// rolePairsExceptUsers is rolePairs without the user → roles pairs.
+func rolePairsExceptUsers(n ns, r *authz.Role, out map[pair]struct{}) {
 	out[pair{n.roleName(r.ApplicationID, r.Name), r.ID}] = struct{}{}
 	for _, p := range r.Permissions {
 		out[pair{n.permRoles(p), r.ID}] = struct{}{}
 	}
-	for _, u := range r.Users {
-		out[pair{n.userRoles(u), r.ID}] = struct{}{}
+}
+
+// memberPairs adds the user → entity pairs of users only one of the lists
+// holds: was's to before, is's to after (pairs of users in both would
+// cancel out).
+func memberPairs(was, is []string, key func(string) string, id string, before, after map[pair]struct{}) {
+	in := make(map[string]bool, len(was))
+	for _, u := range was {
+		in[u] = true
+	}
+	now := make(map[string]bool, len(is))
+	for _, u := range is {
+		now[u] = true
+		if !in[u] {
+			after[pair{key(u), id}] = struct{}{}
+		}
+	}
+	for u := range in {
+		if !now[u] {
+			before[pair{key(u), id}] = struct{}{}
+		}
 	}
 }
 
