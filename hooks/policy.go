@@ -23,14 +23,9 @@ type PolicyHandler struct {
 	// Settings, when set, also accepts the apikey of the store's extension
 	// configuration record: after importing an extension export, the key
 	// Auth0 rules and Actions already hold keeps working.
-	Settings SnapshotReader
+	Settings authz.RecordReader
 	MaxBody  int64
 	Log      *slog.Logger
-}
-
-// SnapshotReader reads the authorization model (authz.Reader provides it).
-type SnapshotReader interface {
-	Snapshot(ctx context.Context) (*authz.Model, error)
 }
 
 // PolicyRequest is the extension's policy request body.
@@ -98,12 +93,13 @@ func (h *PolicyHandler) storeKeyMatches(ctx context.Context, key string) bool {
 	if h.Settings == nil {
 		return false
 	}
-	m, err := h.Settings.Snapshot(ctx)
-	if err != nil || m == nil || m.Document() == nil {
+	// One record, not the model: this runs on every policy request.
+	doc, _, err := h.Settings.Records(ctx, authz.Footprint{Configuration: true})
+	if err != nil || doc == nil {
 		return false
 	}
 	var keys []string
-	for _, c := range m.Document().Configuration {
+	for _, c := range doc.Configuration {
 		keys = append(keys, c.APIKey)
 	}
 	return NewKeySet(keys...).Match(key)

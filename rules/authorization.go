@@ -11,10 +11,9 @@ import (
 
 // ExtensionSettings reads the authorization extension's `configuration`
 // record (groupsInToken, persistRoles, …) when a rule is told to take its
-// settings from there. authz.Reader provides it.
-type ExtensionSettings interface {
-	Snapshot(ctx context.Context) (*authz.Model, error)
-}
+// settings from there: one record, read narrowly (authz.RecordReader; every
+// store provides it).
+type ExtensionSettings = authz.RecordReader
 
 // Lists switches the three authorization lists on or off.
 type Lists = runtime.AuthzLists
@@ -111,14 +110,14 @@ func (r *Authorization) Provision(ctx context.Context) error {
 	if !r.cfg.FromExtension {
 		return nil
 	}
-	m, err := r.settings.Snapshot(ctx)
+	doc, _, err := r.settings.Records(ctx, authz.Footprint{Configuration: true})
 	if err != nil {
 		return fmt.Errorf("read the extension configuration: %w", err)
 	}
 	var c *authz.Configuration
-	for i, rec := range m.Document().Configuration {
+	for i, rec := range doc.Configuration {
 		if rec.ID == "v1" || (c == nil && i == 0) {
-			c = &m.Document().Configuration[i]
+			c = &doc.Configuration[i]
 		}
 	}
 	if c == nil {

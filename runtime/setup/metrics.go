@@ -62,10 +62,12 @@ func (s *meteredStore) Application(ctx context.Context, clientID string) (authz.
 	return a, err
 }
 
-func (s *meteredStore) Snapshot(ctx context.Context) (*authz.Model, error) {
-	m, err := s.st.Snapshot(ctx)
+// Records counts under the "snapshot" label the settings read used before
+// it became a narrow read, so dashboards keep working.
+func (s *meteredStore) Records(ctx context.Context, fp authz.Footprint) (*authz.Document, uint64, error) {
+	d, rev, err := s.st.Records(ctx, fp)
 	countStoreError(s.snapshot, err)
-	return m, err
+	return d, rev, err
 }
 
 func (s *meteredStore) Profile(ctx context.Context, userID string) (runtime.Profile, error) {
