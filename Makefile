@@ -131,8 +131,9 @@ bench-redis-big:
 	$(GO) test -run '^$$' -bench ResolveUsers -benchtime 5000x -timeout 30m ./runtime/authz/redis -redis.big
 bench-admin:
 	@mkdir -p bench-results
-	$(GO) test -run '^$$' -bench 'Admin' -benchtime 1s -count 6 ./hooks/ | tee bench-results/admin.txt
-	$(GO) test -run '^$$' -bench 'Authenticate' -benchtime 1s -count 6 ./runtime/admin/ | tee -a bench-results/admin.txt
+	$(GO) test -run '^$$' -bench 'Admin' -benchtime 1s -count 6 ./hooks/admin/ | tee bench-results/admin.txt
+	$(GO) test -run '^$$' -bench 'Authenticate' -benchtime 1s -count 6 ./runtime/admin/file/ | tee -a bench-results/admin.txt
+	$(GO) test -run '^$$' -bench 'ApplyGroupMembers' -benchtime 2000x ./runtime/admin/ | tee -a bench-results/admin.txt
 
 # fuzz: every fuzz target for a short while (FUZZTIME each).
 FUZZTIME ?= 10s
@@ -143,12 +144,12 @@ fuzz:
 	  done; \
 	done
 fuzz-admin:
-	$(GO) test -run '^$$' -fuzz '^FuzzAdminBodies$$' -fuzztime 30s ./hooks/
-	$(GO) test -run '^$$' -fuzz '^FuzzAdminQueryAndHeaders$$' -fuzztime 30s ./hooks/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminBodies$$' -fuzztime 30s ./hooks/admin/
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminQueryAndHeaders$$' -fuzztime 30s ./hooks/admin/
 
-# openapi: rewrite hooks/openapi.json from the admin route table.
+# openapi: rewrite hooks/admin/openapi.json from the admin route table.
 openapi:
-	$(GO) test -run '^TestOpenAPIInSync$$' ./hooks/ -update-openapi
+	$(GO) test -run '^TestOpenAPIInSync$$' ./hooks/admin/ -update-openapi
 
 # --- WebAssembly rules (samples/rules) ---
 WASM_GO_RULES := weekday-only department-claims starter
