@@ -160,6 +160,25 @@ func (s *Service) try(ctx context.Context, caller Caller, ch Change, ifMatch IfM
 	ops := ch.Ops
 	fp := cloneFootprint(ch.Reads)
 	fp.Add(authz.FootprintOf(ops...))
+	expected := ifMatch.Revision
+	if ch.Build != nil {
+		expected = viewRev
+	}
+	// Commit takes 0 as "any revision", so a change pinned to revision 0
+	// (an empty store) takes the path below, which checks it itself.
+	pinned := ifMatch.Set || ch.Build != nil
+	if c, ok := s.store.(authz.Committer); ok && !fp.All && (expected != 0 || !pinned) {
+		// One transaction reads the change's records, applies the ops and
+		// reports both states: nothing is read twice. Unpinned, the store
+		// retries a lost race itself.
+		cc, err := c.Commit(ctx, expected, ch.Reads, ops...)
+		if err != nil {
+			return Result{}, err
+		}
+		res := Result{Revision: cc.Revision, Previous: cc.Previous, After: cc.After}
+		res.Record = s.record(ctx, caller, ch, res, cc.Before)
+		return res, nil
+	}
 	before, rev, err := s.store.Records(ctx, fp)
 	if err != nil {
 		return Result{}, err

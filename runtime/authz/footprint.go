@@ -76,6 +76,44 @@ type RecordReader interface {
 	Records(ctx context.Context, fp Footprint) (*Document, uint64, error)
 }
 
+// Change is a committed batch as the store applied it.
+type Change struct {
+	// Previous and Revision are the store's revisions before and after.
+	Previous, Revision uint64
+	// Before holds the records of the batch's footprint and of the reads
+	// asked for, as the batch found them; After the same records as it left
+	// them (deleted ones missing) plus those that match the footprint only
+	// now: Records(footprint.WithRecordsOf(Before)) right after the write.
+	Before, After *Document
+}
+
+// WithRecordsOf is f plus the ids of d's groups, roles and permissions: the
+// records a batch found stay in its after-view even when they no longer
+// match a relation of f (a member removed, a role unassigned).
+func (f Footprint) WithRecordsOf(d *Document) Footprint {
+	var out Footprint
+	out.Add(f)
+	for _, g := range d.Groups {
+		out.Groups = append(out.Groups, g.ID)
+	}
+	for _, r := range d.Roles {
+		out.Roles = append(out.Roles, r.ID)
+	}
+	for _, p := range d.Permissions {
+		out.Permissions = append(out.Permissions, p.ID)
+	}
+	return out
+}
+
+// Committer is a Writer that reports what a batch touched, read in the
+// batch's own transaction: what the admin service audits. expected works as
+// in Writer.Apply (0: any revision; the store then retries a lost race
+// itself). A batch whose footprint is the whole model (an import) is
+// refused with runtime.ErrInvalid: use Apply.
+type Committer interface {
+	Commit(ctx context.Context, expected uint64, reads Footprint, ops ...Op) (Change, error)
+}
+
 // Records selects the footprint's records from the model, through its
 // indexes where it has them. It is the RecordReader of the document-backed
 // stores.

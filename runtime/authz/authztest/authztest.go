@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Profiles", func(t *testing.T) { RunProfiles(t, open) })
 	t.Run("RoundTrip", func(t *testing.T) { RunRoundTrip(t, open) })
 	t.Run("Records", func(t *testing.T) { RunRecords(t, open) })
+	t.Run("Commit", func(t *testing.T) { RunCommit(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { RunConcurrency(t, open, 50) })
 }
 

@@ -3,10 +3,12 @@ package authztest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
@@ -147,4 +149,61 @@ func canon(t testing.TB, d *authz.Document) string {
 		t.Fatal(err)
 	}
 	return strings.NewReplacer("[]", "null").Replace(string(b))
+}
+
+// RunCommit checks authz.Committer on stores that implement it: Commit
+// reports the records of the batch's footprint and of the extra reads as
+// they were and became, with the revisions, exactly as Records sees them
+// around the write; an expected revision is checked; imports are refused.
+func RunCommit(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := openStore(t, open)
+	c, ok := s.(authz.Committer)
+	if !ok {
+		t.Skipf("%T does not implement authz.Committer", s)
+	}
+	fixture := ResolutionFixture()
+	Apply(t, s, &authz.ReplaceDocument{Doc: fixture})
+	reads := authz.Footprint{MemberOf: []string{"auth0|alice"}, RolesOfUsers: []string{"auth0|alice"}}
+	batches := [][]authz.Op{
+		{&authz.AddGroupMembers{GroupID: "g-db", UserIDs: []string{"auth0|alice"}}},
+		{&authz.RemoveUserFromGroups{UserID: "auth0|alice"}, &authz.AddRoleUsers{RoleID: "r-editor", UserIDs: []string{"auth0|alice"}}},
+		{&authz.DeleteRole{ID: "r-viewer", Cascade: true}},
+		{&authz.CreateGroup{ID: "g-new", Name: "New"}, &authz.AddGroupMembers{GroupID: "g-new", UserIDs: []string{"auth0|alice"}}},
+	}
+	for _, ops := range batches {
+		fp := authz.FootprintOf(ops...)
+		fp.Add(reads)
+		want, rev, err := s.Records(ctx, fp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := c.Commit(ctx, rev, reads, ops...)
+		if err != nil {
+			t.Fatalf("Commit(%s): %v", opNames(ops), err)
+		}
+		if ch.Previous != rev || ch.Revision != rev+1 {
+			t.Fatalf("Commit(%s): revisions %d → %d, want %d → %d", opNames(ops), ch.Previous, ch.Revision, rev, rev+1)
+		}
+		if a, b := canon(t, ch.Before), canon(t, want); a != b {
+			t.Errorf("Commit(%s): before\n%s\nwant\n%s", opNames(ops), a, b)
+		}
+		after, arev, err := s.Records(ctx, fp.WithRecordsOf(want))
+		if err != nil || arev != ch.Revision {
+			t.Fatalf("Records after: rev %d, %v", arev, err)
+		}
+		if a, b := canon(t, ch.After), canon(t, after); a != b {
+			t.Errorf("Commit(%s): after\n%s\nthe store holds\n%s", opNames(ops), a, b)
+		}
+	}
+	rev, _ := s.Revision(ctx)
+	if _, err := c.Commit(ctx, rev+1, reads, &authz.AddGroupMembers{GroupID: "g-db", UserIDs: []string{"x"}}); !errors.Is(err, runtime.ErrConflict) {
+		t.Fatalf("stale expected revision: %v", err)
+	}
+	if _, err := c.Commit(ctx, 0, authz.Footprint{}, &authz.ReplaceDocument{Doc: fixture}); !errors.Is(err, runtime.ErrInvalid) {
+		t.Fatalf("import through Commit: %v", err)
+	}
+	if now, _ := s.Revision(ctx); now != rev {
+		t.Fatalf("refused commits changed the revision: %d → %d", rev, now)
+	}
 }

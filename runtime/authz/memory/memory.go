@@ -87,8 +87,30 @@ func (s *Store) Records(ctx context.Context, fp authz.Footprint) (*authz.Documen
 	return m.Records(fp), m.Revision(), nil
 }
 
+// Commit implements authz.Committer.
+func (s *Store) Commit(ctx context.Context, expected uint64, reads authz.Footprint, ops ...authz.Op) (authz.Change, error) {
+	fp := authz.FootprintOf(ops...)
+	if fp.All || reads.All {
+		return authz.Change{}, &runtime.ValidationError{Entity: "op", Field: "footprint",
+			Reason: "covers the whole model: use Apply (an import is not a record change)"}
+	}
+	fp.Add(reads)
+	var ch authz.Change
+	_, err := s.apply(ctx, expected, ops, func(before, after *authz.Model) {
+		was := before.Records(fp)
+		ch = authz.Change{Previous: before.Revision(), Revision: after.Revision(), Before: was, After: after.Records(fp.WithRecordsOf(was))}
+	})
+	return ch, err
+}
+
 // Apply implements authz.Writer.
 func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (uint64, error) {
+	return s.apply(ctx, expected, ops, nil)
+}
+
+// apply commits ops and, when done is set, hands it the models before and
+// after.
+func (s *Store) apply(ctx context.Context, expected uint64, ops []authz.Op, done func(before, after *authz.Model)) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -99,6 +121,9 @@ func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (ui
 		return 0, &runtime.ConflictError{Expected: expected, Actual: cur.Revision()}
 	}
 	if len(ops) == 0 {
+		if done != nil {
+			done(cur, cur)
+		}
 		return cur.Revision(), nil
 	}
 	doc := cur.Document().CopyForWrite()
@@ -123,6 +148,9 @@ func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (ui
 	s.model.Store(next)
 	if replace {
 		s.profiles = profiles
+	}
+	if done != nil {
+		done(cur, next)
 	}
 	return next.Revision(), nil
 }

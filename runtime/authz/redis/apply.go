@@ -37,33 +37,52 @@ func (s *Store) apply(ctx context.Context, expected uint64, progress func(done, 
 			return s.applyBulk(ctx, expected, progress, ops)
 		}
 	}
+	ch, err := s.commit(ctx, expected, authz.Footprint{}, ops)
+	return ch.Revision, err
+}
+
+// Commit implements authz.Committer: Apply that also returns the records
+// of the batch's footprint (and of reads) as the transaction read and left
+// them.
+func (s *Store) Commit(ctx context.Context, expected uint64, reads authz.Footprint, ops ...authz.Op) (authz.Change, error) {
+	fp := authz.FootprintOf(ops...)
+	if fp.All || reads.All {
+		return authz.Change{}, &runtime.ValidationError{Entity: "op", Field: "footprint",
+			Reason: "covers the whole model: use Apply (an import is not a record change)"}
+	}
+	return s.commit(ctx, expected, reads, ops)
+}
+
+// commit runs the batch as one optimistic transaction, again after a lost
+// race when expected is 0.
+func (s *Store) commit(ctx context.Context, expected uint64, reads authz.Footprint, ops []authz.Op) (authz.Change, error) {
 	for attempt := 0; ; attempt++ {
-		var rev uint64
+		var ch authz.Change
 		var fnErr error
 		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
-			rev, fnErr = s.applyTx(ctx, tx, expected, ops)
+			ch, fnErr = s.applyTx(ctx, tx, expected, reads, ops)
 			return fnErr
 		}, s.k.rev())
 		if err == nil {
-			return rev, nil
+			return ch, nil
 		}
 		if !errors.Is(err, goredis.TxFailedErr) {
 			if fnErr == nil {
 				// WATCH itself failed: the connection, not the batch.
-				return 0, unavailable("apply", err)
+				return authz.Change{}, unavailable("apply", err)
 			}
-			return 0, err
+			return authz.Change{}, err
 		}
 		// Another writer committed between our WATCH and EXEC.
 		if expected != 0 {
 			actual, rerr := s.Revision(ctx)
 			if rerr != nil {
-				return 0, rerr
+				return authz.Change{}, rerr
 			}
-			return 0, &runtime.ConflictError{Expected: expected, Actual: actual}
+			return authz.Change{}, &runtime.ConflictError{Expected: expected, Actual: actual}
 		}
 		if err := backoff(ctx, attempt); err != nil {
-			return 0, unavailable("apply (retrying after concurrent writes)", err)
+			return authz.Change{}, unavailable("apply (retrying after concurrent writes)", err)
 		}
 	}
 }
@@ -186,31 +205,36 @@ func (s *Store) Records(ctx context.Context, fp authz.Footprint) (*authz.Documen
 }
 
 // applyTx runs one attempt inside WATCH rev.
-func (s *Store) applyTx(ctx context.Context, tx *goredis.Tx, expected uint64, ops []authz.Op) (uint64, error) {
+func (s *Store) applyTx(ctx context.Context, tx *goredis.Tx, expected uint64, reads authz.Footprint, ops []authz.Op) (authz.Change, error) {
 	pipe := tx.Pipeline()
 	revCmd := pipe.Get(ctx, s.k.rev())
 	genCmd := pipe.Get(ctx, s.k.gen())
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return 0, unavailable("apply: read revision", err)
+		return authz.Change{}, unavailable("apply: read revision", err)
 	}
 	rev, _ := revCmd.Uint64()
 	gen, _ := genCmd.Uint64()
 	if expected != 0 && expected != rev {
-		return 0, &runtime.ConflictError{Expected: expected, Actual: rev}
+		return authz.Change{}, &runtime.ConflictError{Expected: expected, Actual: rev}
 	}
 	if len(ops) == 0 {
-		return rev, nil
+		return authz.Change{Previous: rev, Revision: rev, Before: &authz.Document{}, After: &authz.Document{}}, nil
 	}
 	n := s.k.ns(gen)
-	w := wantsOf(n, authz.FootprintOf(ops...))
+	fp := authz.FootprintOf(ops...)
+	fp.Add(reads)
+	w := wantsOf(n, fp)
 	p, err := s.prefetch(ctx, tx, n, &w)
 	if err != nil {
-		return 0, err
+		return authz.Change{}, err
 	}
-	doc := p.document()
+	before := p.document()
+	// Ops replace entities and assign new slices, never write into the
+	// nested ones (authz.Op), so before stays as read.
+	doc := before.CopyForWrite()
 	for i, op := range ops {
 		if err := op.Apply(doc); err != nil {
-			return 0, authz.OpError(i, len(ops), err)
+			return authz.Change{}, authz.OpError(i, len(ops), err)
 		}
 	}
 	_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
@@ -222,15 +246,15 @@ func (s *Store) applyTx(ctx context.Context, tx *goredis.Tx, expected uint64, op
 	})
 	if err != nil {
 		if errors.Is(err, goredis.TxFailedErr) {
-			return 0, err
+			return authz.Change{}, err
 		}
 		var ve *runtime.ValidationError
 		if errors.As(err, &ve) {
-			return 0, err
+			return authz.Change{}, err
 		}
-		return 0, unavailable("apply: commit", err)
+		return authz.Change{}, unavailable("apply: commit", err)
 	}
-	return rev + 1, nil
+	return authz.Change{Previous: rev, Revision: rev + 1, Before: before, After: doc}, nil
 }
 
 // pipeliner is a client or a WATCH transaction.
