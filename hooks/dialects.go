@@ -113,7 +113,7 @@ type PolicyConfig struct {
 type DialectDeps struct {
 	Enricher runtime.Enricher
 	Resolver authz.PolicyResolver // for the policy endpoint
-	Settings authz.RecordReader       // for policy.store_apikey
+	Settings authz.RecordReader   // for policy.store_apikey
 	Minter   Minter               // nil: minting unavailable
 	// Namespace is the pipeline's claim namespace (see HydraHandler.Namespace).
 	Namespace string
