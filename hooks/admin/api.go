@@ -434,6 +434,19 @@ func listPage[T any](key string, items []T, lq listQuery) map[string]any {
 	return envelope(key, radmin.Paginate(items, lq, 0))
 }
 
+// writePage answers a list query of the service (304 when If-None-Match
+// names its revision).
+func writePage[T any](w http.ResponseWriter, r *http.Request, key string, p radmin.Page[T], err error) error {
+	if err != nil {
+		return err
+	}
+	if notModified(w, r, p.Revision) {
+		return nil
+	}
+	hooks.WriteJSON(w, http.StatusOK, envelope(key, p))
+	return nil
+}
+
 func envelope[T any](key string, p radmin.Page[T]) map[string]any {
 	return map[string]any{key: p.Items, "total": p.Total, "page": p.Page, "per_page": p.PerPage}
 }

@@ -47,21 +47,8 @@ func (h adminApps) list(w http.ResponseWriter, r *http.Request, _ *adminCall) er
 	if err != nil {
 		return err
 	}
-	m, done, err := h.snapshot(w, r)
-	if err != nil || done {
-		return err
-	}
-	out := []authz.Application{}
-	if s := m.Document().Claimsmith; s != nil {
-		for _, a := range s.Applications {
-			// Name filters match the application's name or its client_id.
-			if lq.Match(a.Name, "") || lq.Match(a.ClientID, "") {
-				out = append(out, a)
-			}
-		}
-	}
-	hooks.WriteJSON(w, http.StatusOK, listPage("applications", out, lq))
-	return nil
+	page, err := h.svc.Applications(r.Context(), lq)
+	return writePage(w, r, "applications", page, err)
 }
 
 func (h adminApps) get(w http.ResponseWriter, r *http.Request, _ *adminCall) error {

@@ -117,18 +117,8 @@ func (h adminGroups) list(w http.ResponseWriter, r *http.Request, _ *adminCall) 
 	if err != nil {
 		return err
 	}
-	m, done, err := h.snapshot(w, r)
-	if err != nil || done {
-		return err
-	}
-	out := []authz.Group{}
-	for _, g := range m.Document().Groups {
-		if lq.Match(g.Name, g.Description) {
-			out = append(out, g)
-		}
-	}
-	hooks.WriteJSON(w, http.StatusOK, listPage("groups", out, lq))
-	return nil
+	page, err := h.svc.Groups(r.Context(), lq)
+	return writePage(w, r, "groups", page, err)
 }
 
 func (h adminGroups) get(w http.ResponseWriter, r *http.Request, _ *adminCall) error {

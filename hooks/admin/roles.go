@@ -57,19 +57,8 @@ func (h adminRoles) list(w http.ResponseWriter, r *http.Request, _ *adminCall) e
 		return err
 	}
 	appID, appType := appFilter(r)
-	m, done, err := h.snapshot(w, r)
-	if err != nil || done {
-		return err
-	}
-	out := []authz.Role{}
-	for _, role := range m.Document().Roles {
-		if lq.Match(role.Name, role.Description) && (appID == "" || role.ApplicationID == appID) &&
-			(appType == "" || role.ApplicationType == appType) {
-			out = append(out, role)
-		}
-	}
-	hooks.WriteJSON(w, http.StatusOK, listPage("roles", out, lq))
-	return nil
+	page, err := h.svc.Roles(r.Context(), lq, appID, appType)
+	return writePage(w, r, "roles", page, err)
 }
 
 func (h adminRoles) get(w http.ResponseWriter, r *http.Request, _ *adminCall) error {
@@ -265,19 +254,8 @@ func (h adminPermissions) list(w http.ResponseWriter, r *http.Request, _ *adminC
 		return err
 	}
 	appID, appType := appFilter(r)
-	m, done, err := h.snapshot(w, r)
-	if err != nil || done {
-		return err
-	}
-	out := []authz.Permission{}
-	for _, p := range m.Document().Permissions {
-		if lq.Match(p.Name, p.Description) && (appID == "" || p.ApplicationID == appID) &&
-			(appType == "" || p.ApplicationType == appType) {
-			out = append(out, p)
-		}
-	}
-	hooks.WriteJSON(w, http.StatusOK, listPage("permissions", out, lq))
-	return nil
+	page, err := h.svc.Permissions(r.Context(), lq, appID, appType)
+	return writePage(w, r, "permissions", page, err)
 }
 
 func (h adminPermissions) get(w http.ResponseWriter, r *http.Request, _ *adminCall) error {
