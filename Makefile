@@ -131,7 +131,8 @@ bench-redis-big:
 	$(GO) test -run '^$$' -bench ResolveUsers -benchtime 5000x -timeout 30m ./runtime/authz/redis -redis.big
 bench-admin:
 	@mkdir -p bench-results
-	$(GO) test -run '^$$' -bench 'Admin' -benchtime 1s -count 6 ./hooks/admin/ | tee bench-results/admin.txt
+	$(GO) test -run '^$$' -bench 'Admin(GetGroup|ListGroups|AddMember)$$' -benchtime 1s -count 6 ./hooks/admin/ | tee bench-results/admin.txt
+	$(GO) test -run '^$$' -bench 'AdminPatchMembersRedis' -benchtime 2000x ./hooks/admin/ | tee -a bench-results/admin.txt
 	$(GO) test -run '^$$' -bench 'Authenticate' -benchtime 1s -count 6 ./runtime/admin/file/ | tee -a bench-results/admin.txt
 	$(GO) test -run '^$$' -bench 'ApplyGroupMembers' -benchtime 2000x ./runtime/admin/ | tee -a bench-results/admin.txt
 
