@@ -140,8 +140,8 @@ func (validationOnly) ResolvePolicy(context.Context, authz.PolicyQuery) (authz.P
 	return authz.Policy{}, errors.New("validation only")
 }
 
-func (validationOnly) Snapshot(context.Context) (*authz.Model, error) {
-	return nil, errors.New("validation only")
+func (validationOnly) Records(context.Context, authz.Footprint) (*authz.Document, uint64, error) {
+	return nil, 0, errors.New("validation only")
 }
 
 // EnvVar is an environment variable the configuration reads.
