@@ -73,8 +73,7 @@ type step struct {
 // release it with Close.
 type Pipeline struct {
 	steps       []step
-	precedence  Vote // Deny or Allow
-	defaultVote Vote // Allow or Deny
+	matrix      Matrix
 	budget      time.Duration
 
 	namespace         string
@@ -155,23 +154,11 @@ func NewPipeline(ctx context.Context, cfg PipelineConfig, deps Deps) (*Pipeline,
 // configure checks the pipeline-level keys.
 func (p *Pipeline) configure(cfg PipelineConfig) error {
 	pe := func(key string, err error) error { return configErr(-1, "", key, err) }
-	switch cfg.Precedence {
-	case "", "deny":
-		p.precedence = Deny
-	case "allow":
-		p.precedence = Allow
-	default:
-		return pe("precedence", fmt.Errorf("%q is not one of deny, allow", cfg.Precedence))
-	}
-	switch cfg.Default {
-	case "", "allow":
-		p.defaultVote = Allow
-	case "deny":
-		p.defaultVote = Deny
-	default:
-		return pe("default", fmt.Errorf("%q is not one of allow, deny", cfg.Default))
-	}
 	var err error
+	var key string
+	if p.matrix, key, err = ParseMatrix(cfg.Precedence, cfg.Default); err != nil {
+		return pe(key, err)
+	}
 	if p.budget, err = ParseTimeout(cfg.Timeout, DefaultBudget); err != nil {
 		return pe("timeout", err)
 	}

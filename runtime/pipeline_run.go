@@ -86,7 +86,7 @@ func (p *Pipeline) Run(ctx context.Context, ev *Event) (*Result, error) {
 			if deny < 0 {
 				deny, denyAccess = i, out.Access
 			}
-			if p.precedence == Deny {
+			if p.matrix.Final(Deny) {
 				break // a deny is final: no token will carry later claims
 			}
 		} else if out.Access.Vote == Allow && allow < 0 {
@@ -109,25 +109,18 @@ func (p *Pipeline) Run(ctx context.Context, ev *Event) (*Result, error) {
 	return res, nil
 }
 
-// decide applies the decision matrix (LoopBack's): with precedence deny any
-// deny wins, with precedence allow any allow wins; all abstaining gives the
-// default.
+// decide applies the decision matrix (Matrix, shared with runtime/guard):
+// with precedence deny any deny wins, with precedence allow any allow wins;
+// all abstaining gives the default.
 func (p *Pipeline) decide(deny, allow int, denyAccess Access) Decision {
-	denied := func() Decision {
-		return Decision{Reason: denyAccess.Reason, Code: denyAccess.Code, Rule: p.steps[deny].name}
-	}
-	allowed := func() Decision { return Decision{Allowed: true, Rule: p.steps[allow].name} }
+	v, at := p.matrix.Decide(deny, allow)
 	switch {
-	case p.precedence == Deny && deny >= 0:
-		return denied()
-	case p.precedence == Deny && allow >= 0:
-		return allowed()
-	case p.precedence == Allow && allow >= 0:
-		return allowed()
-	case p.precedence == Allow && deny >= 0:
-		return denied()
-	case p.defaultVote == Deny:
+	case v == Deny && at >= 0:
+		return Decision{Reason: denyAccess.Reason, Code: denyAccess.Code, Rule: p.steps[at].name}
+	case v == Deny:
 		return Decision{Reason: "no rule allowed the login", Code: CodeAccessDenied}
+	case at >= 0:
+		return Decision{Allowed: true, Rule: p.steps[at].name}
 	default:
 		return Decision{Allowed: true}
 	}
