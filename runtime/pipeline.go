@@ -72,9 +72,9 @@ type step struct {
 // Enricher and is safe for concurrent use. Build it with NewPipeline and
 // release it with Close.
 type Pipeline struct {
-	steps       []step
-	matrix      Matrix
-	budget      time.Duration
+	steps  []step
+	matrix Matrix
+	budget time.Duration
 
 	namespace         string
 	allowUnnamespaced bool
