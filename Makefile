@@ -10,7 +10,7 @@ DATA    ?= data
 CONFIG  ?= samples/config/claimsmith.yaml
 
 .PHONY: all build run dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
-        bench-tokens bench-hooks bench-wasm bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps
+        bench-tokens bench-hooks bench-wasm bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps
 
 all: build
 
@@ -55,13 +55,19 @@ loadtest: build
 
 # deps installs what a fresh machine lacks: redis-server (tests start their
 # own), wat2wasm and npm (WASM samples), Hydra (end-to-end test, built once
-# per machine from the Go module proxy and cached outside the repo).
-deps: redis-deps wasm-deps hydra
+# per machine from the Go module proxy and cached outside the repo), nginx
+# (the forward-auth end-to-end test runs Debian's nginx in front of claimsmith).
+deps: redis-deps wasm-deps nginx-deps hydra
 
 redis-deps:
 	@command -v redis-server >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
 	  else echo "redis-server is missing: install it (apt-get install redis-server)" >&2; exit 1; fi; }
+
+nginx-deps:
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; \
+	  else echo "nginx is missing: install it (apt-get install nginx)" >&2; exit 1; fi; }
 
 wasm-deps:
 	@command -v wat2wasm >/dev/null || { \
@@ -80,9 +86,9 @@ vet:
 	$(GO) vet ./...
 
 # CLAIMSMITH_REQUIRE_REDIS makes the Redis tests fail, not skip, when no
-# redis-server can be started.
+# redis-server can be started; CLAIMSMITH_REQUIRE_NGINX the same for nginx.
 test: deps vet
-	CLAIMSMITH_REQUIRE_REDIS=1 $(GO) test -race -timeout 25m ./...
+	CLAIMSMITH_REQUIRE_REDIS=1 CLAIMSMITH_REQUIRE_NGINX=1 $(GO) test -race -timeout 25m ./...
 
 # e2e: Hydra token hook end to end + the Auth0 Action under node:test
 # (both also part of `make test`).

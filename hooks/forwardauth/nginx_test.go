@@ -1,0 +1,281 @@
+package forwardauth_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/claimsmith/claimsmith/hooks/forwardauth"
+)
+
+// nginxConf puts nginx in front of an upstream with auth_request to
+// claimsmith's forward-auth. An API's 401 stays a 401; a browser's 401
+// carries Location, which nginx turns into the 302 with the returnUrl
+// cookie. samples/gateway/nginx.conf is the same set-up for operators.
+const nginxConf = `
+{{if .Root}}user root root;{{end}}
+worker_processes 1;
+error_log {{.Dir}}/error.log warn;
+pid {{.Dir}}/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path {{.Dir}}/body;
+  proxy_temp_path {{.Dir}}/proxy;
+  fastcgi_temp_path {{.Dir}}/fastcgi;
+  uwsgi_temp_path {{.Dir}}/uwsgi;
+  scgi_temp_path {{.Dir}}/scgi;
+  server {
+    listen 127.0.0.1:{{.Port}};
+    location = /_claimsmith_auth {
+      internal;
+      proxy_pass {{.Claimsmith}}/hooks/forward-auth;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+      proxy_set_header X-Original-Method $request_method;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Real-IP $remote_addr;
+    }
+    location @claimsmith_401 {
+      add_header WWW-Authenticate $auth_challenge always;
+      add_header Set-Cookie $auth_cookie always;
+      if ($auth_location) { return 302 $auth_location; }
+      return 401;
+    }
+    location / {
+      auth_request /_claimsmith_auth;
+      auth_request_set $auth_location $upstream_http_location;
+      auth_request_set $auth_cookie $upstream_http_set_cookie;
+      auth_request_set $auth_challenge $upstream_http_www_authenticate;
+      auth_request_set $auth_subject $upstream_http_x_auth_subject;
+      auth_request_set $auth_groups $upstream_http_x_auth_groups;
+      auth_request_set $auth_roles $upstream_http_x_auth_roles;
+      auth_request_set $auth_permissions $upstream_http_x_auth_permissions;
+      error_page 401 = @claimsmith_401;
+      # Set, never passed through: a client cannot send its own identity.
+      proxy_set_header X-Auth-Subject $auth_subject;
+      proxy_set_header X-Auth-Groups $auth_groups;
+      proxy_set_header X-Auth-Roles $auth_roles;
+      proxy_set_header X-Auth-Permissions $auth_permissions;
+      proxy_pass {{.Upstream}};
+    }
+  }
+}
+`
+
+// nginxBinary finds Debian's nginx; CLAIMSMITH_REQUIRE_NGINX (make test)
+// turns a missing one into a failure.
+func nginxBinary(t *testing.T) string {
+	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
+		if b, err := exec.LookPath(p); err == nil {
+			return b
+		}
+	}
+	if os.Getenv("CLAIMSMITH_REQUIRE_NGINX") != "" {
+		t.Fatal("nginx is not installed: run `make nginx-deps` (part of `make deps`)")
+	}
+	t.Skip("nginx is not installed (make nginx-deps)")
+	return ""
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startNginx runs nginx in the foreground as a child, in its own prefix.
+func startNginx(t *testing.T, claimsmith, upstream string) string {
+	bin := nginxBinary(t)
+	dir := t.TempDir()
+	for attempt := 0; ; attempt++ {
+		port := freePort(t)
+		var conf bytes.Buffer
+		if err := template.Must(template.New("").Parse(nginxConf)).Execute(&conf, map[string]any{
+			"Dir": dir, "Port": port, "Claimsmith": claimsmith, "Upstream": upstream, "Root": os.Geteuid() == 0}); err != nil {
+			t.Fatal(err)
+		}
+		cf := filepath.Join(dir, "nginx.conf")
+		if err := os.WriteFile(cf, conf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := exec.CommandContext(ctx, bin, "-p", dir, "-c", cf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = 10 * time.Second
+		if err := cmd.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		base := fmt.Sprintf("http://127.0.0.1:%d", port)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			select {
+			case err := <-exited:
+				cancel()
+				logs, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+				if attempt < 3 && strings.Contains(string(logs)+stderr.String(), "Address already in use") {
+					goto retry
+				}
+				t.Fatalf("nginx exited: %v\n%s\n%s", err, stderr.String(), logs)
+			default:
+			}
+			if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				c.Close()
+				t.Cleanup(func() {
+					cancel()
+					<-exited
+				})
+				return base
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("nginx did not listen on %d: %s", port, stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	retry:
+	}
+}
+
+// TestNginxEndToEnd: real nginx, auth_request to forward-auth, a real
+// upstream behind it.
+func TestNginxEndToEnd(t *testing.T) {
+	cs := newClaimsmith(t)
+	const ttl = time.Second
+	h, err := forwardauth.New(config(ttl.String()), cs.deps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimsmithURL := serve(t, h)
+	upstreamURL := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{
+			"path": r.URL.Path, "subject": r.Header.Get("X-Auth-Subject"), "groups": r.Header.Get("X-Auth-Groups"),
+			"roles": r.Header.Get("X-Auth-Roles"), "permissions": r.Header.Get("X-Auth-Permissions")})
+	}))
+	base := startNginx(t, claimsmithURL, upstreamURL)
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(path, accept, tok string, extra ...string) (*http.Response, map[string]string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		for i := 0; i+1 < len(extra); i += 2 {
+			req.Header.Set(extra[i], extra[i+1])
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body map[string]string
+		if res.StatusCode == 200 {
+			if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return res, body
+	}
+	alice := cs.mint(t, "auth0|alice", []string{"admin"}, []string{"Staff", "R&D"}, []string{"employee:read"})
+	bob := cs.mint(t, "auth0|bob", []string{"viewer"}, nil, []string{"employee:read"})
+
+	t.Run("browser without token: 302 to the login URL with returnUrl", func(t *testing.T) {
+		res, _ := get("/admin/users?tab=2", "text/html,application/xhtml+xml", "")
+		// nginx makes the Location absolute on its own host.
+		if loc, _ := url.Parse(res.Header.Get("Location")); res.StatusCode != 302 || loc == nil || loc.Path != "/login" || loc.Host != strings.TrimPrefix(base, "http://") {
+			t.Fatalf("status %d Location %q", res.StatusCode, res.Header.Get("Location"))
+		}
+		var rc *http.Cookie
+		for _, c := range res.Cookies() {
+			if c.Name == "returnUrl" {
+				rc = c
+			}
+		}
+		if rc == nil || !rc.HttpOnly || rc.SameSite != http.SameSiteLaxMode || rc.Path != "/" {
+			t.Fatalf("returnUrl cookie %v (Set-Cookie %q)", rc, res.Header.Values("Set-Cookie"))
+		}
+		if v, _ := url.QueryUnescape(rc.Value); v != "/admin/users?tab=2" {
+			t.Fatalf("return path %q", v)
+		}
+	})
+	t.Run("API without token: 401", func(t *testing.T) {
+		res, _ := get("/api/employees", "application/json", "")
+		if res.StatusCode != 401 || res.Header.Get("Location") != "" || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Fatalf("status %d headers %v", res.StatusCode, res.Header)
+		}
+	})
+	t.Run("login page is public: no redirect loop", func(t *testing.T) {
+		if res, body := get("/login", "text/html", ""); res.StatusCode != 200 || body["path"] != "/login" {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	})
+	t.Run("wrong role: 403", func(t *testing.T) {
+		if res, _ := get("/admin/users", "application/json", bob.Token); res.StatusCode != 403 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+	})
+	t.Run("right role: 200 with identity headers at the upstream", func(t *testing.T) {
+		res, body := get("/admin/users", "application/json", alice.Token, "X-Auth-Subject", "auth0|mallory")
+		if res.StatusCode != 200 {
+			t.Fatalf("status %d", res.StatusCode)
+		}
+		want := map[string]string{"path": "/admin/users", "subject": "auth0|alice", "groups": "Staff,R&D", "roles": "admin", "permissions": "employee:read"}
+		for k, v := range want {
+			if body[k] != v {
+				t.Fatalf("upstream saw %s=%q, want %q (all: %v)", k, body[k], v, body)
+			}
+		}
+	})
+	t.Run("revoked in claimsmith: 401 within the cache bound", func(t *testing.T) {
+		carol := cs.mint(t, "auth0|carol", []string{"admin"}, nil, nil)
+		if res, _ := get("/admin/users", "application/json", carol.Token); res.StatusCode != 200 {
+			t.Fatalf("before revocation: %d", res.StatusCode)
+		}
+		revokedAt := time.Now()
+		if err := cs.revoked.Revoke(bg, carol.JTI, carol.ExpiresAt); err != nil {
+			t.Fatal(err)
+		}
+		// The cache keeps the verified token at most ttl; the generous
+		// deadline absorbs a loaded machine, the bound is checked by the
+		// first 401 arriving no later than it.
+		for {
+			res, _ := get("/admin/users", "application/json", carol.Token)
+			if res.StatusCode == 401 {
+				t.Logf("revocation effective after %s (cache bound %s)", time.Since(revokedAt).Round(time.Millisecond), ttl)
+				return
+			}
+			if res.StatusCode != 200 {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			if time.Since(revokedAt) > ttl+20*time.Second {
+				t.Fatalf("revoked token still accepted %s after revocation", time.Since(revokedAt))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
