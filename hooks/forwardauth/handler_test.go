@@ -1,7 +1,10 @@
 package forwardauth_test
 
 import (
+	"os"
+
 	"errors"
+	"gopkg.in/yaml.v3"
 	"net/http"
 	"net/url"
 	"strings"
@@ -193,5 +196,29 @@ func TestJoinEscaped(t *testing.T) {
 		if got := forwardauth.JoinEscaped(c.in); got != c.want {
 			t.Errorf("%q: %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestSampleConfig: samples/gateway/claimsmith.yaml decodes strictly and
+// builds.
+func TestSampleConfig(t *testing.T) {
+	f, err := os.Open("../../samples/gateway/claimsmith.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var doc struct {
+		ForwardAuth forwardauth.Config `yaml:"forward_auth"`
+	}
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := forwardauth.New(doc.ForwardAuth, newClaimsmith(t).deps()); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.ForwardAuth.RuleSets) != 1 || len(doc.ForwardAuth.RuleSets[0].Rules) != 5 {
+		t.Fatalf("decoded %+v", doc.ForwardAuth)
 	}
 }

@@ -13,68 +13,38 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"text/template"
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks/forwardauth"
 )
 
-// nginxConf puts nginx in front of an upstream with auth_request to
-// claimsmith's forward-auth. An API's 401 stays a 401; a browser's 401
-// carries Location, which nginx turns into the 302 with the returnUrl
-// cookie. samples/gateway/nginx.conf is the same set-up for operators.
-const nginxConf = `
-{{if .Root}}user root root;{{end}}
-worker_processes 1;
-error_log {{.Dir}}/error.log warn;
-pid {{.Dir}}/nginx.pid;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path {{.Dir}}/body;
-  proxy_temp_path {{.Dir}}/proxy;
-  fastcgi_temp_path {{.Dir}}/fastcgi;
-  uwsgi_temp_path {{.Dir}}/uwsgi;
-  scgi_temp_path {{.Dir}}/scgi;
-  server {
-    listen 127.0.0.1:{{.Port}};
-    location = /_claimsmith_auth {
-      internal;
-      proxy_pass {{.Claimsmith}}/hooks/forward-auth;
-      proxy_pass_request_body off;
-      proxy_set_header Content-Length "";
-      proxy_set_header X-Original-URI $request_uri;
-      proxy_set_header X-Original-Method $request_method;
-      proxy_set_header X-Forwarded-Host $host;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Real-IP $remote_addr;
-    }
-    location @claimsmith_401 {
-      add_header WWW-Authenticate $auth_challenge always;
-      add_header Set-Cookie $auth_cookie always;
-      if ($auth_location) { return 302 $auth_location; }
-      return 401;
-    }
-    location / {
-      auth_request /_claimsmith_auth;
-      auth_request_set $auth_location $upstream_http_location;
-      auth_request_set $auth_cookie $upstream_http_set_cookie;
-      auth_request_set $auth_challenge $upstream_http_www_authenticate;
-      auth_request_set $auth_subject $upstream_http_x_auth_subject;
-      auth_request_set $auth_groups $upstream_http_x_auth_groups;
-      auth_request_set $auth_roles $upstream_http_x_auth_roles;
-      auth_request_set $auth_permissions $upstream_http_x_auth_permissions;
-      error_page 401 = @claimsmith_401;
-      # Set, never passed through: a client cannot send its own identity.
-      proxy_set_header X-Auth-Subject $auth_subject;
-      proxy_set_header X-Auth-Groups $auth_groups;
-      proxy_set_header X-Auth-Roles $auth_roles;
-      proxy_set_header X-Auth-Permissions $auth_permissions;
-      proxy_pass {{.Upstream}};
-    }
-  }
+// nginxConf is samples/gateway/nginx.conf — the set-up operators copy —
+// with the test's addresses and nginx's files in a temporary prefix.
+func nginxConf(t *testing.T, dir string, port int, claimsmith, upstream string) []byte {
+	b, err := os.ReadFile("../../samples/gateway/nginx.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for _, r := range [][2]string{
+		{"listen 127.0.0.1:8000;", fmt.Sprintf("listen 127.0.0.1:%d;", port)},
+		{"http://127.0.0.1:8080", claimsmith},
+		{"http://127.0.0.1:3000", upstream},
+		{"http {", fmt.Sprintf("http {\n  access_log off;\n  client_body_temp_path %[1]s/body;\n  proxy_temp_path %[1]s/proxy;\n"+
+			"  fastcgi_temp_path %[1]s/fastcgi;\n  uwsgi_temp_path %[1]s/uwsgi;\n  scgi_temp_path %[1]s/scgi;", dir)},
+	} {
+		if !strings.Contains(conf, r[0]) {
+			t.Fatalf("samples/gateway/nginx.conf lacks %q", r[0])
+		}
+		conf = strings.Replace(conf, r[0], r[1], 1)
+	}
+	head := fmt.Sprintf("pid %[1]s/nginx.pid;\nerror_log %[1]s/error.log warn;\n", dir)
+	if os.Geteuid() == 0 {
+		// Workers would run as nobody, who cannot enter the test's 0700 prefix.
+		head += "user root root;\n"
+	}
+	return []byte(head + conf)
 }
-`
 
 // nginxBinary finds Debian's nginx; CLAIMSMITH_REQUIRE_NGINX (make test)
 // turns a missing one into a failure.
@@ -106,13 +76,8 @@ func startNginx(t *testing.T, claimsmith, upstream string) string {
 	dir := t.TempDir()
 	for attempt := 0; ; attempt++ {
 		port := freePort(t)
-		var conf bytes.Buffer
-		if err := template.Must(template.New("").Parse(nginxConf)).Execute(&conf, map[string]any{
-			"Dir": dir, "Port": port, "Claimsmith": claimsmith, "Upstream": upstream, "Root": os.Geteuid() == 0}); err != nil {
-			t.Fatal(err)
-		}
 		cf := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(cf, conf.Bytes(), 0o600); err != nil {
+		if err := os.WriteFile(cf, nginxConf(t, dir, port, claimsmith, upstream), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
