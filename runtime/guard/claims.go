@@ -24,16 +24,18 @@ type ClaimPaths struct {
 
 // DefaultClaimPaths are where claimsmith puts them under namespace (an
 // http(s) URL prefix such as "https://example.com/"), the same names inside
-// Hydra's `ext`, the bare names (allow_unnamespaced), Keycloak's realm roles,
-// app_metadata.authorization (persisted by the authorization rule) and the
-// RFC 9068 `scope` string or an `scp` array.
+// Hydra's `ext`, the bare names (allow_unnamespaced), app_metadata's
+// `authorization` object (where the authorization rule persists them and
+// Auth0 rules used to copy it, namespaced or not), Keycloak's realm roles,
+// and the RFC 9068 `scope` string or an `scp` array. user_metadata is never
+// read: users can edit it.
 func DefaultClaimPaths(namespace string) ClaimPaths {
 	kind := func(name string) []string {
 		var out []string
 		if namespace != "" {
-			out = append(out, namespace+name, "ext."+namespace+name)
+			out = append(out, namespace+name, "ext."+namespace+name, namespace+"app_metadata.authorization."+name)
 		}
-		return append(out, name, "ext."+name)
+		return append(out, name, "ext."+name, "app_metadata.authorization."+name)
 	}
 	c := ClaimPaths{Groups: kind("groups"), Roles: kind("roles"), Permissions: kind("permissions"), Scopes: []string{"scope", "scp"}}
 	c.Roles = append(c.Roles, "realm_access.roles")
