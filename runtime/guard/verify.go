@@ -18,9 +18,9 @@ import (
 // MaxTokenBytes bounds what the verifier parses.
 const MaxTokenBytes = 64 << 10
 
-// DefaultAlgorithms are the algorithms accepted when none are configured:
+// defaultAlgorithms are the algorithms accepted when none are configured:
 // never "none", never HMAC (a public key must not become a shared secret).
-var defaultAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+func defaultAlgorithms() []string { return []string{"RS256", "PS256", "ES256", "EdDSA"} }
 
 // VerifierConfig configures a JWT verifier.
 type VerifierConfig struct {
@@ -67,7 +67,7 @@ func NewJWTVerifier(cfg VerifierConfig, keys KeySource, now func() time.Time) (*
 		return nil, &runtime.ValidationError{Entity: "guard", Field: "leeway", Reason: fmt.Sprintf("%s must be between 0 and 5m", cfg.Leeway)}
 	}
 	if len(cfg.Algorithms) == 0 {
-		cfg.Algorithms = defaultAlgorithms
+		cfg.Algorithms = defaultAlgorithms()
 	}
 	v := &JWTVerifier{cfg: cfg, keys: keys, now: now}
 	for _, a := range cfg.Algorithms {

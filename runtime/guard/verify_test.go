@@ -5,9 +5,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/guard"
@@ -248,5 +251,34 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := guard.NewAuthenticator(guard.AuthConfig{}); !errors.Is(err, runtime.ErrInvalid) {
 		t.Errorf("no verification: %v", err)
+	}
+}
+
+// TestDiscoveryChecks: a discovery document naming another issuer is
+// refused (OIDC Discovery §4.3), and encryption keys are not used to verify.
+func TestDiscoveryChecks(t *testing.T) {
+	f := newFixture(t)
+	mux := http.NewServeMux()
+	var srvURL string
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"issuer":"https://impostor.example","jwks_uri":"` + srvURL + `/jwks"}`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	srvURL = srv.URL
+	keys, err := guard.NewRemoteKeys(guard.RemoteKeysConfig{Issuer: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Key(bg, "k1"); !errors.Is(err, runtime.ErrUnavailable) || !strings.Contains(err.Error(), "impostor") {
+		t.Fatalf("issuer mismatch: %v", err)
+	}
+	enc := f.key.jwk()
+	enc.Use = "enc"
+	f.is.mu.Lock()
+	f.is.keys = []jose.JSONWebKey{enc}
+	f.is.mu.Unlock()
+	if _, err := f.keys.Key(bg, "k1"); !errors.Is(err, runtime.ErrUnavailable) {
+		t.Fatalf("only an enc key: %v", err)
 	}
 }
