@@ -3,6 +3,7 @@ package guard
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -13,8 +14,9 @@ import (
 // namespaced URL claim ("https://example.com/roles"); a key may itself
 // contain dots, the longest key present wins. Values from every path of a
 // kind are merged, de-duplicated, in path order. An array of strings is
-// read as it is; a string is one value, except for scopes, where it is a
-// space-delimited list (RFC 9068 `scope`).
+// read as it is; an object's keys are its values (Zitadel's roles claim); a
+// string is one value, except for scopes, where it is a space-delimited list
+// (RFC 9068 `scope`).
 type ClaimPaths struct {
 	Groups      []string `yaml:"groups" json:"groups,omitempty"`
 	Roles       []string `yaml:"roles" json:"roles,omitempty"`
@@ -151,6 +153,17 @@ func collect(claims map[string]any, paths []claimPath, split bool) []string {
 		case []string:
 			for _, s := range t {
 				add(s)
+			}
+		case map[string]any:
+			// Zitadel: {"urn:zitadel:iam:org:project:roles": {"admin": {…}}},
+			// the keys are the values; sorted, so output is stable.
+			keys := make([]string, 0, len(t))
+			for k := range t {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				add(k)
 			}
 		}
 	}

@@ -241,6 +241,9 @@ func TestClaimPathsAcrossIssuers(t *testing.T) {
 			map[string]any{"ext": map[string]any{ns + "roles": []string{"admin"}, "permissions": []string{"users:write"}}}, "JWT"},
 		{"keycloak", guard.ClaimPaths{Roles: []string{"realm_access.roles"}, Permissions: []string{"resource_access.api.roles"}},
 			map[string]any{"realm_access": map[string]any{"roles": []string{"admin", "offline_access"}}, "resource_access": map[string]any{"api": map[string]any{"roles": []string{"users:write"}}}}, "JWT"},
+		{"zitadel", guard.ClaimPaths{Roles: []string{"urn:zitadel:iam:org:project:roles"}, Permissions: []string{"urn:zitadel:iam:org:project:api:roles"}},
+			map[string]any{"urn:zitadel:iam:org:project:roles": map[string]any{"admin": map[string]any{"123": "acme.zitadel.cloud"}},
+				"urn:zitadel:iam:org:project:api:roles": map[string]any{"users:write": map[string]any{}}}, "JWT"},
 		{"auth0 app_metadata", guard.ClaimPaths{Roles: []string{ns + "app_metadata.authorization.roles"}, Permissions: []string{"permissions"}},
 			map[string]any{ns + "app_metadata": map[string]any{"authorization": map[string]any{"roles": []string{"admin"}}}, "permissions": []string{"users:write"}}, ""},
 	}
