@@ -51,6 +51,7 @@ func rows() []row {
 		{id: "T6", what: "introspect (active, not live) ÷ verify, RS256", kind: "metric", num: "/token.BenchmarkIntrospectVsVerify/RS256", metric: "introspect/verify", target: 1.3, atMost: true},
 		{id: "R1", what: "pipeline, 3 built-in rules, µs/login", kind: "value", num: "/rules.BenchmarkPipeline/rules", scale: 1e-3, unit: "µs", target: 15, atMost: true},
 		{id: "G1", what: "guard middleware per request, warm cache, µs", kind: "value", num: "/guard.BenchmarkMiddlewareWarm", scale: 1e-3, unit: "µs", target: 5, atMost: true},
+		{id: "G1c", what: "guard middleware per request, warm cache, CPU µs", kind: "value", num: "/guard.BenchmarkMiddlewareWarm", metric: "cpu-ns/op", scale: 1e-3, unit: "µs", target: 5, atMost: true},
 		{id: "G1a", what: "guard middleware per request, warm cache, allocs", kind: "value", num: "/guard.BenchmarkMiddlewareWarm", metric: "allocs/op", scale: 1, unit: "", target: 10, atMost: true},
 		{id: "G2", what: "forward-auth req/s ÷ plain ES256 verify/s (cached, wall)", kind: "metric", num: "/forwardauth.BenchmarkForwardAuthVsVerify/cached", metric: "ratio", target: 0.7},
 		{id: "G2c", what: "forward-auth req/s ÷ plain ES256 verify/s (cached, CPU)", kind: "metric", num: "/forwardauth.BenchmarkForwardAuthVsVerify/cached", metric: "cpu-ratio", target: 0.7},
