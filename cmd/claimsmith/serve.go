@@ -21,9 +21,9 @@ requests in flight finish (server.shutdown_timeout, default 20s).
 Reload without downtime: SIGHUP (kill -HUP PID) or POST /api/reload (admin
 key with write:authz) re-reads the config file and validates all of it as
 at start ('claimsmith check' refuses the same files): the pipeline (every
-rule built, every wasm module compiled) and the hooks section (with the
-secrets of the environment variables it names) are built completely, then
-swapped in atomically.
+rule built, every wasm module compiled), the hooks section (with the
+secrets of the environment variables it names) and the forward_auth
+section are built completely, then swapped in atomically.
 Logins already running finish on the pipeline they started on; the old one
 is closed after its last login. A file that fails to load or build is
 rejected with the reason (logged; 400 from the endpoint, 409 while another
@@ -34,6 +34,10 @@ reload warns when they changed).
 Endpoints:
   POST /oauth2/introspect                 RFC 7662 (+ RFC 9701 JWT answers, live=true)
   POST /oauth2/revoke                     RFC 7009
+  GET  /hooks/forward-auth                gateways (nginx auth_request, Traefik, Caddy):
+                                          the forward_auth section's path rules; 200 +
+                                          X-Auth-* identity headers, 401 or 403 (404 when
+                                          forward_auth is not enabled)
   GET  /.well-known/jwks.json             signing keys (next, active, retired)
   GET  /.well-known/openid-configuration  provider metadata
   GET  /healthz                           liveness: the process serves

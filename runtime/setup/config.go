@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/forwardauth"
 	"github.com/claimsmith/claimsmith/runtime"
 	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
 )
@@ -41,6 +42,10 @@ type Config struct {
 	Store StoreConfig       `yaml:"store"`
 	Redis redisstore.Config `yaml:"redis"`
 	Cache CacheConfig       `yaml:"cache"`
+	// ForwardAuth is GET /hooks/forward-auth for gateways (nginx
+	// auth_request, Traefik ForwardAuth, Caddy forward_auth); reloaded with
+	// the pipeline.
+	ForwardAuth forwardauth.Config `yaml:"forward_auth"`
 
 	path string     // "" for the embedded defaults
 	root *yaml.Node // the document's top-level mapping; nil for an empty file

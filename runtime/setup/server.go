@@ -17,6 +17,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/hooks"
 	adminapi "github.com/claimsmith/claimsmith/hooks/admin"
+	"github.com/claimsmith/claimsmith/hooks/forwardauth"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
@@ -63,10 +64,12 @@ type Server struct {
 	tokens   *TokenService
 	cache    *cache.Cache
 	reloader *hooks.Reloader
-	routes   []hooks.Route
-	handler  http.Handler
-	http     *hooks.Server
-	closers  []func() // in the order of Close
+	// forwardAuth serves GET /hooks/forward-auth; a reload swaps it.
+	forwardAuth forwardauth.Switch
+	routes      []hooks.Route
+	handler     http.Handler
+	http        *hooks.Server
+	closers     []func() // in the order of Close
 }
 
 // Build assembles the server cfg describes: it validates every section
@@ -117,6 +120,12 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	s.tokens = ts
 	s.onClose(func() { _ = ts.Close() })
 
+	fa, err := c.buildForwardAuth(env, ts)
+	if err != nil {
+		return nil, err
+	}
+	s.forwardAuth.Store(fa)
+
 	ep := hooks.Endpoints{
 		Introspect: &hooks.IntrospectHandler{Clients: ts.Clients, Introspector: ts.Introspector, Log: env.Log},
 		Revoke:     &hooks.RevokeHandler{Clients: ts.Clients, Revoker: ts.Introspector, Log: env.Log},
@@ -163,6 +172,8 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		ep.Extra = append(ep.Extra, hooks.Route{Pattern: hooks.PatternReload, Handler: &hooks.ReloadHandler{Reloader: r, Keys: as.Keys, Log: env.Log}})
 		checks = append(checks, hooks.ReadyCheck{Name: "rules", Check: r.Check})
 	}
+	// Mounted even when disabled (404), so a reload may turn it on.
+	ep.Extra = append(ep.Extra, hooks.Route{Pattern: forwardauth.Pattern, Handler: &s.forwardAuth})
 	ep.Extra = append(ep.Extra, hooks.MetricsRoute(reg))
 	routes := ep.Routes()
 	adminRoutes, err := adminRoutes(env, cachedWrites{DataStore: st, w: pc.Writer(st)}, as)
@@ -280,15 +291,29 @@ func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, mi
 			warnRestartOnly(ctx, s.env, s.cfg, lc)
 			cfg = lc
 		}
+		reload := !first
 		first = false
 		set, info, err := buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, hooks.DialectDeps{
 			Resolver: resolver, Settings: st, Minter: minter, Replays: replays,
 		}, m)
-		if err == nil {
-			// Live introspection replays the serving pipeline's login rules.
-			intro.UseLoginRules(info.loginRules)
+		if err != nil {
+			return set, err
 		}
-		return set, err
+		if reload {
+			// forward_auth reloads with the pipeline: both build, or
+			// neither is swapped in.
+			fa, err := cfg.buildForwardAuth(s.env, s.tokens)
+			if err != nil {
+				if set.Release != nil {
+					set.Release()
+				}
+				return nil, err
+			}
+			s.forwardAuth.Store(fa)
+		}
+		// Live introspection replays the serving pipeline's login rules.
+		intro.UseLoginRules(info.loginRules)
+		return set, nil
 	}
 }
 
@@ -349,7 +374,7 @@ func warnRestartOnly(ctx context.Context, env Env, start, cur *Config) {
 	old, now := reflect.ValueOf(*start), reflect.ValueOf(*cur)
 	for i := range old.NumField() {
 		f := old.Type().Field(i)
-		if !f.IsExported() || f.Name == "Pipeline" || f.Name == "Hooks" {
+		if !f.IsExported() || f.Name == "Pipeline" || f.Name == "Hooks" || f.Name == "ForwardAuth" {
 			continue
 		}
 		if !reflect.DeepEqual(old.Field(i).Interface(), now.Field(i).Interface()) {
@@ -481,6 +506,9 @@ func Check(ctx context.Context, cfg *Config, opt Options) (*Report, error) {
 	}
 	for p := range set.Handlers {
 		rep.Routes = append(rep.Routes, p)
+	}
+	if c.ForwardAuth.Enabled {
+		rep.Routes = append(rep.Routes, forwardauth.Pattern)
 	}
 	sort.Strings(rep.Routes)
 	// The TLS pair was loaded by Validate; the listener is not opened.

@@ -44,6 +44,9 @@ func (c *Config) Validate(ctx context.Context, env Env) error {
 	if _, err := c.buildDialects(ctx, env, hooks.DialectDeps{Enricher: validationOnly{}, Resolver: validationOnly{}, Settings: validationOnly{}}); err != nil {
 		return err
 	}
+	if _, err := c.buildForwardAuth(env, nil); err != nil {
+		return err
+	}
 	return nil
 }
 
