@@ -20,7 +20,8 @@
 //     denied roles, login_url redirects with a returnUrl cookie, login pages
 //     for SPAs and forbidden pages.
 //   - Per-route metadata with voters (LoopBack): allowed/denied roles, scopes,
-//     resource, voter funcs, global authorizers (Casbin, WebAssembly) and
+//     resource, voter funcs, global authorizers (Casbin in casbinvoter,
+//     WebAssembly) and
 //     skip, settled by runtime.Matrix — the decision matrix the login
 //     pipeline uses.
 //   - Field-level helpers: JSON field filters by permission and per-field

@@ -1,4 +1,7 @@
-package guard
+// Package casbinvoter is runtime/guard's Casbin authorizer, in its own
+// package so that programs using the guard without Casbin (claimsmith's own
+// binary among them) do not link it.
+package casbinvoter
 
 import (
 	"context"
@@ -7,10 +10,11 @@ import (
 	"github.com/casbin/casbin/v2"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/guard"
 )
 
-// CasbinConfig configures the Casbin authorizer.
-type CasbinConfig struct {
+// Config configures the Casbin authorizer.
+type Config struct {
 	// Model and Policy are the Casbin model (.conf) and policy (.csv) files.
 	Model  string `yaml:"model" json:"model"`
 	Policy string `yaml:"policy" json:"policy"`
@@ -19,22 +23,22 @@ type CasbinConfig struct {
 	NoMatch string `yaml:"no_match" json:"no_match,omitempty"`
 }
 
-// Casbin is an authorizer backed by a Casbin enforcer: subject is the user
+// Voter is an authorizer backed by a Casbin enforcer: subject is the user
 // (the token's sub), and each of the token's roles is tried as a subject
 // too, so policies may name users or roles without a role-manager sync;
 // object is the route's resource (the path when it has none); action is
 // the method.
-type Casbin struct {
+type Voter struct {
 	e       *casbin.SyncedEnforcer
 	noMatch runtime.Vote
 }
 
-// NewCasbin loads the model and policy files.
-func NewCasbin(cfg CasbinConfig) (*Casbin, error) {
+// New loads the model and policy files.
+func New(cfg Config) (*Voter, error) {
 	if cfg.Model == "" || cfg.Policy == "" {
 		return nil, &runtime.ValidationError{Entity: "guard", Field: "casbin", Reason: "model and policy files are required"}
 	}
-	c := &Casbin{noMatch: runtime.Deny}
+	c := &Voter{noMatch: runtime.Deny}
 	switch cfg.NoMatch {
 	case "", "deny":
 	case "abstain":
@@ -51,10 +55,10 @@ func NewCasbin(cfg CasbinConfig) (*Casbin, error) {
 }
 
 // Name implements the optional voter name.
-func (c *Casbin) Name() string { return "casbin" }
+func (c *Voter) Name() string { return "casbin" }
 
-// Vote implements Voter.
-func (c *Casbin) Vote(_ context.Context, req *AuthzRequest) (Verdict, error) {
+// Vote implements guard.Voter.
+func (c *Voter) Vote(_ context.Context, req *guard.AuthzRequest) (guard.Verdict, error) {
 	obj := req.Resource
 	if obj == "" {
 		obj = req.Path
@@ -64,11 +68,11 @@ func (c *Casbin) Vote(_ context.Context, req *AuthzRequest) (Verdict, error) {
 	for _, s := range subjects {
 		ok, err := c.e.Enforce(s, obj, req.Method)
 		if err != nil {
-			return Verdict{}, fmt.Errorf("casbin: %w", err)
+			return guard.Verdict{}, fmt.Errorf("casbin: %w", err)
 		}
 		if ok {
-			return Allow("casbin allows " + s), nil
+			return guard.Allow("casbin allows " + s), nil
 		}
 	}
-	return Verdict{Vote: c.noMatch, Reason: "no casbin policy allows it"}, nil
+	return guard.Verdict{Vote: c.noMatch, Reason: "no casbin policy allows it"}, nil
 }
