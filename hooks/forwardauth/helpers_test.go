@@ -13,6 +13,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/guard"
 	"github.com/claimsmith/claimsmith/runtime/token"
+	tokenfile "github.com/claimsmith/claimsmith/runtime/token/file"
 )
 
 const (
@@ -28,13 +29,13 @@ var bg = context.Background()
 type claimsmith struct {
 	keys    *token.KeySet
 	minter  *token.Minter
-	revoked *token.FileRevocationList
+	revoked *tokenfile.RevocationList
 }
 
 func newClaimsmith(t testing.TB) *claimsmith {
 	t.Helper()
 	dir := t.TempDir()
-	store, err := token.NewFileKeyStore(filepath.Join(dir, "keys"))
+	store, err := tokenfile.NewKeyStore(filepath.Join(dir, "keys"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func newClaimsmith(t testing.TB) *claimsmith {
 	if c.minter, err = token.NewMinter(c.keys, token.MinterConfig{Issuer: issuer}, time.Now); err != nil {
 		t.Fatal(err)
 	}
-	if c.revoked, err = token.OpenFileRevocationList(bg, filepath.Join(dir, "revoked.jsonl"), time.Now); err != nil {
+	if c.revoked, err = tokenfile.OpenRevocationList(bg, filepath.Join(dir, "revoked.jsonl"), time.Now, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.revoked.Close() })
