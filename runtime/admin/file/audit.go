@@ -16,6 +16,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
+	"github.com/claimsmith/claimsmith/runtime/internal/fsx"
 )
 
 const (
@@ -60,11 +61,11 @@ func (l *AuditLog) Append(ctx context.Context, r admin.Record) (admin.Record, er
 		r.Time = l.now()
 	}
 	r.Time = r.Time.UTC()
-	unlock, err := lockFile(filepath.Join(l.dir, auditLock))
+	lk, err := fsx.LockFile(ctx, filepath.Join(l.dir, auditLock), true)
 	if err != nil {
 		return admin.Record{}, fmt.Errorf("audit log: lock: %w", err)
 	}
-	defer unlock()
+	defer lk.Unlock() //nolint:errcheck // closing releases it anyway
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f, err := os.OpenFile(l.path(), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
+	"github.com/claimsmith/claimsmith/runtime/internal/fsx"
 )
 
 // Dir is the sub-directory of the data dir holding admin keys and the audit
@@ -115,11 +116,11 @@ func (s *KeyStore) update(ctx context.Context, fn func([]admin.Key) ([]admin.Key
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	unlock, err := lockFile(filepath.Join(s.dir, keysLock))
+	lk, err := fsx.LockFile(ctx, filepath.Join(s.dir, keysLock), true)
 	if err != nil {
 		return fmt.Errorf("admin key store: lock: %w", err)
 	}
-	defer unlock()
+	defer lk.Unlock() //nolint:errcheck // closing releases it anyway
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, err := readKeys(s.path())
@@ -134,7 +135,7 @@ func (s *KeyStore) update(ctx context.Context, fn func([]admin.Key) ([]admin.Key
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.path(), append(b, '\n'), 0o600); err != nil {
+	if err := fsx.WriteFileAtomic(s.path(), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("admin key store: %w", err)
 	}
 	s.loaded = nil // force a re-read: mtime granularity may hide this write

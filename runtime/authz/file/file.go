@@ -43,6 +43,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/internal/fsx"
 )
 
 // Options configure a Store.
@@ -64,7 +65,6 @@ const (
 	formatV1   = 1
 	filePerm   = 0o600
 	dirPerm    = 0o700
-	tmpSuffix  = ".tmp"
 	docPrefix  = "authz-"
 	profPrefix = "profiles-"
 )
@@ -149,38 +149,11 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
 
 // withLock runs fn holding the directory's flock (exclusive for writers,
-// shared for readers).
+// shared for readers). Each call opens its own descriptor: flock locks belong
+// to the open file description, so goroutines of one process exclude each
+// other exactly like separate processes do.
 func (s *Store) withLock(ctx context.Context, exclusive bool, fn func() error) error {
-	return flockRun(ctx, s.path(lockName), exclusive, fn)
-}
-
-// flockRun runs fn holding a flock on path. Each call opens its own
-// descriptor: flock locks belong to the open file description, so goroutines
-// of one process exclude each other exactly like separate processes do.
-func flockRun(ctx context.Context, path string, exclusive bool, fn func() error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, filePerm)
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	defer f.Close()
-	how := syscall.LOCK_SH
-	if exclusive {
-		how = syscall.LOCK_EX
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck // closing releases it anyway
-	return fn()
+	return fsx.WithLock(ctx, s.path(lockName), exclusive, fn)
 }
 
 func statStamp(fi fs.FileInfo) stamp {
@@ -247,7 +220,7 @@ func (s *Store) cleanup(h head) {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		stale := strings.HasSuffix(n, tmpSuffix) ||
+		stale := fsx.IsTemp(n) ||
 			(strings.HasPrefix(n, docPrefix) && n != h.Document) ||
 			(strings.HasPrefix(n, profPrefix) && n != h.Profiles)
 		if !stale {
@@ -412,11 +385,11 @@ func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (ui
 		if err != nil {
 			return fmt.Errorf("encode revision %d: %w", next.Revision, err)
 		}
-		if err := writeFileAtomic(s.path(next.Document), b, true); err != nil {
+		if err := fsx.WriteFileAtomic(s.path(next.Document), b, filePerm); err != nil {
 			return err
 		}
 		hb, _ := json.Marshal(next)
-		if err := writeFileAtomic(s.path(headName), append(hb, '\n'), true); err != nil {
+		if err := fsx.WriteFileAtomic(s.path(headName), append(hb, '\n'), filePerm); err != nil {
 			return err
 		}
 		// Committed. What follows only tidies up.
@@ -439,44 +412,6 @@ func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (ui
 		return 0, err
 	}
 	return rev, nil
-}
-
-// writeFileAtomic writes data to path through a temp file in the same
-// directory: write, fsync, rename, and (syncDir) fsync the directory so the
-// rename itself is durable.
-func writeFileAtomic(path string, data []byte, syncDir bool) error {
-	tmp := path + tmpSuffix
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, filePerm)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if syncDir {
-		return syncPath(filepath.Dir(path))
-	}
-	return nil
-}
-
-func syncPath(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // Close implements authz.Store. The store holds no open files between calls.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/internal/fsx"
 )
 
 // shardLockDir holds one lock file per profile shard (first hash byte).
@@ -63,10 +64,10 @@ func writeProfile(genDir string, p runtime.Profile, syncDir bool) error {
 			return fmt.Errorf("profile of user %q: %w", p.UserID, err)
 		}
 		if syncDir { // the new directory's entry must be durable too
-			if err := syncPath(genDir); err != nil {
+			if err := fsx.SyncDir(genDir); err != nil {
 				return err
 			}
-			if err := syncPath(filepath.Dir(genDir)); err != nil {
+			if err := fsx.SyncDir(filepath.Dir(genDir)); err != nil {
 				return err
 			}
 		}
@@ -75,7 +76,11 @@ func writeProfile(genDir string, p runtime.Profile, syncDir bool) error {
 	if err != nil {
 		return fmt.Errorf("profile of user %q: %w", p.UserID, err)
 	}
-	if err := writeFileAtomic(path, b, syncDir); err != nil {
+	write := fsx.ReplaceFileNoSync
+	if syncDir {
+		write = fsx.WriteFileAtomic
+	}
+	if err := write(path, b, filePerm); err != nil {
 		return fmt.Errorf("profile of user %q: %w", p.UserID, err)
 	}
 	return nil
@@ -111,7 +116,7 @@ func (s *Store) PatchProfile(ctx context.Context, userID string, appMetadata, us
 		if err := os.MkdirAll(s.path(shardLockDir), dirPerm); err != nil {
 			return fmt.Errorf("profile locks: %w", err)
 		}
-		return flockRun(ctx, filepath.Join(s.path(shardLockDir), rel[:2]), true, func() error {
+		return fsx.WithLock(ctx, filepath.Join(s.path(shardLockDir), rel[:2]), true, func() error {
 			h, _, err := s.readHead()
 			if err != nil {
 				return err
@@ -159,12 +164,12 @@ func (s *Store) writeProfileGeneration(gen string, recs []authz.ProfileRecord) e
 		}
 	}
 	for _, r := range recs {
-		if err := writeProfileNoSync(dir, authz.ProfileFromRecord(r)); err != nil {
+		if err := writeProfile(dir, authz.ProfileFromRecord(r), false); err != nil {
 			return err
 		}
 	}
 	// One file-system sync instead of an fsync per file and directory.
-	return syncTree(dir)
+	return fsx.SyncTree(dir)
 }
 
 // ListProfiles implements authz.ProfileLister.

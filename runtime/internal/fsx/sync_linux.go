@@ -1,0 +1,23 @@
+package fsx
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// SyncTree makes everything written under dir (files and directory
+// entries) durable with one syncfs(2) of its file system, instead of an
+// fsync per file and directory.
+func SyncTree(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
