@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 )
 
 const sampleFile = "../../samples/data/extension-export.json"
@@ -140,9 +140,9 @@ func TestInvalidImportChangesNothing(t *testing.T) {
 
 func TestImportProgressLinesWhenNotATerminal(t *testing.T) {
 	var b bytes.Buffer
-	spec := authztest.BenchSpec(20000)
+	spec := authzgen.BenchSpec(20000)
 	spec.Groups, spec.Roles, spec.Permissions = 500, 100, 300
-	if err := authz.Encode(&b, authztest.Generate(spec), authz.ExportOptions{}); err != nil {
+	if err := authz.Encode(&b, authzgen.Generate(spec), authz.ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if b.Len() < 2*progressThreshold {

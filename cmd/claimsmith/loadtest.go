@@ -21,7 +21,7 @@ import (
 	"github.com/claimsmith/claimsmith/cmd/claimsmith/internal/loadtest"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 )
 
 const loadtestHelp = `Usage: claimsmith loadtest [flags]
@@ -427,13 +427,13 @@ func randomHex(n int) string {
 // writeGeneratedModel writes a deterministic generated model (the one the
 // benchmarks use) with applications whose required_roles some users lack.
 func writeGeneratedModel(a *app, path string, users int) error {
-	spec := authztest.BenchSpec(users)
-	doc := authztest.Generate(spec)
+	spec := authzgen.BenchSpec(users)
+	doc := authzgen.Generate(spec)
 	if doc.Claimsmith == nil {
 		doc.Claimsmith = &authz.Section{}
 	}
 	for i := 0; i < spec.Clients; i++ {
-		id := authztest.GenClientID(i)
+		id := authzgen.GenClientID(i)
 		// Require the client's first role: users holding none of it are denied.
 		req := ""
 		for _, r := range doc.Roles {

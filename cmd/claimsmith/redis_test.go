@@ -22,6 +22,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 )
@@ -373,7 +374,7 @@ cache:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := authz.Encode(f, authztest.Generate(authztest.BenchSpec(20000)), authz.ExportOptions{}); err != nil {
+	if err := authz.Encode(f, authzgen.Generate(authzgen.BenchSpec(20000)), authz.ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -727,7 +728,7 @@ func TestRedisBackendCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := authz.Encode(f, authztest.Generate(authztest.BenchSpec(5000)), authz.ExportOptions{}); err != nil {
+	if err := authz.Encode(f, authzgen.Generate(authzgen.BenchSpec(5000)), authz.ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

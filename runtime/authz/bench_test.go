@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	"github.com/claimsmith/claimsmith/runtime/authz/file"
 )
 
@@ -20,7 +20,7 @@ var models sync.Map // int → func() *authz.Model
 
 func benchModel(users int) *authz.Model {
 	f, _ := models.LoadOrStore(users, sync.OnceValue(func() *authz.Model {
-		return authz.NewModel(authztest.Generate(authztest.BenchSpec(users)), 1)
+		return authz.NewModel(authzgen.Generate(authzgen.BenchSpec(users)), 1)
 	}))
 	return f.(func() *authz.Model)()
 }
@@ -30,7 +30,7 @@ func benchModel(users int) *authz.Model {
 // roles and an API audience. Target ≤ 20 µs/op.
 func BenchmarkResolve(b *testing.B) {
 	m := benchModel(100000)
-	q := authztest.BenchQuery()
+	q := authzgen.BenchQuery()
 	p := m.Resolve(q)
 	b.ReportAllocs()
 	cpu := startCPU()
@@ -50,7 +50,7 @@ func BenchmarkResolveUsers(b *testing.B) {
 	for _, n := range []int{1000, 100000} {
 		b.Run("users="+itoa(n), func(b *testing.B) {
 			m := benchModel(n)
-			q := authztest.BenchQuery()
+			q := authzgen.BenchQuery()
 			b.ReportAllocs()
 			cpu := startCPU()
 			for b.Loop() {
@@ -65,7 +65,7 @@ func BenchmarkResolveUsers(b *testing.B) {
 // shared read-only by every goroutine.
 func BenchmarkResolveParallel(b *testing.B) {
 	m := benchModel(100000)
-	q := authztest.BenchQuery()
+	q := authzgen.BenchQuery()
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -85,7 +85,7 @@ func BenchmarkLoadFileStore100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := st.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authztest.Generate(authztest.BenchSpec(100000))}); err != nil {
+	if _, err := st.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authzgen.Generate(authzgen.BenchSpec(100000))}); err != nil {
 		b.Fatal(err)
 	}
 	st.Close()
@@ -126,7 +126,7 @@ func TestModelFootprint(t *testing.T) {
 		t.Skip("generates a 100,000-user model; run without -short and -race")
 	}
 	var buf bytes.Buffer
-	if err := authz.Encode(&buf, authztest.Generate(authztest.BenchSpec(100000)), authz.ExportOptions{}); err != nil {
+	if err := authz.Encode(&buf, authzgen.Generate(authzgen.BenchSpec(100000)), authz.ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	raw := buf.Bytes()

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 )
 
@@ -41,7 +41,7 @@ func BenchmarkServeLoginPolicy(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	if _, err := st.(Importer).Import(ctx, 0, authztest.Generate(authztest.BenchSpec(1000)), nil); err != nil {
+	if _, err := st.(Importer).Import(ctx, 0, authzgen.Generate(authzgen.BenchSpec(1000)), nil); err != nil {
 		b.Fatal(err)
 	}
 	reg, metrics, err := newServeMetrics()
@@ -49,7 +49,7 @@ func BenchmarkServeLoginPolicy(b *testing.B) {
 		b.Fatal(err)
 	}
 	ms := newMeteredStore(st, metrics)
-	q := authztest.BenchQuery()
+	q := authzgen.BenchQuery()
 	for _, c := range []struct {
 		name     string
 		nearSize int

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	"github.com/claimsmith/claimsmith/runtime/authz/file"
 )
 
@@ -15,11 +15,11 @@ import (
 func BenchmarkResolvePolicy(b *testing.B) {
 	ctx := context.Background()
 	s := open(b, b.TempDir())
-	spec := authztest.BenchSpec(1000)
-	if _, err := s.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authztest.Generate(spec)}); err != nil {
+	spec := authzgen.BenchSpec(1000)
+	if _, err := s.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authzgen.Generate(spec)}); err != nil {
 		b.Fatal(err)
 	}
-	q := authztest.BenchQuery()
+	q := authzgen.BenchQuery()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.ResolvePolicy(ctx, q); err != nil {
@@ -66,7 +66,7 @@ func BenchmarkApplyLarge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := s.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authztest.Generate(authztest.BenchSpec(100000))}); err != nil {
+	if _, err := s.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authzgen.Generate(authzgen.BenchSpec(100000))}); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

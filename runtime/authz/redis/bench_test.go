@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	"github.com/claimsmith/claimsmith/runtime/authz/redis"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 )
@@ -40,7 +40,7 @@ func loadedT(b testing.TB, users int) (*redis.Store, *redistest.Server) {
 	}
 	b.Cleanup(func() { s.Close() })
 	start := time.Now()
-	doc := authztest.Generate(authztest.BenchSpec(users))
+	doc := authzgen.Generate(authzgen.BenchSpec(users))
 	gen := time.Since(start)
 	members := 0
 	for _, g := range doc.Groups {
@@ -116,7 +116,7 @@ func peakRSS() int64 {
 func BenchmarkResolvePolicy(b *testing.B) {
 	s, srv := loaded(b, 100000)
 	ctx := context.Background()
-	q := authztest.BenchQuery()
+	q := authzgen.BenchQuery()
 	p, err := s.ResolvePolicy(ctx, q)
 	if err != nil {
 		b.Fatal(err)
@@ -155,7 +155,7 @@ func BenchmarkResolveUsers(b *testing.B) {
 	debug.FreeOSMemory()
 	time.Sleep(2 * time.Second)
 	ctx := context.Background()
-	q := authztest.BenchQuery()
+	q := authzgen.BenchQuery()
 	for i := range stores { // structure snapshot loaded before timing
 		if _, err := stores[i].ResolvePolicy(ctx, q); err != nil {
 			b.Fatal(err)
@@ -184,7 +184,7 @@ func BenchmarkResolveUsers(b *testing.B) {
 // the server's RSS after the load. Run with -benchtime 1x.
 func BenchmarkImportFile1M(b *testing.B) {
 	var file bytes.Buffer
-	if err := authz.Encode(&file, authztest.Generate(authztest.BenchSpec(100000)), authz.ExportOptions{}); err != nil {
+	if err := authz.Encode(&file, authzgen.Generate(authzgen.BenchSpec(100000)), authz.ExportOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	raw := file.Bytes()

@@ -7,7 +7,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 )
 
@@ -26,7 +26,7 @@ func BenchmarkStructureLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := s.Import(ctx, 0, authztest.Generate(authztest.BenchSpec(100000)), nil); err != nil {
+	if _, err := s.Import(ctx, 0, authzgen.Generate(authzgen.BenchSpec(100000)), nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -1,4 +1,8 @@
-package authztest
+// Package authzgen generates authorization models of a given size,
+// deterministically: the benchmarks of every backend and the load test's
+// data use it. It is an ordinary package (not a _test helper) so the
+// shipped binary's load test can use it without linking package testing.
+package authzgen
 
 import (
 	"fmt"
