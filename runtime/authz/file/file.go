@@ -1,24 +1,27 @@
 // Package file is the embedded default authz.Store: one data directory, no
-// server. Every write is atomic and crash-safe, and several processes can
-// share the directory without losing an update.
+// server. Every write is atomic and crash-safe.
 //
 // Layout of the data directory:
 //
-//	lock                      flock'ed around every read and write of the files below
+//	lock                      flock'ed around every commit of HEAD and read of it
 //	HEAD                      {"revision":N,"document":"authz-N.json","profiles":"profiles-K"}
 //	authz-N.json              the document at revision N (the extension's format + applications)
+//	profiles.lock             held by the one Store that owns (may change) the profiles
 //	profiles-K/ab/<sha256>.json   one file per user profile (ab = first hash byte)
-//	plocks/ab                 per-shard profile locks, so patches of different users run in parallel
+//	profiles-K/journal-<n>    the owner's profile journal (group commit), see journal.go
 //
 // HEAD is the commit point. A write builds the new document file (temp file,
 // fsync, rename), then replaces HEAD the same way and fsyncs the directory;
 // a crash at any moment leaves HEAD naming the last committed document, and
-// files no HEAD names are removed at the next Open. A profile patch rewrites
-// only that user's file (temp, fsync, rename, fsync dir) and does not change
-// the revision; a patch that changes nothing writes nothing (logins mostly
-// re-persist the same authorization). Writers hold an exclusive flock on lock and re-read HEAD
-// under it, so a writer in another process is never overwritten: Apply sees
-// its commit, checks the expected revision against it, and applies on top.
+// files no HEAD names are removed at the next Open. Writers hold an
+// exclusive flock on lock and re-read HEAD under it, so a writer in another
+// process is never overwritten: Apply sees its commit, checks the expected
+// revision against it, and applies on top.
+//
+// Profiles do not change the revision. One Store owns them (profiles.go):
+// it serves reads and unchanged patches from memory and journals changes
+// with group-committed syncs, acknowledged when durable (DurabilitySync,
+// the default) or at once with a bounded window (DurabilityRelaxed).
 //
 // Reads are served from an immutable in-memory model, rebuilt only when the
 // revision changes. Writes through this Store are visible at once; a commit
@@ -57,7 +60,32 @@ type Options struct {
 	RefreshInterval time.Duration
 	// Now is the clock for RefreshInterval (nil: time.Now).
 	Now func() time.Time
+
+	// Durability says when a changed profile patch is acknowledged:
+	// DurabilitySync (default, "") after it is on disk, or
+	// DurabilityRelaxed at once, durable within CommitWindow.
+	Durability Durability
+	// CommitWindow is how long a group commit collects patches before its
+	// sync. Sync mode: 0 (default) syncs as soon as the previous sync
+	// returned (patches arriving meanwhile share the next one); a positive
+	// value adds that much latency to gather larger batches. Relaxed mode:
+	// the bound on how long an acknowledged patch may stay volatile
+	// (default 10ms).
+	CommitWindow time.Duration
+	// CheckpointBytes is the journal size after which the profiles it
+	// holds are written to their files (default 4 MiB).
+	CheckpointBytes int64
+	// ReadOnly opens the store without taking ownership of the profiles:
+	// reads see the files and the journal, profile writes fail with
+	// ErrNotOwner. For commands that only read while a server runs.
+	ReadOnly bool
 }
+
+// DefaultRelaxedWindow is CommitWindow's default in relaxed mode.
+const DefaultRelaxedWindow = 10 * time.Millisecond
+
+// DefaultCheckpointBytes is CheckpointBytes' default.
+const DefaultCheckpointBytes = 4 << 20
 
 const (
 	headName   = "HEAD"
@@ -99,6 +127,11 @@ type Store struct {
 	// reload serialises reloads inside this process so a burst of reads
 	// after another process's commit decodes the document once.
 	reload sync.Mutex
+	// own is set while this store owns the profiles (profiles.go); ownMu
+	// serialises taking ownership.
+	own   atomic.Pointer[owner]
+	ownMu sync.Mutex
+	io    ioCounter
 }
 
 var (
@@ -119,6 +152,22 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	if opt.RefreshInterval == 0 {
 		opt.RefreshInterval = time.Second
 	}
+	switch opt.Durability {
+	case "":
+		opt.Durability = DurabilitySync
+	case DurabilitySync, DurabilityRelaxed:
+	default:
+		return nil, &runtime.ValidationError{Entity: "file store", Field: "durability", Reason: fmt.Sprintf("is %q, must be %q or %q", opt.Durability, DurabilitySync, DurabilityRelaxed)}
+	}
+	if opt.CommitWindow < 0 {
+		return nil, &runtime.ValidationError{Entity: "file store", Field: "commit_window", Reason: "must not be negative"}
+	}
+	if opt.CommitWindow == 0 && opt.Durability == DurabilityRelaxed {
+		opt.CommitWindow = DefaultRelaxedWindow
+	}
+	if opt.CheckpointBytes <= 0 {
+		opt.CheckpointBytes = DefaultCheckpointBytes
+	}
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return nil, fmt.Errorf("data dir %s: %w", dir, err)
 	}
@@ -134,7 +183,16 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 		}
 		s.cur.Store(&state{model: m, stamp: st})
 		s.cleanup(h)
-		return nil
+		if opt.ReadOnly {
+			return nil
+		}
+		err = s.takeOwnership(h)
+		var ne *NotOwnerError
+		if errors.As(err, &ne) {
+			s.log.Info("file store: another store owns the profiles; this one reads them and may not change them", "dir", dir, "owner", ne.Holder)
+			return nil
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -220,7 +278,7 @@ func (s *Store) cleanup(h head) {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		stale := fsx.IsTemp(n) ||
+		stale := fsx.IsTemp(n) || n == shardLockDir ||
 			(strings.HasPrefix(n, docPrefix) && n != h.Document) ||
 			(strings.HasPrefix(n, profPrefix) && n != h.Profiles)
 		if !stale {
@@ -252,6 +310,7 @@ func (s *Store) current(ctx context.Context) (*authz.Model, error) {
 	}
 	s.scheduleCheck()
 	fi, err := os.Stat(s.path(headName))
+	s.io.op(1)
 	if err == nil && statStamp(fi) == st.stamp {
 		return st.model, nil
 	}
@@ -348,6 +407,17 @@ func (s *Store) Records(ctx context.Context, fp authz.Footprint) (*authz.Documen
 // latest commit (of any process), checks expected against it, applies the
 // ops to a copy and commits the result as revision+1.
 func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (uint64, error) {
+	recs, replace := authz.ImportedProfiles(ops)
+	var o *owner
+	if replace {
+		// Only the owner may swap the profile generation: its cache and
+		// journal belong to the current one. Taken before the directory
+		// lock, which taking ownership needs too.
+		var err error
+		if o, err = s.owned(ctx); err != nil {
+			return 0, err
+		}
+	}
 	var rev uint64
 	err := s.withLock(ctx, true, func() error {
 		h, st, err := s.readHead()
@@ -373,8 +443,15 @@ func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (ui
 		next := h
 		next.Revision = h.Revision + 1
 		next.Document = fmt.Sprintf("%s%d.json", docPrefix, next.Revision)
-		recs, replace := authz.ImportedProfiles(ops)
 		if replace {
+			end := o.beginImport()
+			committed := ""
+			defer func() { end(s, committed) }()
+			defer func() {
+				if rev == next.Revision {
+					committed = next.Profiles
+				}
+			}()
 			next.Profiles = fmt.Sprintf("%s%d", profPrefix, next.Revision)
 			if err := s.writeProfileGeneration(next.Profiles, recs); err != nil {
 				_ = os.RemoveAll(s.path(next.Profiles))
@@ -414,5 +491,13 @@ func (s *Store) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (ui
 	return rev, nil
 }
 
-// Close implements authz.Store. The store holds no open files between calls.
-func (s *Store) Close() error { return nil }
+// Close implements authz.Store: the owner commits what is pending, writes
+// the journal into the profile files and gives up ownership.
+func (s *Store) Close() error {
+	o := s.own.Swap(nil)
+	if o == nil {
+		return nil
+	}
+	err := o.j.stop()
+	return errors.Join(err, o.lock.Unlock())
+}

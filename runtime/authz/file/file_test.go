@@ -3,6 +3,7 @@ package file_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -116,7 +117,15 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process only")
 	}
 	ctx := context.Background()
-	s, err := file.Open(ctx, os.Getenv("AUTHZ_FILE_DIR"), file.Options{})
+	opt := file.Options{}
+	if n, err := strconv.ParseInt(os.Getenv("AUTHZ_FILE_CHECKPOINT"), 10, 64); err == nil {
+		opt.CheckpointBytes = n
+	}
+	if d := os.Getenv("AUTHZ_FILE_DURABILITY"); d != "" {
+		opt.Durability = file.Durability(d)
+		opt.CommitWindow, _ = time.ParseDuration(os.Getenv("AUTHZ_FILE_WINDOW"))
+	}
+	s, err := file.Open(ctx, os.Getenv("AUTHZ_FILE_DIR"), opt)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
@@ -131,13 +140,19 @@ func TestHelperProcess(t *testing.T) {
 			}
 			fmt.Printf("committed %d\n", rev)
 		}
-	case "adders": // n concurrent writers, half optimistic, plus profile patches
+	case "adders": // n concurrent writers, half optimistic; profiles are the parent's
 		n, _ := strconv.Atoi(os.Getenv("AUTHZ_FILE_N"))
-		if err := addConcurrently(ctx, s, "child", n); err != nil {
+		if err := addConcurrently(ctx, s, "child", n, false); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(5)
 		}
+		if _, err := s.PatchProfile(ctx, "auth0|hot", map[string]any{"child": true}, nil); !errors.Is(err, file.ErrNotOwner) {
+			fmt.Fprintln(os.Stderr, "profile patch of a non-owner process:", err)
+			os.Exit(6)
+		}
 		os.Exit(0)
+	case "patcher": // crash test: patch forever, print each acknowledged patch
+		patchUntilKilled(ctx, s)
 	}
 }
 
@@ -149,7 +164,7 @@ func helper(t *testing.T, mode, dir string, extra ...string) *exec.Cmd {
 	return cmd
 }
 
-func addConcurrently(ctx context.Context, s authz.Store, prefix string, n int) error {
+func addConcurrently(ctx context.Context, s authz.Store, prefix string, n int, profiles bool) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*n)
 	for i := 0; i < n; i++ {
@@ -166,8 +181,10 @@ func addConcurrently(ctx context.Context, s authz.Store, prefix string, n int) e
 		}()
 		go func() {
 			defer wg.Done()
-			_, err := s.PatchProfile(ctx, "auth0|hot", map[string]any{fmt.Sprintf("%s-%03d", prefix, i): true}, nil)
-			errs <- err
+			if profiles {
+				_, err := s.PatchProfile(ctx, "auth0|hot", map[string]any{fmt.Sprintf("%s-%03d", prefix, i): true}, nil)
+				errs <- err
+			}
 		}()
 	}
 	wg.Wait()
@@ -182,7 +199,9 @@ func addConcurrently(ctx context.Context, s authz.Store, prefix string, n int) e
 
 // TestTwoProcessesNoLostUpdate runs 30 writers in this process and 30 in a
 // helper process on one group at once (half read-modify-write with the
-// expected revision, half plain adds) and checks every member arrived.
+// expected revision, half plain adds) and checks every member arrived. The
+// parent owns the profiles: its concurrent patches all arrive, and the
+// helper's profile patch is refused (ErrNotOwner), never silently lost.
 func TestTwoProcessesNoLostUpdate(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -193,7 +212,7 @@ func TestTwoProcessesNoLostUpdate(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := addConcurrently(ctx, s, "parent", n); err != nil {
+	if err := addConcurrently(ctx, s, "parent", n, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
@@ -227,8 +246,8 @@ func TestTwoProcessesNoLostUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.AppMetadata) != 2*n {
-		t.Fatalf("lost profile patches across processes: %d keys, want %d", len(p.AppMetadata), 2*n)
+	if len(p.AppMetadata) != n || p.AppMetadata["child"] != nil {
+		t.Fatalf("profile patches: %d keys, want the parent's %d (%v)", len(p.AppMetadata), n, p.AppMetadata)
 	}
 }
 
@@ -351,31 +370,18 @@ func TestOpenRejectsDamagedHead(t *testing.T) {
 
 func TestUnchangedPatchWritesNothing(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := open(t, dir)
+	s := open(t, t.TempDir())
 	patch := map[string]any{"authorization": map[string]any{"groups": []any{"A"}}, "n": 1}
 	if _, err := s.PatchProfile(ctx, "auth0|alice", patch, nil); err != nil {
 		t.Fatal(err)
 	}
-	var files []string
-	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".json") {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if len(files) != 1 {
-		t.Fatalf("profile files: %q", files)
-	}
-	before, _ := os.Stat(files[0])
-	time.Sleep(20 * time.Millisecond)
+	before := s.IOStats()
 	p, err := s.PatchProfile(ctx, "auth0|alice", patch, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, _ := os.Stat(files[0])
-	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
-		t.Fatal("an unchanged patch rewrote the profile file")
+	if after := s.IOStats(); after != before {
+		t.Fatalf("an unchanged patch did I/O: %+v → %+v", before, after)
 	}
 	if p.AppMetadata["n"] == nil {
 		t.Fatalf("unchanged patch must still return the profile: %+v", p)

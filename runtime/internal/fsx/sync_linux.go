@@ -21,3 +21,14 @@ func SyncTree(dir string) error {
 	}
 	return nil
 }
+
+// DataSync makes f's data (and the size needed to read it back) durable
+// with fdatasync(2), skipping the metadata a journal append does not need.
+func DataSync(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}

@@ -26,3 +26,6 @@ func SyncTree(dir string) error {
 		return serr
 	})
 }
+
+// DataSync makes f's data durable (fsync where fdatasync is not offered).
+func DataSync(f *os.File) error { return f.Sync() }
