@@ -3,6 +3,7 @@ package file_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
@@ -28,7 +29,15 @@ func BenchmarkResolvePolicy(b *testing.B) {
 	}
 }
 
-// BenchmarkProfile is the read a login does before running the rules.
+// reportIO adds the store's file-system calls and syncs per op.
+func reportIO(b *testing.B, s *file.Store, before file.IOStats) {
+	after := s.IOStats()
+	b.ReportMetric(float64(after.Ops-before.Ops)/float64(b.N), "fsops/op")
+	b.ReportMetric(float64(after.Syncs-before.Syncs)/float64(b.N), "syncs/op")
+}
+
+// BenchmarkProfile is the read a login does before running the rules: from
+// the owner's memory.
 func BenchmarkProfile(b *testing.B) {
 	ctx := context.Background()
 	s := open(b, b.TempDir())
@@ -36,19 +45,24 @@ func BenchmarkProfile(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	before := s.IOStats()
 	for b.Loop() {
 		if _, err := s.Profile(ctx, "auth0|alice"); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportIO(b, s, before)
 }
 
-// BenchmarkPatchProfile is the write a login does after the rules: one
-// user's file rewritten durably (fsync) under the lock.
+// BenchmarkPatchProfile is a changed patch from one caller at a time:
+// every patch waits for its own journal sync (the worst case of group
+// commit).
 func BenchmarkPatchProfile(b *testing.B) {
 	ctx := context.Background()
 	s := open(b, b.TempDir())
+	defer s.Close()
 	b.ReportAllocs()
+	before := s.IOStats()
 	i := 0
 	for b.Loop() {
 		i++
@@ -56,6 +70,29 @@ func BenchmarkPatchProfile(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportIO(b, s, before)
+}
+
+// BenchmarkPatchProfileParallel is changed patches from 64 concurrent
+// logins (GOMAXPROCS×32 goroutines): they share syncs.
+func BenchmarkPatchProfileParallel(b *testing.B) {
+	ctx := context.Background()
+	s := open(b, b.TempDir())
+	defer s.Close()
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	var n atomic.Int64
+	before := s.IOStats()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			if _, err := s.PatchProfile(ctx, fmt.Sprintf("auth0|user-%d", i%1000), map[string]any{"logins": i}, nil); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportIO(b, s, before)
 }
 
 // BenchmarkApplyLarge is one admin write (add a member) to the 100,000-user
@@ -89,9 +126,11 @@ func BenchmarkPatchProfileUnchanged(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	before := s.IOStats()
 	for b.Loop() {
 		if _, err := s.PatchProfile(ctx, "auth0|alice", patch, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportIO(b, s, before)
 }
