@@ -91,3 +91,106 @@ func ProfileFromRecord(r ProfileRecord) runtime.Profile {
 	}
 	return p
 }
+
+// PatchIsNoop reports whether merging the patches into p (RFC 7396) surely
+// leaves it as it is, comparing values as their JSON encodings would, with
+// no allocation: the common login re-persists what it persisted last time,
+// and backends answer it without a write. It may answer false for an
+// unchanged result (values of types it does not know); the backend then
+// merges and compares the encodings.
+func PatchIsNoop(p runtime.Profile, appPatch, userPatch map[string]any) bool {
+	return patchIsNoop(p.AppMetadata, appPatch) && patchIsNoop(p.UserMetadata, userPatch)
+}
+
+// NothingToKeep reports whether a merged profile holds nothing: a user with
+// no stored profile whose patch leaves it so gets no record written (a
+// login of an unknown user must not cost a file).
+func NothingToKeep(p runtime.Profile) bool {
+	return len(p.AppMetadata) == 0 && len(p.UserMetadata) == 0
+}
+
+// patchIsNoop reports whether merging patch into cur (RFC 7396) surely
+// leaves cur as it is, comparing values as their JSON encodings would. It
+// may answer false for an unchanged result (values of types it does not
+// know); the caller then merges and compares the encodings.
+func patchIsNoop(cur, patch map[string]any) bool {
+	for k, pv := range patch {
+		cv, present := cur[k]
+		switch p := pv.(type) {
+		case nil:
+			if present {
+				return false
+			}
+		case map[string]any:
+			cm, ok := cv.(map[string]any)
+			if !ok || !patchIsNoop(cm, p) {
+				return false
+			}
+		default:
+			if !present || !jsonEqual(cv, pv) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// jsonEqual compares a canonical decoded JSON value c (nil, bool, float64,
+// string, []any, map[string]any) with v of common Go types.
+func jsonEqual(c, v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return c == nil
+	case string:
+		y, ok := c.(string)
+		return ok && x == y
+	case bool:
+		y, ok := c.(bool)
+		return ok && x == y
+	case float64:
+		y, ok := c.(float64)
+		return ok && x == y
+	case int:
+		y, ok := c.(float64)
+		return ok && x > -1<<53 && x < 1<<53 && float64(x) == y
+	case int64:
+		y, ok := c.(float64)
+		return ok && x > -1<<53 && x < 1<<53 && float64(x) == y
+	case []string:
+		y, ok := c.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if s, ok := y[i].(string); !ok || s != x[i] {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := c.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !jsonEqual(y[i], x[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		y, ok := c.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !jsonEqual(yv, xv) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+

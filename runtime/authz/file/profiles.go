@@ -310,7 +310,7 @@ func (s *Store) PatchProfile(ctx context.Context, userID string, appMetadata, us
 			return runtime.Profile{}, err
 		}
 		v := e.cur.Load()
-		if patchIsNoop(v.p.AppMetadata, appMetadata) && patchIsNoop(v.p.UserMetadata, userMetadata) {
+		if authz.PatchIsNoop(v.p, appMetadata, userMetadata) {
 			return s.acknowledge(ctx, v)
 		}
 		o.gen.RLock()
@@ -336,7 +336,7 @@ func (s *Store) patchEntry(e *profEntry, userID string, appMetadata, userMetadat
 	if err != nil {
 		return nil, err
 	}
-	if v.enc == nil && len(next.AppMetadata) == 0 && len(next.UserMetadata) == 0 {
+	if v.enc == nil && authz.NothingToKeep(next) {
 		return v, nil // nothing to keep: no file for a user who has nothing
 	}
 	enc, err := json.Marshal(profileFile(next))
@@ -394,91 +394,6 @@ func (s *Store) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// patchIsNoop reports whether merging patch into cur (RFC 7396) surely
-// leaves cur as it is, comparing values as their JSON encodings would. It
-// may answer false for an unchanged result (values of types it does not
-// know); the caller then merges and compares the encodings.
-func patchIsNoop(cur, patch map[string]any) bool {
-	for k, pv := range patch {
-		cv, present := cur[k]
-		switch p := pv.(type) {
-		case nil:
-			if present {
-				return false
-			}
-		case map[string]any:
-			cm, ok := cv.(map[string]any)
-			if !ok || !patchIsNoop(cm, p) {
-				return false
-			}
-		default:
-			if !present || !jsonEqual(cv, pv) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// jsonEqual compares a canonical decoded JSON value c (nil, bool, float64,
-// string, []any, map[string]any) with v of common Go types.
-func jsonEqual(c, v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return c == nil
-	case string:
-		y, ok := c.(string)
-		return ok && x == y
-	case bool:
-		y, ok := c.(bool)
-		return ok && x == y
-	case float64:
-		y, ok := c.(float64)
-		return ok && x == y
-	case int:
-		y, ok := c.(float64)
-		return ok && x > -1<<53 && x < 1<<53 && float64(x) == y
-	case int64:
-		y, ok := c.(float64)
-		return ok && x > -1<<53 && x < 1<<53 && float64(x) == y
-	case []string:
-		y, ok := c.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if s, ok := y[i].(string); !ok || s != x[i] {
-				return false
-			}
-		}
-		return true
-	case []any:
-		y, ok := c.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !jsonEqual(y[i], x[i]) {
-				return false
-			}
-		}
-		return true
-	case map[string]any:
-		y, ok := c.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, xv := range x {
-			yv, ok := y[k]
-			if !ok || !jsonEqual(yv, xv) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
 }
 
 // beginImport stops changing patches and waits for the journal, before an

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,67 +33,78 @@ func decodeProfile(b []byte, userID string) (runtime.Profile, error) {
 	return authz.ProfileFromRecord(authz.ProfileRecord{UserID: userID, AppMetadata: p.AppMetadata, UserMetadata: p.UserMetadata}), nil
 }
 
-// PatchProfile implements runtime.ProfileStore: read, merge, write back in
-// MULTI/EXEC guarded by WATCH on the profile's key, retried on a concurrent
-// patch, so no patch is lost. Profiles are not part of the policy: the
-// revision does not move.
+// casProfileLua replaces a profile only if it still holds what the patch
+// was merged into (ARGV[1] "0": absent; else ARGV[2]), and indexes the user:
+// check, write and index in one round trip.
+const casProfileLua = `
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if cur then return 0 end
+elseif cur ~= ARGV[2] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
+return 1`
+
+// PatchProfile implements runtime.ProfileStore: one GET, merge, and — only
+// when the result differs — one compare-and-set script, retried when a
+// concurrent patch got there first, so no patch is lost. A patch that
+// changes nothing (the common login re-persisting its authorization) costs
+// the GET alone; a user with no profile whose patch leaves nothing to keep
+// gets no key. Profiles are not part of the policy: the revision does not
+// move.
 func (s *Store) PatchProfile(ctx context.Context, userID string, appMetadata, userMetadata map[string]any) (runtime.Profile, error) {
+	if userID == "" {
+		return runtime.Profile{}, &runtime.ValidationError{Entity: "profile", Field: "user_id", Reason: "is required"}
+	}
 	key := s.k.profile(userID)
 	for attempt := 0; ; attempt++ {
-		var out runtime.Profile
-		var fnErr error
-		err := s.c.Watch(ctx, func(tx *goredis.Tx) error {
-			fnErr = s.patchTx(ctx, tx, key, userID, appMetadata, userMetadata, &out)
-			return fnErr
-		}, key)
-		if err == nil {
-			return authz.ProfileFromRecord(authz.ProfileRecord{UserID: userID, AppMetadata: out.AppMetadata, UserMetadata: out.UserMetadata}), nil
-		}
-		if !errors.Is(err, goredis.TxFailedErr) {
-			if fnErr == nil {
-				return runtime.Profile{}, unavailable("patch profile", err)
+		cur := authz.ProfileFromRecord(authz.ProfileRecord{UserID: userID})
+		b, err := s.c.Get(ctx, key).Bytes()
+		exists := true
+		switch {
+		case errors.Is(err, goredis.Nil):
+			exists = false
+		case err != nil:
+			return runtime.Profile{}, unavailable("read profile", err)
+		default:
+			if cur, err = decodeProfile(b, userID); err != nil {
+				return runtime.Profile{}, err
 			}
+		}
+		if authz.PatchIsNoop(cur, appMetadata, userMetadata) {
+			return cur, nil
+		}
+		next, err := authz.MergeProfile(cur, userID, appMetadata, userMetadata, s.opt.ProfileLimit)
+		if err != nil {
 			return runtime.Profile{}, err
+		}
+		if !exists && authz.NothingToKeep(next) {
+			return next, nil
+		}
+		enc, err := json.Marshal(next)
+		if err != nil {
+			return runtime.Profile{}, &runtime.ValidationError{Entity: "profile", ID: userID, Reason: "is not JSON: " + err.Error()}
+		}
+		if exists && bytes.Equal(enc, b) {
+			return next, nil
+		}
+		had := "1"
+		if !exists {
+			had = "0"
+		}
+		ok, err := s.casProfile.Run(ctx, s.c, []string{key, s.k.profiles()}, had, b, enc, userID).Int()
+		if err != nil {
+			return runtime.Profile{}, unavailable("patch profile", err)
+		}
+		if ok == 1 {
+			return authz.ProfileFromRecord(authz.ProfileRecord{UserID: userID, AppMetadata: next.AppMetadata, UserMetadata: next.UserMetadata}), nil
 		}
 		if err := backoff(ctx, attempt); err != nil {
 			return runtime.Profile{}, unavailable("patch profile (retrying after concurrent patches)", err)
 		}
 	}
-}
-
-func (s *Store) patchTx(ctx context.Context, tx *goredis.Tx, key, userID string, appMetadata, userMetadata map[string]any, out *runtime.Profile) error {
-	cur := runtime.Profile{UserID: userID}
-	b, err := tx.Get(ctx, key).Bytes()
-	switch {
-	case errors.Is(err, goredis.Nil):
-	case err != nil:
-		return unavailable("read profile", err)
-	default:
-		if cur, err = decodeProfile(b, userID); err != nil {
-			return err
-		}
-	}
-	next, err := authz.MergeProfile(cur, userID, appMetadata, userMetadata, s.opt.ProfileLimit)
-	if err != nil {
-		return err
-	}
-	enc, err := json.Marshal(next)
-	if err != nil {
-		return &runtime.ValidationError{Entity: "profile", ID: userID, Reason: "is not JSON: " + err.Error()}
-	}
-	_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
-		tp.Set(ctx, key, enc, 0)
-		tp.SAdd(ctx, s.k.profiles(), userID)
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, goredis.TxFailedErr) {
-			return err
-		}
-		return unavailable("patch profile", err)
-	}
-	*out = next
-	return nil
 }
 
 // ListProfiles implements authz.ProfileLister.

@@ -79,6 +79,8 @@ type Store struct {
 	log *slog.Logger
 
 	login *goredis.Script
+	// casProfile is the compare-and-set of a changed profile (profiles.go).
+	casProfile *goredis.Script
 
 	// structure is the in-process snapshot of everything resolution needs
 	// except memberships, rebuilt once per structure version.
@@ -140,7 +142,7 @@ func New(ctx context.Context, c goredis.UniversalClient, opt Options) (*Store, e
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Store{c: c, k: newKeys(opt.Prefix, opt.Tag), opt: opt, log: opt.Logger, login: goredis.NewScript(loginLua)}
+	s := &Store{c: c, k: newKeys(opt.Prefix, opt.Tag), opt: opt, log: opt.Logger, login: goredis.NewScript(loginLua), casProfile: goredis.NewScript(casProfileLua)}
 	if opt.OnUnavailable == LastSnapshot {
 		if _, err := s.Snapshot(ctx); err != nil {
 			return nil, fmt.Errorf("redis store: initial snapshot: %w", err)
