@@ -193,4 +193,3 @@ func jsonEqual(c, v any) bool {
 	}
 	return false
 }
-
