@@ -44,7 +44,25 @@ type AuthorizationConfig struct {
 	// Unlike the extension, which replaced the object, only the persisted
 	// keys change.
 	Persist *Lists `json:"persist"`
+	// PersistMode says where persisted lists go (see PersistExtension and
+	// PersistPerClient; default extension). Allowed with from_extension.
+	PersistMode string `json:"persist_mode"`
 }
+
+// The persist modes.
+const (
+	// PersistExtension writes the lists resolved for the client of this
+	// login into app_metadata.authorization.{groups,roles,permissions},
+	// as the Authorization Extension did. Roles and permissions are
+	// per-client, so a user who signs in to several clients sees the
+	// object change at every switch (and each switch costs a write).
+	PersistExtension = "extension"
+	// PersistPerClient writes them into
+	// app_metadata.authorization.clients.<client_id>.{groups,roles,permissions}:
+	// every client keeps its own lists, the stored profile stops flapping,
+	// and a login that resolves what it resolved last time writes nothing.
+	PersistPerClient = "per_client"
+)
 
 // Authorization resolves the user's groups, roles and permissions for the
 // client (and the audience) through the store, fills event.authorization,
@@ -56,8 +74,9 @@ type Authorization struct {
 
 	// proj is the projection onto claims, shared with live introspection
 	// through Projection.
-	proj    runtime.Projection
-	persist Lists
+	proj      runtime.Projection
+	persist   Lists
+	perClient bool
 }
 
 // NewAuthorization builds the rule. settings may be nil unless the config
@@ -71,6 +90,13 @@ func NewAuthorization(resolver authz.PolicyResolver, settings ExtensionSettings,
 		return nil, err
 	}
 	r := &Authorization{resolver: resolver, settings: settings, cfg: cfg}
+	switch cfg.PersistMode {
+	case "", PersistExtension:
+	case PersistPerClient:
+		r.perClient = true
+	default:
+		return nil, &runtime.SettingError{Key: "persist_mode", Reason: fmt.Sprintf("is %q, must be %q or %q", cfg.PersistMode, PersistExtension, PersistPerClient)}
+	}
 	var err error
 	if r.proj.Names, err = cfg.Claims.Qualify(namespace); err != nil {
 		return nil, err
@@ -149,17 +175,39 @@ func (r *Authorization) Run(ctx context.Context, ev *runtime.Event, out *runtime
 	r.proj.Set(&out.IDToken.Claims, r.proj.IDToken, a)
 	r.proj.Set(&out.AccessToken.Claims, r.proj.AccessToken, a)
 	if r.persist.Any() {
-		obj := make(map[string]any, 3)
-		if r.persist.Groups {
-			obj["groups"] = a.Groups
-		}
-		if r.persist.Roles {
-			obj["roles"] = a.Roles
-		}
-		if r.persist.Permissions {
-			obj["permissions"] = a.Permissions
-		}
-		out.AppMetadata = map[string]any{"authorization": obj}
+		out.AppMetadata = r.persistPatch(ev, a)
 	}
 	return nil
+}
+
+// persistPatch is the app_metadata patch persisting the configured lists,
+// or nil when there is nothing to keep: every list empty and nothing stored
+// at that place yet (a login of an unknown user writes no profile).
+func (r *Authorization) persistPatch(ev *runtime.Event, a *runtime.Authorization) map[string]any {
+	obj := make(map[string]any, 3)
+	empty := true
+	put := func(on bool, key string, list []string) {
+		if on {
+			obj[key] = list
+			empty = empty && len(list) == 0
+		}
+	}
+	put(r.persist.Groups, "groups", a.Groups)
+	put(r.persist.Roles, "roles", a.Roles)
+	put(r.persist.Permissions, "permissions", a.Permissions)
+	stored, _ := ev.User.AppMetadata["authorization"].(map[string]any)
+	if r.perClient {
+		if ev.Client.ClientID == "" {
+			return nil // no client to keep the lists under
+		}
+		clients, _ := stored["clients"].(map[string]any)
+		if _, ok := clients[ev.Client.ClientID]; !ok && empty {
+			return nil
+		}
+		return map[string]any{"authorization": map[string]any{"clients": map[string]any{ev.Client.ClientID: obj}}}
+	}
+	if stored == nil && empty {
+		return nil
+	}
+	return map[string]any{"authorization": obj}
 }

@@ -27,6 +27,7 @@ func TestRuleConfigErrors(t *testing.T) {
 		{rules.IDAuthorization, map[string]any{"claims": map[string]any{"roles": ""}}, "claims.roles", "empty claim name"},
 		{rules.IDAuthorization, map[string]any{"from_extension": true, "persist": map[string]any{"groups": true}}, "persist", "from_extension"},
 		{rules.IDAuthorization, map[string]any{"persist": "yes"}, "persist", "expected an object"},
+		{rules.IDAuthorization, map[string]any{"persist_mode": "global"}, "persist_mode", `must be "extension" or "per_client"`},
 		{rules.IDRequiredRoles, map[string]any{"metadata_key": ""}, "metadata_key", "empty"},
 		{rules.IDRequiredRoles, map[string]any{"roles": "admin"}, "roles", "unknown key"},
 		{rules.IDRequireVerifiedEmail, map[string]any{"message": 3}, "message", "expected a string"},
