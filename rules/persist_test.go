@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/rules"
 )
 
 // TestPersistPerClientStopsFlapping (issue 15): a user alternating between
