@@ -142,7 +142,9 @@ func backendKinds() map[string]backend {
 						return nil, fmt.Errorf("data dir %s does not exist (import data first, or pass --data-dir)", b.env.DataDir)
 					}
 				}
-				return file.Open(ctx, b.env.DataDir, file.Options{Logger: b.env.Log})
+				// Read-only commands (mustExist) never own the profiles, so a
+				// server starting while one runs still does.
+				return file.Open(ctx, b.env.DataDir, file.Options{Logger: b.env.Log, ReadOnly: mustExist})
 			},
 			keys: func(_ context.Context, b *Backends) (token.KeyStore, error) {
 				return tokenfile.NewKeyStore(filepath.Join(b.env.DataDir, "keys"))
