@@ -151,9 +151,10 @@ func jsonEqual(c, v any) bool {
 		y, ok := c.(float64)
 		return ok && x == y
 	case int:
-		y, ok := c.(float64)
-		return ok && x > -1<<53 && x < 1<<53 && float64(x) == y
+		return jsonEqual(c, int64(x))
 	case int64:
+		// Beyond 2^53 a float64 no longer holds every integer: let the
+		// caller compare encodings.
 		y, ok := c.(float64)
 		return ok && x > -1<<53 && x < 1<<53 && float64(x) == y
 	case []string:

@@ -281,25 +281,36 @@ func (j *journal) commit() {
 		return
 	}
 	j.wmu.Lock()
+	defer j.wmu.Unlock()
 	err := j.write(buf)
-	if err == nil {
-		for _, r := range recs {
-			j.dirty[r.userID] = r.enc
-		}
-		if j.segSize >= j.limit {
-			err = j.checkpoint()
-		}
-	}
-	j.wmu.Unlock()
 	if err != nil {
-		err = fmt.Errorf("profile journal in %s: %w", j.dir, err)
-		j.s.log.Error("file store: profile writes stop until the store is reopened", "err", err)
-		j.mu.Lock()
-		j.err = err
-		j.mu.Unlock()
+		b.err = j.fail(err)
+		close(b.done)
+		return
 	}
-	b.err = err
+	for _, r := range recs {
+		j.dirty[r.userID] = r.enc
+	}
+	// Durable: the waiters go on while the checkpoint (if due) runs.
 	close(b.done)
+	if j.segSize >= j.limit {
+		if err := j.checkpoint(); err != nil {
+			j.fail(err)
+		}
+	}
+}
+
+// fail makes an I/O error sticky: after a failed write or sync the state of
+// the file is unknown (a retried fsync may report success for lost data),
+// so later writes are refused until the store is reopened and replays the
+// journal.
+func (j *journal) fail(err error) error {
+	err = fmt.Errorf("profile journal in %s: %w", j.dir, err)
+	j.s.log.Error("file store: profile writes stop until the store is reopened", "err", err)
+	j.mu.Lock()
+	j.err = err
+	j.mu.Unlock()
+	return err
 }
 
 // write appends buf to the current segment (opening one if needed) and
