@@ -264,18 +264,18 @@ func (s *Store) Profile(ctx context.Context, userID string) (runtime.Profile, er
 		if err != nil {
 			return err
 		}
+		// The journal first: the owner's checkpoint writes the files before
+		// it drops a segment, so a record missed here is in the file.
 		dir := s.path(h.Profiles)
-		p, _, err = s.readProfileFile(dir, userID)
-		if err != nil {
-			return err
-		}
 		latest, _, err := readJournal(dir, &s.io)
 		if err != nil {
 			return err
 		}
 		if enc, ok := latest[userID]; ok {
 			p, err = decodeProfileFile(userID, "profile journal", enc)
+			return err
 		}
+		p, _, err = s.readProfileFile(dir, userID)
 		return err
 	})
 	return p, err
