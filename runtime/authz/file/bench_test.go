@@ -134,3 +134,41 @@ func BenchmarkPatchProfileUnchanged(b *testing.B) {
 	}
 	reportIO(b, s, before)
 }
+
+// BenchmarkLoginUnchanged is the store's part of a login whose profile
+// does not change: resolve, read the profile, persist the same
+// authorization. fsops/op and syncs/op are 0 (a stat of HEAD once per
+// RefreshInterval aside).
+func BenchmarkLoginUnchanged(b *testing.B) {
+	ctx := context.Background()
+	s := open(b, b.TempDir())
+	defer s.Close()
+	if _, err := s.Apply(ctx, 0, &authz.ReplaceDocument{Doc: authzgen.Generate(authzgen.BenchSpec(1000))}); err != nil {
+		b.Fatal(err)
+	}
+	q := authzgen.BenchQuery()
+	pol, err := s.ResolvePolicy(ctx, q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	patch := map[string]any{"authorization": map[string]any{"clients": map[string]any{q.ClientID: map[string]any{"groups": pol.Groups, "roles": pol.Roles}}}}
+	if _, err := s.PatchProfile(ctx, q.UserID, patch, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	before := s.IOStats()
+	for b.Loop() {
+		pol, err := s.ResolvePolicy(ctx, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Profile(ctx, q.UserID); err != nil {
+			b.Fatal(err)
+		}
+		patch := map[string]any{"authorization": map[string]any{"clients": map[string]any{q.ClientID: map[string]any{"groups": pol.Groups, "roles": pol.Roles}}}}
+		if _, err := s.PatchProfile(ctx, q.UserID, patch, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportIO(b, s, before)
+}

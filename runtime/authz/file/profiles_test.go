@@ -98,6 +98,10 @@ func TestGroupCommitAmortisesSyncs(t *testing.T) {
 			})
 		}
 		for file.PendingPatches(s) < n {
+			if len(errs) > 0 { // a patch failed before it queued
+				release()
+				t.Fatal(<-errs)
+			}
 			runtimeGosched()
 		}
 		release()
