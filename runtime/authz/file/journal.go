@@ -21,8 +21,10 @@ import (
 // The profile journal: the owner appends every changed profile to
 // profiles-K/journal-<n> and makes a whole batch of them durable with one
 // fdatasync (group commit); the per-user files are rewritten from it only at
-// a checkpoint (journal over CheckpointBytes, an import, Close, the next
-// owner's start), with one syncfs for all of them. A crash loses at most the
+// a checkpoint, with one syncfs for all of them: in the background when a
+// segment passes CheckpointBytes (the segment is sealed and new records go
+// to the next one), inline at Close and at the next owner's start. An
+// import starts a new generation with an empty journal. A crash loses at most the
 // batch being written, whose patches were not acknowledged (sync mode); the
 // next owner replays the journal into the files before serving.
 //
@@ -172,13 +174,17 @@ type journal struct {
 	segNo   uint64
 	segSize int64
 	dirty   map[string][]byte // latest record per user since the last checkpoint
+
+	// ck is held (a one-slot semaphore) while a checkpoint runs in the
+	// background, so logins do not wait for thousands of file writes.
+	ck chan struct{}
 }
 
 func newJournal(s *Store, genDir string, nextSeg uint64) *journal {
 	j := &journal{
 		s: s, window: s.opt.CommitWindow, limit: s.opt.CheckpointBytes,
 		kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{}),
-		dir: genDir, segNo: nextSeg, dirty: map[string][]byte{},
+		dir: genDir, segNo: nextSeg, dirty: map[string][]byte{}, ck: make(chan struct{}, 1),
 	}
 	go j.run()
 	return j
@@ -291,13 +297,58 @@ func (j *journal) commit() {
 	for _, r := range recs {
 		j.dirty[r.userID] = r.enc
 	}
-	// Durable: the waiters go on while the checkpoint (if due) runs.
-	close(b.done)
+	close(b.done) // durable: the waiters go on
 	if j.segSize >= j.limit {
-		if err := j.checkpoint(); err != nil {
-			j.fail(err)
+		select {
+		case j.ck <- struct{}{}:
+			// Seal the segment and checkpoint it in the background; new
+			// records go to the next segment. A crash before the sealed
+			// segments are dropped replays them, in order, before the
+			// newer ones.
+			snap, dir, upto := j.dirty, j.dir, j.segNo
+			j.dirty = map[string][]byte{}
+			j.closeSeg()
+			j.segNo++
+			go func() {
+				defer func() { <-j.ck }()
+				if err := j.s.writeCheckpoint(dir, snap, upto); err != nil {
+					j.fail(err)
+				}
+			}()
+		default: // the previous checkpoint still runs: keep appending
 		}
 	}
+}
+
+// writeCheckpoint writes the latest record of each user in dirty to its
+// file, makes them durable with one tree sync, then drops the segments
+// numbered up to upto (or all, with upto ^0).
+func (s *Store) writeCheckpoint(dir string, dirty map[string][]byte, upto uint64) error {
+	if len(dirty) > 0 {
+		for u, enc := range dirty {
+			if err := writeProfileFile(dir, u, enc, &s.io); err != nil {
+				return err
+			}
+		}
+		s.io.sync(1)
+		if err := fsx.SyncTree(dir); err != nil {
+			return err
+		}
+	}
+	segs, err := segments(dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range segs {
+		if segNumber(name) > upto {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		s.io.op(1)
+	}
+	return nil
 }
 
 // fail makes an I/O error sticky: after a failed write or sync the state of
@@ -354,37 +405,18 @@ func (j *journal) closeSeg() {
 	}
 }
 
-// checkpoint rewrites the files of every user journalled since the last
-// checkpoint, makes them durable with one tree sync, then drops the
-// segments. A crash before the drop replays the same records again. Call
-// with wmu held.
+// checkpoint writes everything journalled into the files and drops every
+// segment (Close), after any background checkpoint finished. Call with wmu
+// held.
 func (j *journal) checkpoint() error {
-	if len(j.dirty) > 0 {
-		for u, enc := range j.dirty {
-			if err := writeProfileFile(j.dir, u, enc, &j.s.io); err != nil {
-				return err
-			}
-		}
-		j.s.io.sync(1)
-		if err := fsx.SyncTree(j.dir); err != nil {
-			return err
-		}
-		clear(j.dirty)
-	}
+	j.ck <- struct{}{}
+	defer func() { <-j.ck }()
 	j.closeSeg()
-	segs, err := segments(j.dir)
-	if err != nil {
+	if err := j.s.writeCheckpoint(j.dir, j.dirty, ^uint64(0)); err != nil {
 		return err
 	}
-	for _, name := range segs {
-		if err := os.Remove(filepath.Join(j.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		j.s.io.op(1)
-		if n := segNumber(name); n >= j.segNo {
-			j.segNo = n + 1
-		}
-	}
+	clear(j.dirty)
+	j.segNo++
 	return nil
 }
 
@@ -394,6 +426,8 @@ func (j *journal) checkpoint() error {
 func (j *journal) switchDir(genDir string) {
 	j.wmu.Lock()
 	defer j.wmu.Unlock()
+	j.ck <- struct{}{} // a background checkpoint writes into the old directory
+	defer func() { <-j.ck }()
 	j.closeSeg()
 	j.dir, j.segNo = genDir, 0
 	clear(j.dirty)

@@ -411,3 +411,63 @@ func crashRounds(t *testing.T, strict bool, crashEnv ...string) {
 		clear(acked)
 	}
 }
+
+// TestCheckpoints: with a small journal limit, checkpoints run in the
+// background while patches go on; a reader sees every profile (files and
+// journal), and Close leaves no journal behind.
+func TestCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := file.Open(ctx, dir, file.Options{CheckpointBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const users, rounds = 100, 3
+	for r := range rounds {
+		var wg sync.WaitGroup
+		for u := range users {
+			wg.Go(func() {
+				if _, err := s.PatchProfile(ctx, fmt.Sprintf("auth0|u%03d", u), map[string]any{"r": r}, nil); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	check := func(st *file.Store, who string) {
+		t.Helper()
+		n := 0
+		err := st.ListProfiles(ctx, func(p runtime.Profile) error {
+			n++
+			if p.AppMetadata["r"] != float64(rounds-1) {
+				t.Errorf("%s: %s has %v", who, p.UserID, p.AppMetadata)
+			}
+			return nil
+		})
+		if err != nil || n != users {
+			t.Fatalf("%s: listed %d profiles, %v", who, n, err)
+		}
+		for u := range users {
+			if p, _ := st.Profile(ctx, fmt.Sprintf("auth0|u%03d", u)); p.AppMetadata["r"] != float64(rounds-1) {
+				t.Fatalf("%s: user %d: %v", who, u, p.AppMetadata)
+			}
+		}
+	}
+	reader, err := file.Open(ctx, dir, file.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(reader, "reader")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range filesUnder(t, dir) {
+		if strings.Contains(f, "journal-") {
+			t.Fatalf("journal left after Close: %s", f)
+		}
+	}
+	check(reader, "reader after close")
+	s = open(t, dir)
+	defer s.Close()
+	check(s, "reopened")
+}
