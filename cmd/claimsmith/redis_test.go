@@ -23,7 +23,6 @@ import (
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 )
 
