@@ -278,7 +278,10 @@ func (s *Store) cleanup(h head) {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		stale := fsx.IsTemp(n) || n == shardLockDir ||
+		// Only the store's own temp files: the data dir also holds the
+		// revocation list, whose compaction may be writing a temp file now.
+		ownTemp := fsx.IsTemp(n) && (strings.HasPrefix(n, headName) || strings.HasPrefix(n, docPrefix))
+		stale := ownTemp || n == shardLockDir ||
 			(strings.HasPrefix(n, docPrefix) && n != h.Document) ||
 			(strings.HasPrefix(n, profPrefix) && n != h.Profiles)
 		if !stale {

@@ -471,3 +471,26 @@ func TestCheckpoints(t *testing.T) {
 	defer s.Close()
 	check(s, "reopened")
 }
+
+// TestOpenLeavesOtherTempsAlone: the data dir is shared with the revocation
+// list and the key store; Open removes only its own debris, never a temp
+// file another component may be about to rename.
+func TestOpenLeavesOtherTempsAlone(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "revoked.jsonl.tmp-42")
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(dir, "HEAD.tmp-7")
+	if err := os.WriteFile(mine, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir)
+	defer s.Close()
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("another component's temp file was removed: %v", err)
+	}
+	if _, err := os.Stat(mine); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the store's own temp file stayed: %v", err)
+	}
+}

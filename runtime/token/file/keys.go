@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/internal/fsx"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
@@ -89,7 +90,7 @@ func (s *KeyStore) CreateKey(ctx context.Context, k *token.Key) error {
 	}
 	// Created exclusively (link, not rename): two processes generating at
 	// once cannot clobber each other.
-	if err := createFileExclusive(filepath.Join(s.dir, k.ID+".json"), b, 0o600); err != nil {
+	if err := fsx.CreateFileExclusive(filepath.Join(s.dir, k.ID+".json"), b, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%w: key %s", runtime.ErrExists, k.ID)
 		}
@@ -109,7 +110,7 @@ func (s *KeyStore) DeleteKey(ctx context.Context, kid string) error {
 	if err := os.Remove(filepath.Join(s.dir, kid+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("key store: %w", err)
 	}
-	return syncDir(s.dir)
+	return fsx.SyncDir(s.dir)
 }
 
 // checkKID refuses a kid that is not a plain file name.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/internal/fsx"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
@@ -112,7 +113,7 @@ func (l *RevocationList) compactLocked() error {
 	if err := os.MkdirAll(filepath.Dir(l.path), 0o700); err != nil {
 		return fmt.Errorf("revocation list: %w", err)
 	}
-	if err := writeFileAtomic(l.path, buf.Bytes(), 0o600); err != nil {
+	if err := fsx.WriteFileAtomic(l.path, buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("revocation list: %w", err)
 	}
 	if l.f != nil {
