@@ -19,7 +19,7 @@ import (
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
 	adminredis "github.com/claimsmith/claimsmith/runtime/admin/redis"
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	authzredis "github.com/claimsmith/claimsmith/runtime/authz/redis"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 )
@@ -140,7 +140,7 @@ func BenchmarkAdminPatchMembersRedis(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { _ = st.Close() })
-			if _, err := st.Import(ctx, 0, authztest.Generate(authztest.BenchSpec(users)), nil); err != nil {
+			if _, err := st.Import(ctx, 0, authzgen.Generate(authzgen.BenchSpec(users)), nil); err != nil {
 				b.Fatal(err)
 			}
 			keys := adminredis.NewKeyStore(c, adminredis.Options{})

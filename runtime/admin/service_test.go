@@ -17,7 +17,7 @@ import (
 	adminfile "github.com/claimsmith/claimsmith/runtime/admin/file"
 	adminredis "github.com/claimsmith/claimsmith/runtime/admin/redis"
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 	authzredis "github.com/claimsmith/claimsmith/runtime/authz/redis"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
@@ -254,7 +254,7 @@ func BenchmarkApplyGroupMembers(b *testing.B) {
 		}
 		b.Cleanup(func() { _ = st.Close() })
 		ctx := context.Background()
-		if _, err := st.Import(ctx, 0, authztest.Generate(authztest.BenchSpec(users)), nil); err != nil {
+		if _, err := st.Import(ctx, 0, authzgen.Generate(authzgen.BenchSpec(users)), nil); err != nil {
 			b.Fatal(err)
 		}
 		svc := node(b, srv.Addr())
