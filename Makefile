@@ -93,7 +93,7 @@ test: deps vet
 # e2e: Hydra token hook end to end + the Auth0 Action under node:test
 # (both also part of `make test`).
 e2e: hydra
-	$(GO) test -count=1 -run 'TestHydraEndToEnd|TestAuth0Action' -v ./hooks/
+	$(GO) test -count=1 -run 'TestHydraEndToEnd|TestAuth0Action' -v ./hooks/e2e/
 
 # interop: a Node relying party (npm jose, samples/clients) verifies tokens
 # from a running `claimsmith serve` for every algorithm (also in `make test`).
@@ -125,7 +125,7 @@ bench-tokens:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 6 ./runtime/token/ | tee bench-results/tokens.txt
 bench-hooks:
 	@mkdir -p bench-results
-	$(GO) test -run '^$$' -bench 'NativeLogin' -benchtime 2s -count 6 ./hooks/ | tee bench-results/hooks.txt
+	$(GO) test -run '^$$' -bench 'NativeLogin' -benchtime 2s -count 6 ./hooks/login/ | tee bench-results/hooks.txt
 bench-wasm: wasm-deps
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench Login -benchtime 2s -count 6 ./runtime/wasm/ | tee bench-results/wasm.txt

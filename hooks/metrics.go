@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,10 @@ import (
 
 // PatternMetrics serves the Prometheus metrics of the registry cmd creates.
 const PatternMetrics = "GET /metrics"
+
+// LabelOps is the metrics label of the operator's routes (/metrics,
+// /api/reload).
+const LabelOps = "ops"
 
 // Metrics are the server's Prometheus collectors, registered on a registry
 // the caller creates (never the global default one). Label values are
@@ -67,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claimsmith_http_requests_total",
-			Help: "HTTP requests by route pattern, dialect (native, hydra, zitadel, supabase, auth0, oauth, discovery, admin, ops) and status code.",
+			Help: "HTTP requests by route pattern, dialect (the caller family the route serves: an IdP dialect, oauth, discovery, admin, ops) and status code.",
 		}, []string{"route", "dialect", "status"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "claimsmith_http_request_duration_seconds",
@@ -123,7 +126,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // MetricsRoute serves g (the registry the collectors are on) at GET /metrics.
 func MetricsRoute(g prometheus.Gatherer) Route {
-	return Route{Pattern: PatternMetrics, Handler: promhttp.HandlerFor(g, promhttp.HandlerOpts{})}
+	return Route{Pattern: PatternMetrics, Handler: promhttp.HandlerFor(g, promhttp.HandlerOpts{}), Label: LabelOps}
 }
 
 // StoreErrors returns the counter of store errors for op, resolved once by
@@ -146,44 +149,14 @@ func (m *Metrics) reloaded(ok bool, gen uint64, at time.Time) {
 	m.lastReload.Set(float64(at.UnixNano()) / 1e9)
 }
 
-// DialectOf names the caller family a route pattern serves, the dialect
-// label of the HTTP metrics.
-func DialectOf(pattern string) string {
-	_, path, _ := strings.Cut(pattern, " ")
-	if path == "" {
-		path = pattern
-	}
-	switch {
-	case strings.HasPrefix(path, "/hooks/v1/"):
-		return "native"
-	case strings.HasPrefix(path, "/hooks/hydra/"):
-		return "hydra"
-	case strings.HasPrefix(path, "/hooks/zitadel/"):
-		return "zitadel"
-	case strings.HasPrefix(path, "/hooks/supabase/"):
-		return "supabase"
-	case strings.HasPrefix(path, "/api/users/") && strings.Contains(path, "/policy/"):
-		return "auth0"
-	case strings.HasPrefix(path, "/oauth2/"):
-		return "oauth"
-	case strings.HasPrefix(path, "/.well-known/"):
-		return "discovery"
-	case path == "/api/reload", path == "/metrics":
-		return "ops"
-	case strings.HasPrefix(path, "/api/"):
-		return "admin"
-	}
-	return "other"
-}
-
 // Instrument wraps every route's handler with the request counter and the
-// latency histogram of its pattern (nil handlers stay nil).
+// latency histogram of its pattern and label (nil handlers stay nil).
 func (m *Metrics) Instrument(routes []Route) []Route {
 	out := make([]Route, len(routes))
 	for i, rt := range routes {
 		out[i] = rt
 		if rt.Handler != nil {
-			out[i].Handler = m.instrument(rt.Pattern, rt.Handler)
+			out[i].Handler = m.instrument(rt)
 		}
 	}
 	return out
@@ -215,8 +188,12 @@ type instrumented struct {
 	byStatus       [len(commonStatuses)]resolved[prometheus.Counter]
 }
 
-func (m *Metrics) instrument(pattern string, h http.Handler) http.Handler {
-	return &instrumented{h: h, route: pattern, dialect: DialectOf(pattern), m: m}
+func (m *Metrics) instrument(rt Route) http.Handler {
+	label := rt.Label
+	if label == "" {
+		label = "other"
+	}
+	return &instrumented{h: rt.Handler, route: rt.Pattern, dialect: label, m: m}
 }
 
 func (in *instrumented) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/login"
+	"github.com/claimsmith/claimsmith/hooks/oauth"
 	"github.com/claimsmith/claimsmith/runtime"
 )
 
@@ -54,7 +56,7 @@ func TestRuleAndDecisionMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, err := runtime.NewPipeline(t.Context(), runtime.PipelineConfig{Namespace: testNS, Rules: []runtime.RuleEntry{
+	p, err := runtime.NewPipeline(t.Context(), runtime.PipelineConfig{Namespace: "https://claimsmith.test/", Rules: []runtime.RuleEntry{
 		{Rule: "fails", OnError: "skip"},
 		{Rule: "panics", OnError: "skip"},
 		{Rule: "slow", OnError: "skip", Timeout: "5ms"},
@@ -153,7 +155,7 @@ func TestHTTPMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	routes := m.Instrument([]hooks.Route{
-		{Pattern: hooks.PatternZitadel, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		{Pattern: login.PatternZitadel, Label: "zitadel", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			switch r.PathValue("function") {
 			case "teapot":
 				w.WriteHeader(http.StatusTeapot)
@@ -163,7 +165,8 @@ func TestHTTPMetrics(t *testing.T) {
 			// otherwise nothing written: 200
 		})},
 		{Pattern: "GET /.well-known/jwks.json", Handler: nil},
-		{Pattern: hooks.PatternSupabase, Handler: http.NotFoundHandler()}, // never called
+		{Pattern: login.PatternSupabase, Label: "supabase", Handler: http.NotFoundHandler()}, // never called
+		{Pattern: "GET /unlabelled", Handler: http.NotFoundHandler()},
 	})
 	if routes[1].Handler != nil {
 		t.Fatal("a nil handler was instrumented into a non-nil one")
@@ -176,12 +179,14 @@ func TestHTTPMetrics(t *testing.T) {
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/hooks/zitadel/"+fn, nil))
 	}
+	mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/unlabelled", nil))
 	got := scrape(t, reg)
 	for series, v := range map[string]float64{
 		`claimsmith_http_requests_total{dialect="zitadel",route="POST /hooks/zitadel/{function}",status="200"}`:    2,
 		`claimsmith_http_requests_total{dialect="zitadel",route="POST /hooks/zitadel/{function}",status="418"}`:    1,
 		`claimsmith_http_requests_total{dialect="zitadel",route="POST /hooks/zitadel/{function}",status="403"}`:    2,
 		`claimsmith_http_request_duration_seconds_count{dialect="zitadel",route="POST /hooks/zitadel/{function}"}`: 5,
+		`claimsmith_http_requests_total{dialect="other",route="GET /unlabelled",status="404"}`:                     1,
 	} {
 		if got[series] != v {
 			t.Errorf("%s = %v, want %v", series, got[series], v)
@@ -203,26 +208,41 @@ func TestHTTPMetrics(t *testing.T) {
 	}
 }
 
-func TestDialectOf(t *testing.T) {
-	for pattern, want := range map[string]string{
-		hooks.PatternPostLogin:                  "native",
-		hooks.PatternCredentialsExchange:        "native",
-		hooks.PatternHydraToken:                 "hydra",
-		hooks.PatternHydraRefresh:               "hydra",
-		hooks.PatternZitadel:                    "zitadel",
-		hooks.PatternSupabase:                   "supabase",
-		hooks.PatternPolicy:                     "auth0",
-		"POST /oauth2/introspect":               "oauth",
-		"GET /.well-known/openid-configuration": "discovery",
-		hooks.PatternReload:                     "ops",
-		hooks.PatternMetrics:                    "ops",
-		"/api/groups/{id}":                      "admin",
-		"/api/":                                 "admin",
-		"GET /elsewhere":                        "other",
-	} {
-		if got := hooks.DialectOf(pattern); got != want {
-			t.Errorf("DialectOf(%q) = %q, want %q", pattern, got, want)
+// TestRouteLabels: the metrics label of a route is the one its package
+// declares: each dialect's name on its routes, oauth and discovery on the
+// OAuth/OIDC endpoints, ops on /metrics and /api/reload; WithLabel fills
+// only missing labels.
+func TestRouteLabels(t *testing.T) {
+	want := map[string]string{
+		login.PatternPostLogin:           "native",
+		login.PatternCredentialsExchange: "native",
+		login.PatternHydraToken:          "hydra",
+		login.PatternHydraRefresh:        "hydra",
+		login.PatternZitadel:             "zitadel",
+		login.PatternSupabase:            "supabase",
+		login.PatternPolicy:              "auth0",
+		oauth.PatternIntrospect:          "oauth",
+		oauth.PatternRevoke:              "oauth",
+		oauth.PatternJWKS:                "discovery",
+		oauth.PatternDiscovery:           "discovery",
+		hooks.PatternReload:              "ops",
+		hooks.PatternMetrics:             "ops",
+	}
+	routes := append(login.Routes(), oauth.Endpoints{}.Routes()...)
+	routes = append(routes, (&hooks.ReloadHandler{}).Route(), hooks.MetricsRoute(prometheus.NewRegistry()))
+	seen := map[string]bool{}
+	for _, rt := range routes {
+		seen[rt.Pattern] = true
+		if rt.Label != want[rt.Pattern] {
+			t.Errorf("%s: label %q, want %q", rt.Pattern, rt.Label, want[rt.Pattern])
 		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("routes %v, want the patterns of %v", seen, want)
+	}
+	got := hooks.WithLabel("admin", hooks.Route{Pattern: "/api/"}, hooks.Route{Pattern: hooks.PatternReload, Label: "ops"})
+	if got[0].Label != "admin" || got[1].Label != "ops" {
+		t.Errorf("WithLabel: %+v", got)
 	}
 }
 
@@ -270,7 +290,7 @@ func BenchmarkMetricsOverhead(b *testing.B) {
 		{Rule: "copy-metadata-claims", Kind: "copy-metadata-claims", Duration: time.Microsecond},
 	}}}
 	e := m.Enricher(fe)
-	h := m.Instrument([]hooks.Route{{Pattern: hooks.PatternPostLogin, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := m.Instrument([]hooks.Route{{Pattern: login.PatternPostLogin, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := e.Run(r.Context(), nil); err != nil {
 			b.Fatal(err)
 		}

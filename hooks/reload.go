@@ -20,8 +20,8 @@ const PatternReload = "POST /api/reload"
 // HookSet is one generation of the IdP-facing handlers: a pipeline built
 // from one reading of the configuration and the dialect handlers around it.
 type HookSet struct {
-	// Handlers by route pattern (see Dialects.Register); a pattern of
-	// ReloadPatterns missing here answers 404 while this set serves.
+	// Handlers by route pattern; a pattern of the Reloader's routes missing
+	// here answers 404 while this set serves.
 	Handlers map[string]http.Handler
 	// MaxBody caps request bodies (hooks.max_body; 0: DefaultMaxBody).
 	MaxBody int64
@@ -36,15 +36,6 @@ type HookSet struct {
 // rule constructed, every WebAssembly module compiled) or fails without
 // side effects, naming the file, line and key.
 type BuildFunc func(ctx context.Context) (*HookSet, error)
-
-// ReloadPatterns are the routes a Reloader serves: every dialect, so that a
-// reload may turn one on or off without rebuilding the server's mux.
-func ReloadPatterns() []string {
-	return []string{
-		PatternPostLogin, PatternCredentialsExchange, PatternHydraToken, PatternHydraRefresh,
-		PatternZitadel, PatternSupabase, PatternPolicy,
-	}
-}
 
 // generation is a HookSet with its reference count. The Reloader holds one
 // reference while the set is current, each request one while it runs; the
@@ -100,7 +91,8 @@ type ReloadResult struct {
 // failure leaves the old one serving. Create it with NewReloader.
 type Reloader struct {
 	build    BuildFunc
-	patterns []string // ReloadPatterns()
+	patterns []string // of routes, indexed like generation.byRoute
+	labels   []string
 	log      *slog.Logger
 	metrics  *Metrics // nil: no metrics
 	now      func() time.Time
@@ -118,10 +110,19 @@ type ReloaderOptions struct {
 	Now     func() time.Time
 }
 
-// NewReloader builds the first generation; its failure is returned.
-func NewReloader(ctx context.Context, build BuildFunc, log *slog.Logger, opt ReloaderOptions) (*Reloader, error) {
+// NewReloader serves routes (pattern and label; their handlers are ignored)
+// with the handlers of the generation build makes: every route a
+// generation may serve is mounted once, so that a reload can turn one on or
+// off without rebuilding the server's mux. It builds the first generation;
+// its failure is returned.
+func NewReloader(ctx context.Context, routes []Route, build BuildFunc, log *slog.Logger, opt ReloaderOptions) (*Reloader, error) {
 	if build == nil {
 		return nil, fmt.Errorf("%w: reloader: no build function", runtime.ErrInvalid)
+	}
+	var patterns, labels []string
+	for _, rt := range routes {
+		patterns = append(patterns, rt.Pattern)
+		labels = append(labels, rt.Label)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -129,7 +130,7 @@ func NewReloader(ctx context.Context, build BuildFunc, log *slog.Logger, opt Rel
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	r := &Reloader{build: build, patterns: ReloadPatterns(), log: log, metrics: opt.Metrics, now: opt.Now}
+	r := &Reloader{build: build, patterns: patterns, labels: labels, log: log, metrics: opt.Metrics, now: opt.Now}
 	set, err := build(ctx)
 	if err != nil {
 		return nil, err
@@ -138,13 +139,13 @@ func NewReloader(ctx context.Context, build BuildFunc, log *slog.Logger, opt Rel
 	return r, nil
 }
 
-// Routes are the forwarding routes to mount on the server: one per
-// ReloadPatterns entry. Their body limit is applied per generation.
+// Routes are the forwarding routes to mount on the server, one per route
+// given to NewReloader. Their body limit is applied per generation.
 func (r *Reloader) Routes() []Route {
 	out := make([]Route, len(r.patterns))
 	for i, p := range r.patterns {
 		// No limit from the mux: forward applies the generation's.
-		out[i] = Route{Pattern: p, Handler: &forward{r: r, idx: i}, MaxBody: -1}
+		out[i] = Route{Pattern: p, Handler: &forward{r: r, idx: i}, MaxBody: -1, Label: r.labels[i]}
 	}
 	return out
 }
@@ -227,9 +228,6 @@ func (r *Reloader) swap(set *HookSet) *generation {
 	r.nextID++
 	g := &generation{id: r.nextID, set: set, maxBody: set.MaxBody, released: make(chan struct{}), closeWG: &r.closeWG,
 		byRoute: make([]http.Handler, len(r.patterns))}
-	if g.maxBody <= 0 {
-		g.maxBody = DefaultMaxBody
-	}
 	for i, p := range r.patterns {
 		g.byRoute[i] = set.Handlers[p]
 	}
@@ -306,11 +304,10 @@ func (f *forward) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		WriteError(w, fmt.Errorf("%s is not configured (hooks section of the configuration): %w", f.r.patterns[f.idx], runtime.ErrNotFound))
 		return
 	}
-	if req.ContentLength > g.maxBody {
-		WriteError(w, fmt.Errorf("%w: request body of %d bytes exceeds the limit of %d", runtime.ErrTooLarge, req.ContentLength, g.maxBody))
+	if err := LimitBody(w, req, g.maxBody); err != nil {
+		WriteError(w, err)
 		return
 	}
-	req.Body = http.MaxBytesReader(w, req.Body, g.maxBody)
 	h.ServeHTTP(w, req)
 }
 
@@ -323,6 +320,11 @@ type ReloadHandler struct {
 	Reloader *Reloader
 	Keys     AdminKeys // the admin API's key store
 	Log      *slog.Logger
+}
+
+// Route is POST /api/reload served by h.
+func (h *ReloadHandler) Route() Route {
+	return Route{Pattern: PatternReload, Handler: h, Label: LabelOps}
 }
 
 func (h *ReloadHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -23,27 +23,22 @@ type Route struct {
 	// DefaultMaxBody; negative: the handler applies its own limit, as the
 	// reloadable hook routes do with their generation's).
 	MaxBody int64
+	// Label names the caller family the route serves (an IdP dialect's
+	// name, "oauth", "admin", "ops", …): the dialect label of the HTTP
+	// metrics. The package that builds a route sets it; "" counts as "other".
+	Label string
 }
 
-// Endpoints are the handlers `claimsmith serve` hosts; a nil one is not
-// mounted. To add an endpoint: a field here and one line in Routes.
-type Endpoints struct {
-	Introspect http.Handler
-	Revoke     http.Handler
-	JWKS       http.Handler
-	Discovery  http.Handler
-	// Extra routes mounted as given (e.g. wired in cmd without a field here).
-	Extra []Route
-}
-
-// Routes is the server's route table.
-func (e Endpoints) Routes() []Route {
-	return append([]Route{
-		{Pattern: "POST /oauth2/introspect", Handler: e.Introspect, MaxBody: MaxOAuthBody},
-		{Pattern: "POST /oauth2/revoke", Handler: e.Revoke, MaxBody: MaxOAuthBody},
-		{Pattern: "GET /.well-known/jwks.json", Handler: e.JWKS},
-		{Pattern: "GET /.well-known/openid-configuration", Handler: e.Discovery},
-	}, e.Extra...)
+// WithLabel returns routes with Label set to label where none is set.
+func WithLabel(label string, routes ...Route) []Route {
+	out := make([]Route, len(routes))
+	for i, rt := range routes {
+		if rt.Label == "" {
+			rt.Label = label
+		}
+		out[i] = rt
+	}
+	return out
 }
 
 // ReadyCheck is one dependency /readyz asks about (key set, store, cache…).
@@ -111,21 +106,16 @@ func NewMux(routes []Route, checks []ReadyCheck, log *slog.Logger) (mux *http.Se
 	return mux, nil
 }
 
-// limitBody refuses a declared Content-Length over the limit at once and
-// caps what the handler can read.
+// limitBody applies LimitBody before the handler runs.
 func limitBody(h http.Handler, limit int64) http.Handler {
 	if limit < 0 {
 		return h
 	}
-	if limit == 0 {
-		limit = DefaultMaxBody
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > limit {
-			WriteError(w, fmt.Errorf("%w: request body of %d bytes exceeds the limit of %d", runtime.ErrTooLarge, r.ContentLength, limit))
+		if err := LimitBody(w, r, limit); err != nil {
+			WriteError(w, err)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h.ServeHTTP(w, r)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -25,7 +26,7 @@ import (
 )
 
 func TestServerGracefulShutdownAndHealth(t *testing.T) {
-	log := oauthLogger()
+	log := testLogger()
 	started := make(chan struct{})
 	release := make(chan struct{})
 	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,10 +45,10 @@ func TestServerGracefulShutdownAndHealth(t *testing.T) {
 	storeDown := errors.New("store unreachable")
 	var ready atomic.Bool
 	ready.Store(true)
-	mux, err := NewMux(Endpoints{Extra: []Route{
+	mux, err := NewMux([]Route{
 		{Pattern: "GET /slow", Handler: slow},
 		{Pattern: "POST /echo", Handler: echo, MaxBody: 10},
-	}}.Routes(), []ReadyCheck{{Name: "store", Check: func(context.Context) error {
+	}, []ReadyCheck{{Name: "store", Check: func(context.Context) error {
 		if ready.Load() {
 			return nil
 		}
@@ -128,13 +129,13 @@ func TestServerGracefulShutdownAndHealth(t *testing.T) {
 
 func TestServerConfigErrors(t *testing.T) {
 	h := http.NotFoundHandler()
-	if _, err := NewMux([]Route{{Pattern: "GET /x", Handler: h}, {Pattern: "GET /x", Handler: h}}, nil, oauthLogger()); !errors.Is(err, runtime.ErrInvalid) {
+	if _, err := NewMux([]Route{{Pattern: "GET /x", Handler: h}, {Pattern: "GET /x", Handler: h}}, nil, testLogger()); !errors.Is(err, runtime.ErrInvalid) {
 		t.Fatalf("duplicate route: %v", err)
 	}
-	if _, err := NewServer(ServerConfig{TLSCertFile: "cert.pem"}, h, oauthLogger()); !errors.Is(err, runtime.ErrInvalid) {
+	if _, err := NewServer(ServerConfig{TLSCertFile: "cert.pem"}, h, testLogger()); !errors.Is(err, runtime.ErrInvalid) {
 		t.Fatalf("cert without key: %v", err)
 	}
-	if _, err := NewServer(ServerConfig{TLSCertFile: "/nonexistent/cert.pem", TLSKeyFile: "/nonexistent/key.pem"}, h, oauthLogger()); err == nil || !strings.Contains(err.Error(), "/nonexistent/cert.pem") {
+	if _, err := NewServer(ServerConfig{TLSCertFile: "/nonexistent/cert.pem", TLSKeyFile: "/nonexistent/key.pem"}, h, testLogger()); err == nil || !strings.Contains(err.Error(), "/nonexistent/cert.pem") {
 		t.Fatalf("missing TLS files: %v", err)
 	}
 }
@@ -157,8 +158,8 @@ func TestServerTLS(t *testing.T) {
 	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
 
-	mux, _ := NewMux(nil, nil, oauthLogger())
-	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", TLSCertFile: certFile, TLSKeyFile: keyFile}, mux, oauthLogger())
+	mux, _ := NewMux(nil, nil, testLogger())
+	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", TLSCertFile: certFile, TLSKeyFile: keyFile}, mux, testLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,3 +191,5 @@ func TestServerTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func testLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
@@ -157,7 +158,7 @@ type loginResult struct {
 	allowed bool
 	code    string
 	groups  []string
-	tokens  *hooks.MintedTokens
+	tokens  *login.MintedTokens
 }
 
 // login runs a native post-login for user at the portal client.
@@ -182,7 +183,7 @@ func (n *node) login(t *testing.T, user string, mint bool) loginResult {
 		_ = json.Unmarshal(b, &eb)
 		return loginResult{status: resp.StatusCode, code: eb.Error}
 	}
-	var ans hooks.NativeResponse
+	var ans login.NativeResponse
 	if err := json.Unmarshal(b, &ans); err != nil {
 		t.Fatalf("login on %s: %v: %s", n.name, err, b)
 	}

@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
 	adminredis "github.com/claimsmith/claimsmith/runtime/admin/redis"
 	"github.com/claimsmith/claimsmith/runtime/authz"
@@ -29,8 +30,9 @@ import (
 // share one server mux; each request reaches its own handler.
 func TestAdminCoexistsWithPolicyEndpoint(t *testing.T) {
 	f := newAdminFixture(t)
-	routes := append(f.api.ServerRoutes(), hooks.Route{Pattern: hooks.PatternPolicy,
-		Handler: &hooks.PolicyHandler{Resolver: f.store, Keys: hooks.NewKeySet("ext-key"), Log: slog.New(slog.DiscardHandler)}})
+	routes := append(f.api.ServerRoutes(), hooks.Route{Pattern: login.PatternPolicy, Label: "auth0",
+		Handler: &login.Handler{Name: "auth0", Run: login.PolicyRunner{Resolver: f.store}, Log: slog.New(slog.DiscardHandler),
+			Dialect: &login.Policy{Keys: hooks.NewKeySet("ext-key")}}})
 	mux, err := hooks.NewMux(routes, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("routes conflict: %v", err)

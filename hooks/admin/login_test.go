@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
 )
@@ -35,8 +36,8 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = p.Close() })
-		native := &hooks.NativeHandler{Trigger: runtime.TriggerPostLogin, Enricher: p, Log: slog.New(slog.DiscardHandler),
-			Callers: []hooks.Caller{{Name: "idp", Bearer: hooks.NewKeySet("idp-key")}}}
+		native := &login.Handler{Name: "native", Run: p, Log: slog.New(slog.DiscardHandler),
+			Dialect: &login.Native{Trigger: runtime.TriggerPostLogin, Callers: []login.Caller{{Name: "idp", Bearer: hooks.NewKeySet("idp-key")}}}}
 		routes := append(f.api.ServerRoutes(), hooks.Route{Pattern: "POST /hooks/v1/post-login", Handler: native})
 		mux, err := hooks.NewMux(routes, nil, slog.New(slog.DiscardHandler))
 		if err != nil {
@@ -46,7 +47,7 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 		t.Cleanup(srv.Close)
 		f.srv = srv
 
-		login := func() hooks.NativeResponse {
+		signIn := func() login.NativeResponse {
 			t.Helper()
 			ev := `{"user":{"user_id":"auth0|alice","email":"alice@example.com"},"client":{"client_id":"portal"},"connection":{"name":"corp-ad"}}`
 			req, _ := http.NewRequest("POST", srv.URL+"/hooks/v1/post-login", bytes.NewReader([]byte(ev)))
@@ -57,7 +58,7 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer res.Body.Close()
-			var out hooks.NativeResponse
+			var out login.NativeResponse
 			if res.StatusCode != 200 {
 				t.Fatalf("post-login: %d", res.StatusCode)
 			}
@@ -66,7 +67,7 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 			}
 			return out
 		}
-		claim := func(r hooks.NativeResponse, name string) []string {
+		claim := func(r login.NativeResponse, name string) []string {
 			t.Helper()
 			v, ok := r.AccessTokenClaims.Get(ns + name)
 			if !ok {
@@ -83,13 +84,13 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 		f.must(t, 201, "POST", "/api/groups", map[string]any{"_id": "g-eng", "name": "Engineering"})
 		f.must(t, 204, "PATCH", "/api/groups/g-eng/roles", []string{"r-editor"})
 
-		if r := login(); !r.Decision.Allowed || len(claim(r, "groups")) != 0 || len(claim(r, "roles")) != 0 {
+		if r := signIn(); !r.Decision.Allowed || len(claim(r, "groups")) != 0 || len(claim(r, "roles")) != 0 {
 			t.Fatalf("before any membership: %+v", r)
 		}
 		// Add alice to the group by name: the next login has the group, its
 		// role and the role's permission.
 		f.must(t, 204, "PATCH", "/api/users/auth0%7Calice/groups", []string{"Engineering"})
-		r := login()
+		r := signIn()
 		if !slices.Equal(claim(r, "groups"), []string{"Engineering"}) || !slices.Equal(claim(r, "roles"), []string{"editor"}) ||
 			!slices.Equal(claim(r, "permissions"), []string{"write:docs"}) {
 			t.Fatalf("after adding to the group: %+v", r.AccessTokenClaims)
@@ -98,21 +99,21 @@ func TestAdminChangeReachesNextLogin(t *testing.T) {
 		// as well.
 		f.must(t, 201, "POST", "/api/groups", map[string]any{"_id": "g-ad", "name": "AD Staff"})
 		f.must(t, 204, "PATCH", "/api/groups/g-ad/mappings", []map[string]string{{"groupName": "Engineering", "connectionName": "corp-ad"}})
-		if r := login(); !slices.Equal(claim(r, "groups"), []string{"Engineering", "AD Staff"}) {
+		if r := signIn(); !slices.Equal(claim(r, "groups"), []string{"Engineering", "AD Staff"}) {
 			t.Fatalf("after adding a mapping: %v", claim(r, "groups"))
 		}
 		// The application's required_roles gate, set through the API.
 		f.must(t, 201, "POST", "/api/applications", map[string]any{"client_id": "portal", "name": "Portal", "metadata": map[string]string{"required_roles": "admin"}})
-		if r := login(); r.Decision.Allowed {
+		if r := signIn(); r.Decision.Allowed {
 			t.Fatalf("required_roles admin should deny: %+v", r.Decision)
 		}
 		f.must(t, 200, "PUT", "/api/applications/portal", map[string]any{"name": "Portal", "metadata": map[string]string{"required_roles": "editor"}})
-		if r := login(); !r.Decision.Allowed {
+		if r := signIn(); !r.Decision.Allowed {
 			t.Fatalf("required_roles editor should allow: %+v", r.Decision)
 		}
 		// Removing alice from every group takes it all away at the next login.
 		f.must(t, 204, "DELETE", "/api/users/auth0%7Calice/groups?all=true", nil)
-		r = login()
+		r = signIn()
 		if r.Decision.Allowed || len(claim(r, "roles")) != 0 {
 			t.Fatalf("after removal: %+v %+v", r.Decision, r.AccessTokenClaims)
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/hooks/forwardauth"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/runtime"
 	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
 )
@@ -36,7 +37,7 @@ type Config struct {
 	// Tokens is minting, keys and introspection (tokens.go).
 	Tokens TokensConfig `yaml:"tokens"`
 	// Hooks are the IdP-facing endpoints and their secrets.
-	Hooks *hooks.HooksConfig `yaml:"hooks"`
+	Hooks *login.Config `yaml:"hooks"`
 	// Store, Redis and Cache say where the data lives and how logins cache
 	// policies (backends.go documents them).
 	Store StoreConfig       `yaml:"store"`

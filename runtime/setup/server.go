@@ -18,6 +18,8 @@ import (
 	"github.com/claimsmith/claimsmith/hooks"
 	adminapi "github.com/claimsmith/claimsmith/hooks/admin"
 	"github.com/claimsmith/claimsmith/hooks/forwardauth"
+	"github.com/claimsmith/claimsmith/hooks/login"
+	"github.com/claimsmith/claimsmith/hooks/oauth"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
@@ -126,12 +128,12 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	}
 	s.forwardAuth.Store(fa)
 
-	ep := hooks.Endpoints{
-		Introspect: &hooks.IntrospectHandler{Clients: ts.Clients, Introspector: ts.Introspector, Log: env.Log},
-		Revoke:     &hooks.RevokeHandler{Clients: ts.Clients, Revoker: ts.Introspector, Log: env.Log},
-		JWKS:       &hooks.JWKSHandler{Keys: ts.Keys},
-		Discovery:  &hooks.DiscoveryHandler{Issuer: ts.Minter.Issuer(), Keys: ts.Keys},
-	}
+	routes := oauth.Endpoints{
+		Introspect: &oauth.IntrospectHandler{Clients: ts.Clients, Introspector: ts.Introspector, Log: env.Log},
+		Revoke:     &oauth.RevokeHandler{Clients: ts.Clients, Revoker: ts.Introspector, Log: env.Log},
+		JWKS:       &oauth.JWKSHandler{Keys: ts.Keys},
+		Discovery:  &oauth.DiscoveryHandler{Issuer: ts.Minter.Issuer(), Keys: ts.Keys},
+	}.Routes()
 	reg, metrics, err := newServeMetrics()
 	if err != nil {
 		return nil, err
@@ -154,7 +156,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		{Name: "policy_cache", Check: pc.Check, Degrades: true},
 	}
 	if cfg.path != "" {
-		r, err := hooks.NewReloader(ctx, s.hookBuilder(ms, pc, hooks.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
+		r, err := hooks.NewReloader(ctx, login.Routes(), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {
 			return nil, err
 		}
@@ -168,14 +170,13 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 				env.Log.Warn("close pipelines", "err", err)
 			}
 		})
-		ep.Extra = append(ep.Extra, r.Routes()...)
-		ep.Extra = append(ep.Extra, hooks.Route{Pattern: hooks.PatternReload, Handler: &hooks.ReloadHandler{Reloader: r, Keys: as.Keys, Log: env.Log}})
+		routes = append(routes, r.Routes()...)
+		routes = append(routes, (&hooks.ReloadHandler{Reloader: r, Keys: as.Keys, Log: env.Log}).Route())
 		checks = append(checks, hooks.ReadyCheck{Name: "rules", Check: r.Check})
 	}
 	// Mounted even when disabled (404), so a reload may turn it on.
-	ep.Extra = append(ep.Extra, hooks.Route{Pattern: forwardauth.Pattern, Handler: &s.forwardAuth})
-	ep.Extra = append(ep.Extra, hooks.MetricsRoute(reg))
-	routes := ep.Routes()
+	routes = append(routes, hooks.Route{Pattern: forwardauth.Pattern, Handler: &s.forwardAuth, Label: "forward-auth"})
+	routes = append(routes, hooks.MetricsRoute(reg))
 	adminRoutes, err := adminRoutes(env, cachedWrites{DataStore: st, w: pc.Writer(st)}, as)
 	if err != nil {
 		return nil, err
@@ -273,10 +274,10 @@ func (s *Server) Close() error {
 // A file without a hooks section still builds its pipeline, so a bad rule
 // is refused, then releases it: its dialect routes answer 404 until a
 // reload adds the section.
-func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter hooks.Minter, intro *token.Introspector, m *hooks.Metrics) hooks.BuildFunc {
+func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter login.Minter, intro *token.Introspector, m *hooks.Metrics) hooks.BuildFunc {
 	// One set of webhook replay caches for the server's life: a reload must
 	// not let an already received webhook-id through again.
-	replays := hooks.NewReplayCaches()
+	replays := login.NewReplayCaches()
 	first := true
 	return func(ctx context.Context) (*hooks.HookSet, error) {
 		cfg := s.cfg
@@ -293,7 +294,7 @@ func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, mi
 		}
 		reload := !first
 		first = false
-		set, info, err := buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, hooks.DialectDeps{
+		set, info, err := buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, login.Deps{
 			Resolver: resolver, Settings: st, Minter: minter, Replays: replays,
 		}, m)
 		if err != nil {
@@ -324,7 +325,7 @@ func (s *Server) overridesOf(c *Config) *Config {
 // buildHookSet is the part of a server a reload rebuilds, and what Check
 // builds: the pipeline and the dialect handlers around it. info describes
 // the pipeline (it may already be released).
-func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, popt PipelineOptions, deps hooks.DialectDeps, m *hooks.Metrics) (_ *hooks.HookSet, info pipelineInfo, _ error) {
+func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, popt PipelineOptions, deps login.Deps, m *hooks.Metrics) (_ *hooks.HookSet, info pipelineInfo, _ error) {
 	p, err := cfg.BuildPipeline(ctx, env, st, popt)
 	if err != nil {
 		return nil, info, err
@@ -422,7 +423,7 @@ func adminRoutes(env Env, st DataStore, as AdminStores) ([]hooks.Route, error) {
 	if err != nil {
 		return nil, err
 	}
-	return api.ServerRoutes(), nil
+	return hooks.WithLabel("admin", api.ServerRoutes()...), nil
 }
 
 // policyCache builds the policy cache over src from the cache section:
@@ -497,7 +498,7 @@ func Check(ctx context.Context, cfg *Config, opt Options) (*Report, error) {
 		defer ds.Close()
 		st = ds
 	}
-	set, info, err := buildHookSet(ctx, c, env, st, PipelineOptions{DryRun: true}, hooks.DialectDeps{Resolver: st, Settings: st}, nil)
+	set, info, err := buildHookSet(ctx, c, env, st, PipelineOptions{DryRun: true}, login.Deps{Resolver: st, Settings: st}, nil)
 	if err != nil {
 		return rep, err
 	}

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
@@ -41,7 +41,7 @@ func (c *Config) Validate(ctx context.Context, env Env) error {
 			return c.bad(keyPath{"pipeline", "namespace"}, invalidf("%s", err))
 		}
 	}
-	if _, err := c.buildDialects(ctx, env, hooks.DialectDeps{Enricher: validationOnly{}, Resolver: validationOnly{}, Settings: validationOnly{}}); err != nil {
+	if _, err := c.buildDialects(ctx, env, login.Deps{Enricher: validationOnly{}, Resolver: validationOnly{}, Settings: validationOnly{}}); err != nil {
 		return err
 	}
 	if _, err := c.buildForwardAuth(env, nil); err != nil {
@@ -80,11 +80,11 @@ func (c *Config) validateServer() error {
 }
 
 // buildDialects builds the hooks section's handlers and places an error at
-// its key: hooks.HooksConfig.Build names the key (hooks.native.callers[0].
+// its key: login.Config.Build names the key (hooks.native.callers[0].
 // webhook_secret_env, …), this adds the file and the line.
-func (c *Config) buildDialects(_ context.Context, env Env, deps hooks.DialectDeps) (*hooks.Dialects, error) {
+func (c *Config) buildDialects(_ context.Context, env Env, deps login.Deps) (*login.Set, error) {
 	if c.Hooks == nil {
-		return &hooks.Dialects{}, nil
+		return (*login.Config)(nil).Build(deps)
 	}
 	if deps.Log == nil {
 		deps.Log = env.Log

@@ -1,4 +1,4 @@
-package hooks_test
+package login_test
 
 import (
 	"bytes"
@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/cache"
@@ -47,20 +49,6 @@ import (
 
 const benchBearer = "bench-bearer-key-0123456789"
 
-// benchEvent is a realistic post-login event (about 1 KiB).
-var benchEvent = []byte(`{
-  "user": {"user_id": "alice", "email": "alice@example.com", "email_verified": true, "name": "Alice Example",
-    "app_metadata": {"plan": "gold", "tenant": "acme"}, "user_metadata": {"theme": "dark", "locale": "de-DE"},
-    "identities": [{"connection": "corp-ad", "provider": "ad", "user_id": "alice", "is_social": false}],
-    "groups": ["CORP\\Engineering", "CORP\\VPN Users"], "logins_count": 42},
-  "client": {"client_id": "portal", "name": "Portal"},
-  "connection": {"id": "con_1", "name": "corp-ad", "strategy": "ad"},
-  "request": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "hostname": "login.example.com",
-    "method": "GET", "query": {"scope": "openid profile email", "response_type": "code"}},
-  "transaction": {"requested_scopes": ["openid", "profile", "email"], "audience": "https://api.example.com/", "protocol": "oidc-basic-profile"},
-  "mint": true
-}`)
-
 // benchClaimsmith is the native post-login handler with the three rules and
 // a key set signing with alg.
 func benchClaimsmith(b *testing.B, alg token.Algorithm) http.Handler {
@@ -72,18 +60,18 @@ func benchClaimsmith(b *testing.B, alg token.Algorithm) http.Handler {
 // pipeline and the request metrics around the handler.
 func benchClaimsmithMetered(b *testing.B, alg token.Algorithm, m *hooks.Metrics) http.Handler {
 	b.Helper()
-	store := newTestStore(b, portalClient, batchClient)
+	store := hookstest.NewStore(b, hookstest.PortalClient, hookstest.BatchClient)
 	c, err := cache.New(store, cache.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = c.Close() })
-	reg, err := rules.NewRegistry(rules.Deps{Resolver: c, Settings: store, Namespace: testNS})
+	reg, err := rules.NewRegistry(rules.Deps{Resolver: c, Settings: store, Namespace: hookstest.NS})
 	if err != nil {
 		b.Fatal(err)
 	}
 	p, err := runtime.NewPipeline(context.Background(), runtime.PipelineConfig{
-		Namespace: testNS,
+		Namespace: hookstest.NS,
 		Rules: []runtime.RuleEntry{
 			{Rule: rules.IDAuthorization},
 			{Rule: rules.IDRequiredRoles},
@@ -98,13 +86,13 @@ func benchClaimsmithMetered(b *testing.B, alg token.Algorithm, m *hooks.Metrics)
 	if m != nil {
 		enricher = m.Enricher(p)
 	}
-	var h http.Handler = &hooks.NativeHandler{
-		Trigger: runtime.TriggerPostLogin, Enricher: enricher, Minter: hooks.TokenMinter{Minter: newBenchMinter(b, alg)},
-		Callers: []hooks.Caller{{Name: "bench", Bearer: hooks.NewKeySet(benchBearer)}},
-		Log:     slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	var h http.Handler = &login.Handler{Run: enricher,
+		Dialect: &login.Native{Trigger: runtime.TriggerPostLogin, Minter: login.TokenMinter{Minter: newBenchMinter(b, alg)},
+			Callers: []login.Caller{{Name: "bench", Bearer: hooks.NewKeySet(benchBearer)}}},
+		Log: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if m != nil {
-		h = m.Instrument([]hooks.Route{{Pattern: hooks.PatternPostLogin, Handler: h}})[0].Handler
+		h = m.Instrument([]hooks.Route{{Pattern: login.PatternPostLogin, Handler: h}})[0].Handler
 	}
 	return h
 }
@@ -165,7 +153,7 @@ func benchFloor(b *testing.B, alg token.Algorithm) http.Handler {
 			http.Error(w, err.Error(), 400)
 			return
 		}
-		var req hooks.NativeRequest
+		var req runtime.EventRequest
 		if err := json.Unmarshal(body, &req); err != nil {
 			http.Error(w, err.Error(), 400)
 			return
@@ -178,24 +166,25 @@ func benchFloor(b *testing.B, alg token.Algorithm) http.Handler {
 		}
 		ids, _ := id.CompactSerialize()
 		ats, _ := at.CompactSerialize()
-		hooks.WriteJSON(w, 200, hooks.NativeResponse{TraceID: req.Transaction.ID, Decision: runtime.Decision{Allowed: true},
-			Tokens: &hooks.MintedTokens{IDToken: ids, AccessToken: ats, TokenType: "Bearer"}})
+		hooks.WriteJSON(w, 200, login.NativeResponse{TraceID: req.Transaction.ID, Decision: runtime.Decision{Allowed: true},
+			Tokens: &login.MintedTokens{IDToken: ids, AccessToken: ats, TokenType: "Bearer"}})
 	})
 }
 
 // loginClient posts the event with keep-alive connections.
 type loginClient struct {
+	event  []byte
 	url    string
 	client *http.Client
 }
 
 func newLoginClient(srv *httptest.Server) *loginClient {
 	tr := &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}
-	return &loginClient{url: srv.URL, client: &http.Client{Transport: tr}}
+	return &loginClient{url: srv.URL, client: &http.Client{Transport: tr}, event: hookstest.Event()}
 }
 
 func (c *loginClient) login(tb testing.TB) {
-	req, _ := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(benchEvent))
+	req, _ := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(c.event))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+benchBearer)
 	resp, err := c.client.Do(req)
@@ -211,7 +200,7 @@ func (c *loginClient) login(tb testing.TB) {
 
 // tokenAlg is the JOSE "alg" of the access token one login returns.
 func (c *loginClient) tokenAlg(tb testing.TB) string {
-	req, _ := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(benchEvent))
+	req, _ := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(c.event))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+benchBearer)
 	resp, err := c.client.Do(req)
@@ -219,7 +208,7 @@ func (c *loginClient) tokenAlg(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var ans hooks.NativeResponse
+	var ans login.NativeResponse
 	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil || ans.Tokens == nil {
 		tb.Fatalf("login answer: %v", err)
 	}
@@ -334,10 +323,11 @@ func BenchmarkNativeLoginHandler(b *testing.B) {
 	}{{"floor", benchFloor}, {"claimsmith", benchClaimsmith}, {"claimsmith-metrics", metered}} {
 		b.Run(c.name, func(b *testing.B) {
 			h := c.h(b, token.ES256)
+			event := hookstest.Event()
 			b.ReportAllocs()
 			cpu0 := processCPU()
 			for b.Loop() {
-				req := httptest.NewRequest(http.MethodPost, "/hooks/v1/post-login", bytes.NewReader(benchEvent))
+				req := httptest.NewRequest(http.MethodPost, "/hooks/v1/post-login", bytes.NewReader(event))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+benchBearer)
 				w := httptest.NewRecorder()
@@ -365,11 +355,12 @@ func processCPU() time.Duration {
 func BenchmarkWebhookVerify(b *testing.B) {
 	var now atomic.Int64
 	now.Store(t0.UnixNano())
-	v, err := hooks.NewWebhookVerifier(supabaseSecret, hooks.WebhookOptions{Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	v, err := login.NewWebhookVerifier(supabaseSecret, login.WebhookOptions{Now: func() time.Time { return time.Unix(0, now.Load()) }})
 	if err != nil {
 		b.Fatal(err)
 	}
 	h := http.Header{}
+	event := hookstest.Event()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
@@ -381,8 +372,8 @@ func BenchmarkWebhookVerify(b *testing.B) {
 		i++
 		h.Set("webhook-id", id)
 		h.Set("webhook-timestamp", strconv.FormatInt(at.Unix(), 10))
-		h.Set("webhook-signature", hooks.SignWebhook(supabaseNew, id, at, benchEvent))
-		if _, err := v.Verify(h, benchEvent); err != nil {
+		h.Set("webhook-signature", login.SignWebhook(supabaseNew, id, at, event))
+		if _, err := v.Verify(h, event); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -391,24 +382,24 @@ func BenchmarkWebhookVerify(b *testing.B) {
 // BenchmarkDialectHandlers is each IdP dialect's handler in process (no
 // network) on its recorded payload, with the real pipeline.
 func BenchmarkDialectHandlers(b *testing.B) {
-	store := newTestStore(b, portalClient, batchClient)
-	p := newPipeline(b, store)
-	zv, _ := hooks.NewZitadelVerifier([]string{zitadelKey}, time.Hour, nil)
+	store := hookstest.NewStore(b, hookstest.PortalClient, hookstest.BatchClient)
+	p := hookstest.NewPipeline(b, store)
+	zv, _ := login.NewZitadelVerifier([]string{zitadelKey}, time.Hour, nil)
 	for _, c := range []struct {
 		name, payload, path string
 		h                   http.Handler
 		sign                func(h http.Header, body []byte)
 	}{
 		{"hydra", "hydra/authorization-code", "/hooks/hydra/token",
-			&hooks.HydraHandler{Enricher: p, Keys: hooks.NewKeySet(hydraKey), Namespace: testNS},
+			&login.Handler{Run: p, Dialect: &login.Hydra{Keys: hooks.NewKeySet(hydraKey), Namespace: hookstest.NS}},
 			func(h http.Header, _ []byte) { h.Set("Authorization", "Bearer "+hydraKey) }},
 		{"zitadel", "zitadel/preaccesstoken", "/hooks/zitadel/preaccesstoken",
-			&hooks.ZitadelHandler{Enricher: p, Verifier: zv},
+			&login.Handler{Run: p, Dialect: &login.Zitadel{Verifier: zv}},
 			func(h http.Header, body []byte) {
-				h.Set(hooks.ZitadelSignatureHeader, hooks.SignZitadel(zitadelKey, time.Now(), body))
+				h.Set(login.ZitadelSignatureHeader, login.SignZitadel(zitadelKey, time.Now(), body))
 			}},
 		{"policy", "auth0/policy", "/api/users/carol/policy/portal",
-			&hooks.PolicyHandler{Resolver: store, Keys: hooks.NewKeySet(extensionKey)},
+			&login.Handler{Run: login.PolicyRunner{Resolver: store}, Dialect: &login.Policy{Keys: hooks.NewKeySet(extensionKey)}},
 			func(h http.Header, _ []byte) { h.Set("x-api-key", extensionKey) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {

@@ -1,4 +1,4 @@
-package hooks_test
+package e2e_test
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
 )
 
 // TestHydraEndToEndServe runs the product as shipped: the `claimsmith`
@@ -31,7 +33,7 @@ func TestHydraEndToEndServe(t *testing.T) {
 	bin := filepath.Join(tmp, "claimsmith")
 	cmdOut(t, exec.Command("go", "build", "-o", bin, "github.com/claimsmith/claimsmith/cmd/claimsmith"))
 
-	doc, err := json.Marshal(testDocument(portalClient, batchClient))
+	doc, err := json.Marshal(hookstest.Document(hookstest.PortalClient, hookstest.BatchClient))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ hooks:
     header: Authorization
     api_key_env: E2E_HYDRA_API_KEY
     connection: hydra
-`, addr, testNS)
+`, addr, hookstest.NS)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -88,37 +90,37 @@ hooks:
 	admin := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
 	startHydra(t, t.Context(), hydraBin, hydraConfig(t, publicPort, adminPort, "http://"+addr), admin)
 	createClient(t, admin, map[string]any{
-		"client_id": portalClient, "client_secret": portalSecret,
+		"client_id": hookstest.PortalClient, "client_secret": portalSecret,
 		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
 		"scope": "openid offline email", "redirect_uris": []string{redirectURI},
 		"token_endpoint_auth_method": "client_secret_basic",
 	})
 	createClient(t, admin, map[string]any{
-		"client_id": batchClient, "client_secret": batchSecret,
+		"client_id": hookstest.BatchClient, "client_secret": batchSecret,
 		"grant_types": []string{"client_credentials"}, "scope": "reports",
 		"token_endpoint_auth_method": "client_secret_basic",
 	})
 
-	cc := tokenRequest(t, public, batchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
+	cc := tokenRequest(t, public, hookstest.BatchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
 	if cc.status != http.StatusOK {
 		t.Fatalf("client_credentials: %d %s", cc.status, cc.raw)
 	}
-	if ext, _ := jwtClaims(t, cc.AccessToken)["ext"].(map[string]any); !reflect.DeepEqual(ext[testNS+"permissions"], []any{"reports:run"}) {
+	if ext, _ := jwtClaims(t, cc.AccessToken)["ext"].(map[string]any); !reflect.DeepEqual(ext[hookstest.NS+"permissions"], []any{"reports:run"}) {
 		t.Errorf("M2M access token ext = %v", ext)
 	}
 
 	code := authorize(t, public, admin, "alice", map[string]any{"email": "alice@example.com"}, nil)
-	tok := tokenRequest(t, public, portalClient, portalSecret, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}})
+	tok := tokenRequest(t, public, hookstest.PortalClient, portalSecret, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}})
 	if tok.status != http.StatusOK {
 		t.Fatalf("authorization_code: %d %s", tok.status, tok.raw)
 	}
 	id := jwtClaims(t, tok.IDToken)
-	if !reflect.DeepEqual(id[testNS+"groups"], []any{"Staff", "Engineering", "Backend"}) || id["sid"] == nil {
+	if !reflect.DeepEqual(id[hookstest.NS+"groups"], []any{"Staff", "Engineering", "Backend"}) || id["sid"] == nil {
 		t.Errorf("ID token = %v", id)
 	}
 
 	code = authorize(t, public, admin, "bob", nil, nil)
-	denied := tokenRequest(t, public, portalClient, portalSecret, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}})
+	denied := tokenRequest(t, public, hookstest.PortalClient, portalSecret, url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI}})
 	if denied.Error != "access_denied" || denied.AccessToken != "" {
 		t.Errorf("bob: %d %s, want access_denied", denied.status, denied.raw)
 	}
@@ -131,7 +133,7 @@ hooks:
 		t.Fatalf("serve after SIGTERM: %v", err)
 	}
 	stopped = true
-	down := tokenRequest(t, public, batchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
+	down := tokenRequest(t, public, hookstest.BatchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
 	if down.status == http.StatusOK || down.AccessToken != "" {
 		t.Fatalf("token issued with claimsmith stopped: %d %s", down.status, down.raw)
 	}

@@ -1,4 +1,4 @@
-package hooks_test
+package login_test
 
 import (
 	"bytes"
@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/runtime/token"
 	tokenfile "github.com/claimsmith/claimsmith/runtime/token/file"
 )
@@ -44,29 +45,29 @@ func newTestMinter(t testing.TB) (*token.Minter, *token.Verifier) {
 // signed tokens carrying the pipeline's claims; a denied login gets none.
 func TestNativeMintsTokens(t *testing.T) {
 	m, v := newTestMinter(t)
-	ts := newMintingServer(t, func(c *hooks.HooksConfig) {
+	ts := newMintingServer(t, func(c *login.Config) {
 		c.Native.Callers[0].Mint = true // the signing caller always mints
-	}, hooks.TokenMinter{Minter: m})
+	}, login.TokenMinter{Minter: m})
 
 	body := bytes.Replace(readPayload(t, "native/post-login.request.json"), []byte(`"trigger": "post-login",`), []byte(`"trigger": "post-login", "mint": true,`), 1)
 	st, b, _ := ts.post(t, "/hooks/v1/post-login", body, header("Authorization", "Bearer "+nativeBearer))
 	if st != 200 {
 		t.Fatalf("%d %s", st, b)
 	}
-	var resp hooks.NativeResponse
+	var resp login.NativeResponse
 	if err := json.Unmarshal(b, &resp); err != nil {
 		t.Fatal(err)
 	}
 	if resp.Tokens == nil || resp.Tokens.IDToken == "" || resp.Tokens.AccessToken == "" || resp.Tokens.TokenType != "Bearer" || resp.Tokens.ExpiresIn <= 0 {
 		t.Fatalf("tokens = %+v", resp.Tokens)
 	}
-	id, err := v.Verify(t.Context(), resp.Tokens.IDToken, token.VerifyOptions{Kind: token.KindIDToken, Audience: portalClient})
+	id, err := v.Verify(t.Context(), resp.Tokens.IDToken, token.VerifyOptions{Kind: token.KindIDToken, Audience: hookstest.PortalClient})
 	if err != nil {
 		t.Fatalf("ID token: %v", err)
 	}
 	var idc map[string]any
 	_ = json.Unmarshal(id.Payload, &idc)
-	if id.Claims.Subject != "alice" || idc[testNS+"groups"] == nil {
+	if id.Claims.Subject != "alice" || idc[hookstest.NS+"groups"] == nil {
 		t.Errorf("ID token claims %s", id.Payload)
 	}
 	at, err := v.Verify(t.Context(), resp.Tokens.AccessToken, token.VerifyOptions{Kind: token.KindAccessToken})
@@ -75,7 +76,7 @@ func TestNativeMintsTokens(t *testing.T) {
 	}
 	var atc map[string]any
 	_ = json.Unmarshal(at.Payload, &atc)
-	if at.Claims.ClientID != portalClient || atc[testNS+"permissions"] == nil || at.Claims.Scope != "openid profile" {
+	if at.Claims.ClientID != hookstest.PortalClient || atc[hookstest.NS+"permissions"] == nil || at.Claims.Scope != "openid profile" {
 		t.Errorf("access token claims %s", at.Payload)
 	}
 
@@ -85,20 +86,20 @@ func TestNativeMintsTokens(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("%d %s", st, b)
 	}
-	resp = hooks.NativeResponse{}
+	resp = login.NativeResponse{}
 	_ = json.Unmarshal(b, &resp)
 	if resp.Tokens == nil || resp.Tokens.IDToken != "" || resp.Tokens.AccessToken == "" {
 		t.Fatalf("M2M tokens = %+v", resp.Tokens)
 	}
 	m2m, err := v.Verify(t.Context(), resp.Tokens.AccessToken, token.VerifyOptions{Kind: token.KindAccessToken, Audience: "https://api.example.com/"})
-	if err != nil || m2m.Claims.Subject != batchClient {
+	if err != nil || m2m.Claims.Subject != hookstest.BatchClient {
 		t.Fatalf("M2M access token: %v %+v", err, m2m)
 	}
 
 	// Denied: no tokens, even when asked.
 	denied := bytes.Replace(readPayload(t, "native/denied.request.json"), []byte(`"user": {`), []byte(`"mint": true, "user": {`), 1)
 	st, b, _ = ts.post(t, "/hooks/v1/post-login", denied, header("Authorization", "Bearer "+nativeBearer))
-	resp = hooks.NativeResponse{}
+	resp = login.NativeResponse{}
 	_ = json.Unmarshal(b, &resp)
 	if st != 200 || resp.Decision.Allowed || resp.Tokens != nil {
 		t.Fatalf("denied login: %d %s", st, b)

@@ -1,4 +1,4 @@
-package hooks_test
+package e2e_test
 
 import (
 	"bytes"
@@ -26,6 +26,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
+	"github.com/claimsmith/claimsmith/hooks/login"
 )
 
 // The end-to-end test runs a real Ory Hydra v2.3.0 (built once per machine by
@@ -42,9 +44,7 @@ var recordPayloads = flag.Bool("record-payloads", false, "write the Hydra hook b
 
 const (
 	hydraAPIKey   = "e2e-hydra-key-0123456789"
-	portalClient  = "portal"
 	portalSecret  = "portal-secret-0123456789"
-	batchClient   = "batch-client"
 	batchSecret   = "batch-secret-0123456789"
 	redirectURI   = "http://127.0.0.1:9/callback"
 	hydraReadyMax = 60 * time.Second
@@ -57,26 +57,26 @@ func TestHydraEndToEnd(t *testing.T) {
 	bin := buildHydra(t)
 	ctx := t.Context()
 
-	store := newTestStore(t, portalClient, batchClient)
+	store := hookstest.NewStore(t, hookstest.PortalClient, hookstest.BatchClient)
 	enricher := e2eEnricher(t, store)
 
 	// claimsmith's Hydra hook on a fixed loopback port, so it can be stopped
 	// and started again at the same address.
 	rec, refRec := &hookRecorder{}, &hookRecorder{}
 	var fail atomic.Bool
-	hydraHook := &hooks.HydraHandler{
-		Enricher: enricher, Header: "Authorization", Keys: hooks.NewKeySet(hydraAPIKey),
-		Connection: "hydra", Namespace: testNS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	hydraHook := &login.Handler{
+		Run: enricher, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Dialect: &login.Hydra{Header: "Authorization", Keys: hooks.NewKeySet(hydraAPIKey), Connection: "hydra", Namespace: hookstest.NS},
 	}
 	mux := http.NewServeMux()
-	mux.Handle(hooks.PatternHydraToken, rec.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle(login.PatternHydraToken, rec.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if fail.Load() {
 			http.Error(w, "injected failure", http.StatusInternalServerError)
 			return
 		}
 		hydraHook.ServeHTTP(w, r)
 	})))
-	mux.Handle(hooks.PatternHydraRefresh, refRec.wrap(hydraHook))
+	mux.Handle(login.PatternHydraRefresh, refRec.wrap(hydraHook))
 	cs := startClaimsmith(t, "127.0.0.1:0", mux)
 	hookAddr := cs.addr
 
@@ -87,39 +87,39 @@ func TestHydraEndToEnd(t *testing.T) {
 	startHydra(t, ctx, bin, cfg, admin)
 
 	createClient(t, admin, map[string]any{
-		"client_id": portalClient, "client_secret": portalSecret,
+		"client_id": hookstest.PortalClient, "client_secret": portalSecret,
 		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
 		"scope": "openid offline email", "redirect_uris": []string{redirectURI},
 		"token_endpoint_auth_method": "client_secret_basic",
 	})
 	createClient(t, admin, map[string]any{
-		"client_id": batchClient, "client_secret": batchSecret,
+		"client_id": hookstest.BatchClient, "client_secret": batchSecret,
 		"grant_types": []string{"client_credentials"}, "scope": "reports",
 		"token_endpoint_auth_method": "client_secret_basic",
 	})
 
 	t.Run("client_credentials carries the M2M client's roles", func(t *testing.T) {
-		tok := tokenRequest(t, public, batchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
+		tok := tokenRequest(t, public, hookstest.BatchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
 		if tok.status != http.StatusOK {
 			t.Fatalf("token request: %d %s", tok.status, tok.raw)
 		}
 		at := jwtClaims(t, tok.AccessToken)
 		ext, _ := at["ext"].(map[string]any)
-		if got := ext[testNS+"roles"]; !reflect.DeepEqual(got, []any{"reports-runner"}) {
+		if got := ext[hookstest.NS+"roles"]; !reflect.DeepEqual(got, []any{"reports-runner"}) {
 			t.Errorf("access token ext roles = %v, want [reports-runner] (claims %v)", got, at)
 		}
-		if got := ext[testNS+"permissions"]; !reflect.DeepEqual(got, []any{"reports:run"}) {
+		if got := ext[hookstest.NS+"permissions"]; !reflect.DeepEqual(got, []any{"reports:run"}) {
 			t.Errorf("access token ext permissions = %v, want [reports:run]", got)
 		}
-		if at["sub"] != batchClient || at["client_id"] != batchClient {
-			t.Errorf("sub/client_id = %v/%v, want %s", at["sub"], at["client_id"], batchClient)
+		if at["sub"] != hookstest.BatchClient || at["client_id"] != hookstest.BatchClient {
+			t.Errorf("sub/client_id = %v/%v, want %s", at["sub"], at["client_id"], hookstest.BatchClient)
 		}
 		rec.save(t, "client-credentials")
 	})
 
 	t.Run("authorization_code for a user in nested groups", func(t *testing.T) {
 		code := authorize(t, public, admin, "alice", map[string]any{"email": "alice@example.com"}, map[string]any{"tenant": "acme"})
-		tok := tokenRequest(t, public, portalClient, portalSecret, url.Values{
+		tok := tokenRequest(t, public, hookstest.PortalClient, portalSecret, url.Values{
 			"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI},
 		})
 		if tok.status != http.StatusOK {
@@ -128,10 +128,10 @@ func TestHydraEndToEnd(t *testing.T) {
 		id := jwtClaims(t, tok.IDToken)
 		wantGroups := []any{"Staff", "Engineering", "Backend"}
 		wantRoles := []any{"portal-viewer", "portal-editor"}
-		if got := id[testNS+"groups"]; !reflect.DeepEqual(got, wantGroups) {
+		if got := id[hookstest.NS+"groups"]; !reflect.DeepEqual(got, wantGroups) {
 			t.Errorf("id token groups = %v, want %v (claims %v)", got, wantGroups, id)
 		}
-		if got := id[testNS+"roles"]; !reflect.DeepEqual(got, wantRoles) {
+		if got := id[hookstest.NS+"roles"]; !reflect.DeepEqual(got, wantRoles) {
 			t.Errorf("id token roles = %v, want %v", got, wantRoles)
 		}
 		if sid, _ := id["sid"].(string); sid == "" {
@@ -142,7 +142,7 @@ func TestHydraEndToEnd(t *testing.T) {
 		}
 		at := jwtClaims(t, tok.AccessToken)
 		ext, _ := at["ext"].(map[string]any)
-		if got := ext[testNS+"permissions"]; !reflect.DeepEqual(got, []any{"docs:read", "docs:write"}) {
+		if got := ext[hookstest.NS+"permissions"]; !reflect.DeepEqual(got, []any{"docs:read", "docs:write"}) {
 			t.Errorf("access token ext permissions = %v (claims %v)", got, at)
 		}
 		if ext["tenant"] != "acme" {
@@ -163,14 +163,14 @@ func TestHydraEndToEnd(t *testing.T) {
 
 		// The refresh grant runs the token hook again (and the legacy
 		// refresh hook, also pointed at claimsmith): the claims stay.
-		ref := tokenRequest(t, public, portalClient, portalSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+		ref := tokenRequest(t, public, hookstest.PortalClient, portalSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
 		if ref.status != http.StatusOK {
 			t.Fatalf("refresh: %d %s", ref.status, ref.raw)
 		}
 		rec.save(t, "refresh-token")
 		refRec.save(t, "refresh-legacy")
 		ext = jwtClaims(t, ref.AccessToken)["ext"].(map[string]any)
-		if got := ext[testNS+"permissions"]; !reflect.DeepEqual(got, []any{"docs:read", "docs:write"}) {
+		if got := ext[hookstest.NS+"permissions"]; !reflect.DeepEqual(got, []any{"docs:read", "docs:write"}) {
 			t.Errorf("refreshed access token ext permissions = %v", got)
 		}
 		if ext["tenant"] != "acme" {
@@ -183,21 +183,21 @@ func TestHydraEndToEnd(t *testing.T) {
 
 	t.Run("user mapped through an IdP group", func(t *testing.T) {
 		code := authorize(t, public, admin, "carol", map[string]any{"groups": []string{"ad-eng"}}, nil)
-		tok := tokenRequest(t, public, portalClient, portalSecret, url.Values{
+		tok := tokenRequest(t, public, hookstest.PortalClient, portalSecret, url.Values{
 			"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI},
 		})
 		if tok.status != http.StatusOK {
 			t.Fatalf("token request: %d %s", tok.status, tok.raw)
 		}
 		id := jwtClaims(t, tok.IDToken)
-		if got := id[testNS+"groups"]; !reflect.DeepEqual(got, []any{"Staff", "Engineering"}) {
+		if got := id[hookstest.NS+"groups"]; !reflect.DeepEqual(got, []any{"Staff", "Engineering"}) {
 			t.Errorf("id token groups = %v, want [Staff Engineering]", got)
 		}
 	})
 
 	t.Run("user lacking required_roles is denied", func(t *testing.T) {
 		code := authorize(t, public, admin, "bob", nil, nil)
-		tok := tokenRequest(t, public, portalClient, portalSecret, url.Values{
+		tok := tokenRequest(t, public, hookstest.PortalClient, portalSecret, url.Values{
 			"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI},
 		})
 		if tok.status == http.StatusOK || tok.Error != "access_denied" {
@@ -212,7 +212,7 @@ func TestHydraEndToEnd(t *testing.T) {
 	t.Run("hook answering 5xx fails closed", func(t *testing.T) {
 		fail.Store(true)
 		defer fail.Store(false)
-		tok := tokenRequest(t, public, batchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
+		tok := tokenRequest(t, public, hookstest.BatchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
 		if tok.status == http.StatusOK || tok.AccessToken != "" {
 			t.Fatalf("token issued while the hook failed: %d %s", tok.status, tok.raw)
 		}
@@ -221,13 +221,13 @@ func TestHydraEndToEnd(t *testing.T) {
 
 	t.Run("claimsmith down, then restarted", func(t *testing.T) {
 		cs.stop(t)
-		tok := tokenRequest(t, public, batchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
+		tok := tokenRequest(t, public, hookstest.BatchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
 		if tok.status == http.StatusOK || tok.AccessToken != "" {
 			t.Fatalf("token issued while claimsmith was down: %d %s", tok.status, tok.raw)
 		}
 		t.Logf("claimsmith down → Hydra %d %s", tok.status, tok.Error)
 		cs = startClaimsmith(t, hookAddr, mux)
-		tok = tokenRequest(t, public, batchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
+		tok = tokenRequest(t, public, hookstest.BatchClient, batchSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"reports"}})
 		if tok.status != http.StatusOK {
 			t.Fatalf("after restart: %d %s", tok.status, tok.raw)
 		}
@@ -235,10 +235,11 @@ func TestHydraEndToEnd(t *testing.T) {
 }
 
 // buildHydra runs samples/hydra/build.sh, which is a no-op when the cached
-// binary is current.
-func buildHydra(t *testing.T) string {
+// binary is current, and fails the test or benchmark with the reason when
+// it cannot.
+func buildHydra(t testing.TB) string {
 	t.Helper()
-	script, err := filepath.Abs(filepath.Join("..", "samples", "hydra", "build.sh"))
+	script, err := filepath.Abs(filepath.Join("..", "..", "samples", "hydra", "build.sh"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func (s *claimsmithServer) stop(t *testing.T) {
 	<-s.done
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -306,7 +307,7 @@ func freePort(t *testing.T) int {
 // issuer, hook URL and key.
 func hydraConfig(t *testing.T, publicPort, adminPort int, claimsmith string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "samples", "hydra", "hydra.yml"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "samples", "hydra", "hydra.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +429,7 @@ func authorize(t *testing.T, public, admin, subject string, idSession, atSession
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	q := url.Values{
-		"client_id": {portalClient}, "response_type": {"code"}, "scope": {"openid offline email"},
+		"client_id": {hookstest.PortalClient}, "response_type": {"code"}, "scope": {"openid offline email"},
 		"redirect_uri": {redirectURI}, "state": {"state-0123456789"}, "nonce": {"nonce-0123456789"},
 	}
 	loc := follow(t, browser, public+"/oauth2/auth?"+q.Encode())
@@ -559,7 +560,7 @@ func (r *hookRecorder) save(t *testing.T, name string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	dir := filepath.Join("..", "samples", "payloads", "hydra")
+	dir := filepath.Join("..", "..", "samples", "payloads", "hydra")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

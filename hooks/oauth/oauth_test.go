@@ -1,4 +1,4 @@
-package hooks
+package oauth
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
@@ -94,11 +95,11 @@ func newOAuthEnv(t testing.TB) *oauthEnv {
 		JWKS:       &JWKSHandler{Keys: e.keys},
 		Discovery:  &DiscoveryHandler{Issuer: issuer, Keys: e.keys},
 	}
-	mux, err := NewMux(ep.Routes(), nil, log)
+	mux, err := hooks.NewMux(ep.Routes(), nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(ServerConfig{Addr: "127.0.0.1:0"}, mux, log)
+	srv, err := hooks.NewServer(hooks.ServerConfig{Addr: "127.0.0.1:0"}, mux, log)
 	if err != nil {
 		t.Fatal(err)
 	}

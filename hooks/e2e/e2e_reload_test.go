@@ -1,4 +1,4 @@
-package hooks_test
+package e2e_test
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
+	"github.com/claimsmith/claimsmith/hooks/login"
 )
 
 // TestServeReload runs the shipped binary: `claimsmith serve` with a config
@@ -25,13 +27,14 @@ import (
 // 400 on the endpoint) while the previous rules keep serving. /metrics and
 // /readyz report the generations and the pipeline.
 func TestServeReload(t *testing.T) {
+	const nativeBearer = "native-bearer-key-0123456789"
 	if testing.Short() {
 		t.Skip("builds and runs the claimsmith binary; skipped with -short")
 	}
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "claimsmith")
 	cmdOut(t, exec.Command("go", "build", "-o", bin, "github.com/claimsmith/claimsmith/cmd/claimsmith"))
-	doc, err := json.Marshal(testDocument(portalClient, batchClient))
+	doc, err := json.Marshal(hookstest.Document(hookstest.PortalClient, hookstest.BatchClient))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +55,7 @@ func TestServeReload(t *testing.T) {
 	cfg := filepath.Join(tmp, "claimsmith.yaml")
 	writeConfig := func(rules string) {
 		t.Helper()
-		conf := fmt.Sprintf("server:\n  addr: %s\npipeline:\n  namespace: %s\n  rules:\n%shooks:\n  native:\n    callers:\n      - name: idp\n        bearer_key_env: E2E_NATIVE_KEY\n", addr, testNS, rules)
+		conf := fmt.Sprintf("server:\n  addr: %s\npipeline:\n  namespace: %s\n  rules:\n%shooks:\n  native:\n    callers:\n      - name: idp\n        bearer_key_env: E2E_NATIVE_KEY\n", addr, hookstest.NS, rules)
 		if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -86,9 +89,9 @@ func TestServeReload(t *testing.T) {
 	url := "http://" + addr
 	waitHTTP(t, url+"/readyz", 30*time.Second)
 
-	login := func() hooks.NativeResponse {
+	login := func() login.NativeResponse {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, url+"/hooks/v1/post-login", bytes.NewReader(benchEvent))
+		req, _ := http.NewRequest(http.MethodPost, url+"/hooks/v1/post-login", bytes.NewReader(hookstest.Event()))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+nativeBearer)
 		resp, err := http.DefaultClient.Do(req)
@@ -97,7 +100,7 @@ func TestServeReload(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		var ans hooks.NativeResponse
+		var ans login.NativeResponse
 		if resp.StatusCode != 200 || json.Unmarshal(b, &ans) != nil {
 			t.Fatalf("login: %d %s", resp.StatusCode, b)
 		}
@@ -110,7 +113,7 @@ func TestServeReload(t *testing.T) {
 		if !ans.Decision.Allowed {
 			t.Fatalf("login denied: %+v", ans.Decision)
 		}
-		v, _ := ans.AccessTokenClaims.Get(testNS + "plan")
+		v, _ := ans.AccessTokenClaims.Get(hookstest.NS + "plan")
 		return v
 	}
 	eventually := func(what string, cond func() bool) {

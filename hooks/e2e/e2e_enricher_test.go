@@ -1,8 +1,9 @@
-package hooks_test
+package e2e_test
 
 import (
 	"testing"
 
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 )
@@ -11,5 +12,5 @@ import (
 // with the real built-in rules over the memory store.
 func e2eEnricher(t *testing.T, store *memory.Store) runtime.Enricher {
 	t.Helper()
-	return newPipeline(t, store)
+	return hookstest.NewPipeline(t, store)
 }

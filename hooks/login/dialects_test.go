@@ -1,4 +1,4 @@
-package hooks_test
+package login_test
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 )
@@ -43,7 +45,7 @@ var (
 // real loopback HTTP, with a fixed clock.
 type testServer struct {
 	*httptest.Server
-	enricher *recordingEnricher
+	enricher *hookstest.Recorder
 	store    *memory.Store
 	clock    atomic.Int64 // unix nanoseconds; the handlers read it concurrently
 }
@@ -51,35 +53,35 @@ type testServer struct {
 func (ts *testServer) setNow(t time.Time) { ts.clock.Store(t.UnixNano()) }
 func (ts *testServer) now() time.Time     { return time.Unix(0, ts.clock.Load()) }
 
-func newDialectServer(t *testing.T, cfgMod func(*hooks.HooksConfig)) *testServer {
+func newDialectServer(t *testing.T, cfgMod func(*login.Config)) *testServer {
 	t.Helper()
 	return newMintingServer(t, cfgMod, nil)
 }
 
 // newMintingServer is newDialectServer with a token minter for the native
 // triggers.
-func newMintingServer(t *testing.T, cfgMod func(*hooks.HooksConfig), minter hooks.Minter) *testServer {
+func newMintingServer(t *testing.T, cfgMod func(*login.Config), minter login.Minter) *testServer {
 	t.Helper()
-	store := newTestStore(t, portalClient, batchClient)
-	ts := &testServer{enricher: &recordingEnricher{next: newPipeline(t, store)}, store: store}
+	store := hookstest.NewStore(t, hookstest.PortalClient, hookstest.BatchClient)
+	ts := &testServer{enricher: &hookstest.Recorder{Next: hookstest.NewPipeline(t, store)}, store: store}
 	ts.setNow(t0)
-	cfg := &hooks.HooksConfig{
+	cfg := &login.Config{
 		MaxBody: 64 << 10,
-		Native: &hooks.NativeConfig{Callers: []hooks.CallerConfig{
+		Native: &login.NativeConfig{Callers: []login.CallerConfig{
 			{Name: "auth0", WebhookSecret: nativeSecret},
 			{Name: "custom-idp", BearerKey: nativeBearer},
 		}},
-		Hydra:    &hooks.HydraConfig{APIKeyEnv: "HYDRA_KEY"},
-		Zitadel:  &hooks.ZitadelConfig{SigningKey: zitadelKey},
-		Supabase: &hooks.SupabaseConfig{SecretEnv: "SUPABASE_SECRET", ClientID: portalClient},
-		Policy:   &hooks.PolicyConfig{APIKey: extensionKey},
+		Hydra:    &login.HydraConfig{APIKeyEnv: "HYDRA_KEY"},
+		Zitadel:  &login.ZitadelConfig{SigningKey: zitadelKey},
+		Supabase: &login.SupabaseConfig{SecretEnv: "SUPABASE_SECRET", ClientID: hookstest.PortalClient},
+		Policy:   &login.PolicyConfig{APIKey: extensionKey},
 	}
 	if cfgMod != nil {
 		cfgMod(cfg)
 	}
 	env := map[string]string{"HYDRA_KEY": hydraKey, "SUPABASE_SECRET": supabaseSecret}
-	d, err := cfg.Build(hooks.DialectDeps{
-		Enricher: ts.enricher, Resolver: store, Settings: store, Namespace: testNS, Minter: minter,
+	d, err := cfg.Build(login.Deps{
+		Enricher: ts.enricher, Resolver: store, Settings: store, Namespace: hookstest.NS, Minter: minter,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: ts.now, Getenv: func(k string) string { return env[k] },
 	})
@@ -99,7 +101,7 @@ func signNative(id string, at time.Time) signer {
 	return func(h http.Header, body []byte) {
 		h.Set("webhook-id", id)
 		h.Set("webhook-timestamp", fmt.Sprint(at.Unix()))
-		h.Set("webhook-signature", hooks.SignWebhook(nativeKey, id, at, body))
+		h.Set("webhook-signature", login.SignWebhook(nativeKey, id, at, body))
 	}
 }
 
@@ -107,13 +109,13 @@ func signSupabase(id string, at time.Time, key []byte) signer {
 	return func(h http.Header, body []byte) {
 		h.Set("webhook-id", id)
 		h.Set("webhook-timestamp", fmt.Sprint(at.Unix()))
-		h.Set("webhook-signature", hooks.SignWebhook(key, id, at, body))
+		h.Set("webhook-signature", login.SignWebhook(key, id, at, body))
 	}
 }
 
 func signZitadel(at time.Time) signer {
 	return func(h http.Header, body []byte) {
-		h.Set(hooks.ZitadelSignatureHeader, hooks.SignZitadel(zitadelKey, at, body))
+		h.Set(login.ZitadelSignatureHeader, login.SignZitadel(zitadelKey, at, body))
 	}
 }
 
@@ -142,7 +144,7 @@ func (ts *testServer) post(t *testing.T, path string, body []byte, sign signer) 
 
 func readPayload(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "samples", "payloads", name))
+	b, err := os.ReadFile(filepath.Join("..", "..", "samples", "payloads", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +172,7 @@ func checkGolden(t *testing.T, name string, status int, body []byte) {
 		t.Fatal(err)
 	}
 	enc = append(enc, '\n')
-	path := filepath.Join("..", "samples", "payloads", name)
+	path := filepath.Join("..", "..", "samples", "payloads", name)
 	if *update {
 		if err := os.WriteFile(path, enc, 0o644); err != nil {
 			t.Fatal(err)
@@ -230,39 +232,39 @@ func TestDialectMapping(t *testing.T) {
 		if st, body, _ := ts.post(t, path, readPayload(t, name+".request.json"), sign); st >= 300 && st != 403 {
 			t.Fatalf("%s: %d %s", name, st, body)
 		}
-		return ts.enricher.last()
+		return ts.enricher.Last()
 	}
 	hk := header("Authorization", "Bearer "+hydraKey)
 
 	ev := post("hydra/authorization-code", "/hooks/hydra/token", hk)
-	if ev.Trigger != runtime.TriggerPostLogin || ev.User.UserID != "alice" || ev.Client.ClientID != portalClient ||
+	if ev.Trigger != runtime.TriggerPostLogin || ev.User.UserID != "alice" || ev.Client.ClientID != hookstest.PortalClient ||
 		ev.Transaction.GrantType != "authorization_code" || strings.Join(ev.Transaction.RequestedScopes, " ") != "openid offline email" ||
 		ev.User.Email != "alice@example.com" || ev.Connection.Name != "hydra" || ev.Transaction.Nonce != "nonce-0123456789" {
 		t.Errorf("hydra authorization_code event = %+v", ev)
 	}
 	ev = post("hydra/client-credentials", "/hooks/hydra/token", hk)
-	if ev.Trigger != runtime.TriggerCredentialsExchange || ev.User.UserID != batchClient || ev.Transaction.GrantType != "client_credentials" ||
+	if ev.Trigger != runtime.TriggerCredentialsExchange || ev.User.UserID != hookstest.BatchClient || ev.Transaction.GrantType != "client_credentials" ||
 		strings.Join(ev.Transaction.RequestedScopes, " ") != "reports" {
 		t.Errorf("hydra client_credentials event = %+v", ev)
 	}
 	ev = post("hydra/refresh-legacy", "/hooks/hydra/refresh", hk)
-	if ev.User.UserID != "alice" || ev.Client.ClientID != portalClient || ev.Transaction.GrantType != "refresh_token" {
+	if ev.User.UserID != "alice" || ev.Client.ClientID != hookstest.PortalClient || ev.Transaction.GrantType != "refresh_token" {
 		t.Errorf("hydra legacy refresh event = %+v", ev)
 	}
 	ev = post("zitadel/preaccesstoken", "/hooks/zitadel/preaccesstoken", signZitadel(t0))
 	if ev.User.UserID != "312909075211944344" || ev.User.Email != "alice@example.com" || !ev.User.EmailVerified ||
-		ev.User.Name != "Alice Example" || ev.Client.ClientID != portalClient || ev.Connection.Name != "zitadel" ||
+		ev.User.Name != "Alice Example" || ev.Client.ClientID != hookstest.PortalClient || ev.Connection.Name != "zitadel" ||
 		ev.Connection.ID != "312909075211879832" || strings.Join(ev.User.Groups, ",") != "portal-engineer" ||
 		ev.User.AppMetadata["cost_center"] != "CC-42" {
 		t.Errorf("zitadel event = %+v", ev)
 	}
 	ev = post("supabase/custom-access-token", "/hooks/supabase/custom-access-token", signSupabase("msg_map", t0, supabaseNew))
-	if ev.User.UserID != supabaseDana || ev.User.Email != "dana@example.com" || ev.Connection.Name != "email" ||
-		ev.Client.ClientID != portalClient || ev.User.Name != "Dana Example" || ev.Transaction.ID != "msg_map" {
+	if ev.User.UserID != hookstest.SupabaseDana || ev.User.Email != "dana@example.com" || ev.Connection.Name != "email" ||
+		ev.Client.ClientID != hookstest.PortalClient || ev.User.Name != "Dana Example" || ev.Transaction.ID != "msg_map" {
 		t.Errorf("supabase event = %+v", ev)
 	}
 	ev = post("native/credentials-exchange", "/hooks/v1/credentials-exchange", signNative("msg_map", t0))
-	if ev.Trigger != runtime.TriggerCredentialsExchange || ev.User.UserID != batchClient || ev.Transaction.Audience != "https://api.example.com/" {
+	if ev.Trigger != runtime.TriggerCredentialsExchange || ev.User.UserID != hookstest.BatchClient || ev.Transaction.Audience != "https://api.example.com/" {
 		t.Errorf("native credentials-exchange event = %+v", ev)
 	}
 }
@@ -275,7 +277,7 @@ func TestHydraKeepsSidAndIncomingClaims(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("%d %s", status, body)
 	}
-	var resp hooks.HydraHookResponse
+	var resp login.HydraHookResponse
 	if err := json.Unmarshal(body, &resp); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +293,7 @@ func TestHydraNothingToAdd(t *testing.T) {
 	empty := enricherFunc(func(context.Context, *runtime.Event) (*runtime.Result, error) {
 		return &runtime.Result{Decision: runtime.Decision{Allowed: true}}, nil
 	})
-	h := &hooks.HydraHandler{Enricher: empty, Keys: hooks.NewKeySet(hydraKey), Namespace: testNS}
+	h := &login.Handler{Run: empty, Dialect: &login.Hydra{Keys: hooks.NewKeySet(hydraKey), Namespace: hookstest.NS}}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	post := func(body string) (int, []byte) {
@@ -317,11 +319,11 @@ func TestHydraNothingToAdd(t *testing.T) {
 	if st != http.StatusOK {
 		t.Fatalf("stale claims: %d %s", st, body)
 	}
-	var got hooks.HydraHookResponse
+	var got login.HydraHookResponse
 	if err := json.Unmarshal(body, &got); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := got.Session.AccessToken[testNS+"roles"]; ok || got.Session.AccessToken["tenant"] != "acme" || got.Session.IDToken["sid"] != "s-1" {
+	if _, ok := got.Session.AccessToken[hookstest.NS+"roles"]; ok || got.Session.AccessToken["tenant"] != "acme" || got.Session.IDToken["sid"] != "s-1" {
 		t.Errorf("stale claims not replaced: %s", body)
 	}
 }

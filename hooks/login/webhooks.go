@@ -1,4 +1,4 @@
-package hooks
+package login
 
 import (
 	"container/heap"
@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 )
 
@@ -128,7 +129,7 @@ func NewWebhookVerifier(secrets string, o WebhookOptions) (*WebhookVerifier, err
 	if replay == nil {
 		replay = NewReplayCache(o.ReplayCacheSize)
 	}
-	return &WebhookVerifier{keys: keys, tolerance: o.Tolerance, now: nowFunc(o.Now), replay: replay}, nil
+	return &WebhookVerifier{keys: keys, tolerance: o.Tolerance, now: hooks.NowFunc(o.Now), replay: replay}, nil
 }
 
 // Verify authenticates body against the Standard Webhooks headers and returns
@@ -139,26 +140,26 @@ func (v *WebhookVerifier) Verify(h http.Header, body []byte) (string, error) {
 	tsRaw := h.Get(HeaderWebhookTimestamp)
 	sigs := h.Get(HeaderWebhookSignature)
 	if id == "" || tsRaw == "" || sigs == "" {
-		return "", authErr(schemeWebhooks, "missing webhook-id, webhook-timestamp or webhook-signature header")
+		return "", hooks.AuthFailure(schemeWebhooks, "missing webhook-id, webhook-timestamp or webhook-signature header")
 	}
 	if len(id) > maxWebhookID {
-		return "", authErr(schemeWebhooks, "webhook-id longer than %d bytes", maxWebhookID)
+		return "", hooks.AuthFailure(schemeWebhooks, "webhook-id longer than %d bytes", maxWebhookID)
 	}
 	ts, err := strconv.ParseInt(tsRaw, 10, 64)
 	if err != nil {
-		return "", authErr(schemeWebhooks, "webhook-timestamp %q is not unix seconds", truncate(tsRaw, 32))
+		return "", hooks.AuthFailure(schemeWebhooks, "webhook-timestamp %q is not unix seconds", truncate(tsRaw, 32))
 	}
 	now := v.now()
 	sent := time.Unix(ts, 0)
 	if d := now.Sub(sent); d > v.tolerance || d < -v.tolerance {
-		return "", authErr(schemeWebhooks, "webhook-timestamp is %s away from now, outside the %s tolerance", d.Truncate(time.Second).Abs(), v.tolerance)
+		return "", hooks.AuthFailure(schemeWebhooks, "webhook-timestamp is %s away from now, outside the %s tolerance", d.Truncate(time.Second).Abs(), v.tolerance)
 	}
 	presented, err := parseWebhookSignatures(sigs)
 	if err != nil {
 		return "", err
 	}
 	if !v.match(id, tsRaw, body, presented) {
-		return "", authErr(schemeWebhooks, "no webhook-signature entry matches")
+		return "", hooks.AuthFailure(schemeWebhooks, "no webhook-signature entry matches")
 	}
 	// The id must be remembered until its timestamp leaves the window; after
 	// that the timestamp check rejects a replay by itself.
@@ -167,7 +168,7 @@ func (v *WebhookVerifier) Verify(h http.Header, body []byte) (string, error) {
 		return "", err
 	}
 	if !fresh {
-		return "", authErr(schemeWebhooks, "webhook-id %q was already received (replay)", id)
+		return "", hooks.AuthFailure(schemeWebhooks, "webhook-id %q was already received (replay)", id)
 	}
 	return id, nil
 }
@@ -199,7 +200,7 @@ func (v *WebhookVerifier) match(id, ts string, body []byte, presented [][]byte) 
 func parseWebhookSignatures(h string) ([][]byte, error) {
 	fields := strings.Fields(h)
 	if len(fields) > maxSignatureEntries {
-		return nil, authErr(schemeWebhooks, "webhook-signature has %d entries, at most %d allowed", len(fields), maxSignatureEntries)
+		return nil, hooks.AuthFailure(schemeWebhooks, "webhook-signature has %d entries, at most %d allowed", len(fields), maxSignatureEntries)
 	}
 	var out [][]byte
 	for _, f := range fields {
@@ -214,7 +215,7 @@ func parseWebhookSignatures(h string) ([][]byte, error) {
 		out = append(out, b)
 	}
 	if len(out) == 0 {
-		return nil, authErr(schemeWebhooks, "webhook-signature has no v1,<base64 HMAC-SHA256> entry")
+		return nil, hooks.AuthFailure(schemeWebhooks, "webhook-signature has no v1,<base64 HMAC-SHA256> entry")
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package hooks
+package oauth
 
 import (
 	"net/http"

@@ -1,32 +1,61 @@
-package hooks
+package login
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 )
 
-// SupabaseHandler serves Supabase Auth's custom access token hook at
+// PatternSupabase is the Supabase dialect's route.
+const PatternSupabase = "POST /hooks/supabase/custom-access-token"
+
+// SupabaseConfig configures the Supabase custom access token hook.
+type SupabaseConfig struct {
+	Secret     string `yaml:"secret"`
+	SecretEnv  string `yaml:"secret_env"`
+	ClientID   string `yaml:"client_id"`
+	Connection string `yaml:"connection"`
+}
+
+// Supabase is the dialect of Supabase Auth's custom access token hook at
 // POST /hooks/supabase/custom-access-token (REFERENCE.md §5): Standard
 // Webhooks signatures with the hook's "v1,whsec_…" secret(s). The answer
 // {"claims": …} REPLACES the token's claims, so it echoes every input claim
 // and adds the pipeline's access-token claims; a deny is 200 with
 // {"error": {"http_code": 403, "message": …}}.
-type SupabaseHandler struct {
-	Enricher runtime.Enricher
+type Supabase struct {
 	Verifier *WebhookVerifier
 	// ClientID names the application rules and required_roles see: Supabase
 	// has no client concept in the hook (default "supabase").
 	ClientID string
 	// Connection is used when app_metadata.provider is absent (default "supabase").
 	Connection string
-	MaxBody    int64
-	Log        *slog.Logger
+}
+
+func supabaseKind() Kind {
+	return Kind{Name: "supabase", Example: supabaseExample, Build: fromSection(func(c *Config) *SupabaseConfig { return c.Supabase }),
+		Routes: []Route{{PatternSupabase, "Supabase custom access token hook (Standard Webhooks)"}}}
+}
+
+const supabaseExample = `supabase:
+  secret_env: CLAIMSMITH_SUPABASE_HOOK_SECRET       # v1,whsec_… (several joined by |)
+  client_id: supabase
+`
+
+func (sc *SupabaseConfig) secret() (string, string, string) {
+	return "supabase.secret", sc.Secret, sc.SecretEnv
+}
+
+func (sc *SupabaseConfig) build(deps Deps, key string) ([]*Handler, error) {
+	v, err := NewWebhookVerifier(key, WebhookOptions{Now: deps.Now, Replay: deps.Replays.cache("supabase")})
+	if err != nil {
+		return nil, fmt.Errorf("hooks.supabase.secret_env: %w", err)
+	}
+	return []*Handler{{Dialect: &Supabase{Verifier: v, ClientID: sc.ClientID, Connection: sc.Connection}}}, nil
 }
 
 // SupabaseRequest is the hook's input.
@@ -53,65 +82,48 @@ type SupabaseError struct {
 // never replace the input's values.
 var supabaseKeptClaims = []string{"iss", "aud", "exp", "iat", "sub", "email", "phone", "role", "aal", "session_id", "is_anonymous", "amr", "app_metadata", "user_metadata"}
 
-func (h *SupabaseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	resp, err := h.serve(w, r)
-	if err != nil {
-		logf(h.Log).LogAttrs(r.Context(), levelOf(err), "supabase hook refused", slog.String("error", err.Error()))
-		WriteError(w, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, resp)
+type supabaseExchange struct {
+	d   *Supabase
+	h   http.Header
+	id  string
+	req *SupabaseRequest
 }
 
-func (h *SupabaseHandler) serve(w http.ResponseWriter, r *http.Request) (_ *SupabaseResponse, err error) {
+// Accept checks that the request is signed.
+func (d *Supabase) Accept(r *http.Request) (Exchange, error) {
 	if r.Header.Get(HeaderWebhookSignature) == "" {
-		return nil, authErr(schemeWebhooks, "missing webhook-signature header")
+		return nil, hooks.AuthFailure(schemeWebhooks, "missing webhook-signature header")
 	}
-	if err := requireJSON(r); err != nil {
-		return nil, err
-	}
-	body, err := readBody(w, r, h.MaxBody)
+	return &supabaseExchange{d: d, h: r.Header}, nil
+}
+
+func (x *supabaseExchange) Verify(body []byte) (func(), error) {
+	id, err := x.d.Verifier.Verify(x.h, body)
 	if err != nil {
 		return nil, err
 	}
-	id, err := h.Verifier.Verify(r.Header, body)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if st, _ := StatusOf(err); err != nil && st >= 500 {
-			h.Verifier.Release(id)
-		}
-	}()
+	x.id = id
+	return func() { x.d.Verifier.Release(id) }, nil
+}
+
+func (x *supabaseExchange) Decode(body []byte) (Login, error) {
 	req, err := DecodeSupabaseRequest(body)
 	if err != nil {
-		return nil, err
+		return Login{}, err
 	}
-	ev := req.Event(h.ClientID, h.Connection)
-	ev.Transaction.ID = id
-	res, err := h.Enricher.Run(r.Context(), ev)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
-	}
-	if l := logf(h.Log); l.Enabled(r.Context(), slog.LevelInfo) {
-		l.LogAttrs(r.Context(), slog.LevelInfo, "login",
-			slog.String("trace_id", id), slog.String("dialect", "supabase"),
-			slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
-			slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
-	}
-	return SupabaseAnswer(req, res), nil
+	x.req = req
+	return Login{Event: req.Event(x.d.ClientID, x.d.Connection), TraceID: x.id}, nil
+}
+
+func (x *supabaseExchange) Answer(_ context.Context, _ Login, res *runtime.Result) (int, any, error) {
+	return http.StatusOK, SupabaseAnswer(x.req, res), nil
 }
 
 // DecodeSupabaseRequest decodes the hook input; user_id and claims are required.
 func DecodeSupabaseRequest(body []byte) (*SupabaseRequest, error) {
 	var req SupabaseRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
-		return nil, jsonError("supabase hook", err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: supabase hook: trailing data after the JSON object", runtime.ErrInvalid)
+	if err := runtime.DecodeJSON("supabase hook", body, &req); err != nil {
+		return nil, err
 	}
 	if req.UserID == "" {
 		return nil, &runtime.ValidationError{Entity: "supabase hook", Field: "user_id", Reason: "required"}

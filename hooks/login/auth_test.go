@@ -1,4 +1,4 @@
-package hooks_test
+package login_test
 
 import (
 	"bytes"
@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/runtime"
 )
 
@@ -38,7 +39,7 @@ func TestRefusedRequestsRunNothing(t *testing.T) {
 	wrongWebhookKey := func(h http.Header, body []byte) {
 		h.Set("webhook-id", "msg_x")
 		h.Set("webhook-timestamp", fmt.Sprint(t0.Unix()))
-		h.Set("webhook-signature", hooks.SignWebhook([]byte("not-the-key"), "msg_x", t0, body))
+		h.Set("webhook-signature", login.SignWebhook([]byte("not-the-key"), "msg_x", t0, body))
 	}
 	cases := []struct {
 		name, path  string
@@ -65,9 +66,9 @@ func TestRefusedRequestsRunNothing(t *testing.T) {
 		{"hydra no session", "/hooks/hydra/token", []byte(`{"request":{"client_id":"portal"}}`), header("Authorization", "Bearer "+hydraKey), "", 400},
 		{"zitadel unsigned", "/hooks/zitadel/preaccesstoken", zitadel, nil, "", 401},
 		{"zitadel bad signature", "/hooks/zitadel/preaccesstoken", zitadel, tamper(signZitadel(t0)), "", 401},
-		{"zitadel wrong key", "/hooks/zitadel/preaccesstoken", zitadel, header(hooks.ZitadelSignatureHeader, hooks.SignZitadel("other", t0, zitadel)), "", 401},
+		{"zitadel wrong key", "/hooks/zitadel/preaccesstoken", zitadel, header(login.ZitadelSignatureHeader, login.SignZitadel("other", t0, zitadel)), "", 401},
 		{"zitadel stale", "/hooks/zitadel/preaccesstoken", zitadel, signZitadel(t0.Add(-301 * time.Second)), "", 401},
-		{"zitadel malformed header", "/hooks/zitadel/preaccesstoken", zitadel, header(hooks.ZitadelSignatureHeader, "v1=zz"), "", 401},
+		{"zitadel malformed header", "/hooks/zitadel/preaccesstoken", zitadel, header(login.ZitadelSignatureHeader, "v1=zz"), "", 401},
 		{"zitadel oversized", "/hooks/zitadel/preaccesstoken", big, signZitadel(t0), "", 413},
 		{"zitadel wrong content type", "/hooks/zitadel/preaccesstoken", zitadel, signZitadel(t0), "text/json", 415},
 		{"zitadel function mismatch", "/hooks/zitadel/preuserinfo", zitadel, signZitadel(t0), "", 400},
@@ -107,7 +108,7 @@ func TestRefusedRequestsRunNothing(t *testing.T) {
 			if resp.StatusCode != c.want {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.want, body.String())
 			}
-			if n := ts.enricher.runs(); n != 0 {
+			if n := ts.enricher.Runs(); n != 0 {
 				t.Fatalf("the pipeline ran %d times for a refused request", n)
 			}
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
@@ -141,7 +142,7 @@ func TestReplayedWebhookRejected(t *testing.T) {
 			if st, b, _ := ts.post(t, c.path, body, sign); st != 401 || !strings.Contains(string(b), "replay") {
 				t.Fatalf("replay: %d %s, want 401 naming the replay", st, b)
 			}
-			if n := ts.enricher.runs(); n != 1 {
+			if n := ts.enricher.Runs(); n != 1 {
 				t.Fatalf("pipeline ran %d times, want 1", n)
 			}
 		})
@@ -178,7 +179,7 @@ func TestPolicyAcceptsImportedExtensionKey(t *testing.T) {
 	if st, b, _ := plain.post(t, "/api/users/carol/policy/portal", body, header("x-api-key", "ext-api-key")); st != 401 {
 		t.Fatalf("store key without store_apikey: %d %s", st, b)
 	}
-	ts := newDialectServer(t, func(c *hooks.HooksConfig) { c.Policy = &hooks.PolicyConfig{StoreAPIKey: true} })
+	ts := newDialectServer(t, func(c *login.Config) { c.Policy = &login.PolicyConfig{StoreAPIKey: true} })
 	if st, b, _ := ts.post(t, "/api/users/carol/policy/portal", body, header("x-api-key", "ext-api-key")); st != 200 || !strings.Contains(string(b), `"Engineering"`) {
 		t.Fatalf("store key: %d %s", st, b)
 	}
@@ -190,8 +191,8 @@ func TestPolicyAcceptsImportedExtensionKey(t *testing.T) {
 // TestRetryAfterServerErrorIsNotAReplay: when claimsmith itself fails (5xx),
 // the sender's retry with the same webhook-id is processed, not refused.
 func TestRetryAfterServerErrorIsNotAReplay(t *testing.T) {
-	store := newTestStore(t, portalClient, batchClient)
-	p := newPipeline(t, store)
+	store := hookstest.NewStore(t, hookstest.PortalClient, hookstest.BatchClient)
+	p := hookstest.NewPipeline(t, store)
 	var calls atomic.Int32
 	flaky := enricherFunc(func(ctx context.Context, ev *runtime.Event) (*runtime.Result, error) {
 		if calls.Add(1) == 1 {
@@ -199,12 +200,12 @@ func TestRetryAfterServerErrorIsNotAReplay(t *testing.T) {
 		}
 		return p.Run(ctx, ev)
 	})
-	v, err := hooks.NewWebhookVerifier(nativeSecret, hooks.WebhookOptions{Now: func() time.Time { return t0 }})
+	v, err := login.NewWebhookVerifier(nativeSecret, login.WebhookOptions{Now: func() time.Time { return t0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(&hooks.NativeHandler{Trigger: runtime.TriggerPostLogin, Enricher: flaky,
-		Callers: []hooks.Caller{{Name: "auth0", Webhook: v}}})
+	srv := httptest.NewServer(&login.Handler{Run: flaky,
+		Dialect: &login.Native{Trigger: runtime.TriggerPostLogin, Callers: []login.Caller{{Name: "auth0", Webhook: v}}}})
 	defer srv.Close()
 	body := readPayload(t, "native/post-login.request.json")
 	send := func() int {
@@ -258,7 +259,7 @@ func TestOversizedChunkedBody(t *testing.T) {
 			t.Errorf("%s: %d, want 413", c.path, resp.StatusCode)
 		}
 	}
-	if n := ts.enricher.runs(); n != 0 {
+	if n := ts.enricher.Runs(); n != 0 {
 		t.Fatalf("pipeline ran %d times", n)
 	}
 }

@@ -1,4 +1,4 @@
-package hooks_test
+package e2e_test
 
 import (
 	"bytes"
@@ -26,6 +26,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
+	"github.com/claimsmith/claimsmith/hooks/login"
 )
 
 // BenchmarkHydraTokenHook is issue 9's Hydra comparison (P3): the token
@@ -48,16 +50,16 @@ func BenchmarkHydraTokenHook(b *testing.B) {
 	if testing.Short() {
 		b.Skip("benchmark with two real Ory Hydra processes; skipped with -short")
 	}
-	bin := benchBuildHydra(b)
+	bin := buildHydra(b)
 
-	store := newTestStore(b, portalClient, batchClient)
-	handler := &hooks.HydraHandler{
-		Enricher: newPipeline(b, store), Header: "Authorization", Keys: hooks.NewKeySet(hydraAPIKey),
-		Connection: "hydra", Namespace: testNS, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	store := hookstest.NewStore(b, hookstest.PortalClient, hookstest.BatchClient)
+	handler := &login.Handler{
+		Run: hookstest.NewPipeline(b, store), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Dialect: &login.Hydra{Header: "Authorization", Keys: hooks.NewKeySet(hydraAPIKey), Connection: "hydra", Namespace: hookstest.NS},
 	}
 	timing := &handlerTimer{next: handler}
 	mux := http.NewServeMux()
-	mux.Handle(hooks.PatternHydraToken, timing)
+	mux.Handle(login.PatternHydraToken, timing)
 	// Counting the connections Hydra opens to us shows whether its hook
 	// client keeps them alive (a new TCP connection per hook call is part of
 	// Hydra's share of the overhead).
@@ -89,7 +91,7 @@ func BenchmarkHydraTokenHook(b *testing.B) {
 			b.Fatal(h.err)
 		}
 		h.createClient(b, map[string]any{
-			"client_id": batchClient, "client_secret": batchSecret,
+			"client_id": hookstest.BatchClient, "client_secret": batchSecret,
 			"grant_types": []string{"client_credentials"}, "scope": "reports",
 			"audience":                   []string{benchAudience},
 			"token_endpoint_auth_method": "client_secret_basic",
@@ -162,7 +164,7 @@ type benchHydra struct {
 // hook is claimsmith's base URL, or "" for a Hydra without any hook.
 func newBenchHydra(b *testing.B, bin, hook string) *benchHydra {
 	b.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "samples", "hydra", "hydra.yml"))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "samples", "hydra", "hydra.yml"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -182,7 +184,7 @@ func newBenchHydra(b *testing.B, bin, hook string) *benchHydra {
 		}
 		return m
 	}
-	publicPort, adminPort := benchFreePort(b), benchFreePort(b)
+	publicPort, adminPort := freePort(b), freePort(b)
 	mapping("serve.public")["port"], mapping("serve.admin")["port"] = publicPort, adminPort
 	mapping("urls.self")["issuer"] = fmt.Sprintf("http://127.0.0.1:%d/", publicPort)
 	oauth2 := mapping("oauth2")
@@ -278,7 +280,7 @@ func (h *benchHydra) token(b *testing.B, hooked bool) {
 		b.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(batchClient, batchSecret)
+	req.SetBasicAuth(hookstest.BatchClient, batchSecret)
 	start := time.Now()
 	resp, err := h.client.Do(req)
 	if err != nil {
@@ -303,12 +305,12 @@ func (h *benchHydra) token(b *testing.B, hooked bool) {
 	if err != nil {
 		b.Fatalf("access token from %s: %v", h.public, err)
 	}
-	got, want := ext[testNS+"permissions"], any([]any{"reports:run"})
+	got, want := ext[hookstest.NS+"permissions"], any([]any{"reports:run"})
 	if !hooked {
 		want = nil
 	}
 	if !reflect.DeepEqual(got, want) {
-		b.Fatalf("access token from %s (hook %v): ext %s = %v, want %v (ext %v)", h.public, hooked, testNS+"permissions", got, want, ext)
+		b.Fatalf("access token from %s (hook %v): ext %s = %v, want %v (ext %v)", h.public, hooked, hookstest.NS+"permissions", got, want, ext)
 	}
 }
 
@@ -372,33 +374,3 @@ func percentiles(d []time.Duration) (p50, p99 time.Duration) {
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// benchBuildHydra runs samples/hydra/build.sh (a no-op when the cached binary
-// is current) and fails the benchmark with the reason when it cannot.
-func benchBuildHydra(b *testing.B) string {
-	b.Helper()
-	script, err := filepath.Abs(filepath.Join("..", "samples", "hydra", "build.sh"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Minute)
-	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "sh", script)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		b.Fatalf("cannot build Ory Hydra with %s: %v\n%s", script, err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func benchFreePort(b *testing.B) int {
-	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}

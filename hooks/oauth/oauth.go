@@ -1,4 +1,9 @@
-package hooks
+// Package oauth serves claimsmith's OAuth/OIDC endpoints: RFC 7662
+// introspection, RFC 7009 revocation, the JWKS and OpenID Provider
+// metadata. The logic lives in runtime/token; these handlers authenticate,
+// decode and answer in the shapes the RFCs require, on the platform of
+// package hooks.
+package oauth
 
 import (
 	"context"
@@ -15,13 +20,10 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
-
-// The OAuth endpoints: RFC 7662 introspection, RFC 7009 revocation, the JWKS
-// and OpenID Provider metadata. The logic lives in runtime/token; these
-// handlers authenticate, decode and answer in the shapes the RFCs require.
 
 // ClientAuthenticator checks an introspection/revocation caller's credentials.
 type ClientAuthenticator interface {
@@ -59,7 +61,7 @@ type OAuthForm struct {
 func ParseOAuthForm(contentType string, body []byte) (OAuthForm, error) {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return OAuthForm{}, fmt.Errorf("%w: Content-Type %q, want application/x-www-form-urlencoded", ErrUnsupportedMediaType, contentType)
+		return OAuthForm{}, fmt.Errorf("%w: Content-Type %q, want application/x-www-form-urlencoded", hooks.ErrUnsupportedMediaType, contentType)
 	}
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
@@ -98,13 +100,13 @@ func basicCredentials(r *http.Request) (id, secret string, ok bool, err error) {
 	}
 	rawID, rawSecret, isBasic := r.BasicAuth()
 	if !isBasic {
-		return "", "", true, &AuthError{Scheme: "basic", Reason: "Authorization is not HTTP Basic"}
+		return "", "", true, &hooks.AuthError{Scheme: "basic", Reason: "Authorization is not HTTP Basic"}
 	}
 	if id, err = url.QueryUnescape(rawID); err == nil {
 		secret, err = url.QueryUnescape(rawSecret)
 	}
 	if err != nil {
-		return "", "", true, &AuthError{Scheme: "basic", Reason: "credentials are not form-encoded"}
+		return "", "", true, &hooks.AuthError{Scheme: "basic", Reason: "credentials are not form-encoded"}
 	}
 	return id, secret, true, nil
 }
@@ -124,7 +126,7 @@ func oauthRequest(w http.ResponseWriter, r *http.Request, clients ClientAuthenti
 			return token.Caller{}, OAuthForm{}, err
 		}
 	}
-	body, err := readBody(w, r, limit)
+	body, err := hooks.ReadBody(w, r, limit)
 	if err != nil {
 		return token.Caller{}, OAuthForm{}, err
 	}
@@ -138,7 +140,7 @@ func oauthRequest(w http.ResponseWriter, r *http.Request, clients ClientAuthenti
 		return token.Caller{}, OAuthForm{}, fmt.Errorf("%w: client credentials given both in the Authorization header and in the body", runtime.ErrInvalid)
 	case !hasBasic:
 		if f.ClientID == "" {
-			return token.Caller{}, OAuthForm{}, &AuthError{Scheme: "basic", Reason: "client authentication is required"}
+			return token.Caller{}, OAuthForm{}, &hooks.AuthError{Scheme: "basic", Reason: "client authentication is required"}
 		}
 		if caller, err = clients.Authenticate(ctx, f.ClientID, f.ClientSecret); err != nil {
 			return token.Caller{}, OAuthForm{}, err
@@ -153,10 +155,10 @@ func oauthRequest(w http.ResponseWriter, r *http.Request, clients ClientAuthenti
 func writeOAuthError(w http.ResponseWriter, err error) {
 	if errors.Is(err, runtime.ErrUnauthenticated) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="claimsmith", error="invalid_client"`)
-		WriteJSON(w, http.StatusUnauthorized, ErrorBody{Error: "invalid_client", Description: "client authentication failed"})
+		hooks.WriteJSON(w, http.StatusUnauthorized, hooks.ErrorBody{Error: "invalid_client", Description: "client authentication failed"})
 		return
 	}
-	WriteError(w, err)
+	hooks.WriteError(w, err)
 }
 
 // IntrospectHandler serves POST /oauth2/introspect (RFC 7662, and RFC 9701
@@ -181,7 +183,7 @@ func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ans, err := h.Introspector.Introspect(r.Context(), caller, token.IntrospectRequest{Token: f.Token, TokenTypeHint: f.TokenTypeHint, Live: f.Live})
 	if err != nil {
 		log.ErrorContext(r.Context(), "introspection failed", "caller", caller.ClientID, "err", err)
-		WriteError(w, err)
+		hooks.WriteError(w, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -189,7 +191,7 @@ func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		jwt, err := h.Introspector.Signed(r.Context(), caller, ans)
 		if err != nil {
 			log.ErrorContext(r.Context(), "signing introspection response", "err", err)
-			WriteError(w, err)
+			hooks.WriteError(w, err)
 			return
 		}
 		w.Header().Set("Content-Type", introspectionJWT)
@@ -241,7 +243,7 @@ func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.Revoker.Revoke(r.Context(), caller, f.Token); err != nil {
 		log.ErrorContext(r.Context(), "revocation failed", "caller", caller.ClientID, "err", err)
 		// RFC 7009 §2.2.1: a server that cannot revoke now says so with 503.
-		WriteError(w, fmt.Errorf("%w: %v", runtime.ErrUnavailable, err))
+		hooks.WriteError(w, fmt.Errorf("%w: %v", runtime.ErrUnavailable, err))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -266,7 +268,7 @@ func (h *JWKSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, k := range set.Keys {
 		if !k.IsPublic() {
 			// Never reached with KeySet; refuse rather than leak a private key.
-			WriteError(w, errors.New("jwks: a private key was about to be published"))
+			hooks.WriteError(w, errors.New("jwks: a private key was about to be published"))
 			return
 		}
 	}
@@ -336,11 +338,41 @@ func (h *DiscoveryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeJSONBody(w, h.Metadata())
 }
 
+// Route patterns and metrics labels of the endpoints.
+const (
+	PatternIntrospect = "POST /oauth2/introspect"
+	PatternRevoke     = "POST /oauth2/revoke"
+	PatternJWKS       = "GET /.well-known/jwks.json"
+	PatternDiscovery  = "GET /.well-known/openid-configuration"
+
+	LabelOAuth     = "oauth"
+	LabelDiscovery = "discovery"
+)
+
+// Endpoints are the OAuth/OIDC handlers `claimsmith serve` hosts; a nil
+// one is not mounted.
+type Endpoints struct {
+	Introspect http.Handler
+	Revoke     http.Handler
+	JWKS       http.Handler
+	Discovery  http.Handler
+}
+
+// Routes is the endpoints' part of the server's route table.
+func (e Endpoints) Routes() []hooks.Route {
+	return []hooks.Route{
+		{Pattern: PatternIntrospect, Handler: e.Introspect, MaxBody: MaxOAuthBody, Label: LabelOAuth},
+		{Pattern: PatternRevoke, Handler: e.Revoke, MaxBody: MaxOAuthBody, Label: LabelOAuth},
+		{Pattern: PatternJWKS, Handler: e.JWKS, Label: LabelDiscovery},
+		{Pattern: PatternDiscovery, Handler: e.Discovery, Label: LabelDiscovery},
+	}
+}
+
 // writeJSONBody writes v as a 200 JSON body; headers are already set.
 func writeJSONBody(w http.ResponseWriter, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		WriteError(w, err)
+		hooks.WriteError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusOK)

@@ -1,7 +1,8 @@
-package hooks
+package login
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 )
 
@@ -46,7 +48,7 @@ type ZitadelVerifier struct {
 // NewZitadelVerifier accepts one or more signing keys (several during a key
 // change); tolerance 0 means DefaultZitadelTolerance.
 func NewZitadelVerifier(keys []string, tolerance time.Duration, now func() time.Time) (*ZitadelVerifier, error) {
-	v := &ZitadelVerifier{tolerance: tolerance, now: nowFunc(now)}
+	v := &ZitadelVerifier{tolerance: tolerance, now: hooks.NowFunc(now)}
 	if v.tolerance <= 0 {
 		v.tolerance = DefaultZitadelTolerance
 	}
@@ -86,7 +88,7 @@ func (v *ZitadelVerifier) Verify(header string, body []byte) error {
 	}
 	sent := time.Unix(ts, 0)
 	if d := v.now().Sub(sent); d > v.tolerance || d < -v.tolerance {
-		return authErr(schemeZitadel, "timestamp is %s away from now, outside the %s tolerance", d.Truncate(time.Second).Abs(), v.tolerance)
+		return hooks.AuthFailure(schemeZitadel, "timestamp is %s away from now, outside the %s tolerance", d.Truncate(time.Second).Abs(), v.tolerance)
 	}
 	tsRaw := strconv.FormatInt(ts, 10)
 	ok := 0
@@ -99,7 +101,7 @@ func (v *ZitadelVerifier) Verify(header string, body []byte) error {
 		}
 	}
 	if ok != 1 {
-		return authErr(schemeZitadel, "no v1 signature matches")
+		return hooks.AuthFailure(schemeZitadel, "no v1 signature matches")
 	}
 	return nil
 }
@@ -109,11 +111,11 @@ func (v *ZitadelVerifier) Verify(header string, body []byte) error {
 // required.
 func ParseZitadelSignature(header string) (int64, [][]byte, error) {
 	if header == "" {
-		return 0, nil, authErr(schemeZitadel, "missing %s header", ZitadelSignatureHeader)
+		return 0, nil, hooks.AuthFailure(schemeZitadel, "missing %s header", ZitadelSignatureHeader)
 	}
 	parts := strings.Split(header, ",")
 	if len(parts) > maxSignatureEntries+1 {
-		return 0, nil, authErr(schemeZitadel, "header has %d parts, at most %d allowed", len(parts), maxSignatureEntries+1)
+		return 0, nil, hooks.AuthFailure(schemeZitadel, "header has %d parts, at most %d allowed", len(parts), maxSignatureEntries+1)
 	}
 	var (
 		ts    int64
@@ -123,13 +125,13 @@ func ParseZitadelSignature(header string) (int64, [][]byte, error) {
 	for _, p := range parts {
 		k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
 		if !ok {
-			return 0, nil, authErr(schemeZitadel, "malformed part %q", truncate(p, 32))
+			return 0, nil, hooks.AuthFailure(schemeZitadel, "malformed part %q", truncate(p, 32))
 		}
 		switch k {
 		case "t":
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil || haveT {
-				return 0, nil, authErr(schemeZitadel, "bad or repeated timestamp %q", truncate(val, 32))
+				return 0, nil, hooks.AuthFailure(schemeZitadel, "bad or repeated timestamp %q", truncate(val, 32))
 			}
 			ts, haveT = n, true
 		case "v1":
@@ -140,25 +142,56 @@ func ParseZitadelSignature(header string) (int64, [][]byte, error) {
 		}
 	}
 	if !haveT {
-		return 0, nil, authErr(schemeZitadel, "no t=<unix seconds> part")
+		return 0, nil, hooks.AuthFailure(schemeZitadel, "no t=<unix seconds> part")
 	}
 	if len(sigs) == 0 {
-		return 0, nil, authErr(schemeZitadel, "no v1=<hex HMAC-SHA256> part")
+		return 0, nil, hooks.AuthFailure(schemeZitadel, "no v1=<hex HMAC-SHA256> part")
 	}
 	return ts, sigs, nil
 }
 
-// ZitadelHandler serves POST /hooks/zitadel/{function}.
-type ZitadelHandler struct {
-	Enricher runtime.Enricher
+// PatternZitadel is the Zitadel dialect's route.
+const PatternZitadel = "POST /hooks/zitadel/{function}"
+
+// ZitadelConfig configures Zitadel Actions v2.
+type ZitadelConfig struct {
+	SigningKey    string `yaml:"signing_key"`
+	SigningKeyEnv string `yaml:"signing_key_env"`
+	ClientID      string `yaml:"client_id"`
+	Connection    string `yaml:"connection"`
+}
+
+func zitadelKind() Kind {
+	return Kind{Name: "zitadel", Example: zitadelExample, Build: fromSection(func(c *Config) *ZitadelConfig { return c.Zitadel }),
+		Routes: []Route{{PatternZitadel, "Zitadel Actions v2 (preaccesstoken|preuserinfo, ZITADEL-Signature)"}}}
+}
+
+const zitadelExample = `zitadel:
+  signing_key_env: CLAIMSMITH_ZITADEL_SIGNING_KEY   # the target's signingKey (several joined by |)
+  client_id: ""                    # when Zitadel names no application
+  connection: zitadel
+`
+
+func (zc *ZitadelConfig) secret() (string, string, string) {
+	return "zitadel.signing_key", zc.SigningKey, zc.SigningKeyEnv
+}
+
+func (zc *ZitadelConfig) build(deps Deps, key string) ([]*Handler, error) {
+	v, err := NewZitadelVerifier(splitSecrets(key), 0, deps.Now)
+	if err != nil {
+		return nil, fmt.Errorf("hooks.zitadel.signing_key_env: %w", err)
+	}
+	return []*Handler{{Dialect: &Zitadel{Verifier: v, ClientID: zc.ClientID, Connection: zc.Connection}}}, nil
+}
+
+// Zitadel is the dialect of POST /hooks/zitadel/{function}.
+type Zitadel struct {
 	Verifier *ZitadelVerifier
 	// ClientID is used when the request names no application (older Zitadel
 	// versions send no "application"); default "zitadel".
 	ClientID string
 	// Connection is the connection name rules and mappings see (default "zitadel").
 	Connection string
-	MaxBody    int64
-	Log        *slog.Logger
 }
 
 // ZitadelRequest is the part of Zitadel's ContextInfo we read.
@@ -223,58 +256,47 @@ type ZitadelResponse struct {
 // zitadelReservedPrefix: Zitadel drops appended claims under it.
 const zitadelReservedPrefix = "urn:zitadel:iam"
 
-func (h *ZitadelHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	fn := r.PathValue("function")
-	if fn != ZitadelPreAccessToken && fn != ZitadelPreUserinfo {
-		WriteError(w, fmt.Errorf("%w: zitadel function %q (want %s or %s)", runtime.ErrNotFound, fn, ZitadelPreAccessToken, ZitadelPreUserinfo))
-		return
-	}
-	resp, err := h.serve(w, r, fn)
-	if err != nil {
-		logf(h.Log).LogAttrs(r.Context(), levelOf(err), "zitadel action refused", slog.String("function", fn), slog.String("error", err.Error()))
-		WriteError(w, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, resp)
+type zitadelExchange struct {
+	d      *Zitadel
+	fn     string
+	header string
 }
 
-func (h *ZitadelHandler) serve(w http.ResponseWriter, r *http.Request, fn string) (*ZitadelResponse, error) {
-	if r.Header.Get(ZitadelSignatureHeader) == "" {
-		return nil, authErr(schemeZitadel, "missing %s header", ZitadelSignatureHeader)
+// Accept checks the function the path names and that the request is signed.
+func (d *Zitadel) Accept(r *http.Request) (Exchange, error) {
+	fn := r.PathValue("function")
+	if fn != ZitadelPreAccessToken && fn != ZitadelPreUserinfo {
+		return nil, fmt.Errorf("%w: zitadel function %q (want %s or %s)", runtime.ErrNotFound, fn, ZitadelPreAccessToken, ZitadelPreUserinfo)
 	}
-	if err := requireJSON(r); err != nil {
-		return nil, err
+	h := r.Header.Get(ZitadelSignatureHeader)
+	if h == "" {
+		return nil, hooks.AuthFailure(schemeZitadel, "missing %s header", ZitadelSignatureHeader)
 	}
-	body, err := readBody(w, r, h.MaxBody)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.Verifier.Verify(r.Header.Get(ZitadelSignatureHeader), body); err != nil {
-		return nil, err
-	}
+	return &zitadelExchange{d: d, fn: fn, header: h}, nil
+}
+
+func (x *zitadelExchange) Verify(body []byte) (func(), error) {
+	return nil, x.d.Verifier.Verify(x.header, body)
+}
+
+func (x *zitadelExchange) Decode(body []byte) (Login, error) {
 	req, err := DecodeZitadelRequest(body)
 	if err != nil {
-		return nil, err
+		return Login{}, err
 	}
-	if got := functionSuffix(req.Function); got != fn {
-		return nil, &runtime.ValidationError{Entity: "zitadel request", Field: "function", Reason: fmt.Sprintf("%q does not match the endpoint's %q", req.Function, fn)}
+	if got := functionSuffix(req.Function); got != x.fn {
+		return Login{}, &runtime.ValidationError{Entity: "zitadel request", Field: "function", Reason: fmt.Sprintf("%q does not match the endpoint's %q", req.Function, x.fn)}
 	}
-	ev, err := req.Event(h.ClientID, h.Connection)
+	ev, err := req.Event(x.d.ClientID, x.d.Connection)
 	if err != nil {
-		return nil, err
+		return Login{}, err
 	}
-	ev.Transaction.ID = newTraceID()
-	res, err := h.Enricher.Run(r.Context(), ev)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
-	}
-	if l := logf(h.Log); l.Enabled(r.Context(), slog.LevelInfo) {
-		l.LogAttrs(r.Context(), slog.LevelInfo, "login",
-			slog.String("trace_id", ev.Transaction.ID), slog.String("dialect", "zitadel"), slog.String("function", fn),
-			slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
-			slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
-	}
-	return ZitadelAnswer(fn, res)
+	return Login{Event: ev, Attrs: []slog.Attr{slog.String("function", x.fn)}}, nil
+}
+
+func (x *zitadelExchange) Answer(_ context.Context, _ Login, res *runtime.Result) (int, any, error) {
+	out, err := ZitadelAnswer(x.fn, res)
+	return http.StatusOK, out, err
 }
 
 // functionSuffix returns the function name of "function/preaccesstoken"
@@ -289,13 +311,8 @@ func functionSuffix(f string) string {
 // DecodeZitadelRequest decodes a Zitadel ContextInfo body.
 func DecodeZitadelRequest(body []byte) (*ZitadelRequest, error) {
 	var req ZitadelRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
-		return nil, jsonError("zitadel request", err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: zitadel request: trailing data after the JSON object", runtime.ErrInvalid)
+	if err := runtime.DecodeJSON("zitadel request", body, &req); err != nil {
+		return nil, err
 	}
 	if req.User == nil || req.User.ID == "" {
 		return nil, &runtime.ValidationError{Entity: "zitadel request", Field: "user.id", Reason: "required"}

@@ -1,21 +1,38 @@
-package hooks
+package login
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 )
 
-// HydraHandler serves Ory Hydra's token hook (oauth2.token_hook) and its
-// legacy refresh hook (oauth2.refresh_token_hook) at POST /hooks/hydra/token
-// (REFERENCE.md §3). Hydra authenticates with an API key in a configured
-// header (`auth: {type: api_key, config: {in: header, name, value}}`).
+// Route patterns of the Hydra dialect. PatternHydraRefresh takes the
+// legacy oauth2.refresh_token_hook; the token hook endpoint accepts that
+// body too.
+const (
+	PatternHydraToken   = "POST /hooks/hydra/token"
+	PatternHydraRefresh = "POST /hooks/hydra/refresh"
+)
+
+// HydraConfig configures the Ory Hydra token hook.
+type HydraConfig struct {
+	Header     string `yaml:"header"`
+	APIKey     string `yaml:"api_key"`
+	APIKeyEnv  string `yaml:"api_key_env"`
+	Connection string `yaml:"connection"`
+}
+
+// Hydra is the dialect of Ory Hydra's token hook (oauth2.token_hook) and
+// its legacy refresh hook (oauth2.refresh_token_hook) at POST
+// /hooks/hydra/token (REFERENCE.md §3). Hydra authenticates with an API key
+// in a configured header (`auth: {type: api_key, config: {in: header, name,
+// value}}`).
 //
 // Hydra REPLACES the token's extra claims with what we answer, so the answer
 // starts from the incoming session.extra (access token) and
@@ -24,12 +41,11 @@ import (
 // access_denied), 204 leaves the tokens unchanged, 200 carries the new
 // session; Hydra turns any other status, and a 200 without a body, into a
 // failed token request, so claimsmith being down fails closed.
-type HydraHandler struct {
-	Enricher runtime.Enricher
+type Hydra struct {
 	// Header is the header Hydra puts the API key in (default "Authorization";
 	// there a "Bearer " prefix is accepted too).
 	Header string
-	Keys   *KeySet
+	Keys   *hooks.KeySet
 	// Connection is the connection name rules and mappings see (default "hydra").
 	Connection string
 	// Namespace is the pipeline's claim namespace. On a refresh Hydra sends
@@ -37,8 +53,29 @@ type HydraHandler struct {
 	// dropped from the incoming session first, so a role removed since then
 	// does not linger in the refreshed tokens.
 	Namespace string
-	MaxBody   int64
-	Log       *slog.Logger
+}
+
+func hydraKind() Kind {
+	return Kind{Name: "hydra", Example: hydraExample, Build: fromSection(func(c *Config) *HydraConfig { return c.Hydra }),
+		Routes: []Route{{PatternHydraToken, "Ory Hydra token hook"}, {PatternHydraRefresh, "Ory Hydra legacy refresh hook"}}}
+}
+
+const hydraExample = `hydra:
+  header: Authorization            # Hydra's oauth2.token_hook.auth.config.name
+  api_key_env: CLAIMSMITH_HYDRA_API_KEY
+  connection: hydra
+`
+
+func (hc *HydraConfig) secret() (string, string, string) {
+	return "hydra.api_key", hc.APIKey, hc.APIKeyEnv
+}
+
+func (hc *HydraConfig) build(deps Deps, key string) ([]*Handler, error) {
+	if key == "" {
+		return nil, fmt.Errorf("%w: hooks.hydra.api_key_env: required", runtime.ErrInvalid)
+	}
+	d := &Hydra{Header: hc.Header, Keys: hooks.NewKeySet(splitSecrets(key)...), Connection: hc.Connection, Namespace: deps.Namespace}
+	return []*Handler{{Dialect: d}, {Dialect: d}}, nil
 }
 
 // HydraHookRequest is Hydra's token hook body; the legacy refresh hook's
@@ -96,88 +133,56 @@ type HydraHookResponse struct {
 // never replace them.
 var hydraKeptIDClaims = []string{"sid"}
 
-func (h *HydraHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	status, resp, err := h.serve(w, r)
-	if err != nil {
-		logf(h.Log).LogAttrs(r.Context(), levelOf(err), "hydra hook refused", slog.String("error", err.Error()))
-		WriteError(w, err)
-		return
-	}
-	switch status {
-	case http.StatusNoContent:
-		w.WriteHeader(http.StatusNoContent)
-	case http.StatusForbidden:
-		// Hydra only looks at the status; the body helps whoever reads logs.
-		WriteJSON(w, http.StatusForbidden, resp)
-	default:
-		WriteJSON(w, status, resp)
-	}
+type hydraExchange struct {
+	headerKey
+	d   *Hydra
+	req *HydraHookRequest
 }
 
-func (h *HydraHandler) authenticate(r *http.Request) error {
-	name := h.Header
+// Accept checks the API key header.
+func (d *Hydra) Accept(r *http.Request) (Exchange, error) {
+	name := d.Header
 	if name == "" {
 		name = "Authorization"
 	}
 	v := r.Header.Get(name)
 	if v == "" {
-		return authErr("hydra-api-key", "missing %s header", name)
+		return nil, hooks.AuthFailure("hydra-api-key", "missing %s header", name)
 	}
-	if h.Keys.Match(v) {
-		return nil
+	if d.Keys.Match(v) {
+		return &hydraExchange{d: d}, nil
 	}
 	if strings.EqualFold(name, "Authorization") {
-		if tok, ok := bearerToken(r); ok && h.Keys.Match(tok) {
-			return nil
+		if tok, ok := hooks.BearerToken(r); ok && d.Keys.Match(tok) {
+			return &hydraExchange{d: d}, nil
 		}
 	}
-	return authErr("hydra-api-key", "wrong API key in %s header", name)
+	return nil, hooks.AuthFailure("hydra-api-key", "wrong API key in %s header", name)
 }
 
-func (h *HydraHandler) serve(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	if err := h.authenticate(r); err != nil {
-		return 0, nil, err
-	}
-	if err := requireJSON(r); err != nil {
-		return 0, nil, err
-	}
-	body, err := readBody(w, r, h.MaxBody)
-	if err != nil {
-		return 0, nil, err
-	}
+func (x *hydraExchange) Decode(body []byte) (Login, error) {
 	req, err := DecodeHydraHook(body)
 	if err != nil {
-		return 0, nil, err
+		return Login{}, err
 	}
-	ev, err := req.Event(h.Connection)
+	ev, err := req.Event(x.d.Connection)
 	if err != nil {
-		return 0, nil, err
+		return Login{}, err
 	}
-	ev.Transaction.ID = newTraceID()
-	res, err := h.Enricher.Run(r.Context(), ev)
-	if err != nil {
-		return 0, nil, fmt.Errorf("pipeline: %w", err)
-	}
-	if l := logf(h.Log); l.Enabled(r.Context(), slog.LevelInfo) {
-		l.LogAttrs(r.Context(), slog.LevelInfo, "login",
-			slog.String("trace_id", ev.Transaction.ID), slog.String("dialect", "hydra"), slog.String("trigger", string(ev.Trigger)),
-			slog.String("grant_type", ev.Transaction.GrantType), slog.String("user", ev.User.UserID), slog.String("client", ev.Client.ClientID),
-			slog.Bool("allowed", res.Decision.Allowed), slog.String("rule", res.Decision.Rule))
-	}
-	return HydraAnswer(req, res, h.Namespace)
+	x.req = req
+	return Login{Event: ev, Attrs: []slog.Attr{slog.String("grant_type", ev.Transaction.GrantType)}}, nil
+}
+
+func (x *hydraExchange) Answer(_ context.Context, _ Login, res *runtime.Result) (int, any, error) {
+	return HydraAnswer(x.req, res, x.d.Namespace)
 }
 
 // DecodeHydraHook decodes a token hook or legacy refresh hook body. Numbers
 // are kept as json.Number so claims echoed back to Hydra are byte-exact.
 func DecodeHydraHook(body []byte) (*HydraHookRequest, error) {
 	var req HydraHookRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&req); err != nil {
-		return nil, jsonError("hydra token hook", err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%w: hydra token hook: trailing data after the JSON object", runtime.ErrInvalid)
+	if err := runtime.DecodeJSON("hydra token hook", body, &req); err != nil {
+		return nil, err
 	}
 	if req.Session == nil {
 		return nil, &runtime.ValidationError{Entity: "hydra token hook", Field: "session", Reason: "required"}
@@ -281,7 +286,7 @@ func HydraAnswer(req *HydraHookRequest, res *runtime.Result, namespace string) (
 		if code == "" {
 			code = runtime.CodeAccessDenied
 		}
-		return http.StatusForbidden, ErrorBody{Error: code, Description: res.Decision.Reason}, nil
+		return http.StatusForbidden, hooks.ErrorBody{Error: code, Description: res.Decision.Reason}, nil
 	}
 	var ext map[string]any
 	if it := req.Session.IDToken; it != nil && it.Claims != nil {
@@ -326,30 +331,6 @@ func withoutPrefix(m map[string]any, prefix string) map[string]any {
 			continue
 		}
 		out[k] = v
-	}
-	return out
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// stringList returns the strings of a JSON array (other items skipped).
-func stringList(v any) []string {
-	arr, ok := v.([]any)
-	if !ok {
-		return nil
-	}
-	out := make([]string, 0, len(arr))
-	for _, x := range arr {
-		if s, ok := x.(string); ok {
-			out = append(out, s)
-		}
 	}
 	return out
 }

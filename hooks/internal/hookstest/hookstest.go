@@ -1,4 +1,7 @@
-package hooks_test
+// Package hookstest holds the fixtures the tests of the hooks packages share:
+// a small authorization document, the real login pipeline over it and an
+// enricher that records what it ran. Only tests import it.
+package hookstest
 
 import (
 	"context"
@@ -11,17 +14,25 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 )
 
-const testNS = "https://claimsmith.test/"
+// NS is the claim namespace of the test pipeline.
+const NS = "https://claimsmith.test/"
 
-// supabaseDana is the Supabase user of samples/payloads/supabase.
-const supabaseDana = "8ccaa7af-909f-44e7-84cb-67cdccb56be6"
+// The clients of the test document: an interactive application that
+// requires roles, and a machine client.
+const (
+	PortalClient = "portal"
+	BatchClient  = "batch-client"
+)
 
-// testDocument is a small extension document: alice is in Backend, nested
+// SupabaseDana is the Supabase user of samples/payloads/supabase.
+const SupabaseDana = "8ccaa7af-909f-44e7-84cb-67cdccb56be6"
+
+// Document is a small extension document: alice is in Backend, nested
 // in Engineering, nested in Staff; carol reaches Engineering through the IdP
 // group "ad-eng" on connection "hydra" (Zitadel users through the grant role
 // "portal-engineer"); bob is only a contractor; the M2M
 // client holds a role directly (its user id is its client id).
-func testDocument(portal, batch string) *authz.Document {
+func Document(portal, batch string) *authz.Document {
 	return &authz.Document{
 		Configuration: []authz.Configuration{{ID: "v1", APIKey: "ext-api-key"}},
 		Groups: []authz.Group{
@@ -31,7 +42,7 @@ func testDocument(portal, batch string) *authz.Document {
 					{ID: "m-1", GroupName: "ad-eng", ConnectionName: "hydra"},
 					{ID: "m-2", GroupName: "portal-engineer", ConnectionName: "zitadel"},
 				}},
-			{ID: "g-backend", Name: "Backend", Members: []string{"alice", supabaseDana}},
+			{ID: "g-backend", Name: "Backend", Members: []string{"alice", SupabaseDana}},
 			{ID: "g-contractors", Name: "Contractors", Members: []string{"bob"}},
 		},
 		Roles: []authz.Role{
@@ -51,26 +62,27 @@ func testDocument(portal, batch string) *authz.Document {
 	}
 }
 
-func newTestStore(t testing.TB, portal, batch string) *memory.Store {
+// NewStore is a memory store holding Document(portal, batch).
+func NewStore(t testing.TB, portal, batch string) *memory.Store {
 	t.Helper()
 	s := memory.New(memory.Options{})
-	if _, err := s.Apply(context.Background(), 0, &authz.ReplaceDocument{Doc: testDocument(portal, batch)}); err != nil {
+	if _, err := s.Apply(context.Background(), 0, &authz.ReplaceDocument{Doc: Document(portal, batch)}); err != nil {
 		t.Fatalf("loading test document: %v", err)
 	}
 	return s
 }
 
-// newPipeline builds the real login pipeline with the real built-in rules
+// NewPipeline builds the real login pipeline with the real built-in rules
 // over the store, as cmd does: authorization (claims on both tokens,
 // persisted into app_metadata.authorization) then required-roles.
-func newPipeline(t testing.TB, store *memory.Store) *runtime.Pipeline {
+func NewPipeline(t testing.TB, store *memory.Store) *runtime.Pipeline {
 	t.Helper()
-	reg, err := rules.NewRegistry(rules.Deps{Resolver: store, Settings: store, Namespace: testNS})
+	reg, err := rules.NewRegistry(rules.Deps{Resolver: store, Settings: store, Namespace: NS})
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := runtime.NewPipeline(context.Background(), runtime.PipelineConfig{
-		Namespace: testNS,
+		Namespace: NS,
 		Rules: []runtime.RuleEntry{
 			{Rule: rules.IDAuthorization, Config: map[string]any{
 				"persist": map[string]any{"groups": true, "roles": true, "permissions": true},
@@ -85,30 +97,50 @@ func newPipeline(t testing.TB, store *memory.Store) *runtime.Pipeline {
 	return p
 }
 
-// recordingEnricher runs the real pipeline and records the events it was
+// Recorder runs Next (the real pipeline) and records the events it was
 // given, so tests can check what a dialect handed over and that a refused
 // request ran nothing.
-type recordingEnricher struct {
-	next runtime.Enricher
+type Recorder struct {
+	Next runtime.Enricher
 	mu   sync.Mutex
 	seen []runtime.Event
 }
 
-func (e *recordingEnricher) Run(ctx context.Context, ev *runtime.Event) (*runtime.Result, error) {
+// Run implements runtime.Enricher.
+func (e *Recorder) Run(ctx context.Context, ev *runtime.Event) (*runtime.Result, error) {
 	e.mu.Lock()
 	e.seen = append(e.seen, *ev)
 	e.mu.Unlock()
-	return e.next.Run(ctx, ev)
+	return e.Next.Run(ctx, ev)
 }
 
-func (e *recordingEnricher) runs() int {
+// Runs is the number of runs.
+func (e *Recorder) Runs() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.seen)
 }
 
-func (e *recordingEnricher) last() runtime.Event {
+// Last is the event of the last run.
+func (e *Recorder) Last() runtime.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.seen[len(e.seen)-1]
+}
+
+// Event is a realistic post-login event (about 1 KiB) of alice on the
+// portal, asking for minted tokens.
+func Event() []byte {
+	return []byte(`{
+  "user": {"user_id": "alice", "email": "alice@example.com", "email_verified": true, "name": "Alice Example",
+    "app_metadata": {"plan": "gold", "tenant": "acme"}, "user_metadata": {"theme": "dark", "locale": "de-DE"},
+    "identities": [{"connection": "corp-ad", "provider": "ad", "user_id": "alice", "is_social": false}],
+    "groups": ["CORP\\Engineering", "CORP\\VPN Users"], "logins_count": 42},
+  "client": {"client_id": "portal", "name": "Portal"},
+  "connection": {"id": "con_1", "name": "corp-ad", "strategy": "ad"},
+  "request": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "hostname": "login.example.com",
+    "method": "GET", "query": {"scope": "openid profile email", "response_type": "code"}},
+  "transaction": {"requested_scopes": ["openid", "profile", "email"], "audience": "https://api.example.com/", "protocol": "oidc-basic-profile"},
+  "mint": true
+}`)
 }

@@ -1,4 +1,4 @@
-package hooks_test
+package login_test
 
 import (
 	"encoding/base64"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
+	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/runtime"
 )
 
@@ -25,17 +27,17 @@ func webhookHeaders(id string, at time.Time, sig string) http.Header {
 // timestamp and body give a known signature.
 func TestWebhookSpecVector(t *testing.T) {
 	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	keys, err := hooks.ParseWebhookSecrets(secret)
+	keys, err := login.ParseWebhookSecrets(secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`{"test": 2432232314}`)
 	at := time.Unix(1614265330, 0)
-	got := hooks.SignWebhook(keys[0], "msg_p5jXN8AQM9LWM0D4loKWxJek", at, body)
+	got := login.SignWebhook(keys[0], "msg_p5jXN8AQM9LWM0D4loKWxJek", at, body)
 	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
 		t.Fatalf("signature %s, want %s", got, want)
 	}
-	v, err := hooks.NewWebhookVerifier(secret, hooks.WebhookOptions{Now: func() time.Time { return at }})
+	v, err := login.NewWebhookVerifier(secret, login.WebhookOptions{Now: func() time.Time { return at }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func TestWebhookSpecVector(t *testing.T) {
 
 func TestParseWebhookSecrets(t *testing.T) {
 	a, b := base64.StdEncoding.EncodeToString([]byte("key-a")), base64.StdEncoding.EncodeToString([]byte("key-b"))
-	keys, err := hooks.ParseWebhookSecrets("v1,whsec_" + a + "|whsec_" + b + " | v1,whsec_" + strings.TrimRight(a, "="))
+	keys, err := login.ParseWebhookSecrets("v1,whsec_" + a + "|whsec_" + b + " | v1,whsec_" + strings.TrimRight(a, "="))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func TestParseWebhookSecrets(t *testing.T) {
 		t.Fatalf("keys = %q", keys)
 	}
 	for _, bad := range []string{"", "whsec_", "secret", "v1,whsec_!!!", "whsec_" + a + "|", "v2,whsec_" + a} {
-		_, err := hooks.ParseWebhookSecrets(bad)
+		_, err := login.ParseWebhookSecrets(bad)
 		if !errors.Is(err, runtime.ErrInvalid) {
 			t.Errorf("ParseWebhookSecrets(%q) = %v, want ErrInvalid", bad, err)
 			continue
@@ -68,12 +70,12 @@ func TestParseWebhookSecrets(t *testing.T) {
 func TestWebhookVerifier(t *testing.T) {
 	now := t0
 	secret := "v1,whsec_" + base64.StdEncoding.EncodeToString(supabaseOld) + "|v1,whsec_" + base64.StdEncoding.EncodeToString(supabaseNew)
-	v, err := hooks.NewWebhookVerifier(secret, hooks.WebhookOptions{Now: func() time.Time { return now }, ReplayCacheSize: 3})
+	v, err := login.NewWebhookVerifier(secret, login.WebhookOptions{Now: func() time.Time { return now }, ReplayCacheSize: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`{"user_id":"u"}`)
-	sig := func(key []byte, id string, at time.Time) string { return hooks.SignWebhook(key, id, at, body) }
+	sig := func(key []byte, id string, at time.Time) string { return login.SignWebhook(key, id, at, body) }
 
 	// Several entries, one valid; entries of another version are skipped.
 	h := webhookHeaders("msg_1", now, "v1a,abc v1,"+base64.StdEncoding.EncodeToString(make([]byte, 32))+" "+sig(supabaseNew, "msg_1", now))
@@ -118,13 +120,13 @@ func TestWebhookVerifier(t *testing.T) {
 
 func TestWebhookReplayWindow(t *testing.T) {
 	now := t0
-	v, err := hooks.NewWebhookVerifier(nativeSecret, hooks.WebhookOptions{Now: func() time.Time { return now }, ReplayCacheSize: 2})
+	v, err := login.NewWebhookVerifier(nativeSecret, login.WebhookOptions{Now: func() time.Time { return now }, ReplayCacheSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`{}`)
 	send := func(id string, at time.Time) error {
-		_, err := v.Verify(webhookHeaders(id, at, hooks.SignWebhook(nativeKey, id, at, body)), body)
+		_, err := v.Verify(webhookHeaders(id, at, login.SignWebhook(nativeKey, id, at, body)), body)
 		return err
 	}
 	if err := send("a", now); err != nil {
@@ -158,7 +160,7 @@ func TestWebhookReplayWindow(t *testing.T) {
 }
 
 func TestReplayCacheBounded(t *testing.T) {
-	c := hooks.NewReplayCache(100)
+	c := login.NewReplayCache(100)
 	for i := 0; i < 10_000; i++ {
 		now := t0.Add(time.Duration(i) * time.Second)
 		ok, err := c.Remember(fmt.Sprint(i), now, now.Add(50*time.Second))
@@ -173,33 +175,33 @@ func TestReplayCacheBounded(t *testing.T) {
 
 func TestZitadelSignature(t *testing.T) {
 	now := t0
-	v, err := hooks.NewZitadelVerifier([]string{"old-key", zitadelKey}, 0, func() time.Time { return now })
+	v, err := login.NewZitadelVerifier([]string{"old-key", zitadelKey}, 0, func() time.Time { return now })
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`{"function":"function/preaccesstoken"}`)
-	if err := v.Verify(hooks.SignZitadel(zitadelKey, now, body), body); err != nil {
+	if err := v.Verify(login.SignZitadel(zitadelKey, now, body), body); err != nil {
 		t.Fatal(err)
 	}
 	// Zitadel sends one v1 per signing key.
-	multi := hooks.SignZitadel("unknown", now, body) + ",v1=" + strings.SplitN(hooks.SignZitadel("old-key", now, body), "v1=", 2)[1]
+	multi := login.SignZitadel("unknown", now, body) + ",v1=" + strings.SplitN(login.SignZitadel("old-key", now, body), "v1=", 2)[1]
 	if err := v.Verify(multi, body); err != nil {
 		t.Fatalf("several v1 parts: %v", err)
 	}
 	for name, h := range map[string]string{
-		"stale":        hooks.SignZitadel(zitadelKey, now.Add(-301*time.Second), body),
-		"future":       hooks.SignZitadel(zitadelKey, now.Add(301*time.Second), body),
-		"other body":   hooks.SignZitadel(zitadelKey, now, []byte(`{}`)),
-		"no timestamp": "v1=" + strings.SplitN(hooks.SignZitadel(zitadelKey, now, body), "v1=", 2)[1],
+		"stale":        login.SignZitadel(zitadelKey, now.Add(-301*time.Second), body),
+		"future":       login.SignZitadel(zitadelKey, now.Add(301*time.Second), body),
+		"other body":   login.SignZitadel(zitadelKey, now, []byte(`{}`)),
+		"no timestamp": "v1=" + strings.SplitN(login.SignZitadel(zitadelKey, now, body), "v1=", 2)[1],
 		"no v1":        fmt.Sprintf("t=%d", now.Unix()),
 		"garbage":      "hello",
-		"two t":        fmt.Sprintf("t=%d,", now.Unix()) + hooks.SignZitadel(zitadelKey, now, body),
+		"two t":        fmt.Sprintf("t=%d,", now.Unix()) + login.SignZitadel(zitadelKey, now, body),
 	} {
 		if err := v.Verify(h, body); !errors.Is(err, runtime.ErrUnauthenticated) {
 			t.Errorf("%s: %v, want ErrUnauthenticated", name, err)
 		}
 	}
-	if _, err := hooks.NewZitadelVerifier(nil, 0, nil); !errors.Is(err, runtime.ErrInvalid) {
+	if _, err := login.NewZitadelVerifier(nil, 0, nil); !errors.Is(err, runtime.ErrInvalid) {
 		t.Errorf("no keys: %v", err)
 	}
 }
@@ -216,16 +218,16 @@ func TestKeySet(t *testing.T) {
 }
 
 func TestHooksConfigErrors(t *testing.T) {
-	deps := hooks.DialectDeps{Enricher: &recordingEnricher{}, Getenv: func(string) string { return "" }}
-	for want, cfg := range map[string]*hooks.HooksConfig{
-		"hooks.hydra.api_key_env: environment variable CLAIMSMITH_HYDRA_API_KEY": {Hydra: &hooks.HydraConfig{APIKeyEnv: "CLAIMSMITH_HYDRA_API_KEY"}},
-		"hooks.native.callers[0].name":                                           {Native: &hooks.NativeConfig{Callers: []hooks.CallerConfig{{BearerKey: "k"}}}},
-		"hooks.native.callers[0] (x): needs":                                     {Native: &hooks.NativeConfig{Callers: []hooks.CallerConfig{{Name: "x"}}}},
-		"hooks.native.callers[0].webhook_secret: invalid":                        {Native: &hooks.NativeConfig{Callers: []hooks.CallerConfig{{Name: "x", WebhookSecret: "plain"}}}},
-		"hooks.supabase.secret_env":                                              {Supabase: &hooks.SupabaseConfig{Secret: "nope"}},
-		"hooks.zitadel.signing_key_env":                                          {Zitadel: &hooks.ZitadelConfig{}},
-		"hooks.policy: no authorization store":                                   {Policy: &hooks.PolicyConfig{APIKey: "k"}},
-		"hooks.native.callers: at least one caller":                              {Native: &hooks.NativeConfig{}},
+	deps := login.Deps{Enricher: &hookstest.Recorder{}, Getenv: func(string) string { return "" }}
+	for want, cfg := range map[string]*login.Config{
+		"hooks.hydra.api_key_env: environment variable CLAIMSMITH_HYDRA_API_KEY": {Hydra: &login.HydraConfig{APIKeyEnv: "CLAIMSMITH_HYDRA_API_KEY"}},
+		"hooks.native.callers[0].name":                                           {Native: &login.NativeConfig{Callers: []login.CallerConfig{{BearerKey: "k"}}}},
+		"hooks.native.callers[0] (x): needs":                                     {Native: &login.NativeConfig{Callers: []login.CallerConfig{{Name: "x"}}}},
+		"hooks.native.callers[0].webhook_secret: invalid":                        {Native: &login.NativeConfig{Callers: []login.CallerConfig{{Name: "x", WebhookSecret: "plain"}}}},
+		"hooks.supabase.secret_env":                                              {Supabase: &login.SupabaseConfig{Secret: "nope"}},
+		"hooks.zitadel.signing_key_env":                                          {Zitadel: &login.ZitadelConfig{}},
+		"hooks.policy: no authorization store":                                   {Policy: &login.PolicyConfig{APIKey: "k"}},
+		"hooks.native.callers: at least one caller":                              {Native: &login.NativeConfig{}},
 	} {
 		_, err := cfg.Build(deps)
 		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, runtime.ErrInvalid) {
