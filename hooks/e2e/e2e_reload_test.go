@@ -2,92 +2,55 @@ package e2e_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/hooks/internal/hookstest"
 	"github.com/claimsmith/claimsmith/hooks/login"
+	"github.com/claimsmith/claimsmith/runtime/admin"
 )
 
-// TestServeReload runs the shipped binary: `claimsmith serve` with a config
-// file, then changes the rules in the file and reloads with SIGHUP and with
+// TestServeReload runs the server as `claimsmith serve` builds it
+// (runtime/setup, in this process) from a config file, then changes the
+// rules in the file and reloads as SIGHUP does (Server.Reload) and with
 // POST /api/reload (admin key with write:authz). Each good change shows in
 // the next login; each broken file is rejected with the reason (logged, and
 // 400 on the endpoint) while the previous rules keep serving. /metrics and
-// /readyz report the generations and the pipeline.
+// /readyz report the generations and the pipeline. (cmd/claimsmith tests
+// the binary's signals themselves.)
 func TestServeReload(t *testing.T) {
 	const nativeBearer = "native-bearer-key-0123456789"
 	if testing.Short() {
-		t.Skip("builds and runs the claimsmith binary; skipped with -short")
+		t.Skip("serves a whole claimsmith with a file store; skipped with -short")
 	}
 	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "claimsmith")
-	cmdOut(t, exec.Command("go", "build", "-o", bin, "github.com/claimsmith/claimsmith/cmd/claimsmith"))
-	doc, err := json.Marshal(hookstest.Document(hookstest.PortalClient, hookstest.BatchClient))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(tmp, "data")
-	docPath := filepath.Join(tmp, "authz.json")
-	if err := os.WriteFile(docPath, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmdOut(t, exec.Command(bin, "--data-dir", data, "import", docPath))
-	out := cmdOut(t, exec.Command(bin, "--data-dir", data, "admin-key", "create", "--name", "ops", "--scopes", "write"))
-	lines := strings.Fields(strings.TrimSpace(string(out)))
-	adminKey := lines[len(lines)-1]
-	out = cmdOut(t, exec.Command(bin, "--data-dir", data, "admin-key", "create", "--name", "viewer", "--scopes", "read"))
-	lines = strings.Fields(strings.TrimSpace(string(out)))
-	readKey := lines[len(lines)-1]
-
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cfg := filepath.Join(tmp, "claimsmith.yaml")
-	writeConfig := func(rules string) {
-		t.Helper()
-		conf := fmt.Sprintf("server:\n  addr: %s\npipeline:\n  namespace: %s\n  rules:\n%shooks:\n  native:\n    callers:\n      - name: idp\n        bearer_key_env: E2E_NATIVE_KEY\n", addr, hookstest.NS, rules)
-		if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	conf := func(rules string) string {
+		return fmt.Sprintf("server:\n  addr: %s\npipeline:\n  namespace: %s\n  rules:\n%shooks:\n  native:\n    callers:\n      - name: idp\n        bearer_key_env: E2E_NATIVE_KEY\n", addr, hookstest.NS, rules)
 	}
 	const (
 		base     = "    - rule: authorization\n    - rule: required-roles\n"
 		withPlan = base + "    - rule: copy-metadata-claims\n      config:\n        app_metadata: [plan]\n"
 		broken   = base + "    - rule: copy-metadata-claims\n      config:\n        app_metadta: [plan]\n"
 	)
-	writeConfig(base)
-
-	var srvLog syncBuffer
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	srv := exec.CommandContext(ctx, bin, "--data-dir", data, "--config", cfg, "serve")
-	srv.Env = append(os.Environ(), "E2E_NATIVE_KEY="+nativeBearer)
-	srv.Stdout, srv.Stderr = &srvLog, &srvLog
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
+	srv, cfg, keys := serveConfig(t, tmp, conf(base), map[string]string{"E2E_NATIVE_KEY": nativeBearer},
+		map[string][]string{"ops": {admin.ScopeWrite}, "viewer": {admin.ScopeRead}})
+	adminKey, readKey := keys["ops"], keys["viewer"]
+	writeConfig := func(rules string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(conf(rules)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			_ = srv.Process.Kill()
-			_ = srv.Wait()
-		}
-		if t.Failed() {
-			t.Logf("claimsmith serve output:\n%s", srvLog.String())
-		}
-	})
-	url := "http://" + addr
-	waitHTTP(t, url+"/readyz", 30*time.Second)
+	url := srv.url
+	srvLog := srv.log
 
 	login := func() login.NativeResponse {
 		t.Helper()
@@ -116,16 +79,6 @@ func TestServeReload(t *testing.T) {
 		v, _ := ans.AccessTokenClaims.Get(hookstest.NS + "plan")
 		return v
 	}
-	eventually := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	reload := func(key string) (int, hooks.ErrorBody, map[string]any) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, url+"/api/reload", nil)
@@ -147,21 +100,24 @@ func TestServeReload(t *testing.T) {
 		t.Fatalf("plan claim %v before the rule is configured", v)
 	}
 
-	// SIGHUP with a new rule: the next logins carry its claim.
+	// A reload (what SIGHUP does) with a new rule: the next logins carry
+	// its claim.
 	writeConfig(withPlan)
-	if err := srv.Process.Signal(syscall.SIGHUP); err != nil {
+	if _, err := srv.srv.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	eventually("the SIGHUP reload to add the plan claim", func() bool { return plan() == "gold" })
+	if v := plan(); v != "gold" {
+		t.Fatalf("after the reload: plan = %v, want gold", v)
+	}
 
-	// SIGHUP with a broken file: rejected (logged with the key), old rules serve.
+	// A broken file: rejected (logged with the key), old rules serve.
 	writeConfig(broken)
-	if err := srv.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
+	if _, err := srv.srv.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "app_metadta") {
+		t.Fatalf("reload of a broken file: %v", err)
 	}
-	eventually("the rejection to be logged", func() bool {
-		return strings.Contains(srvLog.String(), "configuration reload rejected") && strings.Contains(srvLog.String(), "app_metadta")
-	})
+	if log := srvLog.String(); !strings.Contains(log, "configuration reload rejected") || !strings.Contains(log, "app_metadta") {
+		t.Fatalf("the rejection is not logged:\n%s", log)
+	}
 	if v := plan(); v != "gold" {
 		t.Fatalf("after a rejected reload: plan = %v, want the previous rules (gold)", v)
 	}
@@ -252,11 +208,7 @@ func TestServeReload(t *testing.T) {
 		t.Errorf("/readyz: %d %s", resp.StatusCode, ready)
 	}
 
-	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := srv.stop(); err != nil {
+		t.Fatalf("serve after the stop: %v", err)
 	}
-	if err := srv.Wait(); err != nil {
-		t.Fatalf("serve after SIGTERM: %v", err)
-	}
-	stopped = true
 }
