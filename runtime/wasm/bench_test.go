@@ -14,7 +14,7 @@ import (
 // rule instantiated for every call. Targets: WAT and AssemblyScript ≤ 50 µs,
 // Go ≤ 250 µs, pooled Go ≥ 20× faster than per-call instantiation.
 func BenchmarkLogin(b *testing.B) {
-	l := NewLoader(Options{})
+	l := newTestLoader(Options{})
 	cfg := map[string]string{"blocked_ips": "10.0.0.1, 203.0.113.9", "days": "Mon,Tue,Wed,Thu,Fri,Sat,Sun"}
 	for _, tc := range []struct{ bench, sample string }{
 		{"wat/deny-blocked-ips", "deny-blocked-ips"},

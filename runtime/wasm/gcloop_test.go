@@ -11,7 +11,7 @@ import (
 // TestGCWhileGuestSpins: the collector can stop the world while a guest
 // without memory spins, and the spinning call is still stopped on time.
 func TestGCWhileGuestSpins(t *testing.T) {
-	l := NewLoader(Options{Logger: testLogger(t)})
+	l := newTestLoader(Options{Logger: testLogger(t)})
 	r := load(t, l, runtime.ModuleSpec{Name: "loop", Path: watModule(t, "loop", infiniteLoop), Timeout: 300 * time.Millisecond, PoolSize: 1})
 	done := make(chan error, 1)
 	go func() {

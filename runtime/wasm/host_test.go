@@ -46,7 +46,7 @@ func TestHostLogAndConfig(t *testing.T) {
     (if (i32.le_s (call $level) (i32.const 3))
       (then (call $log_warn (call $to_host (i32.const 16) (i32.const 12)))))
     (i32.const 0)))`
-	l := NewLoader(Options{Logger: testLogger(t)})
+	l := newTestLoader(Options{Logger: testLogger(t)})
 	r := load(t, l, runtime.ModuleSpec{Name: "logs", Path: watModule(t, "logs", src), Config: map[string]string{"greeting": "hello from config"}, PoolSize: 1})
 	for i := 0; i < 2; i++ { // the second call must not see the first one's lines
 		out, err := runRule(t, r, sampleEvent())

@@ -70,10 +70,18 @@ type callReq struct {
 	ctx    context.Context
 	fn     api.Function
 	export string
+	// init runs the module's initialisers instead of fn.
+	init bool
 }
 
 type callRes struct{ err error }
 
+// newInstance instantiates the module and runs its initialisers (the start
+// function, which instrument turned into an export, then the language's
+// _initialize or constructors) on the instance's worker under the rule's
+// initialisation deadline. Nothing of the guest runs outside a deadline and
+// the stop flag: an initialiser that does not return in time is stopped like
+// an abandoned call and counts as stuck until it has.
 func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
 	stderr := &tailBuffer{max: 2048}
 	p, err := r.compiled.Instance(ctx, extism.PluginInstanceConfig{ModuleConfig: r.moduleConfig.WithStderr(stderr)})
@@ -112,13 +120,33 @@ func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
 	}
 	in.onLogin = in.main.ExportedFunction(ExportLogin)
 	in.onCredentials = in.main.ExportedFunction(ExportCredentials)
-	if err := in.initGuest(ctx); err != nil {
-		_ = p.Close(context.Background())
-		return nil, err
+	r.startWorker(in)
+
+	ictx, cancel := context.WithTimeout(ctx, r.initTimeout)
+	defer cancel()
+	in.req <- callReq{ctx: ictx, init: true}
+	select {
+	case res := <-in.res:
+		if res.err != nil {
+			in.close()
+			return nil, res.err
+		}
+		return in, nil
+	case <-ictx.Done():
+		r.abandonInit(in)
+		if errors.Is(ictx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: the module's initialisers did not return within %v", runtime.ErrTimeout, r.initTimeout)
+		}
+		return nil, fmt.Errorf("initialising the module: %w", ctx.Err())
 	}
+}
+
+func (r *Rule) startWorker(in *instance) {
 	r.workers.Add(1)
+	if r.live != nil {
+		r.live.Add(1)
+	}
 	go in.worker()
-	return in, nil
 }
 
 // initGuest runs the guest language's initializer once, as extism would on
@@ -133,9 +161,15 @@ func (in *instance) initGuest(ctx context.Context) error {
 			return nil
 		}
 		if _, err := f.Call(cc, params...); err != nil {
-			return fmt.Errorf("guest initializer %s: %w", name, err)
+			if name == startExport {
+				name = "start function"
+			}
+			return describeCallError("guest initializer "+name, err)
 		}
 		return nil
+	}
+	if err := call(startExport); err != nil {
+		return err
 	}
 	if in.main.ExportedFunction("hs_init") != nil {
 		if err := call("_initialize"); err != nil {
@@ -176,7 +210,12 @@ func typeNames(ts []api.ValueType) []string {
 func (in *instance) worker() {
 	for req := range in.req {
 		in.stderr.reset()
-		err := in.invoke(req)
+		var err error
+		if req.init {
+			err = in.initGuest(req.ctx)
+		} else {
+			err = in.invoke(req)
+		}
 		if err != nil {
 			if tail := in.stderr.String(); tail != "" {
 				err = fmt.Errorf("%w; guest stderr: %s", err, tail)
@@ -187,6 +226,9 @@ func (in *instance) worker() {
 	in.shutdown()
 	if in.abandoned.Load() {
 		in.rule.stuck.Add(-1)
+	}
+	if in.rule.live != nil {
+		in.rule.live.Add(-1)
 	}
 	in.rule.workers.Done()
 }

@@ -59,6 +59,14 @@ var errMalformed = errors.New("malformed module")
 // stopExport is the export name of the stop flag.
 const stopExport = "claimsmith_stop"
 
+// startExport names the module's start function once the instrumentation
+// has removed the start section. wazero runs a start section inside
+// instantiation, before the instance (and so its stop flag) exists: a start
+// function that never returns could not be stopped and would hold its
+// goroutine and a core for good. Exported instead, it runs as the first
+// initialiser, under the same deadline and stop flag as every call.
+const startExport = "claimsmith_start"
+
 // yieldEvery is how many checks pass between two exits to Go.
 const yieldEvery = 4096
 
@@ -68,6 +76,7 @@ const (
 	secMemory   = 5
 	secGlobal   = 6
 	secExport   = 7
+	secStart    = 8
 	secCode     = 10
 	secTag      = 13
 	kindGlobal  = 3
@@ -131,8 +140,15 @@ func instrument(mod []byte) ([]byte, error) {
 	// Count globals (imported first, then defined) and find memory 0.
 	var globals uint32
 	mem32, haveMem := false, false
+	startFn, haveStart := uint32(0), false
 	for _, s := range secs {
 		switch s.id {
+		case secStart:
+			fn, n, err := readU32(s.payload, 0)
+			if err != nil || n != len(s.payload) {
+				return nil, fmt.Errorf("%w: start section: bad function index", errMalformed)
+			}
+			startFn, haveStart = fn, true
 		case secImport:
 			ig, m, err := scanImports(s.payload)
 			if err != nil {
@@ -175,6 +191,13 @@ func instrument(mod []byte) ([]byte, error) {
 	stopEntry := appendName(nil, stopExport)
 	stopEntry = append(stopEntry, kindGlobal)
 	stopEntry = appendU32(stopEntry, stop)
+	added := uint32(1)
+	if haveStart {
+		stopEntry = appendName(stopEntry, startExport)
+		stopEntry = append(stopEntry, 0) // kind func
+		stopEntry = appendU32(stopEntry, startFn)
+		added++
+	}
 
 	out := make([]byte, 0, len(mod)+len(mod)/8+64)
 	out = append(out, mod[:8]...)
@@ -199,7 +222,7 @@ func instrument(mod []byte) ([]byte, error) {
 				addedGlobals = true
 			}
 			if !addedExport && rank > sectionRank(secExport) {
-				emit(secExport, append(appendU32(nil, 1), stopEntry...))
+				emit(secExport, append(appendU32(nil, added), stopEntry...))
 				addedExport = true
 			}
 		}
@@ -218,7 +241,7 @@ func instrument(mod []byte) ([]byte, error) {
 			emit(secImport, p)
 		case secExport:
 			count, n, _ := readU32(s.payload, 0)
-			p := appendU32(nil, count+1)
+			p := appendU32(nil, count+added)
 			p = append(p, s.payload[n:]...)
 			emit(secExport, append(p, stopEntry...))
 			addedExport = true
@@ -228,6 +251,8 @@ func instrument(mod []byte) ([]byte, error) {
 				return nil, fmt.Errorf("%w: code section: %v", errMalformed, err)
 			}
 			emit(secCode, code)
+		case secStart:
+			// dropped: runs as the export startExport (see there)
 		default:
 			emit(s.id, s.payload)
 		}
@@ -239,7 +264,7 @@ func instrument(mod []byte) ([]byte, error) {
 		emit(secGlobal, append(appendU32(nil, 2), newGlobals...))
 	}
 	if !addedExport {
-		emit(secExport, append(appendU32(nil, 1), stopEntry...))
+		emit(secExport, append(appendU32(nil, added), stopEntry...))
 	}
 	return out, nil
 }
@@ -388,8 +413,8 @@ func checkExports(p []byte) error {
 		if err != nil || pos+m+int(n) > len(p) {
 			return fmt.Errorf("%w: export %d: bad name", errMalformed, i)
 		}
-		if string(p[pos+m:pos+m+int(n)]) == stopExport {
-			return fmt.Errorf("%w: the module exports %q, a name claimsmith reserves", errMalformed, stopExport)
+		if name := string(p[pos+m : pos+m+int(n)]); name == stopExport || name == startExport {
+			return fmt.Errorf("%w: the module exports %q, a name claimsmith reserves", errMalformed, name)
 		}
 		pos += m + int(n) + 1
 		k, err := skipLEB(p, pos, 5)

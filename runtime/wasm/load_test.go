@@ -27,7 +27,7 @@ func TestLoadErrorsNamePathAndReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	truncated := good[:len(good)-40]
-	l := NewLoader(Options{Logger: testLogger(t)})
+	l := newTestLoader(Options{Logger: testLogger(t)})
 	for _, tc := range []struct {
 		name, path string
 		spec       func(*runtime.ModuleSpec)
@@ -81,7 +81,7 @@ func TestLoadErrorsNamePathAndReason(t *testing.T) {
 // TestCleanupThenReload: a cleaned-up rule refuses calls; loading the same
 // module again (a config reload) works from the loader's compilation cache.
 func TestCleanupThenReload(t *testing.T) {
-	l := NewLoader(Options{Logger: testLogger(t)})
+	l := newTestLoader(Options{Logger: testLogger(t)})
 	path := samples.MustBuild(t, "weekday-only")
 	for i := 0; i < 2; i++ {
 		r, err := l.LoadModule(context.Background(), runtime.ModuleSpec{Name: "w", Path: path, PoolSize: 1})

@@ -11,6 +11,7 @@ import (
 	goruntime "runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	extism "github.com/extism/go-sdk"
@@ -33,6 +34,8 @@ const (
 	DefaultMemoryBytes  = 64 << 20
 	DefaultOutputBytes  = 1 << 20
 	DefaultMaxAbandoned = 4
+	// DefaultInitTimeout is the least time a module's initialisers get.
+	DefaultInitTimeout = time.Second
 	// DefaultModuleBytes caps the .wasm file a rule may load.
 	DefaultModuleBytes = 64 << 20
 )
@@ -56,6 +59,14 @@ type Options struct {
 	// MaxAbandoned is the per-rule number of timed-out calls that may still be
 	// running (abandoned) before the rule is disabled until it is reloaded.
 	MaxAbandoned int
+	// CacheDir, when set, keeps compiled modules on disk there (wazero's
+	// file cache, keyed by the module's bytes and wazero's version), so a
+	// restart does not compile again. Empty: in memory, per loader.
+	CacheDir string
+	// InitTimeout bounds making one instance: instantiation and the
+	// module's initialisers (start function, _initialize, constructors).
+	// Default: twice the rule's call timeout, at least DefaultInitTimeout.
+	InitTimeout time.Duration
 	// Now is the guests' wall clock (default time.Now; `claimsmith test
 	// --now` pins it for time-based rules). Their monotonic clock is always
 	// the host's: a guest's garbage collector paces itself by it.
@@ -69,6 +80,10 @@ type Loader struct {
 	opts  Options
 	log   *slog.Logger
 	cache wazero.CompilationCache
+	// live counts instance workers of every rule this loader made, open the
+	// compiled modules not yet closed: both reach zero once every rule was
+	// cleaned up and every stopped guest has ended.
+	live, open atomic.Int64
 }
 
 var _ runtime.ModuleLoader = (*Loader)(nil)
@@ -84,7 +99,16 @@ func NewLoader(opts Options) *Loader {
 	if opts.MaxAbandoned <= 0 {
 		opts.MaxAbandoned = DefaultMaxAbandoned
 	}
-	return &Loader{opts: opts, log: opts.Logger, cache: wazero.NewCompilationCache()}
+	cache := wazero.NewCompilationCache()
+	if opts.CacheDir != "" {
+		// A cache that cannot be opened costs start-up time, not correctness.
+		if c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir); err != nil {
+			opts.Logger.Warn("wasm compilation cache unusable; compiling in memory", "dir", opts.CacheDir, "err", err)
+		} else {
+			cache = c
+		}
+	}
+	return &Loader{opts: opts, log: opts.Logger, cache: cache}
 }
 
 // Close releases the compilation cache.
@@ -170,10 +194,17 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 		Config:       cloneConfig(spec.Config),
 		AllowedHosts: append([]string(nil), spec.AllowedHosts...),
 	}
+	initTimeout := l.opts.InitTimeout
+	if initTimeout <= 0 {
+		initTimeout = max(2*timeout, DefaultInitTimeout)
+	}
 	r := &Rule{
 		name:        spec.Name,
 		path:        spec.Path,
 		timeout:     timeout,
+		initTimeout: initTimeout,
+		live:        &l.live,
+		open:        &l.open,
 		maxOutput:   l.opts.MaxOutputBytes,
 		maxStuck:    int32(l.opts.MaxAbandoned),
 		log:         l.log.With("rule", spec.Name),
@@ -189,6 +220,10 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 		return nil, fail(err, "compile: %v", err)
 	}
 	r.compiled = compiled
+	l.open.Add(1)
+	r.bgCtx, r.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
+	r.pool = make(chan *instance, poolSize)
+	r.poolSize = poolSize
 	// Real clocks and randomness: wazero's defaults are deterministic fakes,
 	// and a pooled Go guest on the fake clock stops collecting garbage
 	// after some 57,000 calls.
@@ -206,27 +241,26 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 
 	first, err := r.newInstance(ctx)
 	if err != nil {
-		_ = compiled.Close(context.Background())
+		_ = r.Cleanup()
 		return nil, fail(err, "instantiate: %v", err)
 	}
+	r.pool <- first
 	if first.onLogin == nil && first.onCredentials == nil {
 		names := make([]string, 0)
 		for name := range first.main.ExportedFunctionDefinitions() {
-			names = append(names, name)
+			if name != stopExport && name != startExport {
+				names = append(names, name)
+			}
 		}
 		sort.Strings(names)
-		first.close()
-		_ = compiled.Close(context.Background())
+		_ = r.Cleanup()
 		return nil, fail(runtime.ErrInvalid, "missing export: the module exports neither %s nor %s (it exports: %s)",
 			ExportLogin, ExportCredentials, strings.Join(names, ", "))
 	}
 	if err := first.checkSignatures(); err != nil {
-		first.close()
-		_ = compiled.Close(context.Background())
+		_ = r.Cleanup()
 		return nil, fail(err, "%v", err)
 	}
-	r.pool = make(chan *instance, poolSize)
-	r.pool <- first
 	for i := 1; i < poolSize; i++ {
 		in, err := r.newInstance(ctx)
 		if err != nil {
@@ -235,7 +269,6 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 		}
 		r.pool <- in
 	}
-	r.poolSize = poolSize
 	r.log.Info("wasm rule loaded", "path", spec.Path, "bytes", len(raw), "pool", poolSize,
 		"timeout", timeout, "memory_pages", pages, "took", time.Since(started).Round(time.Millisecond),
 	)

@@ -16,11 +16,27 @@ import (
 // samples builds samples/rules once per test binary run.
 var samples *wasmbuild.Samples
 
+// testCacheDir is the on-disk compilation cache every test loader shares,
+// across test runs: compiling a Go guest took up to 26 s on a loaded
+// machine, reading it back takes milliseconds.
+var testCacheDir string
+
+// newTestLoader is NewLoader with the shared test compilation cache.
+func newTestLoader(opts Options) *Loader {
+	if opts.CacheDir == "" {
+		opts.CacheDir = testCacheDir
+	}
+	return NewLoader(opts)
+}
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "claimsmith-wasm-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+	if base, err := os.UserCacheDir(); err == nil {
+		testCacheDir = filepath.Join(base, "claimsmith", "wazero-test")
 	}
 	samples, err = wasmbuild.NewSamples(dir)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 type Rule struct {
 	name, path   string
 	timeout      time.Duration
+	initTimeout  time.Duration
 	maxOutput    int
 	maxStuck     int32
 	log          *slog.Logger
@@ -36,13 +37,23 @@ type Rule struct {
 	poolSize     int
 	pool         chan *instance
 
-	// stuck counts abandoned calls still running; disabled is set for good
-	// once it reaches maxStuck.
-	stuck    atomic.Int32
-	disabled atomic.Bool
-	closed   atomic.Bool
-	// bg tracks replacement instantiations, so Cleanup can wait for them.
-	bg sync.WaitGroup
+	// stuck counts abandoned calls and initialisers still running;
+	// initFailures counts replacement instances in a row that could not be
+	// made. disabled is set for good once either reaches maxStuck, with the
+	// reason in disabledErr.
+	stuck        atomic.Int32
+	initFailures atomic.Int32
+	disabled     atomic.Bool
+	disabledErr  atomic.Pointer[error]
+	closed       atomic.Bool
+	// bgCtx bounds replacement instantiations; Cleanup cancels it. bg tracks
+	// them, so Cleanup can wait for them.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+	// live is the loader's count of instance workers (tests watch it to
+	// see that a stopped guest's goroutine really ended).
+	live, open *atomic.Int64
 	// workers counts live instances (their worker goroutines): the compiled
 	// module's code must stay mapped until the last call on it returned.
 	workers sync.WaitGroup
@@ -70,6 +81,10 @@ type Status struct {
 	Timeouts  uint64 `json:"timeouts"`
 	// Discarded counts instances closed after a failure and replaced.
 	Discarded uint64 `json:"discarded"`
+	// InitFailures counts replacement instances in a row that could not be
+	// made (their initialisers failed or overran); MaxAbandoned of them
+	// disable the rule.
+	InitFailures int `json:"init_failures"`
 }
 
 // Status reports the rule's health.
@@ -78,7 +93,7 @@ func (r *Rule) Status() Status {
 		Name: r.name, Path: r.path, PoolSize: r.poolSize,
 		Disabled: r.disabled.Load(), Abandoned: int(r.stuck.Load()),
 		Calls: r.calls.Load(), Failures: r.failures.Load(), Timeouts: r.timeouts.Load(),
-		Discarded: r.discarded.Load(),
+		Discarded: r.discarded.Load(), InitFailures: int(r.initFailures.Load()),
 	}
 }
 
@@ -95,7 +110,10 @@ var ErrDisabled = fmt.Errorf("%w: rule disabled", runtime.ErrUnavailable)
 // Failures are *runtime.RuleError naming the rule.
 func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands) error {
 	if r.disabled.Load() {
-		return r.fail(fmt.Errorf("%w: %d calls were still running past the %v timeout; fix the module and reload", ErrDisabled, r.maxStuck, r.timeout))
+		if p := r.disabledErr.Load(); p != nil {
+			return r.fail(*p)
+		}
+		return r.fail(ErrDisabled)
 	}
 	if r.closed.Load() {
 		return r.fail(fmt.Errorf("%w: rule was cleaned up", runtime.ErrUnavailable))
@@ -185,24 +203,49 @@ func (r *Rule) discard(in *instance, why error) {
 // abandon gives up on a call that is still running: it sets the instance's
 // stop flag, the guest traps at its next check (every loop header and
 // function entry, see instrument.go), and the worker then closes the
-// instance. Until it does,
-// the call counts as stuck; too many stuck calls at once disable the rule,
-// which bounds the CPU a hostile module can keep busy.
+// instance. Until it does, the call counts as stuck; too many stuck calls at
+// once disable the rule, which bounds the CPU a hostile module can keep busy.
 func (r *Rule) abandon(in *instance) {
+	r.discarded.Add(1)
+	r.stopStuck(in, "calls")
+	r.replace()
+}
+
+// abandonInit gives up on an instance whose initialisers overran their
+// deadline, as abandon does for a call.
+func (r *Rule) abandonInit(in *instance) { r.stopStuck(in, "initialisers") }
+
+func (r *Rule) stopStuck(in *instance, what string) {
 	if in.stop != nil {
 		in.stop.Set(1)
 	}
 	in.abandoned.Store(true)
 	n := r.stuck.Add(1)
-	if n >= r.maxStuck && !r.disabled.Swap(true) {
-		r.log.Error("wasm rule disabled: too many calls still running past their timeout",
-			"abandoned", n, "timeout", r.timeout, "path", r.path)
+	if n >= r.maxStuck {
+		r.disable(fmt.Errorf("%w: %d %s were still running past their deadline (call timeout %v); fix the module and reload",
+			ErrDisabled, n, what, r.timeout))
 	}
-	r.discarded.Add(1)
 	close(in.req)
-	r.replace()
 }
 
+// disable turns the rule off until it is reloaded; the first reason stays.
+func (r *Rule) disable(why error) {
+	if r.disabled.Load() {
+		return
+	}
+	if r.disabledErr.CompareAndSwap(nil, &why) {
+		r.disabled.Store(true)
+		r.log.Error("wasm rule disabled", "reason", why, "path", r.path)
+	}
+}
+
+// maxReplaceBackoff caps the wait between two failed replacement attempts.
+const maxReplaceBackoff = 30 * time.Second
+
+// replace makes a new instance in the background. A failed attempt is
+// retried after a growing pause; maxStuck failures in a row disable the
+// rule, so a module whose initialisers fail (or loop) only on later
+// instantiations cannot keep a core busy making instances.
 func (r *Rule) replace() {
 	if r.closed.Load() {
 		return
@@ -210,15 +253,34 @@ func (r *Rule) replace() {
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
-		// Detached from the login that failed: the replacement outlives it.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		in, err := r.newInstance(ctx)
-		if err != nil {
-			r.log.Error("wasm instance replacement failed; the pool is one instance short", "err", err)
-			return
+		pause := r.initTimeout
+		for {
+			if r.closed.Load() || r.disabled.Load() {
+				return
+			}
+			in, err := r.newInstance(r.bgCtx)
+			if err == nil {
+				r.initFailures.Store(0)
+				r.put(in)
+				return
+			}
+			if r.bgCtx.Err() != nil {
+				return
+			}
+			n := r.initFailures.Add(1)
+			r.log.Error("wasm instance replacement failed; the pool is one instance short", "err", err, "failures_in_a_row", n)
+			if n >= r.maxStuck {
+				r.disable(fmt.Errorf("%w: %d replacement instances in a row could not be made, the last: %w; fix the module and reload",
+					ErrDisabled, n, err))
+				return
+			}
+			select {
+			case <-r.bgCtx.Done():
+				return
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, maxReplaceBackoff)
 		}
-		r.put(in)
 	}()
 }
 
@@ -231,6 +293,7 @@ func (r *Rule) Cleanup() error {
 	if r.closed.Swap(true) {
 		return nil
 	}
+	r.bgCancel()
 	r.bg.Wait()
 	for drained := false; !drained; {
 		select {
@@ -243,7 +306,11 @@ func (r *Rule) Cleanup() error {
 	done := make(chan error, 1)
 	go func() {
 		r.workers.Wait()
-		done <- r.compiled.Close(context.Background())
+		err := r.compiled.Close(context.Background())
+		if r.open != nil {
+			r.open.Add(-1)
+		}
+		done <- err
 	}()
 	select {
 	case err := <-done:

@@ -41,7 +41,7 @@ func enrich(t *testing.T, p *runtime.Pipeline, ev *runtime.Event) *runtime.Resul
 }
 
 func TestSampleWeekdayOnly(t *testing.T) {
-	l := NewLoader(Options{Logger: testLogger(t)})
+	l := newTestLoader(Options{Logger: testLogger(t)})
 	path := samples.MustBuild(t, "weekday-only")
 	today := time.Now().UTC().Weekday()
 	other := today + 3
@@ -66,7 +66,7 @@ func TestSampleWeekdayOnly(t *testing.T) {
 
 	// A pinned wall clock (claimsmith test --now) reaches the guest.
 	sunday := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	pinned := NewLoader(Options{Logger: testLogger(t), Now: func() time.Time { return sunday }})
+	pinned := newTestLoader(Options{Logger: testLogger(t), Now: func() time.Time { return sunday }})
 	weekdays := pipeline(t, pinned, runtime.RuleEntry{Name: "weekday", Wasm: path})
 	if res := enrich(t, weekdays, sampleEvent()); res.Decision.Allowed || !strings.HasSuffix(res.Decision.Reason, "on Sunday") {
 		t.Fatalf("Sunday, default Mon–Fri: decision %+v", res.Decision)
@@ -98,7 +98,7 @@ func testModel() *authz.Model {
 }
 
 func TestSampleDepartmentClaims(t *testing.T) {
-	l := NewLoader(Options{Logger: testLogger(t), Authz: modelResolver{testModel()}})
+	l := newTestLoader(Options{Logger: testLogger(t), Authz: modelResolver{testModel()}})
 	p := pipeline(t, l, runtime.RuleEntry{Name: "dept", Wasm: samples.MustBuild(t, "department-claims")})
 	res := enrich(t, p, sampleEvent())
 	if !res.Decision.Allowed {
@@ -127,7 +127,7 @@ func TestSampleDepartmentClaims(t *testing.T) {
 	}
 
 	// No store configured: the look-up fails the rule, which denies (fail closed).
-	l2 := NewLoader(Options{Logger: testLogger(t)})
+	l2 := newTestLoader(Options{Logger: testLogger(t)})
 	p2 := pipeline(t, l2, runtime.RuleEntry{Name: "dept", Wasm: samples.MustBuild(t, "department-claims")})
 	res = enrich(t, p2, sampleEvent())
 	if res.Decision.Allowed || !strings.Contains(res.Trace[0].Error, "no authorization store is configured") {
@@ -136,7 +136,7 @@ func TestSampleDepartmentClaims(t *testing.T) {
 }
 
 func TestSampleAddTenantClaim(t *testing.T) {
-	l := NewLoader(Options{Logger: testLogger(t)})
+	l := newTestLoader(Options{Logger: testLogger(t)})
 	p := pipeline(t, l, runtime.RuleEntry{Name: "tenant", Wasm: samples.MustBuild(t, "add-tenant-claim"), Config: map[string]any{"namespace": "https://t.example/"}})
 	for _, tc := range []struct {
 		name   string
@@ -165,7 +165,7 @@ func TestSampleAddTenantClaim(t *testing.T) {
 }
 
 func TestSampleDenyBlockedIPs(t *testing.T) {
-	l := NewLoader(Options{Logger: testLogger(t)})
+	l := newTestLoader(Options{Logger: testLogger(t)})
 	path := samples.MustBuild(t, "deny-blocked-ips")
 	p := pipeline(t, l, runtime.RuleEntry{Name: "ips", Wasm: path, Config: map[string]any{"blocked_ips": " 203.0.113.9 ,198.51.100.23"}})
 	res := enrich(t, p, sampleEvent())
@@ -193,7 +193,7 @@ func TestSampleDenyBlockedIPs(t *testing.T) {
 }
 
 func TestRestrictedClaimRefusedByPipeline(t *testing.T) {
-	l := NewLoader(Options{Logger: testLogger(t)})
+	l := newTestLoader(Options{Logger: testLogger(t)})
 	p := pipeline(t, l, runtime.RuleEntry{Name: "sneaky", Wasm: hostileGuest(t), Config: map[string]any{"mode": "restricted"}})
 	res := enrich(t, p, sampleEvent())
 	if res.Decision.Allowed || res.Decision.Rule != "sneaky" {

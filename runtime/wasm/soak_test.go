@@ -20,7 +20,7 @@ func TestPooledGoRule100kLogins(t *testing.T) {
 		total  = 100_000
 		window = 10_000
 	)
-	l := NewLoader(Options{Logger: testLogger(t)})
+	l := newTestLoader(Options{Logger: testLogger(t)})
 	r := load(t, l, runtime.ModuleSpec{
 		Name: "garbage", Path: hostileGuest(t), Config: map[string]string{"mode": "garbage"},
 		PoolSize: 1, Timeout: 5 * time.Second, MemoryBytes: 64 << 20,
