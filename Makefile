@@ -10,7 +10,7 @@ DATA    ?= data
 CONFIG  ?= samples/config/claimsmith.yaml
 
 .PHONY: all build run dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
-        bench-tokens bench-hooks bench-wasm bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps
+        bench-tokens bench-hooks bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps
 
 all: build
 
@@ -161,6 +161,20 @@ openapi:
 # --- WebAssembly rules (samples/rules) ---
 WASM_GO_RULES := weekday-only department-claims starter
 # samples: build every sample rule next to its source (samples/rules/*/NAME.wasm).
+# js-engine: rebuild the embedded JavaScript engine (runtime/js/engine) after
+# changing its source or goja. Reproducible: -trimpath, no build id, no VCS
+# stamp, gzip without a name or time; the Go toolchain go.mod names.
+# runtime/js's TestEngineArtifactIsCurrent fails when this is needed.
+js-engine:
+	cd runtime/js/engine && GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false \
+	  -ldflags=-buildid= -buildmode=c-shared -o ../engine.wasm .
+	gzip -9 -n -f runtime/js/engine.wasm
+	$(GO) env GOVERSION > runtime/js/engine.go-version
+
+bench-js:
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./runtime/js/ | tee bench-results/js.txt
+
 samples: wasm-deps
 	@for r in $(WASM_GO_RULES); do \
 	  echo "go  samples/rules/$$r"; \

@@ -22,6 +22,9 @@ type ModuleSpec struct {
 	PoolSize int
 	// Config is the rule's own settings, readable by the guest (config_get).
 	Config map[string]string
+	// Secrets names environment variables whose values the rule gets as
+	// secrets (JavaScript rules: event.secrets, Rules' configuration).
+	Secrets []string
 }
 
 // ModuleLoader compiles a WebAssembly rule once and returns a Rule that serves

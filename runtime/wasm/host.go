@@ -269,3 +269,30 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// extraHostFunctions wraps the HostFuncs of a Module given to Load.
+func extraHostFunctions(hs []HostFunc) []extism.HostFunction {
+	fns := make([]extism.HostFunction, 0, len(hs))
+	for _, h := range hs {
+		fn := extism.NewHostFunctionWithStack(h.Name, func(ctx context.Context, p *extism.CurrentPlugin, stack []uint64) {
+			c := callFrom(ctx, p)
+			arg, err := c.read(stack[0], 1<<20)
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", h.Name, err))
+			}
+			res, err := h.Fn(c, []byte(arg))
+			if err != nil {
+				panic(fmt.Errorf("%s: %w", h.Name, err))
+			}
+			stack[0] = 0
+			if res != nil {
+				if stack[0], err = c.write(res); err != nil {
+					panic(fmt.Errorf("%s: %w", h.Name, err))
+				}
+			}
+		}, []extism.ValueType{extism.ValueTypeI64}, []extism.ValueType{extism.ValueTypeI64})
+		fn.SetNamespace(hostNamespace)
+		fns = append(fns, fn)
+	}
+	return fns
+}

@@ -134,16 +134,42 @@ func (e *ModuleError) Is(target error) bool {
 	return target == runtime.ErrInvalid && !errors.Is(e.Err, runtime.ErrNotFound)
 }
 
+// HostFunc is an extra host function a module given to Load may import
+// from "extism:host/user": one string in (an extism memory offset), one
+// string out (0 for none). ctx carries the values of the context given to
+// Rule.Call. An error traps the guest, which fails the call.
+type HostFunc struct {
+	Name string
+	Fn   func(ctx context.Context, arg []byte) ([]byte, error)
+}
+
+// Module is a module given by its bytes (an engine embedded in the
+// binary) instead of spec.Path, with extra host functions.
+type Module struct {
+	Bytes []byte
+	Host  []HostFunc
+}
+
 // LoadModule reads, checks and compiles spec.Path once and fills a pool of
 // warm instances. Errors are *ModuleError naming the path and the reason.
 func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runtime.Rule, error) {
+	r, err := l.Load(ctx, spec, Module{})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Load is LoadModule with the module's bytes given (m.Bytes; spec.Path then
+// only names it) and extra host functions.
+func (l *Loader) Load(ctx context.Context, spec runtime.ModuleSpec, m Module) (*Rule, error) {
 	fail := func(err error, format string, args ...any) error {
 		return &ModuleError{Rule: spec.Name, Path: spec.Path, Reason: fmt.Sprintf(format, args...), Err: err}
 	}
 	if spec.Name == "" {
 		return nil, fail(runtime.ErrInvalid, "the rule has no name")
 	}
-	if spec.Path == "" {
+	if spec.Path == "" && m.Bytes == nil {
 		return nil, fail(runtime.ErrInvalid, "no .wasm path given")
 	}
 	if spec.Timeout < 0 || spec.PoolSize < 0 {
@@ -171,7 +197,10 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 		}
 	}
 
-	raw, err := readModule(spec.Path)
+	raw, err := m.Bytes, error(nil)
+	if raw == nil {
+		raw, err = readModule(spec.Path)
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fail(fmt.Errorf("%w: %w", runtime.ErrNotFound, err), "no such file")
@@ -215,7 +244,7 @@ func (l *Loader) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 	compiled, err := extism.NewCompiledPlugin(ctx, manifest, extism.PluginConfig{
 		RuntimeConfig: rcfg,
 		EnableWasi:    true,
-	}, r.hostFunctions())
+	}, append(r.hostFunctions(), extraHostFunctions(m.Host)...))
 	if err != nil {
 		return nil, fail(err, "compile: %v", err)
 	}

@@ -109,6 +109,17 @@ var ErrDisabled = fmt.Errorf("%w: rule disabled", runtime.ErrUnavailable)
 // JSON commands into out. A module without the trigger's export abstains.
 // Failures are *runtime.RuleError naming the rule.
 func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands) error {
+	return r.Call(ctx, ev, nil, 0, out)
+}
+
+// Call is Run with the guest's input given (input, JSON-encoded; nil: the
+// event) and the call's own timeout (0: the rule's). ev still picks the
+// export and gives the authz host functions their query. An engine module
+// serving several rules (runtime/js) calls it with the rule to run.
+func (r *Rule) Call(ctx context.Context, ev *runtime.Event, input any, timeout time.Duration, out *runtime.Commands) error {
+	if timeout <= 0 {
+		timeout = r.timeout
+	}
 	if r.disabled.Load() {
 		if p := r.disabledErr.Load(); p != nil {
 			return r.fail(*p)
@@ -119,7 +130,7 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 		return r.fail(fmt.Errorf("%w: rule was cleaned up", runtime.ErrUnavailable))
 	}
 	r.calls.Add(1)
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	var in *instance
@@ -127,7 +138,7 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 	case in = <-r.pool:
 	case <-ctx.Done():
 		r.timeouts.Add(1)
-		return r.fail(fmt.Errorf("%w: no free instance within %v (pool of %d)", runtime.ErrTimeout, r.timeout, r.poolSize))
+		return r.fail(fmt.Errorf("%w: no free instance within %v (pool of %d)", runtime.ErrTimeout, timeout, r.poolSize))
 	}
 	fn := in.onLogin
 	export := ExportLogin
@@ -145,7 +156,10 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 		UserID: ev.User.UserID, ClientID: ev.Client.ClientID, Audience: ev.Transaction.Audience,
 		Connection: ev.Connection.Name, IdPGroups: in.groups,
 	}
-	if err := in.enc.Encode(ev); err != nil {
+	if input == nil {
+		input = ev
+	}
+	if err := in.enc.Encode(input); err != nil {
 		r.put(in)
 		return r.fail(fmt.Errorf("encoding the event: %w", err))
 	}
@@ -170,7 +184,7 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 		r.abandon(in)
 		r.timeouts.Add(1)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return r.fail(fmt.Errorf("%w: %s did not return within %v", runtime.ErrTimeout, export, r.timeout))
+			return r.fail(fmt.Errorf("%w: %s did not return within %v", runtime.ErrTimeout, export, timeout))
 		}
 		return r.fail(fmt.Errorf("%s: %w", export, ctx.Err()))
 	}

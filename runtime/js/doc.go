@@ -1,0 +1,23 @@
+// Package js runs Auth0 Rules and Actions written in JavaScript as pipeline
+// rules (`js: path/to/rule.js` in the config), inside the same WebAssembly
+// sandbox as every .wasm rule.
+//
+// The engine is goja (github.com/dop251/goja) compiled into an extism guest
+// (engine/, a wasip1 main package). The built module is committed
+// compressed (engine.wasm.gz) and embedded, so a plain `go build
+// ./cmd/claimsmith` has JavaScript support; TestEngineArtifactIsCurrent
+// rebuilds it and fails on drift. It is built reproducibly with -trimpath by
+// the Go toolchain named in go.mod (`make js-engine`): the same Go version
+// produces the same bytes.
+//
+// An Engine loads that module once through runtime/wasm — the call timeout,
+// the memory cap, the stop flag, discard-and-replace, no file system and no
+// network all apply unchanged — and every JavaScript rule of the pipeline
+// shares its pool of instances: an instance asks the host for a rule's
+// source the first time it runs it and keeps the compiled program, so
+// memory grows with the pool (cores), not with the number of rules. Rules
+// with a different `memory` setting get their own engine pool.
+//
+// goja's own Interrupt never fires inside wasip1 (nothing preempts the
+// guest); the host's stop flag is what ends a runaway script.
+package js

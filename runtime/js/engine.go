@@ -1,0 +1,423 @@
+package js
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/wasm"
+)
+
+// engineGz is the built engine module (engine/, `make js-engine`).
+//
+//go:embed engine.wasm.gz
+var engineGz []byte
+
+// EngineModule returns the embedded engine module, decompressed.
+func EngineModule() ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(engineGz))
+	if err != nil {
+		return nil, fmt.Errorf("embedded JavaScript engine: %w", err)
+	}
+	defer zr.Close()
+	return io.ReadAll(zr)
+}
+
+// Defaults.
+const (
+	DefaultTimeout     = 500 * time.Millisecond
+	DefaultMemoryBytes = 128 << 20
+	// DefaultInitTimeout bounds making one engine instance (the Go runtime
+	// and goja start, the prelude): 50 ms on an idle machine.
+	DefaultInitTimeout = 10 * time.Second
+	// MaxSourceBytes caps a rule file (Auth0: 100 kB per Action; bundles
+	// of pure npm modules are larger).
+	MaxSourceBytes = 4 << 20
+	// engineTimeout is the engine pool's own call bound; each call has its
+	// rule's timeout.
+	engineTimeout = time.Minute
+)
+
+// Options configure an Engine. Zero values pick the defaults.
+type Options struct {
+	Logger *slog.Logger
+	// Authz serves runtime/wasm's authz host functions (unused by the
+	// compatibility layer today, available to the engine).
+	Authz wasm.PolicyResolver
+	// Now is the scripts' wall clock (`new Date()`); `claimsmith test
+	// --now` pins it. Default time.Now.
+	Now func() time.Time
+	// CacheDir keeps the compiled engine on disk. Default:
+	// $XDG_CACHE_HOME/claimsmith (os.UserCacheDir); "-" disables it.
+	CacheDir string
+	// PoolSize is the number of engine instances per pool (default
+	// GOMAXPROCS).
+	PoolSize int
+	// MaxAbandoned is passed to runtime/wasm (its circuit breaker).
+	MaxAbandoned int
+	// InitTimeout bounds making one engine instance.
+	InitTimeout time.Duration
+	// LookupEnv reads the secrets' environment variables (default
+	// os.LookupEnv).
+	LookupEnv func(string) (string, bool)
+	// Cache backs api.cache (default: in-process, per Engine).
+	Cache Cache
+}
+
+// Engine loads JavaScript rules (runtime.ModuleLoader). Every rule it
+// loaded shares one engine pool per memory setting. Close it after the last
+// rule was cleaned up.
+type Engine struct {
+	opts   Options
+	log    *slog.Logger
+	loader *wasm.Loader
+	cache  Cache
+
+	mu      sync.Mutex
+	module  []byte
+	pools   map[uint64]*pool
+	defs    map[string]*ruleDef
+	nextID  atomic.Uint64
+	closing bool
+}
+
+var _ runtime.ModuleLoader = (*Engine)(nil)
+
+type pool struct {
+	rule *wasm.Rule
+	refs int
+}
+
+// ruleDef is what the guest's js_rule host function answers.
+type ruleDef struct {
+	Name          string            `json:"name"`
+	Source        string            `json:"source"`
+	Style         Style             `json:"style"`
+	Configuration map[string]string `json:"configuration"`
+	Secrets       map[string]string `json:"secrets"`
+}
+
+// New returns an engine; the engine module is compiled when the first rule
+// is loaded.
+func New(opts Options) *Engine {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.InitTimeout <= 0 {
+		opts.InitTimeout = DefaultInitTimeout
+	}
+	switch opts.CacheDir {
+	case "-":
+		opts.CacheDir = ""
+	case "":
+		if base, err := os.UserCacheDir(); err == nil {
+			opts.CacheDir = filepath.Join(base, "claimsmith")
+		}
+	}
+	c := opts.Cache
+	if c == nil {
+		c = NewMemoryCache(opts.Now)
+	}
+	return &Engine{
+		opts:  opts,
+		log:   opts.Logger,
+		cache: c,
+		loader: wasm.NewLoader(wasm.Options{
+			Logger: opts.Logger, Authz: opts.Authz, Now: opts.Now, CacheDir: opts.CacheDir,
+			MaxAbandoned: opts.MaxAbandoned, InitTimeout: opts.InitTimeout,
+		}),
+		pools: map[uint64]*pool{},
+		defs:  map[string]*ruleDef{},
+	}
+}
+
+// Close releases the engine's compilation cache.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	return e.loader.Close(ctx)
+}
+
+// LoadError is a JavaScript rule that could not be loaded: it names the rule
+// and the file. It matches runtime.ErrInvalid (runtime.ErrNotFound for a
+// missing file, runtime.ErrTimeout when the engine could not start in time).
+type LoadError struct {
+	Rule, Path, Reason string
+	Err                error
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("js rule %q: %s: %s", e.Rule, e.Path, e.Reason)
+}
+
+// Unwrap returns the cause.
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// Is reports runtime.ErrInvalid unless the cause is a missing file.
+func (e *LoadError) Is(target error) bool {
+	return target == runtime.ErrInvalid && !errors.Is(e.Err, runtime.ErrNotFound) && !errors.Is(e.Err, runtime.ErrTimeout)
+}
+
+// ErrUnsupportedAPI marks a rule using an Auth0 API claimsmith cannot offer.
+var ErrUnsupportedAPI = errors.New("unsupported Auth0 API")
+
+// LoadModule reads spec.Path (a .js file), checks it (style, unsupported
+// APIs, syntax) and returns a rule served by the engine pool.
+func (e *Engine) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runtime.Rule, error) {
+	fail := func(err error, format string, args ...any) error {
+		return &LoadError{Rule: spec.Name, Path: spec.Path, Reason: fmt.Sprintf(format, args...), Err: err}
+	}
+	if spec.Name == "" {
+		return nil, fail(runtime.ErrInvalid, "the rule has no name")
+	}
+	if len(spec.AllowedHosts) > 0 {
+		return nil, fail(runtime.ErrInvalid, "allowed_hosts: JavaScript rules get no network")
+	}
+	src, err := readSource(spec.Path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fail(fmt.Errorf("%w: %w", runtime.ErrNotFound, err), "no such file")
+		}
+		return nil, fail(err, "%v", err)
+	}
+	rep, err := Analyze(src)
+	if err != nil {
+		return nil, fail(fmt.Errorf("%w: %w", runtime.ErrInvalid, err), "%v", err)
+	}
+	if bad := rep.Unsupported(); len(bad) > 0 {
+		u := bad[0]
+		return nil, fail(fmt.Errorf("%w: %s", ErrUnsupportedAPI, u.API), "line %d: %s is not supported: %s", u.Line, u.API, u.Note)
+	}
+	secrets := make(map[string]string, len(spec.Secrets))
+	for _, name := range spec.Secrets {
+		v, ok := e.opts.LookupEnv(name)
+		if !ok {
+			return nil, fail(runtime.ErrInvalid, "secret %s: the environment variable is not set", name)
+		}
+		secrets[name] = v
+	}
+	conf := make(map[string]string, len(spec.Config)+len(secrets))
+	for k, v := range spec.Config {
+		conf[k] = v
+	}
+	// Rules read secrets and settings from one `configuration` object, as
+	// Auth0's rule settings did.
+	for k, v := range secrets {
+		conf[k] = v
+	}
+	timeout := spec.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	mem := spec.MemoryBytes
+	if mem == 0 {
+		mem = DefaultMemoryBytes
+	}
+	id := fmt.Sprintf("%s#%d", spec.Name, e.nextID.Add(1))
+	def := &ruleDef{Name: spec.Path, Source: src, Style: rep.Style, Configuration: conf, Secrets: secrets}
+
+	e.mu.Lock()
+	e.defs[id] = def
+	e.mu.Unlock()
+	p, err := e.acquire(ctx, mem, spec.PoolSize)
+	if err != nil {
+		e.forget(id)
+		return nil, fail(err, "%v", err)
+	}
+	r := &Rule{name: spec.Name, id: id, path: spec.Path, style: rep.Style, timeout: timeout, engine: e, mem: mem, pool: p}
+	// Compile it now on one instance: syntax errors and a module that does
+	// not export a handler are load errors, not login failures.
+	var out runtime.Commands
+	check := &runtime.Event{Trigger: runtime.TriggerPostLogin}
+	if err := p.rule.Call(ctx, check, callInput{Rule: id, Check: true}, max(timeout, 5*time.Second), &out); err != nil {
+		_ = r.Cleanup()
+		return nil, fail(err, "%v", cause(err))
+	}
+	e.log.Info("js rule loaded", "rule", spec.Name, "path", spec.Path, "style", rep.Style, "bytes", len(src))
+	return r, nil
+}
+
+// cause strips the engine pool's RuleError wrapper.
+func cause(err error) error {
+	var re *runtime.RuleError
+	if errors.As(err, &re) {
+		return re.Cause
+	}
+	return err
+}
+
+func readSource(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if st.IsDir() {
+		return "", fmt.Errorf("%w: is a directory, not a .js file", runtime.ErrInvalid)
+	}
+	if st.Size() > MaxSourceBytes {
+		return "", fmt.Errorf("%w: %d bytes, over the %d byte limit", runtime.ErrTooLarge, st.Size(), MaxSourceBytes)
+	}
+	b, err := os.ReadFile(path)
+	return string(b), err
+}
+
+// acquire returns the engine pool for a memory cap, loading it on first use.
+func (e *Engine) acquire(ctx context.Context, mem uint64, size int) (*pool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return nil, fmt.Errorf("%w: engine closed", runtime.ErrUnavailable)
+	}
+	if p, ok := e.pools[mem]; ok {
+		p.refs++
+		return p, nil
+	}
+	if e.module == nil {
+		m, err := EngineModule()
+		if err != nil {
+			return nil, err
+		}
+		e.module = m
+	}
+	if size <= 0 {
+		size = e.opts.PoolSize
+	}
+	if size <= 0 {
+		size = goruntime.GOMAXPROCS(0)
+	}
+	r, err := e.loader.Load(ctx, runtime.ModuleSpec{
+		Name: fmt.Sprintf("js-engine-%dMiB", mem>>20), Path: "(embedded) claimsmith-js-engine.wasm",
+		Timeout: engineTimeout, MemoryBytes: mem, PoolSize: size,
+	}, wasm.Module{Bytes: e.module, Host: []wasm.HostFunc{
+		{Name: "js_rule", Fn: e.hostRule},
+		{Name: "js_cache", Fn: e.hostCache},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("starting the JavaScript engine: %w", err)
+	}
+	p := &pool{rule: r, refs: 1}
+	e.pools[mem] = p
+	return p, nil
+}
+
+func (e *Engine) release(mem uint64) error {
+	e.mu.Lock()
+	p, ok := e.pools[mem]
+	if !ok {
+		e.mu.Unlock()
+		return nil
+	}
+	p.refs--
+	if p.refs > 0 {
+		e.mu.Unlock()
+		return nil
+	}
+	delete(e.pools, mem)
+	e.mu.Unlock()
+	return p.rule.Cleanup()
+}
+
+func (e *Engine) forget(id string) {
+	e.mu.Lock()
+	delete(e.defs, id)
+	e.mu.Unlock()
+}
+
+// callKey carries the running rule (a *callScope) to the host functions.
+type callKey struct{}
+
+type callScope struct {
+	rule    *Rule
+	trigger runtime.Trigger
+}
+
+type callInput struct {
+	Rule  string         `json:"rule"`
+	Check bool           `json:"check,omitempty"`
+	Event *runtime.Event `json:"event,omitempty"`
+}
+
+func (e *Engine) hostRule(ctx context.Context, arg []byte) ([]byte, error) {
+	e.mu.Lock()
+	d := e.defs[string(arg)]
+	e.mu.Unlock()
+	if d == nil {
+		return nil, nil
+	}
+	return json.Marshal(d)
+}
+
+// Status is the health of the engine pools, for logs and `claimsmith check`.
+func (e *Engine) Status() []wasm.Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]wasm.Status, 0, len(e.pools))
+	for _, p := range e.pools {
+		out = append(out, p.rule.Status())
+	}
+	return out
+}
+
+// Rule is a loaded JavaScript rule (runtime.Rule, runtime.CleanerUpper).
+type Rule struct {
+	name, id, path string
+	style          Style
+	timeout        time.Duration
+	engine         *Engine
+	mem            uint64
+	pool           *pool
+	closed         atomic.Bool
+}
+
+var (
+	_ runtime.Rule         = (*Rule)(nil)
+	_ runtime.CleanerUpper = (*Rule)(nil)
+)
+
+// Name is the rule's name from its spec.
+func (r *Rule) Name() string { return r.name }
+
+// Style is how the rule is written.
+func (r *Rule) Style() Style { return r.style }
+
+// Run runs the rule on an engine instance. Failures are *runtime.RuleError
+// naming the rule.
+func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands) error {
+	if r.closed.Load() {
+		return &runtime.RuleError{Rule: r.name, Cause: fmt.Errorf("%w: rule was cleaned up", runtime.ErrUnavailable)}
+	}
+	ctx = context.WithValue(ctx, callKey{}, &callScope{rule: r, trigger: ev.Trigger})
+	err := r.pool.rule.Call(ctx, ev, callInput{Rule: r.id, Event: ev}, r.timeout, out)
+	if err != nil {
+		return &runtime.RuleError{Rule: r.name, Cause: cause(err)}
+	}
+	return nil
+}
+
+// Cleanup forgets the rule and releases its engine pool (closed with its
+// last rule).
+func (r *Rule) Cleanup() error {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	r.engine.forget(r.id)
+	return r.engine.release(r.mem)
+}
