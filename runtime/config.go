@@ -68,8 +68,9 @@ type BudgetConfig struct {
 	Drop []string `yaml:"drop" json:"drop,omitempty"`
 }
 
-// RuleEntry is one step of the pipeline: a built-in rule (Rule) or a
-// WebAssembly module (Wasm), exactly one of them.
+// RuleEntry is one step of the pipeline: a built-in rule (Rule), a
+// WebAssembly module (Wasm) or an Auth0 Rule or Action in JavaScript (JS),
+// exactly one of them.
 type RuleEntry struct {
 	// Name identifies the step in traces and errors (default: the rule id
 	// or the module's file name without .wasm). Names are unique.
@@ -77,6 +78,12 @@ type RuleEntry struct {
 	Rule string `yaml:"rule" json:"rule,omitempty"`
 	// Wasm is a .wasm file, relative to the configuration file's folder.
 	Wasm string `yaml:"wasm" json:"wasm,omitempty"`
+	// JS is a .js file (an Auth0 Rule or Action), relative to the
+	// configuration file's folder.
+	JS string `yaml:"js" json:"js,omitempty"`
+	// Secrets names environment variables whose values a JavaScript rule
+	// gets as event.secrets (Actions) and in configuration (Rules).
+	Secrets []string `yaml:"secrets" json:"secrets,omitempty"`
 	// Config is the rule's own settings, strictly decoded by the rule.
 	Config map[string]any `yaml:"config" json:"config,omitempty"`
 	// Timeout bounds one call (Go duration; defaults DefaultRuleTimeout,

@@ -44,6 +44,9 @@ type User struct {
 	CreatedAt    string         `json:"created_at,omitempty"`
 	LastLogin    string         `json:"last_login,omitempty"`
 	LoginsCount  int            `json:"logins_count,omitempty"`
+	// LastPasswordReset is when the user last changed their password
+	// (RFC 3339), as Auth0's user profile has it.
+	LastPasswordReset string `json:"last_password_reset,omitempty"`
 }
 
 // Identity is one linked identity of the user.

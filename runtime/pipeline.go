@@ -45,6 +45,9 @@ type Deps struct {
 	Registry *Registry
 	// Modules compiles `wasm:` entries; nil makes such entries an error.
 	Modules ModuleLoader
+	// Scripts loads `js:` entries (runtime/js); nil makes such entries an
+	// error.
+	Scripts ModuleLoader
 	// Profiles, when set, is merged into each event before the run and
 	// receives the run's metadata patches after it.
 	Profiles ProfileStore
@@ -54,7 +57,7 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock for deadlines and trace durations (default time.Now).
 	Now func() time.Time
-	// BaseDir is the configuration file's folder; `wasm:` paths are
+	// BaseDir is the configuration file's folder; `wasm:` and `js:` paths are
 	// relative to it.
 	BaseDir string
 }
@@ -62,7 +65,7 @@ type Deps struct {
 // step is one configured rule, ready to run.
 type step struct {
 	name    string
-	kind    string // the rule id, or "wasm"
+	kind    string // the rule id, "wasm" or "js"
 	rule    Rule
 	timeout time.Duration
 	onError OnError
@@ -226,14 +229,21 @@ func (p *Pipeline) buildStep(ctx context.Context, i int, e RuleEntry, deps Deps,
 	switch {
 	case e.Rule != "" && e.Wasm != "":
 		return s, configErr(i, e.Name, "wasm", errors.New("an entry names either a rule or a wasm module, not both"))
-	case e.Rule == "" && e.Wasm == "":
-		return s, configErr(i, e.Name, "rule", errors.New("required: a built-in rule id or a wasm module path"))
+	case e.JS != "" && (e.Rule != "" || e.Wasm != ""):
+		return s, configErr(i, e.Name, "js", errors.New("an entry names one of a rule, a wasm module or a js file"))
+	case e.Rule == "" && e.Wasm == "" && e.JS == "":
+		return s, configErr(i, e.Name, "rule", errors.New("required: a built-in rule id, a wasm module path or a js file"))
+	case len(e.Secrets) > 0 && e.JS == "":
+		return s, configErr(i, e.Name, "secrets", errors.New("applies to js rules only"))
 	}
 	s.name = e.Name
 	if s.name == "" {
-		if e.Rule != "" {
+		switch {
+		case e.Rule != "":
 			s.name = e.Rule
-		} else {
+		case e.JS != "":
+			s.name = strings.TrimSuffix(filepath.Base(e.JS), ".js")
+		default:
 			s.name = strings.TrimSuffix(filepath.Base(e.Wasm), ".wasm")
 		}
 	}
@@ -321,8 +331,15 @@ func lifecycle(ctx context.Context, r Rule) (err error) {
 }
 
 func (p *Pipeline) buildModule(ctx context.Context, i int, e RuleEntry, s step, deps Deps) (step, error) {
-	if deps.Modules == nil {
-		return s, configErr(i, s.name, "wasm", errors.New("WebAssembly rules are not available in this command"))
+	key, file, loader := "wasm", e.Wasm, deps.Modules
+	if e.JS != "" {
+		key, file, loader = "js", e.JS, deps.Scripts
+	}
+	if loader == nil {
+		if key == "js" {
+			return s, configErr(i, s.name, key, errors.New("JavaScript rules are not available in this command"))
+		}
+		return s, configErr(i, s.name, key, errors.New("WebAssembly rules are not available in this command"))
 	}
 	var err error
 	if s.timeout, err = ParseTimeout(e.Timeout, DefaultModuleTimeout); err != nil {
@@ -344,7 +361,15 @@ func (p *Pipeline) buildModule(ctx context.Context, i int, e RuleEntry, s step, 
 	if err != nil {
 		return s, configErr(i, s.name, "config", err)
 	}
-	path := e.Wasm
+	if key == "js" && len(e.AllowedHosts) > 0 {
+		return s, configErr(i, s.name, "allowed_hosts", errors.New("JavaScript rules get no network"))
+	}
+	for j, name := range e.Secrets {
+		if name == "" || strings.ContainsAny(name, "= \t") {
+			return s, configErr(i, s.name, fmt.Sprintf("secrets[%d]", j), fmt.Errorf("%q is not an environment variable name", name))
+		}
+	}
+	path := file
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(deps.BaseDir, path)
 	}
@@ -356,15 +381,16 @@ func (p *Pipeline) buildModule(ctx context.Context, i int, e RuleEntry, s step, 
 		AllowedHosts: e.AllowedHosts,
 		PoolSize:     e.PoolSize,
 		Config:       conf,
+		Secrets:      e.Secrets,
 	}
-	r, err := deps.Modules.LoadModule(ctx, spec)
+	r, err := loader.LoadModule(ctx, spec)
 	if err != nil {
-		return s, configErr(i, s.name, "wasm", err)
+		return s, configErr(i, s.name, key, err)
 	}
 	if r == nil {
-		return s, configErr(i, s.name, "wasm", errors.New("module loader returned no rule"))
+		return s, configErr(i, s.name, key, errors.New("module loader returned no rule"))
 	}
-	s.kind = "wasm"
+	s.kind = key
 	s.rule = r
 	return s, nil
 }

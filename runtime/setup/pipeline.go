@@ -8,6 +8,7 @@ import (
 	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/js"
 	"github.com/claimsmith/claimsmith/runtime/wasm"
 )
 
@@ -67,6 +68,7 @@ func (c *Config) BuildPipeline(ctx context.Context, env Env, st PipelineStore, o
 		return nil, err
 	}
 	loader := wasm.NewLoader(wasm.Options{Logger: env.Log, Authz: resolver, Now: opt.Now})
+	scripts := js.New(js.Options{Logger: env.Log, Authz: resolver, Now: opt.Now})
 	var profiles runtime.ProfileStore = st
 	if opt.DryRun {
 		profiles = dryRunProfiles{st}
@@ -74,18 +76,23 @@ func (c *Config) BuildPipeline(ctx context.Context, env Env, st PipelineStore, o
 	p, err := runtime.NewPipeline(ctx, pc, runtime.Deps{
 		Registry: reg,
 		Modules:  loader,
+		Scripts:  scripts,
 		Profiles: profiles,
 		Clients:  rules.ClientDirectory(st),
 		Logger:   env.Log,
-		Now:      opt.Now,
-		BaseDir:  c.Dir(),
+		// Deadlines and trace durations run on the Env's clock: the one
+		// `test --now` pins is the rules' view only (pinned, it put every
+		// rule's deadline in the past and each module timed out at once).
+		Now:     env.Now,
+		BaseDir: c.Dir(),
 	})
 	if err != nil {
 		_ = loader.Close(context.WithoutCancel(ctx))
+		_ = scripts.Close(context.WithoutCancel(ctx))
 		return nil, c.pipelineError(err)
 	}
 	return &Pipeline{Pipeline: p, release: func() error {
-		return errors.Join(p.Close(), loader.Close(context.WithoutCancel(ctx)))
+		return errors.Join(p.Close(), loader.Close(context.WithoutCancel(ctx)), scripts.Close(context.WithoutCancel(ctx)))
 	}}, nil
 }
 
