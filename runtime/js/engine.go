@@ -350,9 +350,10 @@ type callScope struct {
 }
 
 type callInput struct {
-	Rule  string         `json:"rule"`
-	Check bool           `json:"check,omitempty"`
-	Event *runtime.Event `json:"event,omitempty"`
+	Rule      string         `json:"rule"`
+	Check     bool           `json:"check,omitempty"`
+	Event     *runtime.Event `json:"event,omitempty"`
+	MaxOutput int            `json:"max_output,omitempty"`
 }
 
 func (e *Engine) hostRule(ctx context.Context, arg []byte) ([]byte, error) {
@@ -405,7 +406,7 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 		return &runtime.RuleError{Rule: r.name, Cause: fmt.Errorf("%w: rule was cleaned up", runtime.ErrUnavailable)}
 	}
 	ctx = context.WithValue(ctx, callKey{}, &callScope{rule: r, trigger: ev.Trigger})
-	err := r.pool.rule.Call(ctx, ev, callInput{Rule: r.id, Event: ev}, r.timeout, out)
+	err := r.pool.rule.Call(ctx, ev, callInput{Rule: r.id, Event: ev, MaxOutput: wasm.DefaultOutputBytes}, r.timeout, out)
 	if err != nil {
 		return &runtime.RuleError{Rule: r.name, Cause: cause(err)}
 	}

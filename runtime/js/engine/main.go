@@ -68,6 +68,9 @@ var eng, engErr = newEngine()
 func newEngine() (*engine, error) {
 	rt := goja.New()
 	rt.SetFieldNameMapper(goja.TagFieldNameMapper("json", true))
+	// Unbounded recursion throws a RangeError at once instead of growing
+	// until the memory cap or the timeout ends it.
+	rt.SetMaxCallStackSize(maxCallStack)
 	e := &engine{rt: rt, rules: map[string]*rule{}}
 	if err := rt.Set("__cache", e.cache); err != nil {
 		return nil, err
@@ -154,10 +157,18 @@ func jsonObject(rt *goja.Runtime, m map[string]string) goja.Value {
 	return o
 }
 
+// maxCallStack bounds JavaScript call depth. Node allows about 11,000
+// frames of a small function; inside the sandbox unwinding that many took
+// longer than a login's timeout, and rules never need that depth.
+const maxCallStack = 3000
+
 type input struct {
 	Rule  string          `json:"rule"`
 	Check bool            `json:"check"`
 	Event json.RawMessage `json:"event"`
+	// MaxOutput is the host's output cap: a larger answer fails here,
+	// before it is copied out byte block by byte block.
+	MaxOutput int `json:"max_output"`
 }
 
 type eventHead struct {
@@ -197,13 +208,21 @@ func call() (err error) {
 	if err != nil {
 		return describe(err)
 	}
-	pdk.OutputString(out.String())
+	res := out.String()
+	if in.MaxOutput > 0 && len(res) > in.MaxOutput {
+		return fmt.Errorf("the rule's commands are %d bytes, over the %d byte cap", len(res), in.MaxOutput)
+	}
+	pdk.OutputString(res)
 	return nil
 }
 
 // describe turns a JavaScript exception into its message and the first
 // frames of its stack, without goja's Go frames.
 func describe(err error) error {
+	var so *goja.StackOverflowError
+	if errors.As(err, &so) {
+		return fmt.Errorf("RangeError: Maximum call stack size exceeded (%d frames)%s", maxCallStack, strings.ReplaceAll(so.Error(), "\n", ";"))
+	}
 	var ex *goja.Exception
 	if errors.As(err, &ex) {
 		msg := ex.Error()

@@ -79,6 +79,8 @@
   function plain(v) {
     // Values leave as JSON: functions and undefined become null, as Auth0 stores them.
     if (v === undefined) return null;
+    var t = typeof v;
+    if (t === 'string' || t === 'boolean' || (t === 'number' && isFinite(v))) return v;
     var s = JSON.stringify(v);
     return s === undefined ? null : JSON.parse(s);
   }
