@@ -298,6 +298,28 @@ func (r *Rule) replace() {
 	}()
 }
 
+// Recycle replaces every instance with a fresh one, waiting for each to be
+// free: an engine serving several rules (runtime/js) gives back what
+// instances kept for rules that are gone.
+func (r *Rule) Recycle(ctx context.Context) error {
+	for i := 0; i < r.poolSize; i++ {
+		var old *instance
+		select {
+		case old = <-r.pool:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		old.close()
+		in, err := r.newInstance(ctx)
+		if err != nil {
+			r.replace()
+			return err
+		}
+		r.put(in)
+	}
+	return nil
+}
+
 // Cleanup closes every idle instance, and the compiled module once no call
 // runs on it any more: unmapping code a guest still executes would crash the
 // process. Calls in flight finish on their own and close their instances;

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"github.com/dop251/goja"
@@ -66,6 +67,10 @@ type engine struct {
 var eng, engErr = newEngine()
 
 func newEngine() (*engine, error) {
+	// The guest's collector is a stop-the-world mark of the whole goja heap
+	// on a single thread; at the default GOGC it ran every few logins and
+	// was most of a login's cost.
+	debug.SetGCPercent(gcPercent)
 	rt := goja.New()
 	rt.SetFieldNameMapper(goja.TagFieldNameMapper("json", true))
 	// Unbounded recursion throws a RangeError at once instead of growing
@@ -157,6 +162,9 @@ func jsonObject(rt *goja.Runtime, m map[string]string) goja.Value {
 	return o
 }
 
+// gcPercent is the guest's GOGC (see newEngine).
+const gcPercent = 400
+
 // maxCallStack bounds JavaScript call depth. Node allows about 11,000
 // frames of a small function; inside the sandbox unwinding that many took
 // longer than a login's timeout, and rules never need that depth.
@@ -169,10 +177,6 @@ type input struct {
 	// MaxOutput is the host's output cap: a larger answer fails here,
 	// before it is copied out byte block by byte block.
 	MaxOutput int `json:"max_output"`
-}
-
-type eventHead struct {
-	Trigger string `json:"trigger"`
 }
 
 func call() (err error) {
@@ -196,12 +200,13 @@ func call() (err error) {
 		pdk.OutputString(`{}`)
 		return nil
 	}
-	var head eventHead
-	if err := json.Unmarshal(in.Event, &head); err != nil {
-		return fmt.Errorf("engine input: %w", err)
-	}
 	rt := eng.rt
-	if _, err := eng.run(goja.Undefined(), rt.ToValue(r.style), r.entry, rt.ToValue(string(in.Event)), r.def, rt.ToValue(head.Trigger)); err != nil {
+	ev, err := parseJSON(rt, in.Event)
+	if err != nil {
+		return err
+	}
+	trigger := ev.(*goja.Object).Get("trigger")
+	if _, err := eng.run(goja.Undefined(), rt.ToValue(r.style), r.entry, ev, r.def, trigger); err != nil {
 		return describe(err)
 	}
 	out, err := eng.finish(goja.Undefined())

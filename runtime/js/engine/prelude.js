@@ -76,13 +76,31 @@
       log: []
     };
   }
-  function plain(v) {
-    // Values leave as JSON: functions and undefined become null, as Auth0 stores them.
-    if (v === undefined) return null;
+  // plain copies a value as JSON would keep it (functions and undefined
+  // become null, Dates their ISO string), without a round trip through
+  // JSON text, which goja parses slowly.
+  function plain(v, depth) {
+    depth = depth || 0;
+    if (depth > 64) throw new TypeError('value nested too deeply (or circular)');
+    if (v === undefined || v === null) return null;
     var t = typeof v;
-    if (t === 'string' || t === 'boolean' || (t === 'number' && isFinite(v))) return v;
-    var s = JSON.stringify(v);
-    return s === undefined ? null : JSON.parse(s);
+    if (t === 'string' || t === 'boolean') return v;
+    if (t === 'number') return isFinite(v) ? v : null;
+    if (t !== 'object') return null;
+    if (typeof v.toJSON === 'function') return plain(v.toJSON(), depth + 1);
+    var out, i;
+    if (Array.isArray(v)) {
+      out = new Array(v.length);
+      for (i = 0; i < v.length; i++) out[i] = plain(v[i], depth + 1);
+      return out;
+    }
+    out = {};
+    var keys = Object.keys(v);
+    for (i = 0; i < keys.length; i++) {
+      var x = v[keys[i]];
+      if (x !== undefined && typeof x !== 'function') out[keys[i]] = plain(x, depth + 1);
+    }
+    return out;
   }
   function claim(tok) {
     return function (name, value) {
@@ -284,9 +302,8 @@
     return ex;
   };
 
-  g.__run = function (style, entry, raw, def, trigger) {
+  g.__run = function (style, entry, ev, def, trigger) {
     state = { out: newOut(), settled: false, err: undefined, style: style, rulesPatch: null };
-    var ev = JSON.parse(raw);
     if (style === 'rules') {
       if (trigger !== 'post-login') {
         state.settled = true;
