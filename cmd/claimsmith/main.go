@@ -68,6 +68,7 @@ func commands() []command {
 		{"token", "mint, verify or introspect tokens; hash introspection client secrets", runToken},
 		{"test", "dry run: one login event through the pipeline (decision, claims, patches, trace)", runTest},
 		{"check", "validate a configuration file and build its pipeline (compiles wasm rules)", runCheck},
+		{"js", "migration helper: which Auth0 APIs JavaScript rules use, and whether they run here (js check FILE...)", runJS},
 		{"admin-key", "create, list or revoke admin API keys (admin-key create --name N --scopes read,write)", runAdminKey},
 		{"groups", "manage groups, members, nesting, group roles and mappings (locally or --server URL --key K)", runGroups},
 		{"roles", "manage roles, their permissions and directly assigned users (locally or --server)", runRoles},
