@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	goruntime "runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -149,3 +150,62 @@ func rss(t testing.TB) int64 {
 	t.Fatal("no VmRSS")
 	return 0
 }
+
+// TestEngineMemory measures resident memory: per warm engine instance
+// (target ≤ 40 MiB) and for ten JavaScript rules on a pool of two
+// instances (target ≤ 200 MiB in total, the rules sharing the pool).
+func TestEngineMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads engine pools")
+	}
+	ctx := context.Background()
+	// Warm the compiled module (in memory and on disk) first: its code is
+	// shared by every instance and not what an instance costs.
+	warm := newTestEngine(t, Options{PoolSize: 1})
+	w := loadJS(t, warm, runtime.ModuleSpec{Name: "warm", Path: writeFile(t, "w.js", benchAction)})
+	if _, err := run(t, w, benchEvent()); err != nil {
+		t.Fatal(err)
+	}
+	goruntimeGC()
+	base := rss(t)
+	const n = 4
+	e := newTestEngine(t, Options{PoolSize: n})
+	r := loadJS(t, e, runtime.ModuleSpec{Name: "bench", Path: writeFile(t, "bench.js", benchAction)})
+	// Warm every instance: concurrent calls land on different instances.
+	done := make(chan error, n)
+	for range n * 4 {
+		go func() { _, err := run(t, r, benchEvent()); done <- err }()
+		go func() { done <- nil }()
+	}
+	for range n * 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	goruntimeGC()
+	per := (rss(t) - base) / n
+	t.Logf("RSS per warm engine instance: %d MiB (pool of %d; module code shared)", per>>20, n)
+	if per > 40<<20 {
+		t.Errorf("RSS per warm instance %d MiB, over 40 MiB", per>>20)
+	}
+
+	base = rss(t)
+	ten := newTestEngine(t, Options{PoolSize: 2})
+	for i := range 10 {
+		r := loadJS(t, ten, runtime.ModuleSpec{Name: "r" + strconv.Itoa(i), Path: writeFile(t, "r"+strconv.Itoa(i)+".js", benchAction)})
+		for range 4 {
+			if _, err := run(t, r, benchEvent()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	goruntimeGC()
+	total := rss(t) - base
+	t.Logf("RSS for 10 JS rules on a pool of 2: %d MiB", total>>20)
+	if total > 200<<20 {
+		t.Errorf("10 rules take %d MiB, over 200 MiB", total>>20)
+	}
+	_ = ctx
+}
+
+func goruntimeGC() { goruntime.GC() }

@@ -163,7 +163,7 @@ func jsonObject(rt *goja.Runtime, m map[string]string) goja.Value {
 }
 
 // gcPercent is the guest's GOGC (see newEngine).
-const gcPercent = 400
+const gcPercent = 200
 
 // maxCallStack bounds JavaScript call depth. Node allows about 11,000
 // frames of a small function; inside the sandbox unwinding that many took
