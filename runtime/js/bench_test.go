@@ -4,10 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
-	goruntime "runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -155,8 +155,8 @@ func rss(t testing.TB) int64 {
 // (target ≤ 40 MiB) and for ten JavaScript rules on a pool of two
 // instances (target ≤ 200 MiB in total, the rules sharing the pool).
 func TestEngineMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads engine pools")
+	if testing.Short() || raceEnabled {
+		t.Skip("memory is measured without -race and -short")
 	}
 	ctx := context.Background()
 	// Warm the compiled module (in memory and on disk) first: its code is

@@ -139,6 +139,11 @@ func loadJS(t testing.TB, e *Engine, spec runtime.ModuleSpec) *Rule {
 	if spec.Name == "" {
 		spec.Name = strings.TrimSuffix(filepath.Base(spec.Path), ".js")
 	}
+	if spec.Timeout == 0 {
+		// Generous: these tests check answers, not speed, and run beside
+		// other packages' tests under -race on two cores.
+		spec.Timeout = 20 * time.Second
+	}
 	r, err := e.LoadModule(context.Background(), spec)
 	if err != nil {
 		t.Fatalf("LoadModule(%s): %v", spec.Path, err)

@@ -170,7 +170,8 @@ func TestRulesInARow(t *testing.T) {
 	reg := runtime.NewRegistry()
 	p, err := runtime.NewPipeline(context.Background(), runtime.PipelineConfig{
 		Namespace: "https://example.com/",
-		Rules:     []runtime.RuleEntry{{JS: "first.js"}, {JS: "second.js"}},
+		Timeout:   "60s",
+		Rules:     []runtime.RuleEntry{{JS: "first.js", Timeout: "20s"}, {JS: "second.js", Timeout: "20s"}},
 	}, runtime.Deps{Registry: reg, Scripts: e, BaseDir: dir})
 	if err != nil {
 		t.Fatal(err)

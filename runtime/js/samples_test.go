@@ -26,6 +26,12 @@ func samplePipeline(t *testing.T, e *Engine, name string) *runtime.Pipeline {
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
+	// The samples' timeouts are for production; a loaded -race run needs
+	// more.
+	for i := range cfg.Pipeline.Rules {
+		cfg.Pipeline.Rules[i].Timeout = "20s"
+	}
+	cfg.Pipeline.Timeout = "60s"
 	p, err := runtime.NewPipeline(context.Background(), cfg.Pipeline, runtime.Deps{Registry: runtime.NewRegistry(), Scripts: e, BaseDir: dir})
 	if err != nil {
 		t.Fatal(err)
