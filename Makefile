@@ -173,7 +173,9 @@ js-engine:
 
 bench-js:
 	@mkdir -p bench-results
-	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./runtime/js/ | tee bench-results/js.txt
+	$(GO) test -run '^$$' -bench JSLogin -benchtime 2000x -count 1 ./runtime/js/ | tee bench-results/js.txt
+	$(GO) test -run '^$$' -bench JSStartupWarmCache -benchtime 5x -count 1 ./runtime/js/ | tee -a bench-results/js.txt
+	$(GO) test -run TestEngineMemory -v -count 1 ./runtime/js/ | grep RSS | tee -a bench-results/js.txt
 
 samples: wasm-deps
 	@for r in $(WASM_GO_RULES); do \
