@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
@@ -214,7 +216,11 @@ func (p *adminPath) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c.key = key
 	}
-	if err := rt.h(w, r, c); err != nil {
+	err := checkPathIDs(r, rt.pattern)
+	if err == nil {
+		err = rt.h(w, r, c)
+	}
+	if err != nil {
 		lvl := slog.LevelInfo
 		if st, _ := hooks.StatusOf(err); st >= 500 {
 			lvl = slog.LevelError
@@ -302,17 +308,60 @@ func (c *adminCore) snapshot(w http.ResponseWriter, r *http.Request) (*authz.Mod
 
 // ---- request bodies ----
 
+// readJSON is the one reader of admin request bodies: the media type must
+// be application/json with no charset but UTF-8 (415 otherwise: JSON is
+// UTF-8, and reading UTF-16 as UTF-8 would garble every id), the body at
+// most limit bytes (413), and valid UTF-8 (400: encoding/json would turn a
+// bad byte into U+FFFD and so write an id other than the one sent).
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, entity string) ([]byte, error) {
+	if err := hooks.RequireJSON(r); err != nil {
+		return nil, err
+	}
+	ct := r.Header.Get("Content-Type")
+	if _, params, err := mime.ParseMediaType(ct); err == nil {
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+			return nil, fmt.Errorf("%w: Content-Type %q: the admin API reads JSON in UTF-8 only", hooks.ErrUnsupportedMediaType, ct)
+		}
+	}
+	body, err := hooks.ReadBody(w, r, limit)
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(body) {
+		return nil, &runtime.ValidationError{Entity: entity, Field: "body", Reason: "is not valid UTF-8"}
+	}
+	return body, nil
+}
+
 // decodeBody reads a JSON body strictly (unknown fields, trailing data and
 // type mismatches are 400s naming the field) into dst.
 func (c *adminCore) decodeBody(w http.ResponseWriter, r *http.Request, entity string, dst any) error {
-	if err := hooks.RequireJSON(r); err != nil {
-		return err
-	}
-	body, err := hooks.ReadBody(w, r, c.maxBody)
+	body, err := readJSON(w, r, c.maxBody, entity)
 	if err != nil {
 		return err
 	}
 	return decodeStrict(body, entity, dst)
+}
+
+// checkPathIDs applies authz.CheckID to every wildcard of the route's
+// pattern ({id}, {client_id}): the mux has already percent-decoded them, so
+// "%FF" arrives as a byte that is not UTF-8.
+func checkPathIDs(r *http.Request, pattern string) error {
+	for rest := pattern; ; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			return nil
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return nil
+		}
+		name := rest[i+1 : i+j]
+		if err := authz.CheckID("path", name, r.PathValue(name)); err != nil {
+			return err
+		}
+		rest = rest[i+j+1:]
+	}
 }
 
 // decodeStrict is the decoder of every admin request body.

@@ -47,10 +47,7 @@ func summarize(doc *authz.Document, rev uint64) importSummary {
 // changes nothing. An extension export keeps the registered applications;
 // a full export (claimsmith section) replaces them and the profiles.
 func (h adminIO) importDoc(w http.ResponseWriter, r *http.Request, c *adminCall) error {
-	if err := hooks.RequireJSON(r); err != nil {
-		return err
-	}
-	body, err := hooks.ReadBody(w, r, h.maxImport)
+	body, err := readJSON(w, r, h.maxImport, "document")
 	if err != nil {
 		return err
 	}

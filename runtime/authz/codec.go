@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/claimsmith/claimsmith/runtime"
 )
@@ -262,6 +263,11 @@ func ParseDocument(b []byte) (*Document, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, &runtime.ValidationError{Entity: "document", Reason: "is empty"}
 	}
+	// encoding/json turns bytes that are not UTF-8 into U+FFFD: ids would
+	// silently become other ids, so such a document is refused whole.
+	if !utf8.Valid(b) {
+		return nil, &runtime.ValidationError{Entity: "document", Reason: fmt.Sprintf("is not valid UTF-8 (first bad byte at offset %d)", invalidUTF8At(b))}
+	}
 	var d Document
 	if err := json.Unmarshal(b, &d); err != nil {
 		var ve *runtime.ValidationError
@@ -274,6 +280,19 @@ func ParseDocument(b []byte) (*Document, error) {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// invalidUTF8At is the offset of the first byte of b that is not part of a
+// valid UTF-8 sequence (len(b) when there is none).
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }
 
 // ExportOptions selects what an export contains.

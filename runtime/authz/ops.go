@@ -230,7 +230,7 @@ func requireID(entity, id string) error {
 	if id == "" {
 		return invalid(entity, "", "_id", "is required")
 	}
-	return nil
+	return checkID(entity, "", "_id", id)
 }
 
 // ReplaceDocument is an import: it validates Doc as a whole and replaces the
@@ -441,6 +441,9 @@ func (o *RemoveUserFromGroups) Apply(doc *Document) error {
 	if o.UserID == "" {
 		return invalid("user", "", "user_id", "is required")
 	}
+	if err := CheckID("user", "user_id", o.UserID); err != nil {
+		return err
+	}
 	rm := []string{o.UserID}
 	if len(o.GroupIDs) == 0 {
 		for i := range doc.Groups {
@@ -571,6 +574,9 @@ func (o *AddGroupMappings) Apply(doc *Document) error {
 	for j, m := range o.Mappings {
 		if m.ID == "" {
 			return invalid("group", o.GroupID, fmt.Sprintf("mappings[%d]._id", j), "is required")
+		}
+		if err := checkID("group", o.GroupID, fmt.Sprintf("mappings[%d]._id", j), m.ID); err != nil {
+			return err
 		}
 		if err := m.validate(o.GroupID, j); err != nil {
 			return err

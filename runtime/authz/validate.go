@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/claimsmith/claimsmith/runtime"
 )
@@ -18,6 +19,12 @@ const (
 	MaxDescription     = 500
 	MaxApplicationID   = 500
 	MaxApplicationName = 200
+	// MaxIDBytes caps every id that enters the model or the profile store
+	// (group, role, permission, mapping and configuration _ids, user ids,
+	// client ids), in bytes of UTF-8. Auth0 user ids ("samlp|conn|user@host",
+	// "oauth2|provider|…") stay far below it; anything longer is a mistake
+	// or an attack on memory, not an identity.
+	MaxIDBytes = 1024
 	// DefaultProfileLimit caps each of a profile's app_metadata and
 	// user_metadata objects (encoded JSON bytes).
 	DefaultProfileLimit = 16 << 10
@@ -41,7 +48,39 @@ func invalid(entity, id, field, format string, args ...any) error {
 	return &runtime.ValidationError{Entity: entity, ID: id, Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
+// CheckID is the one check of an id entering claimsmith from outside (admin
+// paths and bodies, the CLI, import, and the IdP hooks' user ids): it must
+// be non-empty, valid UTF-8 (the JSON stores would otherwise rewrite a bad
+// byte to U+FFFD, so a grant would silently move to another id) and at most
+// MaxIDBytes long. The error is a *runtime.ValidationError naming entity and
+// field; it never echoes the id, which may be huge or binary.
+func CheckID(entity, field, v string) error { return checkID(entity, "", field, v) }
+
+func checkID(entity, id, field, v string) error {
+	switch {
+	case v == "":
+		return invalid(entity, id, field, "is empty")
+	case len(v) > MaxIDBytes:
+		return invalid(entity, id, field, "is %d bytes long, at most %d bytes are allowed", len(v), MaxIDBytes)
+	case !utf8.ValidString(v):
+		return invalid(entity, id, field, "is not valid UTF-8")
+	}
+	return nil
+}
+
+// shownID is id for an error message: an id that failed CheckID is named by
+// its position instead.
+func shownID(id string, idx int) string {
+	if id == "" || len(id) > MaxIDBytes || !utf8.ValidString(id) {
+		return fmt.Sprintf("#%d", idx)
+	}
+	return id
+}
+
 func checkLen(entity, id, field, v string, min, max int) error {
+	if !utf8.ValidString(v) {
+		return invalid(entity, id, field, "is not valid UTF-8")
+	}
 	n := jsLen(v)
 	if n < min || n > max {
 		if min > 0 && n == 0 {
@@ -64,11 +103,11 @@ func checkAppType(entity, id, v string, required bool) error {
 	return invalid(entity, id, "applicationType", "is %q, must be %q or %q", v, TypeClient, TypeResourceServer)
 }
 
-// checkIDs rejects empty strings in a list of ids or user ids.
+// checkIDs applies CheckID to a list of ids or user ids.
 func checkIDs(entity, id, field string, ids []string) error {
 	for i, v := range ids {
-		if v == "" {
-			return invalid(entity, id, fmt.Sprintf("%s[%d]", field, i), "is empty")
+		if err := checkID(entity, id, fmt.Sprintf("%s[%d]", field, i), v); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -85,6 +124,9 @@ func (d *Document) Validate() error {
 	uniq := func(entity string, idx int, id string) error {
 		if id == "" {
 			return invalid(entity, fmt.Sprintf("#%d", idx), "_id", "is required")
+		}
+		if err := checkID(entity, shownID(id, idx), "_id", id); err != nil {
+			return err
 		}
 		k := entity + "\x00" + id
 		if _, dup := seen[k]; dup {
@@ -110,8 +152,8 @@ func (d *Document) Validate() error {
 		mseen := map[string]struct{}{}
 		for j := range g.Mappings {
 			m := &g.Mappings[j]
-			if m.ID == "" {
-				return invalid("group", g.ID, fmt.Sprintf("mappings[%d]._id", j), "is required")
+			if err := checkID("group", g.ID, fmt.Sprintf("mappings[%d]._id", j), m.ID); err != nil {
+				return err
 			}
 			if _, dup := mseen[m.ID]; dup {
 				return invalid("group", g.ID, fmt.Sprintf("mappings[%d]._id", j), "%q is used by another mapping of the group", m.ID)
@@ -221,6 +263,9 @@ func (p *Permission) validate(strict bool) error {
 }
 
 func (a *Application) validate() error {
+	if err := checkID("application", shownID(a.ClientID, 0), "client_id", a.ClientID); err != nil {
+		return err
+	}
 	if err := checkLen("application", a.ClientID, "client_id", a.ClientID, 1, MaxApplicationID); err != nil {
 		return err
 	}

@@ -1,0 +1,39 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+)
+
+// Regression (issue 14 item 9): ids that are not valid UTF-8 were accepted
+// and rewritten to U+FFFD when the store persisted them, so a grant to
+// user "\xff" belonged to user "\uFFFD" after a restart; 1 MB ids were
+// accepted too. Every entry point of the admin API refuses them with a 400
+// and changes nothing.
+func TestAdminRefusesInvalidIDs(t *testing.T) {
+	forEachStore(t, func(t *testing.T, f *adminFixture) {
+		f.must(t, 201, "POST", "/api/groups", map[string]any{"_id": "g1", "name": "G"})
+		f.must(t, 201, "POST", "/api/roles", map[string]any{"_id": "r1", "name": "R", "applicationType": "client", "applicationId": "app"})
+		long := strings.Repeat("u", 2000)
+		// In the path.
+		f.fails(t, 400, "UTF-8", "PATCH", "/api/users/%FF/groups", `["g1"]`)
+		f.fails(t, 400, "UTF-8", "PATCH", "/api/users/%FF/roles", `["r1"]`)
+		f.fails(t, 400, "UTF-8", "GET", "/api/users/%C3%28/groups", nil)
+		f.fails(t, 400, "UTF-8", "PUT", "/api/applications/%FF", `{"name":"x"}`)
+		f.fails(t, 400, "bytes", "PATCH", "/api/users/"+long+"/groups", `["g1"]`)
+		// In bodies: the JSON decoder would replace the byte by U+FFFD.
+		f.fails(t, 400, "UTF-8", "PATCH", "/api/groups/g1/members", "[\"auth0|\xff\"]")
+		f.fails(t, 400, "UTF-8", "PATCH", "/api/roles/r1/users", "[\"\xfe\"]")
+		f.fails(t, 400, "UTF-8", "POST", "/api/groups", "{\"_id\":\"\xff\",\"name\":\"x\"}")
+		f.fails(t, 400, "bytes", "PATCH", "/api/groups/g1/members", `["`+long+`"]`)
+		f.fails(t, 400, "bytes", "PATCH", "/api/roles/r1/users", `["`+long+`"]`)
+		f.fails(t, 400, "bytes", "POST", "/api/groups", `{"_id":"`+long+`","name":"x"}`)
+		f.fails(t, 400, "bytes", "POST", "/api/applications", `{"client_id":"`+strings.Repeat("c", 1100)+`"}`)
+		// In an import.
+		f.fails(t, 400, "UTF-8", "POST", "/api/import?replace=true", "{\"groups\":[{\"_id\":\"g1\",\"name\":\"G\",\"members\":[\"\xff\"]}]}")
+		f.fails(t, 400, "bytes", "POST", "/api/import?replace=true", `{"groups":[{"_id":"g1","name":"G","members":["`+long+`"]}]}`)
+		// A long but sane id (an Auth0 SAML user id) is fine.
+		ok := "samlp|corp-idp|" + strings.Repeat("a", 900) + "@example.com"
+		f.wrote(t, 204, "group.members.add", "PATCH", "/api/groups/g1/members", []string{ok})
+	})
+}
