@@ -369,6 +369,11 @@ func decodeStrict(body []byte, entity string, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &runtime.ValidationError{Entity: entity, Field: "body", Reason: "is empty: a JSON body is required"}
 	}
+	// encoding/json decodes null into anything as "no change", which made
+	// PUT with a null body write a default entity.
+	if string(bytes.TrimSpace(body)) == "null" {
+		return &runtime.ValidationError{Entity: entity, Field: "body", Reason: "is null: a JSON value is required"}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

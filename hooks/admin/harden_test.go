@@ -37,3 +37,20 @@ func TestAdminRefusesInvalidIDs(t *testing.T) {
 		f.wrote(t, 204, "group.members.add", "PATCH", "/api/groups/g1/members", []string{ok})
 	})
 }
+
+// Regression (issue 14 item 12): a body of null created an application,
+// and a UTF-16 charset was read as UTF-8.
+func TestAdminRefusesNullBodyAndForeignCharset(t *testing.T) {
+	f := newAdminFixture(t)
+	f.fails(t, 400, "null", "PUT", "/api/applications/app1", `null`)
+	f.fails(t, 400, "null", "POST", "/api/applications", ` null `)
+	f.fails(t, 400, "null", "POST", "/api/groups", `null`)
+	f.fails(t, 404, "app1", "GET", "/api/applications/app1", nil)
+	f.must(t, 201, "POST", "/api/groups", map[string]any{"_id": "g1", "name": "G"})
+	for _, ct := range []string{"application/json; charset=utf-16", "application/json; charset=UTF-16LE", "application/json;charset=latin1"} {
+		f.fails(t, 415, "UTF-8", "PATCH", "/api/groups/g1/members", `["u1"]`, "Content-Type", ct)
+		f.fails(t, 415, "UTF-8", "POST", "/api/import?replace=true", `{"groups":[]}`, "Content-Type", ct)
+	}
+	f.wrote(t, 204, "group.members.add", "PATCH", "/api/groups/g1/members", `["u1"]`, "Content-Type", "application/json; charset=UTF-8")
+	f.wrote(t, 204, "group.members.add", "PATCH", "/api/groups/g1/members", `["u2"]`, "Content-Type", "application/json")
+}
