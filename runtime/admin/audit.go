@@ -28,6 +28,10 @@ type Record struct {
 	After  json.RawMessage `json:"after,omitempty"`
 	// RequestID ties the record to the request's logs.
 	RequestID string `json:"request_id,omitempty"`
+	// Recovered marks a record appended when the service reconciled the
+	// write-ahead intent of a write whose process stopped between its
+	// commit and its audit (Service.Reconcile); Time is then the write's.
+	Recovered bool `json:"recovered,omitempty"`
 }
 
 // AuditQuery selects a page of records, newest first.
@@ -52,4 +56,28 @@ type AuditLog interface {
 	Append(ctx context.Context, r Record) (Record, error)
 	// List returns a page of records, newest first.
 	List(ctx context.Context, q AuditQuery) (AuditPage, error)
+}
+
+// IntentLog is the write-ahead side of an audit log, which a backend may
+// implement (the file backend does). With it the service makes a commit and
+// its audit record one durable step: before committing it stores the
+// complete record as an intent; after appending the record it ends the
+// intent. A process killed in between leaves the intent, and the next
+// writer's Service.Reconcile appends the record if the write committed, or
+// drops it if it did not. Only one writer may use an intent log at a time
+// (the data dir's owner lock), as Reconcile reads the store's revision to
+// tell a committed intent from an abandoned one.
+type IntentLog interface {
+	// BeginIntent durably stores r (Seq unset) and returns its id.
+	BeginIntent(ctx context.Context, r Record) (string, error)
+	// EndIntent forgets an intent durably; an unknown id is not an error.
+	EndIntent(ctx context.Context, id string) error
+	// PendingIntents lists the intents not ended, oldest first.
+	PendingIntents(ctx context.Context) ([]Intent, error)
+}
+
+// Intent is a pending write-ahead audit record.
+type Intent struct {
+	ID     string
+	Record Record
 }

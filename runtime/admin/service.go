@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
@@ -92,6 +93,10 @@ type Service struct {
 	// writer serialises this process's writes: they would only collide on
 	// the store's revision. Writers on other nodes are handled by retrying.
 	writer chan struct{}
+	// intents is the audit log's write-ahead side, when it has one.
+	intents IntentLog
+	// reconciled is set once the pending intents were settled.
+	reconciled atomic.Bool
 }
 
 // NewService checks cfg and returns the service.
@@ -106,6 +111,7 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.intents, _ = cfg.Audit.(IntentLog)
 	return s, nil
 }
 
@@ -124,6 +130,11 @@ func (s *Service) Apply(ctx context.Context, caller Caller, ch Change, ifMatch I
 		return Result{}, ctx.Err()
 	}
 	defer func() { <-s.writer }()
+	if s.intents != nil && !s.reconciled.Load() {
+		if err := s.reconcileLocked(ctx); err != nil {
+			return Result{}, fmt.Errorf("%s: %w", ch.Action, err)
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		res, err := s.try(ctx, caller, ch, ifMatch)
 		// Only a lost race on the revision is retried; other conflicts
@@ -200,8 +211,32 @@ func (s *Service) try(ctx context.Context, caller Caller, ch Change, ifMatch IfM
 			return Result{}, authz.OpError(i, len(ops), err)
 		}
 	}
+	// The record is complete before the commit: with an intent log it is
+	// stored ahead, so a crash after the commit cannot lose it.
+	rec := s.newRecord(caller, ch, rev, rev+1, before, after)
+	intent := ""
+	if s.intents != nil {
+		if intent, err = s.intents.BeginIntent(ctx, rec); err != nil {
+			return Result{}, fmt.Errorf("%s: storing the audit intent (nothing written): %w", ch.Action, err)
+		}
+	}
 	next, err := s.store.Apply(ctx, rev, ops...)
 	if err != nil {
+		if intent != "" {
+			var ce *runtime.ConflictError
+			var rerr error
+			if errors.As(err, &ce) {
+				// A lost race on the revision commits nothing.
+				rerr = s.intents.EndIntent(context.WithoutCancel(ctx), intent)
+			} else {
+				// Whether a failed commit landed is for the reconciliation
+				// to tell from the store's revision.
+				rerr = s.reconcileLocked(context.WithoutCancel(ctx))
+			}
+			if rerr != nil {
+				s.log.Error("admin: settling the audit intent of a failed write", "action", ch.Action, "err", rerr)
+			}
+		}
 		return Result{}, err
 	}
 	if next != rev+1 {
@@ -213,9 +248,10 @@ func (s *Service) try(ctx context.Context, caller Caller, ch Change, ifMatch IfM
 			return Result{}, err
 		}
 		after = cur
+		rec = s.newRecord(caller, ch, rev, next, before, after)
 	}
 	res := Result{Revision: next, Previous: rev, After: after}
-	res.Record = s.record(ctx, caller, ch, res, before)
+	res.Record = s.appendRecord(ctx, rec, intent)
 	return res, nil
 }
 
@@ -248,25 +284,120 @@ func sleep(ctx context.Context, attempt int) error {
 	}
 }
 
-// record appends the audit record of a committed write. A failure is logged
-// loudly: the write itself is committed and cannot be taken back.
+// record appends the audit record of a committed write.
 func (s *Service) record(ctx context.Context, caller Caller, ch Change, res Result, before *authz.Document) Record {
+	return s.appendRecord(ctx, s.newRecord(caller, ch, res.Previous, res.Revision, before, res.After), "")
+}
+
+// newRecord is the audit record of a write from revision prev to next.
+func (s *Service) newRecord(caller Caller, ch Change, prev, next uint64, before, after *authz.Document) Record {
 	rec := Record{
 		Time: s.now(), KeyID: caller.KeyID, KeyName: caller.KeyName, Action: ch.Action,
-		Entity: ch.Entity, EntityID: ch.ID, RevisionBefore: res.Previous, RevisionAfter: res.Revision,
+		Entity: ch.Entity, EntityID: ch.ID, RevisionBefore: prev, RevisionAfter: next,
 		RequestID: caller.RequestID,
 	}
 	if ch.State != nil {
 		rec.Before = rawJSON(ch.State(before))
-		rec.After = rawJSON(ch.State(res.After))
+		rec.After = rawJSON(ch.State(after))
 	}
-	out, err := s.audit.Append(context.WithoutCancel(ctx), rec)
+	return rec
+}
+
+// appendRecord appends the record of a committed write and ends its
+// intent. A failure is logged loudly: the write itself is committed and
+// cannot be taken back; with an intent the record is appended by the next
+// reconciliation instead of being lost.
+func (s *Service) appendRecord(ctx context.Context, rec Record, intent string) Record {
+	ctx = context.WithoutCancel(ctx)
+	out, err := s.audit.Append(ctx, rec)
 	if err != nil {
-		s.log.Error("admin: audit record lost", "action", ch.Action, "entity_id", ch.ID, "revision", res.Revision, "key", caller.KeyName, "err", err)
+		s.log.Error("admin: audit record not written", "action", rec.Action, "entity_id", rec.EntityID, "revision", rec.RevisionAfter,
+			"key", rec.KeyName, "kept_as_intent", intent != "", "err", err)
 		return rec
 	}
-	s.log.Info("admin write", "action", ch.Action, "entity_id", ch.ID, "revision", res.Revision, "key", caller.KeyName, "request_id", caller.RequestID)
+	if intent != "" {
+		if err := s.intents.EndIntent(ctx, intent); err != nil {
+			// Reconciliation finds the record already appended and drops
+			// the intent then.
+			s.log.Warn("admin: ending an audit intent", "intent", intent, "err", err)
+		}
+	}
+	s.log.Info("admin write", "action", rec.Action, "entity_id", rec.EntityID, "revision", rec.RevisionAfter, "key", rec.KeyName, "request_id", rec.RequestID)
 	return out
+}
+
+// Reconcile settles the audit intents a stopped process left (see
+// IntentLog): the record of a write that committed is appended, marked
+// Recovered, unless it already was; an intent whose write never committed
+// is dropped. It runs before the first write of a Service on its own; a
+// server calls it at start-up so the audit log is complete before anyone
+// reads it. Only the data dir's owner may call it.
+func (s *Service) Reconcile(ctx context.Context) error {
+	if s.intents == nil {
+		return nil
+	}
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.writer }()
+	return s.reconcileLocked(ctx)
+}
+
+// reconcileLocked is Reconcile for a caller holding the writer slot.
+func (s *Service) reconcileLocked(ctx context.Context) error {
+	pending, err := s.intents.PendingIntents(ctx)
+	if err != nil || len(pending) == 0 {
+		if err == nil {
+			s.reconciled.Store(true)
+		}
+		return err
+	}
+	rev, err := s.store.Revision(ctx)
+	if err != nil {
+		return fmt.Errorf("reconciling audit intents: %w", err)
+	}
+	// A record appended before the crash is among the newest: the intents
+	// are the last writes, and each intent names a write of its own.
+	recent, err := s.audit.List(ctx, AuditQuery{PerPage: min(2*len(pending)+16, MaxPerPage)})
+	if err != nil {
+		return fmt.Errorf("reconciling audit intents: %w", err)
+	}
+	for _, in := range pending {
+		r := in.Record
+		switch {
+		case rev < r.RevisionAfter:
+			// Writes are serialised (this service's writer slot, the
+			// owner lock across processes) and revisions only grow: the
+			// store never reached the revision this write would have made.
+			s.log.Info("admin: dropping the audit intent of a write that did not commit", "action", r.Action, "entity_id", r.EntityID,
+				"revision", r.RevisionAfter, "store_revision", rev)
+		case audited(recent.Records, r):
+		default:
+			r.Recovered = true
+			if _, err := s.audit.Append(ctx, r); err != nil {
+				return fmt.Errorf("reconciling audit intents: appending the record of revision %d: %w", r.RevisionAfter, err)
+			}
+			s.log.Warn("admin: appended the audit record of a write committed before a crash", "action", r.Action,
+				"entity_id", r.EntityID, "revision", r.RevisionAfter, "key", r.KeyName, "request_id", r.RequestID)
+		}
+		if err := s.intents.EndIntent(ctx, in.ID); err != nil {
+			return fmt.Errorf("reconciling audit intents: %w", err)
+		}
+	}
+	s.reconciled.Store(true)
+	return nil
+}
+
+// audited reports whether recs hold the record of r's write.
+func audited(recs []Record, r Record) bool {
+	for _, x := range recs {
+		if x.RevisionAfter == r.RevisionAfter && x.Action == r.Action && x.KeyID == r.KeyID && x.RequestID == r.RequestID && x.EntityID == r.EntityID {
+			return true
+		}
+	}
+	return false
 }
 
 func rawJSON(v any) json.RawMessage {

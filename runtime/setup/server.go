@@ -177,7 +177,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	// Mounted even when disabled (404), so a reload may turn it on.
 	routes = append(routes, hooks.Route{Pattern: forwardauth.Pattern, Handler: &s.forwardAuth, Label: "forward-auth"})
 	routes = append(routes, hooks.MetricsRoute(reg))
-	adminRoutes, err := adminRoutes(env, cachedWrites{DataStore: st, w: pc.Writer(st)}, as)
+	adminRoutes, err := adminRoutes(ctx, env, cachedWrites{DataStore: st, w: pc.Writer(st)}, as)
 	if err != nil {
 		return nil, err
 	}
@@ -413,10 +413,15 @@ func (s cachedWrites) Apply(ctx context.Context, expected uint64, ops ...authz.O
 }
 
 // adminRoutes builds the admin API (/api/…) over the server's store, with
-// the keys and audit log of the configured backend.
-func adminRoutes(env Env, st DataStore, as AdminStores) ([]hooks.Route, error) {
+// the keys and audit log of the configured backend. The audit intents a
+// crashed predecessor left are settled first, so the audit log is complete
+// before the API serves it.
+func adminRoutes(ctx context.Context, env Env, st DataStore, as AdminStores) ([]hooks.Route, error) {
 	svc, err := admin.NewService(admin.ServiceConfig{Store: st, Audit: as.Audit, Log: env.Log})
 	if err != nil {
+		return nil, err
+	}
+	if err := svc.Reconcile(ctx); err != nil {
 		return nil, err
 	}
 	api, err := adminapi.New(adminapi.Config{Service: svc, Keys: as.Keys, Profiles: st, Log: env.Log})
