@@ -709,7 +709,7 @@ func TestAdminImportReplacesAndKeepsIDs(t *testing.T) {
 	f := newAdminFixture(t)
 	f.must(t, 201, "POST", "/api/groups", map[string]any{"_id": "old", "name": "Old"})
 	doc := `{"configuration":[{"_id":"v1","groupsInToken":true}],"groups":[{"_id":"g1","name":"New","members":["u1"]}],"roles":[],"permissions":[]}`
-	f.must(t, 200, "POST", "/api/import", doc)
+	f.must(t, 200, "POST", "/api/import?replace=true", doc)
 	f.fails(t, 404, "old", "GET", "/api/groups/old", nil)
 	var g authz.Group
 	f.must(t, 200, "GET", "/api/groups/g1", nil).json(t, &g)

@@ -16,37 +16,40 @@ import (
 // document format.
 type adminIO struct{ *adminCore }
 
-// docCounts sums up a document: the audit before/after of an import.
-type docCounts struct {
-	Groups       int `json:"groups"`
-	Roles        int `json:"roles"`
-	Permissions  int `json:"permissions"`
-	Applications int `json:"applications"`
-}
-
-func countsOf(doc *authz.Document) docCounts {
-	s := docCounts{Groups: len(doc.Groups), Roles: len(doc.Roles), Permissions: len(doc.Permissions)}
-	if doc.Claimsmith != nil {
-		s.Applications = len(doc.Claimsmith.Applications)
-	}
-	return s
-}
-
 // importSummary is the answer of an import.
 type importSummary struct {
 	Revision uint64 `json:"revision"`
-	docCounts
+	radmin.ImportCounts
 }
 
 func summarize(doc *authz.Document, rev uint64) importSummary {
-	return importSummary{Revision: rev, docCounts: countsOf(doc)}
+	return importSummary{Revision: rev, ImportCounts: radmin.CountsOf(doc)}
+}
+
+// importPreview is the answer of a dry run: the plan, and whether the
+// import would need replace=true.
+type importPreview struct {
+	DryRun          bool `json:"dry_run"`
+	RequiresReplace bool `json:"requires_replace"`
+	radmin.ImportPlan
 }
 
 // importDoc replaces the whole document, atomically, after validating all
 // of it: an invalid document is a 400 naming the entity, _id and field, and
 // changes nothing. An extension export keeps the registered applications;
-// a full export (claimsmith section) replaces them and the profiles.
+// a full export (claimsmith section) replaces them and the profiles. An
+// import that would remove entities the store holds is refused (409)
+// without ?replace=true; ?dry_run=true answers what it would add, remove
+// and change, and changes nothing.
 func (h adminIO) importDoc(w http.ResponseWriter, r *http.Request, c *adminCall) error {
+	replace, err := boolQuery(r, "replace")
+	if err != nil {
+		return err
+	}
+	dry, err := boolQuery(r, "dry_run")
+	if err != nil {
+		return err
+	}
 	body, err := readJSON(w, r, h.maxImport, "document")
 	if err != nil {
 		return err
@@ -55,9 +58,16 @@ func (h adminIO) importDoc(w http.ResponseWriter, r *http.Request, c *adminCall)
 	if err != nil {
 		return err
 	}
-	res, err := h.write(r, c, adminChange{action: "import", entity: "document",
-		state: audited{fp: authz.Footprint{All: true}, render: func(d *authz.Document) any { return countsOf(d) }},
-		ops:   []authz.Op{&authz.ReplaceDocument{Doc: doc}}})
+	if dry {
+		plan, err := h.svc.PlanImport(r.Context(), doc)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", etagOf(plan.Revision))
+		hooks.WriteJSON(w, http.StatusOK, importPreview{DryRun: true, RequiresReplace: plan.Destructive(), ImportPlan: plan})
+		return nil
+	}
+	res, err := h.commit(r, c, radmin.ImportChange(doc, replace))
 	if err != nil {
 		return err
 	}

@@ -68,12 +68,21 @@ func openAPISchemas() map[string]any {
 			"claimsmith": obj(nil, map[string]any{"applications": arr(ref("Application")), "profiles": arr(map[string]any{"type": "object"})})}),
 		"ImportSummary": obj(nil, map[string]any{"revision": map[string]any{"type": "integer"}, "groups": map[string]any{"type": "integer"},
 			"roles": map[string]any{"type": "integer"}, "permissions": map[string]any{"type": "integer"}, "applications": map[string]any{"type": "integer"}}),
+		"EntityDiff": obj([]string{"added", "removed", "changed", "unchanged"}, map[string]any{"added": arr(str()), "removed": arr(str()),
+			"changed": arr(str()), "unchanged": map[string]any{"type": "integer"}}),
+		"ImportPreview": obj([]string{"dry_run", "requires_replace", "revision"}, map[string]any{"dry_run": map[string]any{"type": "boolean"},
+			"requires_replace": map[string]any{"type": "boolean", "description": "the import removes entities: it needs replace=true"},
+			"revision":         map[string]any{"type": "integer", "description": "the store revision the preview was computed at"},
+			"groups":           ref("EntityDiff"), "roles": ref("EntityDiff"), "permissions": ref("EntityDiff"), "applications": ref("EntityDiff")}),
+		"ImportResult": map[string]any{"oneOf": []any{ref("ImportSummary"), ref("ImportPreview")},
+			"description": "ImportSummary after an import, ImportPreview with dry_run=true"},
 		"AuditRecord": obj([]string{"seq", "time", "key_name", "action"}, map[string]any{
 			"seq": map[string]any{"type": "integer"}, "time": map[string]any{"type": "string", "format": "date-time"},
 			"key_id": str(), "key_name": str(), "action": str(), "entity": str(), "entity_id": str(),
 			"revision_before": map[string]any{"type": "integer"}, "revision_after": map[string]any{"type": "integer"},
 			"before": map[string]any{"description": "the entity before the write"}, "after": map[string]any{"description": "the entity after the write"},
-			"request_id": str()}),
+			"request_id": str(), "recovered": map[string]any{"type": "boolean",
+				"description": "appended at start-up from the write-ahead intent of a write whose process stopped before auditing it"}}),
 	}
 }
 
@@ -175,13 +184,13 @@ func generateOpenAPI(routes []adminRoute) map[string]any {
 func errorResponses() map[string]any {
 	out := map[string]any{}
 	for name, d := range map[string]string{
-		"BadRequest":           "invalid input; error_description names the field",
+		"BadRequest":           "invalid input (e.g. an id that is empty, not UTF-8 or over 1024 bytes); error_description names the field",
 		"Unauthorized":         "no or unknown admin key",
 		"Forbidden":            "the key lacks the scope",
 		"NotFound":             "no such entity",
-		"Conflict":             "a conflict: name taken, entity in use, or If-Match names another revision",
+		"Conflict":             "a conflict: name taken, entity in use, If-Match names another revision, or an import would remove entities without replace=true",
 		"TooLarge":             "body too large",
-		"UnsupportedMediaType": "body is not application/json",
+		"UnsupportedMediaType": "body is not application/json, or names a charset other than UTF-8",
 	} {
 		out[name] = map[string]any{"description": d, "content": map[string]any{"application/json": map[string]any{"schema": ref("Error")}}}
 	}

@@ -20,6 +20,10 @@ var (
 		{"applicationType", "string", "only entities of this type: client or resource_server"},
 	}
 	cascadeParam = []adminParam{{"cascade", "boolean", "also remove the references to the entity instead of refusing with 409"}}
+	importParams = []adminParam{
+		{"replace", "boolean", "confirm an import that removes groups, roles, permissions or applications the store holds (refused with 409 without it)"},
+		{"dry_run", "boolean", "change nothing: answer what the import would add, remove and change (ImportPreview)"},
+	}
 )
 
 func withParams(lists ...[]adminParam) []adminParam {
@@ -107,11 +111,11 @@ func adminRoutes(c *adminCore) []adminRoute {
 				{"connection", "string", "the IdP connection name (enables mappings)"}, {"groups", "string", "comma-separated IdP groups"}},
 			"", ok, "Policy", us.policy},
 
-		{"POST", "/api/import", radmin.ScopeImport, "Replace the whole document with an extension export (validated, atomic; ids kept).", "import/export", nil, "Document", ok, "ImportSummary", io.importDoc},
+		{"POST", "/api/import", radmin.ScopeImport, "Replace the whole document with an extension export (validated, atomic; ids kept; removing anything needs replace=true).", "import/export", importParams, "Document", ok, "ImportResult", io.importDoc},
 		{"GET", "/api/export", radmin.ScopeExport, "Export the document in the extension's format (claimsmith section with ?full=true).", "import/export",
 			[]adminParam{{"full", "boolean", "add the claimsmith section (applications, profiles)"}}, "", ok, "Document", io.exportDoc},
 		// The extension's own paths for the same two operations.
-		{"POST", "/api/configuration/import", radmin.ScopeImport, "Replace the whole document (the extension's path for POST /api/import).", "import/export", nil, "Document", ok, "ImportSummary", io.importDoc},
+		{"POST", "/api/configuration/import", radmin.ScopeImport, "Replace the whole document (the extension's path for POST /api/import).", "import/export", importParams, "Document", ok, "ImportResult", io.importDoc},
 		{"GET", "/api/configuration/export", radmin.ScopeExport, "Export the document (the extension's path for GET /api/export).", "import/export",
 			[]adminParam{{"full", "boolean", "add the claimsmith section (applications, profiles)"}}, "", ok, "Document", io.exportDoc},
 		{"GET", "/api/audit", R, "List audit records of writes, newest first.", "audit",
