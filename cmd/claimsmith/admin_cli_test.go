@@ -126,7 +126,7 @@ func TestAdminCommandsDirect(t *testing.T) {
 		t.Fatalf("audit: %d records, newest %+v", p.Total, p.Records[0])
 	}
 	// A direct import is audited in the same log.
-	run("import", sampleFile)
+	run("import", "--replace", sampleFile)
 	p, _ = audit.List(context.Background(), admin.AuditQuery{PerPage: 1})
 	if p.Total != 11 || p.Records[0].Action != "import" || !bytes.Contains(p.Records[0].After, []byte(`"groups":9`)) {
 		t.Fatalf("direct import audit: %+v", p.Records[0])

@@ -410,9 +410,9 @@ func argCount(s *adminSub) string {
 }
 
 // importViaServer sends a validated document to a running server's
-// POST /api/import (scope import). expect, when non-zero, is sent as
-// If-Match.
-func importViaServer(ctx context.Context, a *app, t adminTarget, name string, doc []byte, expect uint64) error {
+// POST /api/import (scope import), with replace=true when confirmed.
+// expect, when non-zero, is sent as If-Match.
+func importViaServer(ctx context.Context, a *app, t adminTarget, name string, doc []byte, expect uint64, replace bool) error {
 	c, err := openAdminClient(ctx, a, t, "import", true)
 	if err != nil {
 		return err
@@ -429,7 +429,11 @@ func importViaServer(ctx context.Context, a *app, t adminTarget, name string, do
 		Permissions  int    `json:"permissions"`
 		Applications int    `json:"applications"`
 	}
-	if _, err := c.callWith(ctx, http.MethodPost, "/api/import", bytes.NewReader(doc), &sum, ifMatch); err != nil {
+	path := "/api/import"
+	if replace {
+		path += "?replace=true"
+	}
+	if _, err := c.callWith(ctx, http.MethodPost, path, bytes.NewReader(doc), &sum, ifMatch); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	fmt.Fprintf(a.stdout, "imported %s: %d groups, %d roles, %d permissions, %d applications; server %s at revision %d\n",

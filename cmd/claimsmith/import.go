@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
 	"os"
 
+	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
@@ -24,6 +28,10 @@ nothing is merged. Applications and user profiles are replaced only when the
 file has a claimsmith section listing them. Large files show a progress bar
 on a terminal and progress lines otherwise.
 
+An import that would remove groups, roles, permissions or applications the
+store holds is refused unless --replace confirms it; --dry-run validates the
+file and lists what it would add, remove and change, changing nothing.
+
 With --server URL --key KEY the file goes to a running server's admin API
 (POST /api/import, key scope import), audited there. Without them the data
 dir is changed directly, which is refused while a server owns it. With
@@ -38,7 +46,8 @@ Flags:
 func runImport(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("import", flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
-	dryRun := fs.Bool("dry-run", false, "validate the file and print what it holds, change nothing")
+	dryRun := fs.Bool("dry-run", false, "validate the file and print what it would add, remove and change; change nothing")
+	replace := fs.Bool("replace", false, "confirm an import that removes entities the store holds")
 	expect := fs.Uint64("expect-revision", 0, "fail with a conflict unless the store is at this revision (0: no check)")
 	var target adminTarget
 	addTargetFlags(fs, &target)
@@ -78,12 +87,11 @@ func runImport(ctx context.Context, a *app, args []string) error {
 	}
 	summary := describe(doc)
 	if *dryRun {
-		fmt.Fprintf(a.stdout, "%s is valid: %s (nothing imported)\n", name, summary)
-		return nil
+		return previewImport(ctx, a, target, name, doc, b, summary)
 	}
 	if target.server != "" {
 		p.Step("sending to " + target.server)
-		return importViaServer(ctx, a, target, name, b, *expect)
+		return importViaServer(ctx, a, target, name, b, *expect, *replace)
 	}
 	releaseDir, err := lockForCommand(ctx, a, "import")
 	if err != nil {
@@ -95,18 +103,82 @@ func runImport(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer st.Close()
+	audit, err := openAuditLog(ctx, a)
+	if err != nil {
+		return err
+	}
+	// The command prints its own summary; the service's per-write info
+	// line would repeat it on stderr, where the progress goes.
+	svc, err := admin.NewService(admin.ServiceConfig{Store: st, Audit: audit, Log: slog.New(warnFloor{a.log.Handler()})})
+	if err != nil {
+		return err
+	}
 	p.Step("committing")
-	rev, err := importInto(ctx, a, st, *expect, doc, "import "+name)
+	rev, err := importInto(ctx, a, svc, st, *expect, *replace, doc, "import "+name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
-	}
-	if err := auditDirectImport(ctx, a, doc, rev); err != nil {
-		a.log.Error("import committed but its audit record was not written", "revision", rev, "err", err)
 	}
 	p.Done()
 	fmt.Fprintf(a.stdout, "imported %s: %s; store %s at revision %d\n", name, summary, storeName(a), rev)
 	return nil
 }
+
+// previewImport is --dry-run: the file is valid (checked by the caller);
+// against a reachable store it also lists what the import would change.
+func previewImport(ctx context.Context, a *app, target adminTarget, name string, doc *authz.Document, raw []byte, summary string) error {
+	var plan admin.ImportPlan
+	if target.server != "" {
+		c, err := openAdminClient(ctx, a, target, "import", false)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		if _, err := c.callWith(ctx, http.MethodPost, "/api/import?dry_run=true", bytes.NewReader(raw), &plan, ""); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	} else {
+		st, err := openDataStore(ctx, a, true)
+		if err != nil {
+			// No store yet: nothing would be removed.
+			fmt.Fprintf(a.stdout, "%s is valid: %s (nothing imported; no store to compare with: %v)\n", name, summary, err)
+			return nil
+		}
+		defer st.Close()
+		m, err := st.Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		plan = admin.PlanImport(m.Document(), doc, m.Revision())
+	}
+	fmt.Fprintf(a.stdout, "%s is valid: %s (nothing imported)\n", name, summary)
+	for _, d := range []struct {
+		noun string
+		diff admin.EntityDiff
+	}{{"groups", plan.Groups}, {"roles", plan.Roles}, {"permissions", plan.Permissions}, {"applications", plan.Applications}} {
+		fmt.Fprintf(a.stdout, "%-13s %d added, %d removed, %d changed, %d unchanged\n", d.noun+":", len(d.diff.Added), len(d.diff.Removed), len(d.diff.Changed), d.diff.Unchanged)
+		for _, l := range []struct {
+			sign string
+			ids  []string
+		}{{"+", d.diff.Added}, {"-", d.diff.Removed}, {"~", d.diff.Changed}} {
+			for _, id := range l.ids {
+				fmt.Fprintf(a.stdout, "  %s %s\n", l.sign, id)
+			}
+		}
+	}
+	if plan.Destructive() {
+		fmt.Fprintf(a.stdout, "the import removes %s: it needs --replace\n", plan.Removals())
+	}
+	return nil
+}
+
+// warnFloor passes on warnings and errors only.
+type warnFloor struct{ slog.Handler }
+
+func (h warnFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+func (h warnFloor) WithAttrs(as []slog.Attr) slog.Handler { return warnFloor{h.Handler.WithAttrs(as)} }
+func (h warnFloor) WithGroup(n string) slog.Handler       { return warnFloor{h.Handler.WithGroup(n)} }
 
 func describe(d *authz.Document) string {
 	s := count(len(d.Groups), "group") + ", " + count(len(d.Roles), "role") + ", " + count(len(d.Permissions), "permission")

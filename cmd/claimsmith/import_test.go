@@ -178,3 +178,31 @@ func TestProgressBarOnTerminal(t *testing.T) {
 		t.Fatalf("bar: %q", b.String())
 	}
 }
+
+// Regression (issue 14 item 12): `claimsmith import` of a document that
+// drops entities (here "{}") wiped the store without any confirmation.
+func TestImportNeedsReplaceToRemove(t *testing.T) {
+	dir := t.TempDir()
+	mustCLI(t, "", "--data-dir", dir, "import", sampleFile)
+	before := mustCLI(t, "", "--data-dir", dir, "export")
+	code, _, errs := cli(t, `{}`, "--data-dir", dir, "import", "-")
+	if code == 0 || !strings.Contains(errs, "would remove 9 groups, 9 roles, 8 permissions") || !strings.Contains(errs, "--replace") {
+		t.Fatalf("destructive import: exit %d, stderr %q", code, errs)
+	}
+	if mustCLI(t, "", "--data-dir", dir, "export") != before {
+		t.Fatal("a refused import changed the store")
+	}
+	out := mustCLI(t, `{"groups":[{"_id":"new","name":"New"}]}`, "--data-dir", dir, "import", "--dry-run", "-")
+	for _, want := range []string{"nothing imported", "groups:       1 added, 9 removed", "  + new", "needs --replace"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if mustCLI(t, "", "--data-dir", dir, "export") != before {
+		t.Fatal("a dry run changed the store")
+	}
+	mustCLI(t, `{}`, "--data-dir", dir, "import", "--replace", "-")
+	if out := mustCLI(t, "", "--data-dir", dir, "groups", "list"); strings.Contains(out, `"_id"`) {
+		t.Fatalf("groups left after a confirmed empty import: %s", out)
+	}
+}

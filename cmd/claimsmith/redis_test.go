@@ -379,7 +379,7 @@ cache:
 	}
 	f.Close()
 	binCLI(t, append(g, "import", big)...)
-	out, _ := binCLI(t, append(g, "import", docPath)...)
+	out, _ := binCLI(t, append(g, "import", "--replace", docPath)...)
 	if !strings.Contains(out, "store redis "+storeSrv.Addr()+" at revision 2") || !strings.Contains(out, "1 group, 1 role, 1 permission") {
 		t.Fatalf("import: %s", out)
 	}
@@ -732,7 +732,7 @@ func TestRedisBackendCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	code, out, errs := cli(t, "", append(g, "import", big)...)
+	code, out, errs := cli(t, "", append(g, "import", "--replace", big)...)
 	if code != 0 || !strings.Contains(errs, "commands written") || !strings.Contains(errs, "100%") {
 		t.Fatalf("big import: exit %d\n%s\n%s", code, out, errs)
 	}

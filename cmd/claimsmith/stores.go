@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/setup"
@@ -120,17 +121,45 @@ func openAdminKeys(ctx context.Context, a *app) (admin.KeyStore, error) {
 	return as.Keys, err
 }
 
-// importInto replaces the store's model with doc: with the Redis store's
-// pipelined bulk loader, showing how many commands were written, else with
-// one ReplaceDocument.
-func importInto(ctx context.Context, a *app, st setup.DataStore, expected uint64, doc *authz.Document, label string) (uint64, error) {
+// importInto replaces the store's model with doc as the OS user: through
+// the admin service (the same guard against removing entities without
+// replace, and the audit record written ahead, so a crash cannot leave the
+// import unaudited), or with the Redis store's pipelined bulk loader,
+// showing how many commands were written, guarded and audited the same way.
+func importInto(ctx context.Context, a *app, svc *admin.Service, st setup.DataStore, expected uint64, replace bool, doc *authz.Document, label string) (uint64, error) {
 	im, ok := st.(setup.Importer)
 	if !ok {
-		return st.Apply(ctx, expected, &authz.ReplaceDocument{Doc: doc})
+		var m admin.IfMatch
+		if expected != 0 {
+			m = admin.Expect(expected)
+		}
+		res, err := svc.Apply(ctx, admin.Caller{KeyID: "local", KeyName: cliKeyName()}, admin.ImportChange(doc, replace), m)
+		return res.Revision, err
+	}
+	plan, err := svc.PlanImport(ctx, doc)
+	if err != nil {
+		return 0, err
+	}
+	if expected != 0 && plan.Revision != expected {
+		return 0, &runtime.ConflictError{Expected: expected, Actual: plan.Revision}
+	}
+	if !replace && plan.Destructive() {
+		return 0, &admin.DestructiveImportError{Plan: plan}
+	}
+	if expected == 0 && !replace {
+		// The check above holds only if nothing changed since.
+		expected = plan.Revision
 	}
 	p := newCountProgress(a.stderr, label, "commands")
 	defer p.done()
-	return im.Import(ctx, expected, doc, p.update)
+	rev, err := im.Import(ctx, expected, doc, p.update)
+	if err != nil {
+		return 0, err
+	}
+	if err := auditDirectImport(ctx, a, doc, rev); err != nil {
+		a.log.Error("import committed but its audit record was not written", "revision", rev, "err", err)
+	}
+	return rev, nil
 }
 
 // countProgress shows a count of done items out of a total: a redrawn bar
