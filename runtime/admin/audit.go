@@ -70,7 +70,9 @@ type AuditLog interface {
 type IntentLog interface {
 	// BeginIntent durably stores r (Seq unset) and returns its id.
 	BeginIntent(ctx context.Context, r Record) (string, error)
-	// EndIntent forgets an intent durably; an unknown id is not an error.
+	// EndIntent forgets an intent; an unknown id is not an error. It need
+	// not be durable: a forgotten intent that reappears after a crash is
+	// found audited by the next reconciliation.
 	EndIntent(ctx context.Context, id string) error
 	// PendingIntents lists the intents not ended, oldest first.
 	PendingIntents(ctx context.Context) ([]Intent, error)

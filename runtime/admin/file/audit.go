@@ -264,11 +264,10 @@ func (l *AuditLog) EndIntent(_ context.Context, id string) error {
 	if !validIntentID(id) {
 		return fmt.Errorf("audit intent %q: %w", id, runtime.ErrInvalid)
 	}
-	dir := filepath.Join(l.dir, intentDir)
-	if err := os.Remove(filepath.Join(dir, id+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("audit intent: %w", err)
-	}
-	if err := fsx.SyncDir(dir); err != nil {
+	// No directory fsync: an intent whose removal a crash undoes is found
+	// already audited (or never committed) by the next reconciliation and
+	// dropped then, so the removal need not be durable.
+	if err := os.Remove(filepath.Join(l.dir, intentDir, id+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("audit intent: %w", err)
 	}
 	return nil

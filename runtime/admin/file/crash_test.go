@@ -2,6 +2,7 @@ package file_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -182,6 +183,42 @@ func TestCrashBetweenCommitAndAudit(t *testing.T) {
 				crashed := page.Records[1]
 				if crashed.EntityID != "crashed" || crashed.Action != "group.create" || crashed.KeyName != "ops" || crashed.RequestID != "crash" {
 					t.Fatalf("the crashed write's record: %+v", crashed)
+				}
+			}
+		})
+	}
+}
+
+// plainAudit hides the audit log's intent side: the service then appends
+// after the commit only, as before write-ahead intents.
+type plainAudit struct{ admin.AuditLog }
+
+// BenchmarkFileWriteAudited is the cost of one audited write on the file
+// store, with the write-ahead intent and without it.
+func BenchmarkFileWriteAudited(b *testing.B) {
+	for _, mode := range []string{"intent", "no-intent"} {
+		b.Run(mode, func(b *testing.B) {
+			st, audit := openDir(b, b.TempDir())
+			defer st.Close()
+			cfg := admin.ServiceConfig{Store: st, Audit: audit}
+			if mode == "no-intent" {
+				cfg.Audit = plainAudit{audit}
+			}
+			svc, err := admin.NewService(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, err := svc.Apply(ctx, admin.Caller{KeyID: "k"}, createGroup("g"), admin.IfMatch{}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				ch := admin.Change{Action: "group.members.add", Entity: "group", ID: "g",
+					Ops: []authz.Op{&authz.AddGroupMembers{GroupID: "g", UserIDs: []string{fmt.Sprint("auth0|", i)}}}}
+				if _, err := svc.Apply(ctx, admin.Caller{KeyID: "k"}, ch, admin.IfMatch{}); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
