@@ -242,3 +242,24 @@ func TestAdminCommandsAgainstServer(t *testing.T) {
 	done <- 0 // for the cleanup
 	mustCLI(t, "", append(d, "groups", "create", "--name", "After")...)
 }
+
+// Regression (issue 14 item 9): a user id that is not UTF-8 typed on the
+// command line was sent as U+FFFD (json.Marshal's replacement), granting
+// another id; a 2 KB id was accepted. Both are refused and change nothing.
+func TestAdminCommandsRefuseBadIDs(t *testing.T) {
+	dir := t.TempDir()
+	d := []string{"--data-dir", dir}
+	mustCLI(t, "", append(d, "groups", "create", "--name", "G", "--id", "g1")...)
+	for _, args := range [][]string{
+		{"groups", "add-members", "g1", "auth0|\xff"},
+		{"groups", "add-members", "g1", strings.Repeat("u", 2000)},
+		{"groups", "create", "--name", "bad\xfe"},
+	} {
+		if code, _, errs := cli(t, "", append(d, args...)...); code == 0 || !(strings.Contains(errs, "UTF-8") || strings.Contains(errs, "bytes")) {
+			t.Fatalf("%q: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	if out := mustCLI(t, "", append(d, "groups", "members", "g1")...); !strings.Contains(out, `"total": 0`) {
+		t.Fatalf("members after refused adds: %s", out)
+	}
+}

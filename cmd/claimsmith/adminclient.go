@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	adminapi "github.com/claimsmith/claimsmith/hooks/admin"
@@ -339,6 +340,18 @@ func runAdminGroup(ctx context.Context, a *app, group, intro string, subs []admi
 			return nil
 		}
 		return &exitError{code: 2, err: err}
+	}
+	// json.Marshal would send a byte that is not UTF-8 as U+FFFD, i.e.
+	// another id than the one typed: refuse it here, as the API would.
+	for _, arg := range args[1:] {
+		if !utf8.ValidString(arg) {
+			return &exitError{code: 2, err: fmt.Errorf("%s %s: argument %q is not valid UTF-8", group, sub.name, arg)}
+		}
+	}
+	for _, arg := range pos {
+		if len(arg) > authz.MaxIDBytes {
+			return &exitError{code: 2, err: fmt.Errorf("%s %s: an argument of %d bytes is over the %d-byte limit of ids", group, sub.name, len(arg), authz.MaxIDBytes)}
+		}
 	}
 	if n := len(pos); n < sub.min || (!sub.more && n > sub.min) {
 		fs.Usage()
