@@ -9,7 +9,7 @@ SHELL   := /bin/bash
 DATA    ?= data
 CONFIG  ?= samples/config/claimsmith.yaml
 
-.PHONY: all build run dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
+.PHONY: all build run dev-env dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
         bench-tokens bench-hooks bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps
 
 all: build
@@ -25,6 +25,11 @@ DEV_ENV := CLAIMSMITH_DEV_BEARER_KEY=dev-native-bearer-key \
 	CLAIMSMITH_DEV_EXTENSION_KEY=dev-extension-key \
 	CLAIMSMITH_DEV_INTROSPECT_SECRET=dev-introspection-secret
 
+# dev-env prints the `make run` configuration and secrets as shell exports,
+# so the other commands read what serve reads:  eval "$$(make -s dev-env)"
+dev-env:
+	@for kv in CLAIMSMITH_CONFIG=$(CONFIG) CLAIMSMITH_DATA_DIR=$(DATA) $(DEV_ENV); do echo "export $$kv"; done
+
 run: build
 	@[ -e $(DATA)/HEAD ] || ./$(BIN) --data-dir $(DATA) import samples/data/claimsmith-full.json
 	@echo
@@ -35,6 +40,8 @@ run: build
 	@echo "    http://127.0.0.1:8080/hooks/v1/post-login"
 	@echo
 	@echo "  curl -s http://127.0.0.1:8080/.well-known/jwks.json"
+	@echo
+	@echo "  eval \"\$$(make -s dev-env)\"   # then ./$(BIN) token mint, check, policy … read this config and these secrets"
 	@echo
 	@echo "Ctrl-C stops it. 'make loadtest' (in another terminal) load-tests it."
 	@echo

@@ -16,10 +16,21 @@ import (
 
 const tokenHelp = `Usage: claimsmith [--data-dir DIR] [--config FILE] token <sub> [flags] [ARG]
 
-  mint --user U --client C [--audience A]
-                      runs the login pipeline for the user and client and
-                      prints the ID token and access token it mints (exit 3
-                      when denied; stored profiles are not changed)
+  mint --user U --client C [--email E --email-verified] [--connection N]
+       [--audience A] [--claim KEY=VALUE ...]
+                      runs the login pipeline of the file serve runs for the
+                      user and client and prints the ID token and access
+                      token it mints. The event is the user's stored profile
+                      (app_metadata, user_metadata, merged in as at a login)
+                      plus these flags; --claim sets any other user field of
+                      the native event (name=Alice, picture=…, or a dotted
+                      path such as user_metadata.team=blue; VALUE is JSON
+                      when it parses, else a string). Denied: prints the rule
+                      and its reason, exit 3. Stored profiles are not changed.
+                      Needs --config FILE (or $CLAIMSMITH_CONFIG) and the
+                      environment variables its *_env keys name, as serve
+                      does ('claimsmith check' lists them); after 'make run':
+                        eval "$(make -s dev-env)"
   verify TOKEN|-      verifies a token against the key set (signature, kid,
                       alg, typ, iss, exp, nbf; --audience); prints its claims,
                       exits 1 saying why when it is not valid
@@ -65,6 +76,9 @@ func runToken(ctx context.Context, a *app, args []string) error {
 		audience = fs.String("audience", "", "mint: API audience of the access token; verify: required aud")
 		scope    = fs.String("scope", "openid profile", "mint: requested scopes, space-separated")
 		conn     = fs.String("connection", "", "mint: connection name (group mappings apply only with it)")
+		email    = fs.String("email", "", "mint: the user's email")
+		verified = fs.Bool("email-verified", false, "mint: the user's email is verified (rules such as require-verified-email read it)")
+		claims   = &claimFlags{}
 		groups   = fs.String("groups", "", "mint: comma-separated groups the connection reported")
 		nonce    = fs.String("nonce", "", "mint: nonce for the ID token")
 		idToken  = fs.Bool("id-token", false, "verify: the token is an ID token (default: access token)")
@@ -73,6 +87,7 @@ func runToken(ctx context.Context, a *app, args []string) error {
 		generate = fs.Bool("generate", false, "hash-secret: generate a random secret and print it with its hash")
 		slow     = fs.Bool("pbkdf2", false, "hash-secret: PBKDF2-SHA256 instead of SHA-256 (for chosen, low-entropy secrets)")
 	)
+	fs.Var(claims, "claim", "mint: KEY=VALUE, a user field of the event (repeatable; VALUE is JSON when it parses)")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), tokenHelp); fs.PrintDefaults() }
 	subs := []string{"mint", "verify", "introspect", "hash-secret"}
 	if len(args) == 0 || !contains(subs, args[0]) {
@@ -99,8 +114,12 @@ func runToken(ctx context.Context, a *app, args []string) error {
 		if *user == "" || *client == "" || fs.NArg() > 0 {
 			return &exitError{code: 2, err: errors.New("token mint needs --user and --client and no arguments")}
 		}
-		return mintTokens(ctx, a, b, mintRequest{user: *user, client: *client, audience: *audience,
-			scopes: strings.Fields(*scope), connection: *conn, groups: splitList(*groups), nonce: *nonce})
+		u, err := mintUser(*user, *email, *verified, splitList(*groups), claims.kv)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		return mintTokens(ctx, a, b, mintRequest{user: u, client: *client, audience: *audience,
+			scopes: strings.Fields(*scope), connection: *conn, nonce: *nonce})
 	}
 	if fs.NArg() != 1 {
 		return &exitError{code: 2, err: fmt.Errorf("token %s needs exactly one TOKEN (or - for stdin)", sub)}

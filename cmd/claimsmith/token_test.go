@@ -152,3 +152,71 @@ func TestHashSecret(t *testing.T) {
 		t.Fatalf("generate: %d %q", code, out)
 	}
 }
+
+// TestTokenMintSampleEvent mints as the README's first hour does: the
+// make run data and config with the development secrets. The event is the
+// stored profile plus the flags; a deny names the rule and its reason.
+func TestTokenMintSampleEvent(t *testing.T) {
+	for k, v := range devSecrets {
+		t.Setenv(k, v)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	if code, _, stderr := runCLI(t, "", "--data-dir", data, "import", "../../samples/data/claimsmith-full.json"); code != 0 {
+		t.Fatalf("import: %s", stderr)
+	}
+	cfg := "../../samples/config/claimsmith.yaml"
+	mint := func(args ...string) (int, string, string) {
+		return runCLI(t, "", append([]string{"--data-dir", data, "--config", cfg, "token", "mint", "--user", "auth0|alice", "--client", "portal-client"}, args...)...)
+	}
+
+	// Without the email flags the sample pipeline's first rule denies.
+	code, out, stderr := mint()
+	if code != 3 || strings.Contains(out, "access_token") ||
+		!strings.Contains(stderr, `denied by rule "verified-email" (unauthorized): Please verify your email before logging in.`) {
+		t.Fatalf("mint without email: %d\n%s\n%s", code, out, stderr)
+	}
+	code, out, stderr = mint("--email", "alice@example.com", "--email-verified", "--claim", "name=Alice", "--claim", "user_metadata.team=blue")
+	if code != 0 {
+		t.Fatalf("mint: %d %s", code, stderr)
+	}
+	var m struct {
+		AccessToken string `json:"access_token"`
+		IDToken     string `json:"id_token"`
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil || m.AccessToken == "" || m.IDToken == "" {
+		t.Fatalf("mint output %s (%v)", out, err)
+	}
+	code, out, stderr = runCLI(t, "", "--data-dir", data, "--config", cfg, "token", "verify", "--id-token", m.IDToken)
+	// plan comes from alice's stored profile (app_metadata), merged in
+	// as at a login through the hooks.
+	if code != 0 || !strings.Contains(out, `"https://example.com/plan": "enterprise"`) || !strings.Contains(out, `"https://example.com/roles"`) {
+		t.Fatalf("verify: %d %s %s", code, out, stderr)
+	}
+
+	// A misspelt --claim names the field instead of being ignored.
+	if code, _, stderr = mint("--claim", "emial=x"); code != 2 || !strings.Contains(stderr, `unknown field "emial"`) {
+		t.Fatalf("misspelt claim: %d %s", code, stderr)
+	}
+	if code, _, stderr = mint("--claim", "=x"); code != 2 || !strings.Contains(stderr, "KEY=VALUE") {
+		t.Fatalf("empty claim key: %d %s", code, stderr)
+	}
+	// Without --config: a usage error saying what to pass.
+	code, _, stderr = runCLI(t, "", "--data-dir", data, "token", "mint", "--user", "auth0|alice", "--client", "portal-client")
+	if code != 2 || !strings.Contains(stderr, "--config FILE") || !strings.Contains(stderr, "make -s dev-env") {
+		t.Fatalf("mint without --config: %d %s", code, stderr)
+	}
+}
+
+func TestMintUserClaims(t *testing.T) {
+	u, err := mintUser("u1", "a@example.com", true, []string{"g"}, []string{"name=Ann", "app_metadata.plan=\"pro\"", "app_metadata.seats=3", "logins_count=7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.UserID != "u1" || u.Email != "a@example.com" || !u.EmailVerified || u.Name != "Ann" || u.LoginsCount != 7 ||
+		u.AppMetadata["plan"] != "pro" || u.AppMetadata["seats"] != float64(3) || len(u.Groups) != 1 {
+		t.Fatalf("%+v", u)
+	}
+	if _, err := mintUser("u1", "", false, nil, []string{"email_verified=maybe"}); err == nil {
+		t.Fatal("a string for email_verified was accepted")
+	}
+}

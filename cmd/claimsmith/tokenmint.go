@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
@@ -11,8 +14,72 @@ import (
 )
 
 type mintRequest struct {
-	user, client, audience, connection, nonce string
-	scopes, groups                            []string
+	user                                runtime.User
+	client, audience, connection, nonce string
+	scopes                              []string
+}
+
+// claimFlags collects the repeatable --claim KEY=VALUE flags in order.
+type claimFlags struct{ kv []string }
+
+func (c *claimFlags) String() string { return strings.Join(c.kv, " ") }
+
+func (c *claimFlags) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q is not KEY=VALUE", v)
+	}
+	c.kv = append(c.kv, v)
+	return nil
+}
+
+// mintUser builds the event's user from the flags: the id, email and its
+// verification, the connection's groups, then every --claim KEY=VALUE as a
+// field of the native event's user object (a dotted KEY reaches into
+// objects such as user_metadata). The object is decoded strictly, so a
+// misspelt field is an error naming it instead of a silently ignored key.
+func mintUser(id, email string, verified bool, groups, claims []string) (runtime.User, error) {
+	obj := map[string]any{"user_id": id}
+	if email != "" {
+		obj["email"] = email
+	}
+	if verified {
+		obj["email_verified"] = true
+	}
+	if len(groups) > 0 {
+		obj["groups"] = groups
+	}
+	for _, kv := range claims {
+		k, v, _ := strings.Cut(kv, "=")
+		var val any
+		if err := json.Unmarshal([]byte(v), &val); err != nil {
+			val = v // not JSON: the string itself
+		}
+		path := strings.Split(k, ".")
+		m := obj
+		for _, p := range path[:len(path)-1] {
+			next, ok := m[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[p] = next
+			}
+			m = next
+		}
+		m[path[len(path)-1]] = val
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return runtime.User{}, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var u runtime.User
+	if err := dec.Decode(&u); err != nil {
+		return runtime.User{}, fmt.Errorf("--claim: the event's user: %v", err)
+	}
+	if u.UserID == "" {
+		return runtime.User{}, errors.New("--claim: user_id cannot be empty")
+	}
+	return u, nil
 }
 
 // mintTokens runs the login pipeline for the user and client (the stored
@@ -25,7 +92,7 @@ func mintTokens(ctx context.Context, a *app, b *setup.Backends, r mintRequest) e
 		return err
 	}
 	if cfg.Path() == "" {
-		return fmt.Errorf("%w: token mint runs the login pipeline: pass --config with a pipeline section", runtime.ErrInvalid)
+		return &exitError{code: 2, err: errors.New("token mint runs the login pipeline of the file serve runs: pass --config FILE (or set $CLAIMSMITH_CONFIG; after make run: eval \"$(make -s dev-env)\")")}
 	}
 	st, err := openDataStore(ctx, a, true)
 	if err != nil {
@@ -51,7 +118,7 @@ func mintTokens(ctx context.Context, a *app, b *setup.Backends, r mintRequest) e
 func mintWith(ctx context.Context, a *app, ts *setup.TokenService, enr runtime.Enricher, r mintRequest) error {
 	ev := &runtime.Event{
 		Trigger:     runtime.TriggerPostLogin,
-		User:        runtime.User{UserID: r.user, Groups: r.groups},
+		User:        r.user,
 		Client:      runtime.Client{ClientID: r.client},
 		Connection:  runtime.Connection{Name: r.connection},
 		Transaction: runtime.Transaction{RequestedScopes: r.scopes, Audience: r.audience, Nonce: r.nonce, Protocol: "claimsmith-cli"},
@@ -81,7 +148,7 @@ func mintWith(ctx context.Context, a *app, ts *setup.TokenService, enr runtime.E
 			out.IDToken = toks.IDToken.Token
 		}
 	} else {
-		mintErr = &exitError{code: 3, err: fmt.Errorf("login denied by rule %q: %s", res.Decision.Rule, res.Decision.Reason)}
+		mintErr = &exitError{code: 3, err: fmt.Errorf("login denied by rule %q (%s): %s", res.Decision.Rule, res.Decision.Code, res.Decision.Reason)}
 	}
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
