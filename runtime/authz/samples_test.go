@@ -52,6 +52,9 @@ func TestSampleData(t *testing.T) {
 				ss(), ss(), ss()},
 			{authz.PolicyQuery{UserID: "auth0|judy", ClientID: "portal-client"},
 				ss(), ss("support"), ss("read:documents", "handle:tickets")},
+			// Hydra's client_credentials subject is the client itself.
+			{authz.PolicyQuery{UserID: "portal-client", ClientID: "portal-client"},
+				ss(), ss("user"), ss("read:documents")},
 			{authz.PolicyQuery{UserID: "auth0|mallory", ClientID: "portal-client", Connection: "corp-ad", IdPGroups: ss(`CORP\Domain Admins`, `CORP\Auditors`)},
 				ss("Auditors", "Compliance", "Portal Admins"), ss("admin"), ss("read:documents", "write:documents", "manage:portal")},
 			{authz.PolicyQuery{UserID: "auth0|mallory", ClientID: "portal-client", Connection: "google-oauth2", IdPGroups: ss("contractors@example.com", `CORP\Domain Admins`)},
