@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The executable README: every fenced sh block of README.md and
+// samples/*/README.md runs, in file order, as a newcomer's terminal would
+// run it after `make run` — from the clone's root, with the server started
+// as make run starts it (the built binary, the sample config, the
+// development secrets, a data dir seeded from samples/data) but on a
+// temporary data dir and a free port, and with `eval "$(make -s dev-env)"`
+// done. The harness rewrites 127.0.0.1:8080 to the server's address and
+// ./bin/claimsmith to the binary it built; nothing else. A block runs with
+// bash -e -o pipefail and must exit 0.
+//
+// Markers, on the line just before a block's fence:
+//
+//	<!-- readme-test: skip (why) -->         never run here; the reason is required
+//	<!-- readme-test: needs hydra (why) -->  run when Hydra is built on this machine
+//
+// A console block is `$ command` lines each followed by the output it
+// prints; every printed line must appear in the command's output, in order
+// (a line "…" matches anything).
+
+var (
+	readmeFence  = regexp.MustCompile("^```([a-z]*)\\s*$")
+	readmeMarker = regexp.MustCompile(`^<!--\s*readme-test:\s*(skip|needs hydra)\s*\((.+)\)\s*-->$`)
+	readmeAnyTag = regexp.MustCompile(`readme-test`)
+)
+
+type readmeBlock struct {
+	file   string
+	line   int
+	lang   string
+	text   string
+	marker string // "", "skip" or "needs hydra"
+	reason string
+}
+
+// readmeBlocks returns the sh and console blocks of one markdown file with
+// their markers. A malformed marker (no reason) is an error.
+func readmeBlocks(path string) ([]readmeBlock, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		out       []readmeBlock
+		cur       *readmeBlock
+		prev      string
+		inOther   bool
+		lineNo    int
+		pendingAt int
+	)
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		lineNo++
+		line := sc.Text()
+		switch {
+		case cur != nil:
+			if strings.TrimSpace(line) == "```" {
+				out = append(out, *cur)
+				cur = nil
+			} else {
+				cur.text += line + "\n"
+			}
+		case inOther:
+			if strings.TrimSpace(line) == "```" {
+				inOther = false
+			}
+		default:
+			if m := readmeFence.FindStringSubmatch(line); m != nil {
+				if m[1] != "sh" && m[1] != "console" {
+					inOther = true
+					break
+				}
+				cur = &readmeBlock{file: path, line: lineNo, lang: m[1]}
+				if readmeAnyTag.MatchString(prev) {
+					mm := readmeMarker.FindStringSubmatch(strings.TrimSpace(prev))
+					if mm == nil {
+						return nil, fmt.Errorf("%s:%d: malformed marker %q (want <!-- readme-test: skip (reason) --> or needs hydra (reason))", path, pendingAt, prev)
+					}
+					cur.marker, cur.reason = mm[1], mm[2]
+				}
+			}
+		}
+		if strings.TrimSpace(line) != "" {
+			prev, pendingAt = line, lineNo
+		}
+	}
+	return out, sc.Err()
+}
+
+func TestREADMEBlocks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every README command against a real server; skipped with -short")
+	}
+	for _, tool := range []string{"bash", "curl", "jq", "make"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the README's commands need %s", tool)
+		}
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []string{filepath.Join(root, "README.md")}
+	more, _ := filepath.Glob(filepath.Join(root, "samples", "*", "README.md"))
+	files = append(files, more...)
+	var blocks []readmeBlock
+	for _, f := range files {
+		bs, err := readmeBlocks(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks = append(blocks, bs...)
+	}
+	if len(blocks) < 8 {
+		t.Fatalf("found only %d command blocks", len(blocks))
+	}
+
+	w := t.TempDir()
+	bin := filepath.Join(w, "bin", "claimsmith")
+	data := filepath.Join(w, "data")
+	base := readmeEnv(os.Environ(), "BIN="+bin, "DATA="+data)
+	// make build, as make run does first (the go build cache makes it
+	// cheap when the tree was built before).
+	if out, err := runIn(t, root, base, "make", "-s", "build"); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	// The newcomer's terminal after eval "$(make -s dev-env)".
+	envOut, err := runIn(t, root, base, "make", "-s", "dev-env")
+	if err != nil {
+		t.Fatalf("make dev-env: %v\n%s", err, envOut)
+	}
+	env := base
+	for _, l := range strings.Split(strings.TrimSpace(envOut), "\n") {
+		env = append(env, strings.TrimPrefix(l, "export "))
+	}
+	// make run: seed the data dir, then serve the sample config.
+	if out, err := runIn(t, root, env, bin, "--data-dir", data, "import", "samples/data/claimsmith-full.json"); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := exec.CommandContext(ctx, bin, "--data-dir", data, "--config", "samples/config/claimsmith.yaml", "serve", "--addr", addr)
+	srv.Dir, srv.Env = root, env
+	var srvLog bytes.Buffer
+	srv.Stdout, srv.Stderr = &srvLog, &srvLog
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = srv.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = srv.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cancel()
+			<-done
+		}
+		cancel()
+	})
+	waitReady(t, "http://"+addr+"/readyz", &srvLog)
+
+	hydra := hydraBuilt()
+	for _, b := range blocks {
+		rel, _ := filepath.Rel(root, b.file)
+		t.Run(fmt.Sprintf("%s:%d", rel, b.line), func(t *testing.T) {
+			switch {
+			case b.marker == "skip":
+				t.Skipf("marked skip: %s", b.reason)
+			case b.marker == "needs hydra" && !hydra:
+				t.Skipf("Hydra is not built on this machine (samples/hydra/build.sh): %s", b.reason)
+			}
+			text := strings.ReplaceAll(b.text, "127.0.0.1:8080", addr)
+			text = strings.ReplaceAll(text, "./bin/claimsmith", bin)
+			if b.lang == "console" {
+				runConsole(t, root, env, text)
+				return
+			}
+			out, err := runIn(t, root, env, "bash", "-e", "-o", "pipefail", "-c", text)
+			t.Logf("output:\n%s", out)
+			if err != nil {
+				t.Fatalf("block failed: %v\n--- block\n%s--- server log\n%s", err, b.text, srvLog.String())
+			}
+		})
+	}
+}
+
+// runConsole runs a console block: each `$ ` command (continued by a
+// trailing backslash) in one bash session, checking the lines after it.
+func runConsole(t *testing.T, dir string, env []string, text string) {
+	t.Helper()
+	type step struct {
+		cmd  string
+		want []string
+	}
+	var steps []step
+	cont := false
+	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		switch {
+		case cont:
+			steps[len(steps)-1].cmd += "\n" + l
+			cont = strings.HasSuffix(l, "\\")
+		case strings.HasPrefix(l, "$ "):
+			steps = append(steps, step{cmd: l[2:]})
+			cont = strings.HasSuffix(l, "\\")
+		case len(steps) > 0 && strings.TrimSpace(l) != "":
+			steps[len(steps)-1].want = append(steps[len(steps)-1].want, strings.TrimSpace(l))
+		}
+	}
+	var script strings.Builder
+	for i, s := range steps {
+		fmt.Fprintf(&script, "echo '@@step %d'\n%s\n", i, s.cmd)
+	}
+	out, err := runIn(t, dir, env, "bash", "-e", "-o", "pipefail", "-c", script.String())
+	t.Logf("output:\n%s", out)
+	if err != nil {
+		t.Fatalf("console block failed: %v", err)
+	}
+	parts := regexp.MustCompile(`(?m)^@@step \d+\n`).Split(out, -1)[1:]
+	for i, s := range steps {
+		if i >= len(parts) {
+			t.Fatalf("step %d (%s) printed nothing", i, s.cmd)
+		}
+		rest := parts[i]
+		for _, w := range s.want {
+			if w == "…" || w == "..." {
+				continue
+			}
+			j := strings.Index(rest, w)
+			if j < 0 {
+				t.Fatalf("$ %s\ndid not print %q (in order); it printed:\n%s", s.cmd, w, parts[i])
+			}
+			rest = rest[j+len(w):]
+		}
+	}
+}
+
+// readmeEnv is the environment of the README's commands: the test's,
+// without claimsmith settings the developer may have exported, plus extra.
+func readmeEnv(environ []string, extra ...string) []string {
+	var out []string
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, "CLAIMSMITH_") || strings.HasPrefix(kv, "MAKEFLAGS=") || strings.HasPrefix(kv, "MAKELEVEL=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, extra...)
+}
+
+func runIn(t *testing.T, dir string, env []string, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// waitReady polls /readyz until it answers 200; the limit only bounds a
+// server that never comes up.
+func waitReady(t *testing.T, url string, log *bytes.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("server never became ready:\n%s", log.String())
+}
+
+// hydraBuilt says whether samples/hydra/build.sh's binary is current on
+// this machine (make test's deps build it); building it here would take
+// minutes.
+func hydraBuilt() bool {
+	cache := os.Getenv("CLAIMSMITH_HYDRA_CACHE")
+	if cache == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return false
+			}
+			base = filepath.Join(home, ".cache")
+		}
+		cache = filepath.Join(base, "claimsmith", "hydra-v2.3.0")
+	}
+	_, err := os.Stat(filepath.Join(cache, "hydra"))
+	return err == nil
+}
+
+func TestReadmeBlocksParser(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "R.md")
+	md := "intro\n\n```sh\necho one\n```\n\n<!-- readme-test: skip (needs the moon) -->\n```sh\nmoon\n```\n\n```yaml\na: 1\n```\n\n" +
+		"<!-- readme-test: needs hydra (Hydra) -->\n\n```console\n$ echo two\ntwo\n```\n"
+	if err := os.WriteFile(p, []byte(md), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := readmeBlocks(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 3 || bs[0].text != "echo one\n" || bs[0].marker != "" || bs[1].marker != "skip" || bs[1].reason != "needs the moon" ||
+		bs[2].lang != "console" || bs[2].marker != "needs hydra" || bs[1].line != 8 {
+		t.Fatalf("%+v", bs)
+	}
+	if err := os.WriteFile(p, []byte("<!-- readme-test: skip -->\n```sh\nx\n```\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readmeBlocks(p); err == nil || !strings.Contains(err.Error(), "malformed marker") {
+		t.Fatalf("a skip without a reason was accepted: %v", err)
+	}
+}
