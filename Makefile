@@ -94,8 +94,15 @@ vet:
 
 # CLAIMSMITH_REQUIRE_REDIS makes the Redis tests fail, not skip, when no
 # redis-server can be started; CLAIMSMITH_REQUIRE_NGINX the same for nginx.
+# go test prints one line per package with its time ("ok  pkg  12.3s");
+# the last line sums them up with the wall time of the whole run.
 test: deps vet
-	CLAIMSMITH_REQUIRE_REDIS=1 CLAIMSMITH_REQUIRE_NGINX=1 $(GO) test -race -timeout 25m ./...
+	@log=$$(mktemp); start=$$(date +%s); \
+	CLAIMSMITH_REQUIRE_REDIS=1 CLAIMSMITH_REQUIRE_NGINX=1 $(GO) test -race -timeout 25m ./... 2>&1 | tee $$log; rc=$${PIPESTATUS[0]}; \
+	ok=$$(grep -c '^ok ' $$log); fail=$$(grep -c '^FAIL	' $$log); none=$$(grep -c 'no test files' $$log); \
+	slow=$$(grep '^ok ' $$log | awk '{print $$3, $$2}' | sort -rn | head -3 | awk '{printf "%s%s %s", (NR>1?", ":""), $$2, $$1}'); \
+	echo "make test: $$ok packages ok, $$fail failed, $$none without tests; slowest: $$slow; wall $$(( $$(date +%s) - start ))s (exit $$rc)"; \
+	rm -f $$log; exit $$rc
 
 # e2e: Hydra token hook end to end + the Auth0 Action under node:test
 # (both also part of `make test`).
