@@ -419,11 +419,11 @@ cache:
 		if r := a.mustLogin(t, user); !slices.Contains(r.groups, "Engineering") {
 			t.Fatalf("A's own next login misses A's write: %+v", r)
 		}
-		adds = append(adds, eventually(t, time.Second, "B to see "+user+" added on A", func() bool {
+		adds = append(adds, eventually(t, 10*time.Second, "B to see "+user+" added on A", func() bool {
 			return slices.Contains(b.mustLogin(t, user).groups, "Engineering")
 		}))
 		a.admin(t, key, http.MethodDelete, "/api/groups/g-eng/members", []string{user})
-		removes = append(removes, eventually(t, time.Second, "B to see "+user+" removed on A", func() bool {
+		removes = append(removes, eventually(t, 10*time.Second, "B to see "+user+" removed on A", func() bool {
 			return len(b.mustLogin(t, user).groups) == 0
 		}))
 	}
@@ -433,7 +433,7 @@ cache:
 	// reaches both nodes at once: the command publishes the invalidation.
 	b.mustLogin(t, "auth0|cli-user")
 	binCLI(t, append(g, "groups", "add-members", "g-eng", "auth0|cli-user")...)
-	d := eventually(t, time.Second, "B to see a CLI write", func() bool {
+	d := eventually(t, 10*time.Second, "B to see a CLI write", func() bool {
 		return slices.Contains(b.mustLogin(t, "auth0|cli-user").groups, "Engineering")
 	})
 	t.Logf("CLI write -> login on B: %s", d)
@@ -510,7 +510,7 @@ cache:
 	}
 	b.mustLogin(t, "auth0|after-outage")
 	a.admin(t, key, http.MethodPatch, "/api/groups/g-eng/members", []string{"auth0|after-outage"})
-	eventually(t, time.Second, "B to see A's write through pub/sub again", func() bool {
+	eventually(t, 10*time.Second, "B to see A's write through pub/sub again", func() bool {
 		return slices.Contains(b.mustLogin(t, "auth0|after-outage").groups, "Engineering")
 	})
 
@@ -810,7 +810,7 @@ func TestServeOnClusterAndSentinel(t *testing.T) {
 				t.Fatalf("before: %+v", r)
 			}
 			a.admin(t, key, http.MethodPatch, "/api/groups/g-eng/members", []string{"auth0|topo-user"})
-			d := eventually(t, time.Second, "B to see A's write", func() bool {
+			d := eventually(t, 10*time.Second, "B to see A's write", func() bool {
 				return slices.Contains(b.mustLogin(t, "auth0|topo-user").groups, "Engineering")
 			})
 			tok := a.login(t, "auth0|topo-user", true).tokens

@@ -461,14 +461,17 @@ func TestSlowRedisIsBoundedByTimeouts(t *testing.T) {
 			// within it, while Redis does not answer at all.
 			for i := 0; i < 5; i++ {
 				lctx, cancel := context.WithTimeout(ctx, time.Second)
-				start := time.Now()
 				p, err := c.ResolvePolicy(lctx, alice)
+				// Answered before its budget ended (the event, not a
+				// wall-clock margin): a cache call that waited for Redis
+				// would have used the whole budget.
+				within := lctx.Err() == nil
 				cancel()
 				if err != nil || len(p.Groups) == 0 {
 					t.Fatalf("login %d with %s Redis: %+v %v", i, mode, p, err)
 				}
-				if d := time.Since(start); d > 500*time.Millisecond {
-					t.Fatalf("login %d took %v with a 30ms cache timeout", i, d)
+				if !within {
+					t.Fatalf("login %d used its whole 1s budget with a 30ms cache timeout", i)
 				}
 			}
 			if err := c.Check(ctx); err == nil {

@@ -69,8 +69,10 @@ func TestTwoNodesOnRedisStore(t *testing.T) {
 				delays = append(delays, time.Since(start))
 				break
 			}
-			if time.Since(start) > time.Second {
-				t.Fatal("node B does not see node A's write after 1s")
+			// Typically under a millisecond; the limit is generous so a
+			// loaded -race run cannot miss it.
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("node B does not see node A's write after 10s")
 			}
 			time.Sleep(200 * time.Microsecond)
 		}
