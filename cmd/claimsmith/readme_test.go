@@ -32,7 +32,9 @@ import (
 //
 // A console block is `$ command` lines each followed by the output it
 // prints; every printed line must appear in the command's output, in order
-// (a line "…" matches anything).
+// ("…" stands for anything: alone on a line, or inside one). An sh block
+// followed by prose ending in "prints:" and a text block is checked the
+// same way against that text block.
 
 var (
 	readmeFence  = regexp.MustCompile("^```([a-z]*)\\s*$")
@@ -47,6 +49,8 @@ type readmeBlock struct {
 	text   string
 	marker string // "", "skip" or "needs hydra"
 	reason string
+	// want is the text block an sh block is said to print.
+	want []string
 }
 
 // readmeBlocks returns the sh and console blocks of one markdown file with
@@ -63,6 +67,9 @@ func readmeBlocks(path string) ([]readmeBlock, error) {
 		inOther   bool
 		lineNo    int
 		pendingAt int
+		// expect: the last sh block's printed output follows (a text
+		// block after prose ending in "prints:").
+		expect, inExpect bool
 	)
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
@@ -72,9 +79,16 @@ func readmeBlocks(path string) ([]readmeBlock, error) {
 		case cur != nil:
 			if strings.TrimSpace(line) == "```" {
 				out = append(out, *cur)
+				expect = cur.lang == "sh"
 				cur = nil
 			} else {
 				cur.text += line + "\n"
+			}
+		case inExpect:
+			if strings.TrimSpace(line) == "```" {
+				inExpect = false
+			} else {
+				out[len(out)-1].want = append(out[len(out)-1].want, line)
 			}
 		case inOther:
 			if strings.TrimSpace(line) == "```" {
@@ -82,6 +96,11 @@ func readmeBlocks(path string) ([]readmeBlock, error) {
 			}
 		default:
 			if m := readmeFence.FindStringSubmatch(line); m != nil {
+				if m[1] == "text" && expect && strings.HasSuffix(strings.TrimSpace(prev), "prints:") {
+					expect, inExpect = false, true
+					break
+				}
+				expect = false
 				if m[1] != "sh" && m[1] != "console" {
 					inOther = true
 					break
@@ -197,6 +216,9 @@ func TestREADMEBlocks(t *testing.T) {
 			if err != nil {
 				t.Fatalf("block failed: %v\n--- block\n%s--- server log\n%s", err, b.text, srvLog.String())
 			}
+			if miss := missingLine(out, b.want); miss != "" {
+				t.Fatalf("the block did not print %q (in order) as the README says", miss)
+			}
 		})
 	}
 }
@@ -237,18 +259,29 @@ func runConsole(t *testing.T, dir string, env []string, text string) {
 		if i >= len(parts) {
 			t.Fatalf("step %d (%s) printed nothing", i, s.cmd)
 		}
-		rest := parts[i]
-		for _, w := range s.want {
-			if w == "…" || w == "..." {
-				continue
-			}
-			j := strings.Index(rest, w)
-			if j < 0 {
-				t.Fatalf("$ %s\ndid not print %q (in order); it printed:\n%s", s.cmd, w, parts[i])
-			}
-			rest = rest[j+len(w):]
+		if miss := missingLine(parts[i], s.want); miss != "" {
+			t.Fatalf("$ %s\ndid not print %q (in order) as the README says; it printed:\n%s", s.cmd, miss, parts[i])
 		}
 	}
+}
+
+// missingLine returns the first of want (in order, each line's "…"-separated
+// fragments in order) that out does not print, or "".
+func missingLine(out string, want []string) string {
+	rest := out
+	for _, w := range want {
+		for _, frag := range strings.Split(strings.TrimSpace(w), "…") {
+			if frag == "" {
+				continue
+			}
+			j := strings.Index(rest, frag)
+			if j < 0 {
+				return w
+			}
+			rest = rest[j+len(frag):]
+		}
+	}
+	return ""
 }
 
 // readmeEnv is the environment of the README's commands: the test's,
@@ -321,7 +354,7 @@ func TestReadmeBlocksParser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(bs) != 3 || bs[0].text != "echo one\n" || bs[0].marker != "" || bs[1].marker != "skip" || bs[1].reason != "needs the moon" ||
+	if len(bs) != 3 || bs[0].text != "echo one\n" || len(bs[0].want) != 0 || bs[0].marker != "" || bs[1].marker != "skip" || bs[1].reason != "needs the moon" ||
 		bs[2].lang != "console" || bs[2].marker != "needs hydra" || bs[1].line != 8 {
 		t.Fatalf("%+v", bs)
 	}
@@ -330,5 +363,34 @@ func TestReadmeBlocksParser(t *testing.T) {
 	}
 	if _, err := readmeBlocks(p); err == nil || !strings.Contains(err.Error(), "malformed marker") {
 		t.Fatalf("a skip without a reason was accepted: %v", err)
+	}
+}
+
+func TestReadmeExpectedOutput(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "R.md")
+	md := "```sh\necho hi\n```\n\nIt prints:\n\n```text\nhi there\n```\n\n```sh\ntrue\n```\n\n```text\nnot output\n```\n"
+	if err := os.WriteFile(p, []byte(md), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := readmeBlocks(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 2 || len(bs[0].want) != 1 || bs[0].want[0] != "hi there" || len(bs[1].want) != 0 {
+		t.Fatalf("%+v", bs)
+	}
+	for _, c := range []struct {
+		out  string
+		want []string
+		miss string
+	}{
+		{"a\nb\nc\n", []string{"a", "…", "c"}, ""},
+		{`{"id":"x1","ok":true}`, []string{`{"id":"…","ok":true}`}, ""},
+		{"c\na\n", []string{"a", "c"}, "c"},
+		{"exit 0\n", []string{"exit 3"}, "exit 3"},
+	} {
+		if got := missingLine(c.out, c.want); got != c.miss {
+			t.Errorf("missingLine(%q, %q) = %q, want %q", c.out, c.want, got, c.miss)
+		}
 	}
 }
