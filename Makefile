@@ -8,6 +8,10 @@ BIN     ?= bin/claimsmith
 SHELL   := /bin/bash
 DATA    ?= data
 CONFIG  ?= samples/config/claimsmith.yaml
+# ADDR, when set, overrides the config's server.addr for make run (the
+# README test serves on a free port).
+ADDR    ?=
+SHOWN_ADDR = $(or $(ADDR),127.0.0.1:8080)
 
 .PHONY: all build run dev-env dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
         bench-tokens bench-hooks bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps
@@ -33,19 +37,19 @@ dev-env:
 run: build
 	@[ -e $(DATA)/HEAD ] || ./$(BIN) --data-dir $(DATA) import samples/data/claimsmith-full.json
 	@echo
-	@echo "claimsmith serve on http://127.0.0.1:8080 (data in ./$(DATA), config $(CONFIG)). Try, in another terminal:"
+	@echo "claimsmith serve on http://$(SHOWN_ADDR) (data in ./$(DATA), config $(CONFIG)). Try, in another terminal:"
 	@echo
 	@echo "  curl -s -H 'Authorization: Bearer dev-native-bearer-key' -H 'Content-Type: application/json' \\"
 	@echo "    -d '{\"user\":{\"user_id\":\"auth0|alice\",\"email\":\"alice@example.com\",\"email_verified\":true},\"client\":{\"client_id\":\"portal-client\"},\"transaction\":{\"audience\":\"https://api.example.com/\"},\"mint\":true}' \\"
-	@echo "    http://127.0.0.1:8080/hooks/v1/post-login"
+	@echo "    http://$(SHOWN_ADDR)/hooks/v1/post-login"
 	@echo
-	@echo "  curl -s http://127.0.0.1:8080/.well-known/jwks.json"
+	@echo "  curl -s http://$(SHOWN_ADDR)/.well-known/jwks.json"
 	@echo
 	@echo "  eval \"\$$(make -s dev-env)\"   # then ./$(BIN) token mint, check, policy … read this config and these secrets"
 	@echo
 	@echo "Ctrl-C stops it. 'make loadtest' (in another terminal) load-tests it."
 	@echo
-	@exec env $(DEV_ENV) ./$(BIN) --data-dir $(DATA) --config $(CONFIG) serve
+	@exec env $(DEV_ENV) ./$(BIN) --data-dir $(DATA) --config $(CONFIG) serve $(if $(ADDR),--addr $(ADDR))
 
 # dry-run: the sample events through the pipeline, no server (exit status 3,
 # denied, is an expected answer for some of them).

@@ -11,18 +11,19 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// The executable README: every fenced sh block of README.md and
-// samples/*/README.md runs, in file order, as a newcomer's terminal would
-// run it after `make run` — from the clone's root, with the server started
-// as make run starts it (the built binary, the sample config, the
-// development secrets, a data dir seeded from samples/data) but on a
-// temporary data dir and a free port, and with `eval "$(make -s dev-env)"`
-// done. The harness rewrites 127.0.0.1:8080 to the server's address and
-// ./bin/claimsmith to the binary it built; nothing else. A block runs with
+// The executable README, as a newcomer meets it: a copy of the working
+// tree as a clone holds it (a temp dir), `make run` in it — literally, with
+// ADDR set to a free port, so it builds ./bin/claimsmith and seeds ./data
+// of the copy — then every fenced sh and console block of README.md and
+// samples/*/README.md in file order, from the copy's root, in a terminal
+// where `eval "$(make -s dev-env)"` was done. The only rewrite is
+// 127.0.0.1:8080 to the server's address. A block runs with
 // bash -e -o pipefail and must exit 0.
 //
 // Markers, on the line just before a block's fence:
@@ -150,17 +151,45 @@ func TestREADMEBlocks(t *testing.T) {
 		t.Fatalf("found only %d command blocks", len(blocks))
 	}
 
-	w := t.TempDir()
-	bin := filepath.Join(w, "bin", "claimsmith")
-	data := filepath.Join(w, "data")
-	base := readmeEnv(os.Environ(), "BIN="+bin, "DATA="+data)
-	// make build, as make run does first (the go build cache makes it
-	// cheap when the tree was built before).
-	if out, err := runIn(t, root, base, "make", "-s", "build"); err != nil {
-		t.Fatalf("make build: %v\n%s", err, out)
+	// The clone: the files git tracks or would track (no data/, bin/,
+	// node_modules), so the README is tried as a newcomer gets it.
+	clone := filepath.Join(t.TempDir(), "claimsmith")
+	copyWorkTree(t, root, clone)
+	// GOFLAGS=-trimpath: the clone's path changes every run; without it
+	// make's go build would recompile everything each time.
+	base := readmeEnv(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -trimpath"))
+
+	// make run, literally, on a free port (ADDR), as a process group so
+	// the test can stop it the way Ctrl-C does.
+	addr := freeAddr(t)
+	run := exec.Command("make", "run", "ADDR="+addr)
+	run.Dir, run.Env = clone, base
+	run.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	srvLog := &syncBuffer{}
+	run.Stdout, run.Stderr = srvLog, srvLog
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = run.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-run.Process.Pid, syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			_ = syscall.Kill(-run.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	})
+	waitReady(t, "http://"+addr+"/readyz", srvLog, exited)
+	// What make run prints: the curl lines the README starts from.
+	if miss := missingLine(srvLog.String(), []string{"claimsmith serve on http://" + addr,
+		"http://" + addr + "/hooks/v1/post-login", "curl -s http://" + addr + "/.well-known/jwks.json", `eval "$(make -s dev-env)"`}); miss != "" {
+		t.Fatalf("make run did not print %q:\n%s", miss, srvLog.String())
+	}
+
 	// The newcomer's terminal after eval "$(make -s dev-env)".
-	envOut, err := runIn(t, root, base, "make", "-s", "dev-env")
+	envOut, err := runIn(t, clone, base, "make", "-s", "dev-env")
 	if err != nil {
 		t.Fatalf("make dev-env: %v\n%s", err, envOut)
 	}
@@ -168,32 +197,6 @@ func TestREADMEBlocks(t *testing.T) {
 	for _, l := range strings.Split(strings.TrimSpace(envOut), "\n") {
 		env = append(env, strings.TrimPrefix(l, "export "))
 	}
-	// make run: seed the data dir, then serve the sample config.
-	if out, err := runIn(t, root, env, bin, "--data-dir", data, "import", "samples/data/claimsmith-full.json"); err != nil {
-		t.Fatalf("import: %v\n%s", err, out)
-	}
-	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := exec.CommandContext(ctx, bin, "--data-dir", data, "--config", "samples/config/claimsmith.yaml", "serve", "--addr", addr)
-	srv.Dir, srv.Env = root, env
-	var srvLog bytes.Buffer
-	srv.Stdout, srv.Stderr = &srvLog, &srvLog
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = srv.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = srv.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cancel()
-			<-done
-		}
-		cancel()
-	})
-	waitReady(t, "http://"+addr+"/readyz", &srvLog)
 
 	hydra := hydraBuilt()
 	for _, b := range blocks {
@@ -206,12 +209,11 @@ func TestREADMEBlocks(t *testing.T) {
 				t.Skipf("Hydra is not built on this machine (samples/hydra/build.sh): %s", b.reason)
 			}
 			text := strings.ReplaceAll(b.text, "127.0.0.1:8080", addr)
-			text = strings.ReplaceAll(text, "./bin/claimsmith", bin)
 			if b.lang == "console" {
-				runConsole(t, root, env, text)
+				runConsole(t, clone, env, text)
 				return
 			}
-			out, err := runIn(t, root, env, "bash", "-e", "-o", "pipefail", "-c", text)
+			out, err := runIn(t, clone, env, "bash", "-e", "-o", "pipefail", "-c", text)
 			t.Logf("output:\n%s", out)
 			if err != nil {
 				t.Fatalf("block failed: %v\n--- block\n%s--- server log\n%s", err, b.text, srvLog.String())
@@ -297,19 +299,39 @@ func readmeEnv(environ []string, extra ...string) []string {
 	return append(out, extra...)
 }
 
+// runIn runs one command of the README in its own process group; when it
+// ends, whatever it left running in the background (a block that failed
+// before its own cleanup) is killed, and a block that hangs is stopped
+// after blockLimit.
 func runIn(t *testing.T, dir string, env []string, name string, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), blockLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir, cmd.Env = dir, env
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A background process holding the output pipe must not hold the test.
+	cmd.WaitDelay = 5 * time.Second
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Start()
+	if err == nil {
+		err = cmd.Wait()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	return out.String(), err
 }
 
-// waitReady polls /readyz until it answers 200; the limit only bounds a
-// server that never comes up.
-func waitReady(t *testing.T, url string, log *bytes.Buffer) {
+// blockLimit bounds one README block; only a hang reaches it.
+const blockLimit = 5 * time.Minute
+
+// waitReady polls /readyz until it answers 200, or make run exits; the
+// limit only bounds a server that never comes up (the first make run
+// compiles claimsmith, minutes on a busy machine).
+func waitReady(t *testing.T, url string, log *syncBuffer, exited <-chan struct{}) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(url); err == nil {
 			_ = resp.Body.Close()
@@ -317,9 +339,61 @@ func waitReady(t *testing.T, url string, log *bytes.Buffer) {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-exited:
+			t.Fatalf("make run exited:\n%s", log.String())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	t.Fatalf("server never became ready:\n%s", log.String())
+	t.Fatalf("make run never became ready:\n%s", log.String())
+}
+
+// syncBuffer is the server's output, written by exec's copier while the
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// copyWorkTree copies the files of root that a clone would have: tracked
+// ones and new ones git does not ignore (the working tree's state, so an
+// uncommitted README change is what gets tested).
+func copyWorkTree(t *testing.T, root, dst string) {
+	t.Helper()
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	if err != nil {
+		t.Skipf("the README test copies the git work tree: %v", err)
+	}
+	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		src := filepath.Join(root, rel)
+		fi, err := os.Lstat(src)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue // deleted in the working tree, or a symlink/submodule
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to, b, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // hydraBuilt says whether samples/hydra/build.sh's binary is current on
