@@ -14,7 +14,7 @@ ADDR    ?=
 SHOWN_ADDR = $(or $(ADDR),127.0.0.1:8080)
 
 .PHONY: all build run dev-env dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
-        bench-tokens bench-hooks bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps
+        bench-tokens bench-hooks bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps readme-deps
 
 all: build
 
@@ -68,7 +68,14 @@ loadtest: build
 # own), wat2wasm and npm (WASM samples), Hydra (end-to-end test, built once
 # per machine from the Go module proxy and cached outside the repo), nginx
 # (the forward-auth end-to-end test runs Debian's nginx in front of claimsmith).
-deps: redis-deps wasm-deps nginx-deps hydra
+deps: redis-deps wasm-deps nginx-deps readme-deps hydra
+
+# readme-deps: what the README's commands use besides claimsmith (the
+# README test runs them).
+readme-deps:
+	@for t in curl jq; do command -v $$t >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$t; \
+	  else echo "$$t is missing: install it (apt-get install $$t)" >&2; exit 1; fi; }; done
 
 redis-deps:
 	@command -v redis-server >/dev/null || { \
