@@ -186,7 +186,7 @@ func TestConfigErrorsExitWithOneLine(t *testing.T) {
 		{"unknown key in rule config", "        metadata_key: required_roles", "        metadata_kee: required_roles",
 			`key "pipeline.rules[2].config.metadata_kee": rule "required-roles": unknown key (known: metadata_key)`},
 		{"unknown key in entry", "      on_error: skip", "      on_errors: skip",
-			`key "pipeline.rules[4].on_errors": rule "request-context": unknown key (known: allowed_hosts, config, memory, name, on_error, pool_size, rule, timeout, wasm)`},
+			`key "pipeline.rules[4].on_errors": rule "request-context": unknown key (known: allowed_hosts, config, js, memory, name, on_error, pool_size, rule, secrets, timeout, wasm)`},
 		{"bad namespace", "namespace: https://example.com/", "namespace: example.com",
 			`key "pipeline.namespace": "example.com" is not an http(s) URL such as https://example.com/`},
 		{"bad timeout", "      timeout: 100ms", "      timeout: 100 parsecs",
