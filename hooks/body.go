@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/claimsmith/claimsmith/runtime"
 )
@@ -69,13 +70,26 @@ func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 }
 
 // RequireJSON refuses a request whose Content-Type is not application/json
-// (parameters such as charset are allowed: Hydra sends
-// "application/json; charset=UTF-8").
+// in UTF-8. A charset parameter is allowed only when it says UTF-8 (Hydra
+// sends "application/json; charset=UTF-8"): JSON is UTF-8 (RFC 8259 §8.1),
+// and a body declared as UTF-16 would otherwise be parsed as UTF-8 and
+// mean something other than what its sender wrote.
 func RequireJSON(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return fmt.Errorf("%w: Content-Type %q, want application/json", ErrUnsupportedMediaType, ct)
 	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return fmt.Errorf("%w: Content-Type %q: charset %q, want UTF-8", ErrUnsupportedMediaType, ct, truncateParam(cs))
+	}
 	return nil
+}
+
+// truncateParam keeps a caller's parameter short in the error text.
+func truncateParam(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
 }

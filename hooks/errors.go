@@ -47,15 +47,37 @@ func StatusOf(err error) (int, string) {
 	}
 }
 
-// WriteError answers with StatusOf(err) and an ErrorBody. Internal errors do
-// not leak their text to the caller.
-func WriteError(w http.ResponseWriter, err error) {
+// WriteError answers with StatusOf(err) and an ErrorBody. Errors on our
+// side (5xx) do not leak their text to the caller: it may carry a backend's
+// internal address (go-redis names the host it dialled); the caller's
+// handler logs it. See WriteErrorTrace.
+func WriteError(w http.ResponseWriter, err error) { WriteErrorTrace(w, err, "") }
+
+// WriteErrorTrace is WriteError naming traceID (when not empty) in the
+// description of a 5xx answer, so that an operator can find the logged
+// error the caller reports.
+func WriteErrorTrace(w http.ResponseWriter, err error, traceID string) {
 	status, code := StatusOf(err)
 	desc := err.Error()
-	if status == http.StatusInternalServerError {
-		desc = "internal error"
+	if status >= 500 {
+		desc = serverErrorText(status)
+		if traceID != "" {
+			desc += " (trace id " + traceID + ")"
+		}
 	}
 	WriteJSON(w, status, ErrorBody{Error: code, Description: desc})
+}
+
+// serverErrorText is the generic description of a 5xx status.
+func serverErrorText(status int) string {
+	switch status {
+	case http.StatusServiceUnavailable:
+		return "temporarily unavailable, retry later"
+	case http.StatusGatewayTimeout:
+		return "timed out, retry later"
+	default:
+		return "internal error"
+	}
 }
 
 // WriteJSON writes v as a JSON response with the given status.

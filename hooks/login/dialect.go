@@ -68,17 +68,23 @@ type Handler struct {
 const TraceHeader = "X-Claimsmith-Trace-Id"
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	status, body, err := h.serve(w, r)
+	status, body, trace, err := h.serve(w, r)
 	if err != nil {
 		log := logOrDiscard(h.Log)
 		st, _ := hooks.StatusOf(err)
 		lvl := slog.LevelInfo // the caller's mistake
 		if st >= 500 {
 			lvl = slog.LevelError
+			// The answer names only the trace id (the error text may hold
+			// internal addresses); the log line has the error under it.
+			if trace == "" {
+				trace = hooks.NewTraceID()
+			}
+			w.Header().Set(TraceHeader, trace)
 		}
 		log.LogAttrs(r.Context(), lvl, "hook request refused", slog.String("dialect", h.Name),
-			slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-		hooks.WriteError(w, err)
+			slog.String("path", r.URL.Path), slog.String("trace_id", trace), slog.String("error", err.Error()))
+		hooks.WriteErrorTrace(w, err, trace)
 		return
 	}
 	if body == nil {
@@ -88,21 +94,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hooks.WriteJSON(w, status, body)
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status int, body any, err error) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status int, body any, trace string, err error) {
 	x, err := h.Dialect.Accept(r)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	if err := hooks.RequireJSON(r); err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	raw, err := hooks.ReadBody(w, r, h.MaxBody)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	release, err := x.Verify(raw)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	if release != nil {
 		defer func() {
@@ -113,7 +119,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status int, bod
 	}
 	l, err := x.Decode(raw)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, "", err
 	}
 	ev := l.Event
 	if l.TraceID == "" {
@@ -127,7 +133,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status int, bod
 	}
 	res, err := h.Run.Run(r.Context(), ev)
 	if err != nil {
-		return 0, nil, fmt.Errorf("pipeline: %w", err)
+		return 0, nil, l.TraceID, fmt.Errorf("pipeline: %w", err)
 	}
 	if log := logOrDiscard(h.Log); log.Enabled(r.Context(), slog.LevelInfo) {
 		attrs := append([]slog.Attr{
@@ -141,7 +147,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status int, bod
 	if err == nil {
 		w.Header().Set(TraceHeader, l.TraceID)
 	}
-	return status, body, err
+	return status, body, l.TraceID, err
 }
 
 // Route is one route of a Kind.

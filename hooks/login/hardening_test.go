@@ -1,0 +1,112 @@
+package login_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/hooks/login"
+	"github.com/claimsmith/claimsmith/runtime"
+)
+
+// TestNonUTF8CharsetRefused (issue 14 item 12): a JSON body declared in
+// another charset than UTF-8 is refused with 415 on every dialect, before
+// anything runs; UTF-8 spelled any way and no charset are accepted.
+func TestNonUTF8CharsetRefused(t *testing.T) {
+	native := readPayload(t, "native/post-login.request.json")
+	hydra := readPayload(t, "hydra/authorization-code.request.json")
+	for _, c := range []struct {
+		path string
+		body []byte
+		sign signer
+	}{
+		{"/hooks/v1/post-login", native, header("Authorization", "Bearer "+nativeBearer)},
+		{"/hooks/hydra/token", hydra, header("Authorization", "Bearer "+hydraKey)},
+		{"/api/users/carol/policy/portal", readPayload(t, "auth0/policy.request.json"), header("x-api-key", extensionKey)},
+	} {
+		for _, ct := range []string{"application/json; charset=utf-16", "application/json; charset=UTF-16LE", "application/json;charset=iso-8859-1"} {
+			ts := newDialectServer(t, nil)
+			st := postCT(t, ts, c.path, c.body, c.sign, ct)
+			if st != http.StatusUnsupportedMediaType {
+				t.Errorf("%s %q: %d, want 415", c.path, ct, st)
+			}
+			if n := ts.enricher.Runs(); n != 0 {
+				t.Errorf("%s %q: pipeline ran %d times", c.path, ct, n)
+			}
+		}
+	}
+	for _, ct := range []string{"application/json", "application/json; charset=UTF-8", "application/json; charset=utf8"} {
+		ts := newDialectServer(t, nil)
+		if st := postCT(t, ts, "/hooks/v1/post-login", native, header("Authorization", "Bearer "+nativeBearer), ct); st != http.StatusOK {
+			t.Errorf("%q: %d, want 200", ct, st)
+		}
+	}
+}
+
+func postCT(t *testing.T, ts *testServer, path string, body []byte, sign signer, ct string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ts.URL+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", ct)
+	sign(req.Header, body)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestServerErrorTextNotLeaked (issue 14 item 12): a backend error (a
+// go-redis error naming the internal address) is logged under a trace id;
+// the IdP caller gets 503/504 with a generic description naming that trace
+// id, never the error's text.
+func TestServerErrorTextNotLeaked(t *testing.T) {
+	const secretAddr = "10.20.30.40:6379"
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{errors.Join(runtime.ErrUnavailable, errors.New("dial tcp "+secretAddr+": connect: connection refused")), http.StatusServiceUnavailable},
+		{errors.Join(runtime.ErrTimeout, errors.New("read tcp 127.0.0.1:5555->"+secretAddr+": i/o timeout")), http.StatusGatewayTimeout},
+	} {
+		failing := enricherFunc(func(context.Context, *runtime.Event) (*runtime.Result, error) { return nil, c.err })
+		var logs bytes.Buffer
+		srv := httptest.NewServer(&login.Handler{Run: failing, Log: slogTo(&logs),
+			Dialect: &login.Native{Trigger: runtime.TriggerPostLogin, Callers: []login.Caller{{Name: "idp", Bearer: hooks.NewKeySet(nativeBearer)}}}})
+		body := readPayload(t, "native/post-login.request.json")
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+nativeBearer)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var eb hooks.ErrorBody
+		_ = json.NewDecoder(resp.Body).Decode(&eb)
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != c.want {
+			t.Fatalf("status %d, want %d", resp.StatusCode, c.want)
+		}
+		if strings.Contains(eb.Description, secretAddr) || strings.Contains(eb.Description, "tcp") {
+			t.Fatalf("answer leaks the backend error: %q", eb.Description)
+		}
+		trace := resp.Header.Get(login.TraceHeader)
+		if trace == "" || !strings.Contains(eb.Description, trace) {
+			t.Fatalf("answer %q does not name the trace id %q", eb.Description, trace)
+		}
+		if !strings.Contains(logs.String(), secretAddr) || !strings.Contains(logs.String(), trace) {
+			t.Fatalf("log lacks the error or the trace id: %s", logs.String())
+		}
+	}
+}
+
+// slogTo logs text lines into b (a bytes.Buffer is safe here: one request at a time).
+func slogTo(b *bytes.Buffer) *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
