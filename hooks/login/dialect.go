@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
@@ -117,11 +118,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status int, bod
 			}
 		}()
 	}
+	// JSON is UTF-8 (RFC 8259 §8.1); encoding/json would silently turn
+	// invalid bytes into U+FFFD, so an id would reach the store rewritten.
+	if !utf8.Valid(raw) {
+		return 0, nil, "", fmt.Errorf("%w: request body is not valid UTF-8", runtime.ErrInvalid)
+	}
 	l, err := x.Decode(raw)
 	if err != nil {
 		return 0, nil, "", err
 	}
 	ev := l.Event
+	// Every dialect's ids enter here; one check refuses what the store
+	// would rewrite (invalid UTF-8) or should never hold (absurd lengths).
+	if err := runtime.CheckID("user_id", ev.User.UserID); err != nil {
+		return 0, nil, "", err
+	}
+	if err := runtime.CheckID("client_id", ev.Client.ClientID); err != nil {
+		return 0, nil, "", err
+	}
 	if l.TraceID == "" {
 		l.TraceID = ev.Transaction.ID
 	}

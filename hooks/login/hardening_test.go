@@ -110,3 +110,44 @@ func TestServerErrorTextNotLeaked(t *testing.T) {
 
 // slogTo logs text lines into b (a bytes.Buffer is safe here: one request at a time).
 func slogTo(b *bytes.Buffer) *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
+
+// TestBadIDsRefused (issue 14 item 9): ids that are not valid UTF-8 or are
+// absurdly long are refused with 400 wherever they enter through the hooks
+// (a JSON body, a path), and nothing runs.
+func TestBadIDsRefused(t *testing.T) {
+	native := func(user, client string) []byte {
+		return []byte(`{"user":{"user_id":"` + user + `"},"client":{"client_id":"` + client + `"}}`)
+	}
+	long := strings.Repeat("u", runtime.MaxIDLength+1)
+	bearer := header("Authorization", "Bearer "+nativeBearer)
+	policy := readPayload(t, "auth0/policy.request.json")
+	for _, c := range []struct {
+		name, path string
+		body       []byte
+		sign       signer
+	}{
+		{"user_id invalid UTF-8 in the body", "/hooks/v1/post-login", native("alice\xff", "portal"), bearer},
+		{"client_id invalid UTF-8 in the body", "/hooks/v1/post-login", native("alice", "port\xc3al"), bearer},
+		{"user_id too long", "/hooks/v1/post-login", native(long, "portal"), bearer},
+		{"client_id too long", "/hooks/v1/post-login", native("alice", long), bearer},
+		{"signed, user_id invalid UTF-8", "/hooks/v1/post-login", native("alice\xff", "portal"), signNative("msg_badid", t0)},
+		{"policy path user_id invalid UTF-8", "/api/users/%FF/policy/portal", policy, header("x-api-key", extensionKey)},
+		{"policy path client_id too long", "/api/users/carol/policy/" + long, policy, header("x-api-key", extensionKey)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newDialectServer(t, nil)
+			st, body, _ := ts.post(t, c.path, c.body, c.sign)
+			if st != http.StatusBadRequest {
+				t.Fatalf("%d, want 400: %s", st, body)
+			}
+			if n := ts.enricher.Runs(); n != 0 {
+				t.Fatalf("pipeline ran %d times", n)
+			}
+		})
+	}
+	// The longest allowed id still works.
+	ts := newDialectServer(t, nil)
+	if st, body, _ := ts.post(t, "/hooks/v1/post-login", native(long[:runtime.MaxIDLength], "portal"), bearer); st != http.StatusOK {
+		t.Fatalf("id of MaxIDLength: %d %s", st, body)
+	}
+}
