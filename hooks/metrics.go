@@ -39,7 +39,11 @@ const LabelOps = "ops"
 //	claimsmith_config_reloads_total{result}                     counter (result: ok|rejected)
 //	claimsmith_config_generation                                gauge
 //	claimsmith_config_last_reload_success_timestamp_seconds     gauge
+//	claimsmith_webhook_replay_ids{verifier}                     gauge
+//	claimsmith_webhook_replay_capacity{verifier}                gauge
 type Metrics struct {
+	replayIDs, replayCap *prometheus.GaugeVec
+
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	ruleDur   *prometheus.HistogramVec
@@ -106,8 +110,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "claimsmith_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time the serving pipeline was built (start or last successful reload).",
 		}),
+		replayIDs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "claimsmith_webhook_replay_ids",
+			Help: "Signed webhook ids remembered against replay (within the tolerance window), by verifier.",
+		}, []string{"verifier"}),
+		replayCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "claimsmith_webhook_replay_capacity",
+			Help: "Bound of the webhook replay cache by verifier (hooks.replay_rate × 2 × tolerance); at it, signed logins get 503.",
+		}, []string{"verifier"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.ruleDur, m.ruleErrs, m.decisions, m.storeErrs, m.reloads, m.generation, m.lastReload} {
+	for _, c := range []prometheus.Collector{m.replayIDs, m.replayCap, m.requests, m.latency, m.ruleDur, m.ruleErrs, m.decisions, m.storeErrs, m.reloads, m.generation, m.lastReload} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -122,6 +134,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.reloadBad = m.reloads.WithLabelValues("rejected")
 	m.writers.New = func() any { return new(statusWriter) }
 	return m, nil
+}
+
+// ReplayGauges are the fill and capacity gauges of one webhook verifier's
+// replay cache.
+func (m *Metrics) ReplayGauges(verifier string) (ids, capacity prometheus.Gauge) {
+	return m.replayIDs.WithLabelValues(verifier), m.replayCap.WithLabelValues(verifier)
 }
 
 // MetricsRoute serves g (the registry the collectors are on) at GET /metrics.

@@ -19,12 +19,17 @@ import (
 // environment variables named by the *_env keys; the inline keys exist for
 // local development only.
 type Config struct {
-	MaxBody  int64           `yaml:"max_body"`
-	Native   *NativeConfig   `yaml:"native"`
-	Hydra    *HydraConfig    `yaml:"hydra"`
-	Zitadel  *ZitadelConfig  `yaml:"zitadel"`
-	Supabase *SupabaseConfig `yaml:"supabase"`
-	Policy   *PolicyConfig   `yaml:"policy"`
+	MaxBody int64 `yaml:"max_body"`
+	// ReplayRate is the peak signed logins per second one webhook caller
+	// (native caller, Supabase) is sized for (default DefaultReplayRate):
+	// its replay cache holds ReplayCapacity(tolerance, rate) ids, and a
+	// signed login beyond that is refused with 503 (never let through).
+	ReplayRate int             `yaml:"replay_rate"`
+	Native     *NativeConfig   `yaml:"native"`
+	Hydra      *HydraConfig    `yaml:"hydra"`
+	Zitadel    *ZitadelConfig  `yaml:"zitadel"`
+	Supabase   *SupabaseConfig `yaml:"supabase"`
+	Policy     *PolicyConfig   `yaml:"policy"`
 }
 
 // Deps are what the dialect handlers need.
@@ -42,21 +47,30 @@ type Deps struct {
 	// configuration reloads (one per native caller name and one for
 	// Supabase); nil gives every build fresh caches.
 	Replays *ReplayCaches
+	// replayCapacity is each webhook verifier's replay cache bound
+	// (Config.Build sets it from hooks.replay_rate).
+	replayCapacity int
 }
 
 // ReplayCaches are the webhook replay caches of a server, by verifier,
 // living as long as the server so that rebuilt handlers keep what the old
 // ones saw. Create it with NewReplayCaches.
 type ReplayCaches struct {
-	mu sync.Mutex
-	m  map[string]*ReplayCache
+	mu      sync.Mutex
+	m       map[string]*ReplayCache
+	metrics *hooks.Metrics
 }
 
-// NewReplayCaches returns an empty set.
-func NewReplayCaches() *ReplayCaches { return &ReplayCaches{m: map[string]*ReplayCache{}} }
+// NewReplayCaches returns an empty set; m, when not nil, exposes each
+// cache's fill and capacity (claimsmith_webhook_replay_ids and
+// claimsmith_webhook_replay_capacity, by verifier).
+func NewReplayCaches(m *hooks.Metrics) *ReplayCaches {
+	return &ReplayCaches{m: map[string]*ReplayCache{}, metrics: m}
+}
 
-// cache returns the cache for key, creating it; nil when rc is nil.
-func (rc *ReplayCaches) cache(key string) *ReplayCache {
+// cache returns the cache for key, creating it, bounded to capacity; nil
+// when rc is nil.
+func (rc *ReplayCaches) cache(key string, capacity int) *ReplayCache {
 	if rc == nil {
 		return nil
 	}
@@ -64,9 +78,13 @@ func (rc *ReplayCaches) cache(key string) *ReplayCache {
 	defer rc.mu.Unlock()
 	c, ok := rc.m[key]
 	if !ok {
-		c = NewReplayCache(0)
+		c = NewReplayCache(capacity)
+		if rc.metrics != nil {
+			c.observe(rc.metrics.ReplayGauges(key))
+		}
 		rc.m[key] = c
 	}
+	c.Resize(capacity)
 	return c
 }
 
@@ -112,6 +130,10 @@ func (c *Config) Build(deps Deps) (*Set, error) {
 	if c.MaxBody < 0 {
 		return nil, fmt.Errorf("%w: hooks.max_body: must not be negative", runtime.ErrInvalid)
 	}
+	if c.ReplayRate < 0 {
+		return nil, fmt.Errorf("%w: hooks.replay_rate: must not be negative", runtime.ErrInvalid)
+	}
+	deps.replayCapacity = ReplayCapacity(DefaultWebhookTolerance, c.ReplayRate)
 	for _, k := range Kinds() {
 		hs, err := k.Build(c, deps)
 		if err != nil {

@@ -214,7 +214,8 @@ func Help() string {
 			fmt.Fprintf(&b, "  %-46s %s\n", rt.Pattern, rt.Summary)
 		}
 	}
-	b.WriteString("\n  hooks:\n    max_body: 262144                  # bytes per request body (default 256 KiB)\n")
+	b.WriteString("\n  hooks:\n    max_body: 262144                  # bytes per request body (default 256 KiB)\n" +
+		"    replay_rate: 1000                 # peak signed logins/s per webhook caller the replay cache holds (default 1000)\n")
 	for _, k := range Kinds() {
 		for _, line := range strings.Split(strings.TrimRight(k.Example, "\n"), "\n") {
 			b.WriteString("    " + line + "\n")

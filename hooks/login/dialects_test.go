@@ -62,6 +62,18 @@ func newDialectServer(t *testing.T, cfgMod func(*login.Config)) *testServer {
 // triggers.
 func newMintingServer(t *testing.T, cfgMod func(*login.Config), minter login.Minter) *testServer {
 	t.Helper()
+	return newServerFull(t, cfgMod, minter, nil)
+}
+
+// newDialectServerWith is newDialectServer keeping its webhook replay
+// caches in replays.
+func newDialectServerWith(t *testing.T, cfgMod func(*login.Config), replays *login.ReplayCaches) *testServer {
+	t.Helper()
+	return newServerFull(t, cfgMod, nil, replays)
+}
+
+func newServerFull(t *testing.T, cfgMod func(*login.Config), minter login.Minter, replays *login.ReplayCaches) *testServer {
+	t.Helper()
 	store := hookstest.NewStore(t, hookstest.PortalClient, hookstest.BatchClient)
 	ts := &testServer{enricher: &hookstest.Recorder{Next: hookstest.NewPipeline(t, store)}, store: store}
 	ts.setNow(t0)
@@ -83,7 +95,7 @@ func newMintingServer(t *testing.T, cfgMod func(*login.Config), minter login.Min
 	d, err := cfg.Build(login.Deps{
 		Enricher: ts.enricher, Resolver: store, Settings: store, Namespace: hookstest.NS, Minter: minter,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now: ts.now, Getenv: func(k string) string { return env[k] },
+		Now: ts.now, Getenv: func(k string) string { return env[k] }, Replays: replays,
 	})
 	if err != nil {
 		t.Fatalf("building dialects: %v", err)

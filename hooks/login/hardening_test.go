@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/hooks/login"
@@ -149,5 +153,92 @@ func TestBadIDsRefused(t *testing.T) {
 	ts := newDialectServer(t, nil)
 	if st, body, _ := ts.post(t, "/hooks/v1/post-login", native(long[:runtime.MaxIDLength], "portal"), bearer); st != http.StatusOK {
 		t.Fatalf("id of MaxIDLength: %d %s", st, body)
+	}
+}
+
+// TestReplayCacheSustainedRate (issue 14 item 3): far more than 100,000
+// distinct signed logins, sent over time at a steady rate the default
+// sizing covers, are never refused as "replay cache full": ids are evicted
+// once their timestamp leaves the window. A replay within the window is
+// still refused. The clock is injected; nothing waits.
+func TestReplayCacheSustainedRate(t *testing.T) {
+	now := t0
+	v, err := login.NewWebhookVerifier(nativeSecret, login.WebhookOptions{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := login.ParseWebhookSecrets(nativeSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{}`)
+	send := func(id string, ts time.Time) error {
+		h := http.Header{}
+		h.Set(login.HeaderWebhookID, id)
+		h.Set(login.HeaderWebhookTimestamp, fmt.Sprint(ts.Unix()))
+		h.Set(login.HeaderWebhookSignature, login.SignWebhook(keys[0], id, ts, body))
+		_, err := v.Verify(h, body)
+		return err
+	}
+	// 400 signed logins per second (above the ≈333/s a fixed 100,000 ids
+	// held 5 minutes took, under DefaultReplayRate) for 9 minutes: 216,000
+	// ids, almost two tolerance windows.
+	const rate, seconds = 400, 9 * 60
+	for s := 0; s < seconds; s++ {
+		for i := 0; i < rate; i++ {
+			if err := send(fmt.Sprintf("msg_%d_%d", s, i), now); err != nil {
+				t.Fatalf("login %d at second %d refused: %v", i, s, err)
+			}
+		}
+		if s%60 == 0 {
+			// A replay of an id sent within the window is still refused.
+			if s >= 240 {
+				old := now.Add(-4 * time.Minute)
+				if err := send(fmt.Sprintf("msg_%d_0", s-240), old); !errors.Is(err, runtime.ErrUnauthenticated) {
+					t.Fatalf("replay of a 4-minute-old id: %v, want refused", err)
+				}
+			}
+		}
+		now = now.Add(time.Second)
+	}
+	// An id sent just now is refused the second time.
+	if err := send("msg_last", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := send("msg_last", now); !errors.Is(err, runtime.ErrUnauthenticated) {
+		t.Fatalf("replay: %v", err)
+	}
+}
+
+// TestReplayCacheFillInMetrics (issue 14 item 3): the fill and the bound of
+// each verifier's cache are exported, and hooks.replay_rate sizes it.
+func TestReplayCacheFillInMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := hooks.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newDialectServerWith(t, func(c *login.Config) { c.ReplayRate = 10 }, login.NewReplayCaches(m))
+	for i := range 3 {
+		if st, b, _ := ts.post(t, "/hooks/v1/post-login", readPayload(t, "native/post-login.request.json"), signNative(fmt.Sprint("msg_m", i), t0)); st != http.StatusOK {
+			t.Fatalf("%d %s", st, b)
+		}
+	}
+	var ids, capacity float64
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		for _, mm := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "claimsmith_webhook_replay_ids":
+				ids += mm.GetGauge().GetValue()
+			case "claimsmith_webhook_replay_capacity":
+				if capacity < mm.GetGauge().GetValue() {
+					capacity = mm.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	if ids != 3 || capacity != float64(login.ReplayCapacity(login.DefaultWebhookTolerance, 10)) {
+		t.Fatalf("replay metrics: %v ids, capacity %v", ids, capacity)
 	}
 }

@@ -146,7 +146,7 @@ func (n *NativeConfig) build(deps Deps, _ string) ([]*Handler, error) {
 			return nil, err
 		}
 		if ws != "" {
-			if caller.Webhook, err = NewWebhookVerifier(ws, WebhookOptions{Now: deps.Now, Replay: deps.Replays.cache("native/" + cc.Name)}); err != nil {
+			if caller.Webhook, err = NewWebhookVerifier(ws, WebhookOptions{Now: deps.Now, ReplayCacheSize: deps.replayCapacity, Replay: deps.Replays.cache("native/"+cc.Name, deps.replayCapacity)}); err != nil {
 				return nil, fmt.Errorf("hooks.%s.webhook_secret: %w", key, err)
 			}
 		}

@@ -157,7 +157,7 @@ func newReloadServer(t *testing.T) *reloadServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &reloadFixture{store: hookstest.NewStore(t, hookstest.PortalClient, hookstest.BatchClient), metrics: m, replays: login.NewReplayCaches(),
+	f := &reloadFixture{store: hookstest.NewStore(t, hookstest.PortalClient, hookstest.BatchClient), metrics: m, replays: login.NewReplayCaches(m),
 		gate: &gateRule{entered: make(chan struct{}, 1), release: make(chan struct{})}}
 	f.set(stamp("v1"))
 	log := slog.New(slog.DiscardHandler)

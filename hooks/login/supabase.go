@@ -51,7 +51,7 @@ func (sc *SupabaseConfig) secret() (string, string, string) {
 }
 
 func (sc *SupabaseConfig) build(deps Deps, key string) ([]*Handler, error) {
-	v, err := NewWebhookVerifier(key, WebhookOptions{Now: deps.Now, Replay: deps.Replays.cache("supabase")})
+	v, err := NewWebhookVerifier(key, WebhookOptions{Now: deps.Now, ReplayCacheSize: deps.replayCapacity, Replay: deps.Replays.cache("supabase", deps.replayCapacity)})
 	if err != nil {
 		return nil, fmt.Errorf("hooks.supabase.secret_env: %w", err)
 	}

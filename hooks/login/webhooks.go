@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 )
@@ -32,8 +34,27 @@ const (
 // clock, in both directions, as the Standard Webhooks libraries do.
 const DefaultWebhookTolerance = 5 * time.Minute
 
-// DefaultReplayCacheSize bounds the remembered webhook ids per verifier.
-const DefaultReplayCacheSize = 100_000
+// DefaultReplayRate is the signed logins per second one verifier is sized
+// for when the configuration names no hooks.replay_rate.
+const DefaultReplayRate = 1000
+
+// DefaultReplayCacheSize bounds the remembered webhook ids per verifier:
+// ReplayCapacity(DefaultWebhookTolerance, DefaultReplayRate).
+const DefaultReplayCacheSize = int(2*DefaultWebhookTolerance/time.Second) * DefaultReplayRate
+
+// ReplayCapacity is how many ids a verifier must hold to take rate signed
+// logins per second without refusing one: an id is remembered until its
+// timestamp leaves the window, and a timestamp may lie up to tolerance in
+// the future, so an id lives at most 2×tolerance.
+func ReplayCapacity(tolerance time.Duration, rate int) int {
+	if tolerance <= 0 {
+		tolerance = DefaultWebhookTolerance
+	}
+	if rate <= 0 {
+		rate = DefaultReplayRate
+	}
+	return int(2*tolerance/time.Second) * rate
+}
 
 const (
 	schemeWebhooks = "standard-webhooks"
@@ -227,44 +248,81 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// ReplayCache remembers message ids until they expire, bounded in size. A
-// full cache of unexpired ids refuses new ones (fail closed) instead of
-// forgetting ids that could then be replayed.
+// ReplayCache remembers message ids until their timestamp leaves the
+// tolerance window (evicted by that time: an id older than the window can
+// never be replayed, the timestamp check refuses it by itself). Its size is
+// bounded (ReplayCapacity); a cache full of unexpired ids refuses new ones
+// (fail closed) instead of forgetting ids that could then be replayed.
 type ReplayCache struct {
 	mu   sync.Mutex
 	max  int
-	seen map[string]time.Time
+	seen map[string]int64 // id → unix nanoseconds it expires at
 	exp  expiryHeap
+	// fill, when set, follows len(seen) (the metrics' view of the cache).
+	fill, capacity prometheus.Gauge
 }
 
-// NewReplayCache returns a cache holding at most max ids.
+// NewReplayCache returns a cache holding at most max ids (<= 0:
+// DefaultReplayCacheSize).
 func NewReplayCache(max int) *ReplayCache {
 	if max <= 0 {
 		max = DefaultReplayCacheSize
 	}
-	return &ReplayCache{max: max, seen: make(map[string]time.Time)}
+	return &ReplayCache{max: max, seen: make(map[string]int64)}
+}
+
+// Resize sets the bound (a reload may change hooks.replay_rate); ids
+// already held stay until they expire.
+func (c *ReplayCache) Resize(max int) {
+	if max <= 0 {
+		max = DefaultReplayCacheSize
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = max
+	if c.capacity != nil {
+		c.capacity.Set(float64(max))
+	}
+}
+
+// observe makes the gauges follow the cache's fill and capacity.
+func (c *ReplayCache) observe(fill, capacity prometheus.Gauge) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fill, c.capacity = fill, capacity
+	fill.Set(float64(len(c.seen)))
+	capacity.Set(float64(c.max))
 }
 
 // Remember records id until the given time. It reports false when id is
 // already recorded and not yet expired at now.
 func (c *ReplayCache) Remember(id string, now, until time.Time) (bool, error) {
+	n, u := now.UnixNano(), until.UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for len(c.exp) > 0 && !c.exp[0].until.After(now) {
+	defer c.report()
+	for len(c.exp) > 0 && c.exp[0].until <= n {
 		e := heap.Pop(&c.exp).(expiry)
-		if t, ok := c.seen[e.id]; ok && t.Equal(e.until) {
+		if t, ok := c.seen[e.id]; ok && t == e.until {
 			delete(c.seen, e.id)
 		}
 	}
-	if t, ok := c.seen[id]; ok && t.After(now) {
+	if t, ok := c.seen[id]; ok && t > n {
 		return false, nil
 	}
 	if len(c.seen) >= c.max {
-		return false, fmt.Errorf("%w: replay cache full (%d message ids within the tolerance window)", runtime.ErrUnavailable, c.max)
+		return false, fmt.Errorf("%w: replay cache full (%d message ids within the tolerance window; raise hooks.replay_rate)", runtime.ErrUnavailable, c.max)
 	}
-	c.seen[id] = until
-	heap.Push(&c.exp, expiry{id: id, until: until})
+	c.seen[id] = u
+	heap.Push(&c.exp, expiry{id: id, until: u})
 	return true, nil
+}
+
+// report updates the fill gauge; the caller holds mu.
+func (c *ReplayCache) report() {
+	if c.fill != nil {
+		c.fill.Set(float64(len(c.seen)))
+	}
 }
 
 // Forget drops id (its heap entry expires on its own).
@@ -272,6 +330,7 @@ func (c *ReplayCache) Forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.seen, id)
+	c.report()
 }
 
 // Len is the number of ids remembered (expired ones may still count until
@@ -284,13 +343,13 @@ func (c *ReplayCache) Len() int {
 
 type expiry struct {
 	id    string
-	until time.Time
+	until int64 // unix nanoseconds
 }
 
 type expiryHeap []expiry
 
 func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].until < h[j].until }
 func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
 func (h *expiryHeap) Pop() any {

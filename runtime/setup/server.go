@@ -277,7 +277,7 @@ func (s *Server) Close() error {
 func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter login.Minter, intro *token.Introspector, m *hooks.Metrics) hooks.BuildFunc {
 	// One set of webhook replay caches for the server's life: a reload must
 	// not let an already received webhook-id through again.
-	replays := login.NewReplayCaches()
+	replays := login.NewReplayCaches(m)
 	first := true
 	return func(ctx context.Context) (*hooks.HookSet, error) {
 		cfg := s.cfg
