@@ -20,6 +20,11 @@ var (
 	ErrTimeout         = errors.New("timeout")
 	// ErrPanic marks a rule that panicked (the pipeline recovered it).
 	ErrPanic = errors.New("panic")
+	// ErrDegraded marks a dependency that failed while its configured
+	// availability policy lets the login go on without it (a Redis store
+	// with on_unavailable: last_snapshot); the answer names what was
+	// missing (Result.Degraded) instead of failing.
+	ErrDegraded = errors.New("degraded")
 )
 
 // ValidationError names what was wrong with an input: the entity, its id and

@@ -32,11 +32,11 @@ func (p *Pipeline) Run(ctx context.Context, ev *Event) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("pipeline not started: %w", err)
 	}
-	if err := p.prepare(ctx, ev); err != nil {
+	res := &Result{Trace: make([]TraceEntry, 0, len(p.steps))}
+	if err := p.prepare(ctx, ev, res); err != nil {
 		return nil, err
 	}
 
-	res := &Result{Trace: make([]TraceEntry, 0, len(p.steps))}
 	out := p.cmds.Get().(*Commands)
 	defer p.cmds.Put(out)
 
@@ -176,10 +176,18 @@ func (p *Pipeline) call(ctx context.Context, s *step, ev *Event, out *Commands) 
 }
 
 // prepare merges the stored profile into the event and fills in the client.
-func (p *Pipeline) prepare(ctx context.Context, ev *Event) error {
+// A store whose availability policy allows it answers ErrDegraded: the
+// login goes on without the stored profile, flagged in res.
+func (p *Pipeline) prepare(ctx context.Context, ev *Event, res *Result) error {
 	if p.profiles != nil && ev.User.UserID != "" {
 		prof, err := p.profiles.Profile(ctx, ev.User.UserID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		switch {
+		case err == nil, errors.Is(err, ErrNotFound):
+		case errors.Is(err, ErrDegraded):
+			p.log.LogAttrs(ctx, slog.LevelWarn, "login without the stored profile", slog.String("user", ev.User.UserID), slog.String("error", err.Error()))
+			res.Degraded = append(res.Degraded, DegradedProfile)
+			prof = Profile{}
+		default:
 			return fmt.Errorf("load stored profile of user %q: %w", ev.User.UserID, err)
 		}
 		ev.User.AppMetadata = overlay(prof.AppMetadata, ev.User.AppMetadata)
@@ -305,6 +313,11 @@ func (p *Pipeline) persist(ctx context.Context, ev *Event, res *Result) error {
 		return nil
 	}
 	if _, err := p.profiles.PatchProfile(ctx, ev.User.UserID, res.AppMetadata, res.UserMetadata); err != nil {
+		if errors.Is(err, ErrDegraded) {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "metadata patch not persisted", slog.String("user", ev.User.UserID), slog.String("error", err.Error()))
+			res.Degraded = append(res.Degraded, DegradedPatch)
+			return nil
+		}
 		return fmt.Errorf("persist metadata of user %q: %w", ev.User.UserID, err)
 	}
 	return nil

@@ -23,7 +23,21 @@ type Result struct {
 	UserMetadata      map[string]any `json:"user_metadata,omitempty"`
 	Authorization     *Authorization `json:"authorization,omitempty"`
 	Trace             []TraceEntry   `json:"trace"`
+	// Degraded names what the login was answered without, by the store's
+	// availability policy (DegradedProfile, DegradedPatch); empty when
+	// everything answered.
+	Degraded []string `json:"degraded,omitempty"`
 }
+
+// What a degraded answer went without (Result.Degraded).
+const (
+	// DegradedProfile: the stored profile could not be read; rules saw only
+	// the metadata the IdP sent.
+	DegradedProfile = "stored_profile"
+	// DegradedPatch: the metadata patch was not persisted (it is still in
+	// the answer for IdPs that keep their own user store).
+	DegradedPatch = "profile_patch_dropped"
+)
 
 // TraceEntry records one rule's run: what it voted, how long it took, what
 // went wrong and what it logged.

@@ -112,6 +112,8 @@ type NativeResponse struct {
 	UserMetadata      map[string]any         `json:"user_metadata,omitempty"`
 	Authorization     *runtime.Authorization `json:"authorization,omitempty"`
 	Tokens            *MintedTokens          `json:"tokens,omitempty"`
+	// Degraded names what the answer went without (runtime.Result.Degraded).
+	Degraded []string `json:"degraded,omitempty"`
 }
 
 func nativeKind() Kind {
@@ -252,6 +254,7 @@ func (x *nativeExchange) Answer(ctx context.Context, l Login, res *runtime.Resul
 		AppMetadata:       res.AppMetadata,
 		UserMetadata:      res.UserMetadata,
 		Authorization:     res.Authorization,
+		Degraded:          res.Degraded,
 	}
 	if x.mint && res.Decision.Allowed {
 		tok, err := x.d.Minter.MintTokens(ctx, l.Event, res)

@@ -48,7 +48,11 @@ func BenchmarkServeLoginPolicy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ms := newMeteredStore(st, metrics)
+	dc, err := newDegradedCounters(reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ms := newMeteredStore(st, metrics, dc)
 	q := authzgen.BenchQuery()
 	for _, c := range []struct {
 		name     string

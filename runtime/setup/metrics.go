@@ -33,15 +33,20 @@ func newServeMetrics() (*prometheus.Registry, *hooks.Metrics, error) {
 // meteredStore counts the login path's store errors by operation
 // (claimsmith_store_errors_total{op}). Not found is an answer, not an error;
 // nor is the caller giving up (context canceled).
+// Degraded answers (runtime.ErrDegraded) are counted both as errors and in
+// claimsmith_store_degraded_total{op}; the profile patch follows the
+// store's availability policy (patchProfile).
 type meteredStore struct {
 	st                                           PipelineStore
 	resolve, application, snapshot, profile, put prometheus.Counter
+	degraded                                     degradedCounters
 }
 
-func newMeteredStore(st PipelineStore, m *hooks.Metrics) *meteredStore {
+func newMeteredStore(st PipelineStore, m *hooks.Metrics, d degradedCounters) *meteredStore {
 	return &meteredStore{st: st,
 		resolve: m.StoreErrors("resolve_policy"), application: m.StoreErrors("application"),
-		snapshot: m.StoreErrors("snapshot"), profile: m.StoreErrors("profile"), put: m.StoreErrors("patch_profile")}
+		snapshot: m.StoreErrors("snapshot"), profile: m.StoreErrors("profile"), put: m.StoreErrors("patch_profile"),
+		degraded: d}
 }
 
 func countStoreError(c prometheus.Counter, err error) {
@@ -73,11 +78,17 @@ func (s *meteredStore) Records(ctx context.Context, fp authz.Footprint) (*authz.
 func (s *meteredStore) Profile(ctx context.Context, userID string) (runtime.Profile, error) {
 	p, err := s.st.Profile(ctx, userID)
 	countStoreError(s.profile, err)
+	if isDegraded(err) {
+		s.degraded.profile.Inc()
+	}
 	return p, err
 }
 
 func (s *meteredStore) PatchProfile(ctx context.Context, userID string, app, user map[string]any) (runtime.Profile, error) {
-	p, err := s.st.PatchProfile(ctx, userID, app, user)
+	p, err := patchProfile(ctx, s.st, userID, app, user)
 	countStoreError(s.put, err)
+	if isDegraded(err) {
+		s.degraded.patch.Inc()
+	}
 	return p, err
 }

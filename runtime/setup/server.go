@@ -111,6 +111,12 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	}
 	s.store = st
 	s.onClose(func() { _ = st.Close() })
+	// From now on the loss of a shared store's data is detected.
+	if in, ok := st.(initialiser); ok {
+		if err := in.Initialise(ctx); err != nil {
+			return nil, err
+		}
+	}
 	as, err := b.Admin(ctx)
 	if err != nil {
 		return nil, err
@@ -140,7 +146,11 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	}
 	// Logins resolve policies through the policy cache; admin API writes
 	// go through its Writer, so the next login sees them.
-	ms := newMeteredStore(st, metrics)
+	dc, err := newDegradedCounters(reg)
+	if err != nil {
+		return nil, err
+	}
+	ms := newMeteredStore(st, metrics, dc)
 	pc, err := b.policyCache(ctx, cacheSource{ms, st}, reg)
 	if err != nil {
 		return nil, err
@@ -150,11 +160,8 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	}
 	s.cache = pc
 	s.onClose(func() { _ = pc.Close() })
-	checks := []hooks.ReadyCheck{
-		{Name: "keys", Check: func(context.Context) error { _, err := ts.Keys.Active(); return err }},
-		b.storeCheck(st),
-		{Name: "policy_cache", Check: pc.Check, Degrades: true},
-	}
+	checks := append([]hooks.ReadyCheck{keysCheck(ts, ts.keyStore)}, b.storeChecks(st)...)
+	checks = append(checks, hooks.ReadyCheck{Name: "policy_cache", Check: pc.Check, Degrades: true})
 	if cfg.path != "" {
 		r, err := hooks.NewReloader(ctx, login.Routes(), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {

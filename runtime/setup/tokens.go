@@ -206,11 +206,18 @@ func algorithmList() string {
 // KeySet builds the key set over the configured key store without loading
 // or generating keys (`claimsmith keys` loads it; a server inits it).
 func (b *Backends) KeySet(ctx context.Context) (*token.KeySet, error) {
-	p, err := b.cfg.tokenPlan(b.env.Getenv, false)
-	if err != nil {
+	if _, err := b.cfg.tokenPlan(b.env.Getenv, false); err != nil {
 		return nil, err
 	}
 	store, err := b.KeyStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.keySet(store)
+}
+
+func (b *Backends) keySet(store token.KeyStore) (*token.KeySet, error) {
+	p, err := b.cfg.tokenPlan(b.env.Getenv, false)
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +240,7 @@ type TokenService struct {
 	// KeyReload is how often a server re-reads the key store.
 	KeyReload    time.Duration
 	closeRevoked func() error
+	keyStore     token.KeyStore // for readiness (data loss)
 }
 
 // TokenService builds the token side over the configured backends and
@@ -243,14 +251,18 @@ func (b *Backends) TokenService(ctx context.Context, resolver authz.PolicyResolv
 	if err != nil {
 		return nil, err
 	}
-	ks, err := b.KeySet(ctx)
+	store, err := b.KeyStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := b.keySet(store)
 	if err != nil {
 		return nil, err
 	}
 	if err := ks.Init(ctx); err != nil {
 		return nil, err
 	}
-	s := &TokenService{Keys: ks, Clients: p.clients, KeyReload: p.keyReload}
+	s := &TokenService{Keys: ks, Clients: p.clients, KeyReload: p.keyReload, keyStore: store}
 	if s.Minter, err = token.NewMinter(ks, p.minter, b.env.Now); err != nil {
 		return nil, b.cfg.bad(keyPath{"tokens"}, err)
 	}

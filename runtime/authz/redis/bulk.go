@@ -80,11 +80,13 @@ func (s *Store) applyBulk(ctx context.Context, expected uint64, progress func(do
 			return 0, err
 		}
 		var fnErr error
+		mark := newMarker(markerImport)
 		err = s.c.Watch(ctx, func(tx *goredis.Tx) error {
-			fnErr = s.switchGeneration(ctx, tx, rev, newGen, replaceProfiles, profiles)
+			fnErr = s.switchGeneration(ctx, tx, rev, newGen, mark, replaceProfiles, profiles)
 			return fnErr
 		}, s.k.rev(), s.k.profiles())
 		if err == nil {
+			s.adopt(mark)
 			s.dropGeneration(gen)
 			return rev + 1, nil
 		}
@@ -93,6 +95,7 @@ func (s *Store) applyBulk(ctx context.Context, expected uint64, progress func(do
 			// only when it is certainly not the live one.
 			if live, gerr := s.generation(ctx, s.c); gerr == nil {
 				if live == newGen {
+					s.adopt(mark)
 					s.dropGeneration(gen)
 					return rev + 1, nil
 				}
@@ -118,7 +121,9 @@ func (s *Store) applyBulk(ctx context.Context, expected uint64, progress func(do
 }
 
 // switchGeneration is the import's commit, run inside WATCH rev and profs.
-func (s *Store) switchGeneration(ctx context.Context, tx *goredis.Tx, rev, newGen uint64, replaceProfiles bool, profiles map[string][]byte) error {
+// It writes the store's marker (see availability.go) with the data: an
+// import is how an operator recovers a store whose Redis lost its data.
+func (s *Store) switchGeneration(ctx context.Context, tx *goredis.Tx, rev, newGen uint64, mark string, replaceProfiles bool, profiles map[string][]byte) error {
 	cur, err := tx.Get(ctx, s.k.rev()).Uint64()
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return unavailable("import: read revision", err)
@@ -134,6 +139,7 @@ func (s *Store) switchGeneration(ctx context.Context, tx *goredis.Tx, rev, newGe
 	}
 	_, err = tx.TxPipelined(ctx, func(tp goredis.Pipeliner) error {
 		tp.Set(ctx, s.k.gen(), newGen, 0)
+		tp.Set(ctx, s.k.marker(), mark, 0)
 		tp.Set(ctx, s.k.srev(), newStructureVersion(), 0)
 		tp.Incr(ctx, s.k.rev())
 		if replaceProfiles {

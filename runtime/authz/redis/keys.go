@@ -14,6 +14,9 @@ import (
 //	<prefix>{<tag>}:srev         structure version: a random token replaced by
 //	                             every write that changes groups, nesting,
 //	                             mappings, roles or permissions (not members)
+//	<prefix>{<tag>}:init         the store's marker: written when a server opens
+//	                             the store and by every import; its absence
+//	                             after it was seen means Redis lost the data
 //	<prefix>{<tag>}:gen          current generation (an import writes a new one)
 //	<prefix>{<tag>}:genctr       generation counter
 //	<prefix>{<tag>}:prof:<user>  profile JSON; ...:profs is the set of user ids
@@ -42,6 +45,7 @@ func newKeys(prefix, tag string) keys { return keys{base: prefix + "{" + tag + "
 func (k keys) rev() string                { return k.base + "rev" }
 func (k keys) srev() string               { return k.base + "srev" }
 func (k keys) gen() string                { return k.base + "gen" }
+func (k keys) marker() string             { return k.base + "init" }
 func (k keys) genCounter() string         { return k.base + "genctr" }
 func (k keys) profile(user string) string { return k.base + "prof:" + user }
 func (k keys) profiles() string           { return k.base + "profs" }

@@ -13,14 +13,16 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
-// Profile implements runtime.ProfileStore: one GET.
+// Profile implements runtime.ProfileStore: one MGET of the profile and the
+// store's marker. When Redis does not answer, the availability policy
+// decides (profileUnavailable); a store that lost its data fails.
 func (s *Store) Profile(ctx context.Context, userID string) (runtime.Profile, error) {
-	b, err := s.c.Get(ctx, s.k.profile(userID)).Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return authz.ProfileFromRecord(authz.ProfileRecord{UserID: userID}), nil
-	}
+	b, err := s.readProfile(ctx, userID)
 	if err != nil {
-		return runtime.Profile{}, unavailable("read profile", err)
+		return s.profileUnavailable(userID, err)
+	}
+	if b == nil {
+		return authz.ProfileFromRecord(authz.ProfileRecord{UserID: userID}), nil
 	}
 	return decodeProfile(b, userID)
 }

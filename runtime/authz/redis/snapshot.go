@@ -3,19 +3,38 @@ package redis
 import (
 	"context"
 	"errors"
-
-	goredis "github.com/redis/go-redis/v9"
+	"strconv"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
 // Snapshot implements authz.Reader: the whole model, read with pipelined
 // batches and indexed once per revision (cached until the revision moves).
-// It is the admin and export path; logins never call it.
+// It is the admin and export path, and the authorization rule reads the
+// extension's configuration from it; with LastSnapshot it answers from the
+// last snapshot while Redis fails.
 func (s *Store) Snapshot(ctx context.Context) (*authz.Model, error) {
+	if m := s.standIn(); m != nil {
+		return m, nil
+	}
+	m, err := s.snapshot(ctx)
+	if err != nil && !errors.Is(err, ErrDataLoss) {
+		if fb := s.fallback(); fb != nil && ctx.Err() == nil {
+			return fb, nil
+		}
+	}
+	return m, err
+}
+
+// snapshot reads the model from Redis (the refresher calls it directly: it
+// is also how a degraded store notices that Redis is back).
+func (s *Store) snapshot(ctx context.Context) (*authz.Model, error) {
 	for attempt := 0; ; attempt++ {
-		rev, gen, err := s.revGen(ctx)
+		rev, gen, mark, err := s.revGenMarker(ctx)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.observe(mark); err != nil {
 			return nil, err
 		}
 		s.snapMu.Lock()
@@ -52,13 +71,20 @@ func (s *Store) Snapshot(ctx context.Context) (*authz.Model, error) {
 }
 
 func (s *Store) revGen(ctx context.Context) (rev, gen uint64, err error) {
-	pipe := s.c.Pipeline()
-	r := pipe.Get(ctx, s.k.rev())
-	g := pipe.Get(ctx, s.k.gen())
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return 0, 0, unavailable("read revision", err)
+	rev, gen, _, err = s.revGenMarker(ctx)
+	return rev, gen, err
+}
+
+// revGenMarker reads the revision, the generation and the store's marker
+// ("" when missing) in one round trip.
+func (s *Store) revGenMarker(ctx context.Context) (rev, gen uint64, mark string, err error) {
+	vals, err := s.c.MGet(ctx, s.k.rev(), s.k.gen(), s.k.marker()).Result()
+	if err != nil {
+		s.failed(err)
+		return 0, 0, "", unavailable("read revision", err)
 	}
-	rev, _ = r.Uint64()
-	gen, _ = g.Uint64()
-	return rev, gen, nil
+	s.answered()
+	rev, _ = strconv.ParseUint(str(vals[0]), 10, 64)
+	gen, _ = strconv.ParseUint(str(vals[1]), 10, 64)
+	return rev, gen, str(vals[2]), nil
 }

@@ -60,8 +60,13 @@ type Options struct {
 	// MaxStaleness bounds how old the LastSnapshot answer may be [5m].
 	MaxStaleness time.Duration
 	// RefreshInterval is how often LastSnapshot checks the revision and
-	// reloads the snapshot when it changed [2s].
+	// reloads the snapshot when it changed [2s]; it is also how soon a
+	// store answering from the snapshot notices that Redis is back.
 	RefreshInterval time.Duration
+	// ProbeTimeout bounds each login-path read while LastSnapshot has a
+	// snapshot to answer from [1s]: a frozen Redis must not hold a login
+	// past the IdP's own timeout.
+	ProbeTimeout time.Duration
 	// BatchSize is the number of commands per pipelined batch of an
 	// import [5000].
 	BatchSize int
@@ -93,6 +98,15 @@ type Store struct {
 	// confirmed is when snap was last known to be the store's current
 	// revision (unix ns).
 	confirmed atomic.Int64
+
+	// down is set by a failed Redis round trip and cleared by a good one:
+	// while it is set and the snapshot may answer, login-path reads answer
+	// from it without waiting for Redis (availability.go).
+	down atomic.Bool
+	// marker is the store's marker as first seen, lost the data-loss
+	// error while the marker is missing or replaced (availability.go).
+	marker atomic.Pointer[string]
+	lost   atomic.Pointer[error]
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -133,6 +147,9 @@ func New(ctx context.Context, c goredis.UniversalClient, opt Options) (*Store, e
 	if opt.RefreshInterval <= 0 {
 		opt.RefreshInterval = 2 * time.Second
 	}
+	if opt.ProbeTimeout <= 0 {
+		opt.ProbeTimeout = time.Second
+	}
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 5000
 	}
@@ -144,7 +161,7 @@ func New(ctx context.Context, c goredis.UniversalClient, opt Options) (*Store, e
 	}
 	s := &Store{c: c, k: newKeys(opt.Prefix, opt.Tag), opt: opt, log: opt.Logger, login: goredis.NewScript(loginLua), casProfile: goredis.NewScript(casProfileLua)}
 	if opt.OnUnavailable == LastSnapshot {
-		if _, err := s.Snapshot(ctx); err != nil {
+		if _, err := s.snapshot(ctx); err != nil {
 			return nil, fmt.Errorf("redis store: initial snapshot: %w", err)
 		}
 		bg, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -185,18 +202,26 @@ func unavailable(op string, err error) error {
 // in-process structure snapshot, rebuilt once per structure version. When
 // Redis fails, OnUnavailable decides.
 func (s *Store) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.Policy, error) {
+	if m := s.standIn(); m != nil {
+		return m.Resolve(q), nil
+	}
 	for attempt := 0; ; attempt++ {
 		res, err := s.runLogin(ctx, q.UserID)
 		if err != nil {
+			s.failed(err)
 			if m := s.fallback(); m != nil && ctx.Err() == nil {
 				s.log.Warn("redis store unavailable: answering from the last snapshot", "revision", m.Revision(), "err", err)
 				return m.Resolve(q), nil
 			}
 			return authz.Policy{}, unavailable("resolve policy", err)
 		}
+		s.answered()
 		lr, err := decodeLogin(res)
 		if err != nil {
 			return authz.Policy{}, fmt.Errorf("redis store: resolve policy: %w", err)
+		}
+		if err := s.observe(lr.marker); err != nil {
+			return authz.Policy{}, err
 		}
 		st := s.structure.Load()
 		if st == nil || st.version != lr.structure || st.gen != lr.gen {
@@ -221,11 +246,8 @@ func (s *Store) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.P
 // with the default client) would otherwise spend all of it, and the
 // fallback would come after the login's deadline.
 func (s *Store) runLogin(ctx context.Context, userID string) ([]any, error) {
-	if dl, ok := ctx.Deadline(); ok && s.fallback() != nil {
-		cctx, cancel := context.WithDeadline(ctx, time.Now().Add(time.Until(dl)*3/4))
-		defer cancel()
-		ctx = cctx
-	}
+	ctx, cancel := s.probeContext(ctx)
+	defer cancel()
 	return s.login.Run(ctx, s.c, []string{s.k.rev()}, s.k.base, userID).Slice()
 }
 
@@ -234,14 +256,16 @@ type loginRead struct {
 	rev, gen      uint64
 	structure     string
 	groups, roles []string
+	marker        string // "" when the key is missing
 }
 
-// decodeLogin checks the script's {rev, srev, gen, groups, roles}.
+// decodeLogin checks the script's {rev, srev, gen, groups, roles, marker}.
 func decodeLogin(res []any) (loginRead, error) {
 	var lr loginRead
-	if len(res) != 5 {
-		return lr, fmt.Errorf("login script returned %d values, want 5", len(res))
+	if len(res) != 6 {
+		return lr, fmt.Errorf("login script returned %d values, want 6", len(res))
 	}
+	lr.marker, _ = res[5].(string)
 	var err error
 	rs, _ := res[0].(string)
 	if lr.rev, err = strconv.ParseUint(rs, 10, 64); err != nil {
@@ -273,6 +297,11 @@ func (s *Store) fallback() *authz.Model {
 	if s.opt.OnUnavailable != LastSnapshot {
 		return nil
 	}
+	if s.lost.Load() != nil {
+		// Data loss fails closed: the snapshot would answer for a store
+		// that no longer exists.
+		return nil
+	}
 	s.snapMu.Lock()
 	m := s.snap
 	s.snapMu.Unlock()
@@ -293,36 +322,77 @@ func (s *Store) refresh(ctx context.Context) {
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if _, err := s.Snapshot(rctx); err != nil && ctx.Err() == nil {
+		if _, err := s.snapshot(rctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("redis store: refresh snapshot", "err", err)
 		}
 		cancel()
 	}
 }
 
-// Revision implements authz.Reader.
+// Revision implements authz.Reader. It also checks the store's marker:
+// a Redis that lost the store's data answers ErrDataLoss, never revision 0.
 func (s *Store) Revision(ctx context.Context) (uint64, error) {
-	rev, err := s.c.Get(ctx, s.k.rev()).Uint64()
-	if errors.Is(err, goredis.Nil) {
+	vals, err := s.c.MGet(ctx, s.k.rev(), s.k.marker()).Result()
+	if err != nil {
+		s.failed(err)
+		return 0, unavailable("read revision", err)
+	}
+	s.answered()
+	if err := s.observe(str(vals[1])); err != nil {
+		return 0, err
+	}
+	rs := str(vals[0])
+	if rs == "" {
 		return 0, nil
 	}
+	rev, err := strconv.ParseUint(rs, 10, 64)
 	if err != nil {
-		return 0, unavailable("read revision", err)
+		return 0, fmt.Errorf("redis store: revision %q is not a number", rs)
 	}
 	return rev, nil
 }
 
-// Application implements authz.ApplicationReader: one HGET.
+// Application implements authz.ApplicationReader: the generation and the
+// marker, then one HGET. LastSnapshot answers from the snapshot while
+// Redis fails; a store that lost its data fails, never "not found" (a
+// client's required_roles would silently vanish).
 func (s *Store) Application(ctx context.Context, clientID string) (authz.Application, error) {
-	gen, err := s.generation(ctx, s.c)
+	if m := s.standIn(); m != nil {
+		return snapshotApplication(m, clientID)
+	}
+	a, err := s.readApplication(ctx, clientID)
+	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		if m := s.fallback(); m != nil && ctx.Err() == nil && !errors.Is(err, ErrDataLoss) {
+			return snapshotApplication(m, clientID)
+		}
+	}
+	return a, err
+}
+
+func (s *Store) readApplication(ctx context.Context, clientID string) (authz.Application, error) {
+	ctx, cancel := s.probeContext(ctx)
+	defer cancel()
+	vals, err := s.c.MGet(ctx, s.k.gen(), s.k.marker()).Result()
 	if err != nil {
+		s.failed(err)
+		return authz.Application{}, unavailable("read generation", err)
+	}
+	s.answered()
+	if err := s.observe(str(vals[1])); err != nil {
 		return authz.Application{}, err
+	}
+	var gen uint64
+	if gs := str(vals[0]); gs != "" {
+		if gen, err = strconv.ParseUint(gs, 10, 64); err != nil {
+			return authz.Application{}, fmt.Errorf("redis store: generation %q is not a number", gs)
+		}
 	}
 	b, err := s.c.HGet(ctx, s.k.ns(gen).apps(), clientID).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return authz.Application{}, fmt.Errorf("application %q: %w", clientID, runtime.ErrNotFound)
 	}
 	if err != nil {
+		s.failed(err)
 		return authz.Application{}, unavailable("read application", err)
 	}
 	var a authz.Application
