@@ -275,6 +275,21 @@ func (s *Server) Restart() {
 	s.tb.Fatalf("redistest: restart redis-server on port %d: %v", s.port, err)
 }
 
+// RestartEmpty kills the server, deletes its persistence (AOF and RDB
+// files) and starts it again on the same port: a Redis that came back
+// without its data, as after a lost volume or a failover to an empty
+// replica.
+func (s *Server) RestartEmpty() {
+	s.tb.Helper()
+	s.Kill()
+	for _, name := range []string{"appendonlydir", "appendonly.aof", "dump.rdb"} {
+		if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {
+			s.tb.Fatalf("redistest: RestartEmpty: %v", err)
+		}
+	}
+	s.Restart()
+}
+
 // Pause blocks every client command for d with CLIENT PAUSE ALL (the
 // server keeps accepting connections but does not answer), then returns
 // immediately; the server resumes by itself after d.

@@ -109,3 +109,18 @@ func TestSentinel(t *testing.T) {
 		t.Fatalf("master GET k = %q, want v written through the sentinel client", got)
 	}
 }
+
+func TestServerRestartEmptyLosesAOFData(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	if _, err := srv.Do("SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	srv.RestartEmpty()
+	if got, err := srv.Do("EXISTS", "k"); err != nil || got != "0" {
+		t.Fatalf("after RestartEmpty EXISTS k = %q, %v; want 0", got, err)
+	}
+	srv.Restart()
+	if got, err := srv.Do("EXISTS", "k"); err != nil || got != "0" {
+		t.Fatalf("after a second restart EXISTS k = %q, %v; want 0 (the old AOF is gone)", got, err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -30,10 +31,24 @@ func unavailable(op string, err error) error {
 // <prefix>{keys}:signing, holding token.MarshalKey's record. The record
 // holds the private key: protect Redis accordingly (ACL, TLS, no public
 // network).
+//
+// Once it has seen a key, an empty hash is data loss (Redis restarted
+// without its data, or was flushed), never "no keys yet": LoadKeys then
+// fails with ErrKeysLost, so the key set keeps the keys it has and never
+// generates a new one silently (relying parties would reject every token
+// signed before, and other nodes would each generate their own). The loss
+// clears when keys are back (restored, or `claimsmith keys rotate`).
 type KeyStore struct {
 	c   goredis.UniversalClient
 	key string
+
+	seen atomic.Bool
+	lost atomic.Pointer[error]
 }
+
+// ErrKeysLost is LoadKeys' answer once the key hash is gone after keys were
+// seen in it. The errors carrying it also match runtime.ErrUnavailable.
+var ErrKeysLost = errors.New("the signing keys are gone from Redis")
 
 var _ token.KeyStore = (*KeyStore)(nil)
 
@@ -51,6 +66,16 @@ func (s *KeyStore) LoadKeys(ctx context.Context) ([]*token.Key, error) {
 	all, err := s.c.HGetAll(ctx, s.key).Result()
 	if err != nil {
 		return nil, unavailable("key store: load", err)
+	}
+	if len(all) == 0 && s.seen.Load() {
+		lost := fmt.Errorf("redis key store: %w: %w: %s is empty although keys were loaded from it (Redis lost its data?); "+
+			"restore the Redis data, or run `claimsmith keys rotate` to start a new key set", runtime.ErrUnavailable, ErrKeysLost, s.key)
+		s.lost.CompareAndSwap(nil, &lost)
+		return nil, lost
+	}
+	if len(all) > 0 {
+		s.seen.Store(true)
+		s.lost.Store(nil)
 	}
 	keys := make([]*token.Key, 0, len(all))
 	for kid, rec := range all {
@@ -78,8 +103,18 @@ func (s *KeyStore) CreateKey(ctx context.Context, k *token.Key) error {
 	if err != nil {
 		return unavailable("key store: create", err)
 	}
+	s.seen.Store(true)
 	if !ok {
 		return fmt.Errorf("%w: key %s", runtime.ErrExists, k.ID)
+	}
+	return nil
+}
+
+// DataLoss is the ErrKeysLost error while the keys are gone, else nil
+// (readiness fails on it).
+func (s *KeyStore) DataLoss() error {
+	if p := s.lost.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
