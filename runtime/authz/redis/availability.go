@@ -72,33 +72,44 @@ func (s *Store) Initialise(ctx context.Context) error {
 			return unavailable("initialise", err)
 		}
 	}
-	return s.observe(mark)
+	return s.observe(mark, time.Time{})
+}
+
+// knownMarker is the marker remembered and when it became known.
+type knownMarker struct {
+	value string
+	since time.Time
 }
 
 // adopt remembers the marker this process's import wrote.
 func (s *Store) adopt(mark string) {
-	s.marker.Store(&mark)
+	s.marker.Store(&knownMarker{value: mark, since: time.Now()})
 	s.recovered("the store was imported")
 }
 
-// observe checks the marker read from Redis ("" when missing) against the
-// one remembered, and returns the data-loss error while there is one.
-func (s *Store) observe(mark string) error {
+// observe checks the marker read from Redis ("" when missing) by a round
+// trip that started at started against the one remembered, and returns the
+// data-loss error while there is one. A read that started before the
+// remembered marker became known may predate it (a concurrent import wrote
+// it): it proves nothing.
+func (s *Store) observe(mark string, started time.Time) error {
 	known := s.marker.Load()
 	switch {
 	case mark == "" && known == nil:
 		// Never initialised: an empty store is a new store.
 		return nil
+	case known != nil && mark != known.value && !started.IsZero() && started.Before(known.since):
+		return s.lostErr()
 	case mark == "":
 		return s.markLost("its marker key is gone (Redis restarted without its data, was flushed, or lost its persistence)")
 	case known == nil:
-		s.marker.CompareAndSwap(nil, &mark)
+		s.marker.CompareAndSwap(nil, &knownMarker{value: mark, since: time.Now()})
 		return s.lostErr()
-	case *known == mark:
+	case known.value == mark:
 		s.recovered("the store's data is back")
 		return nil
 	case strings.HasPrefix(mark, markerImport):
-		s.marker.Store(&mark)
+		s.marker.Store(&knownMarker{value: mark, since: time.Now()})
 		s.recovered("the store was imported")
 		return nil
 	default:
@@ -236,13 +247,14 @@ func (s *Store) readProfile(ctx context.Context, userID string) (raw []byte, err
 	}
 	ctx, cancel := s.probeContext(ctx)
 	defer cancel()
+	started := time.Now()
 	vals, err := s.c.MGet(ctx, s.k.profile(userID), s.k.marker()).Result()
 	if err != nil {
 		s.failed(err)
 		return nil, unavailable("read profile", err)
 	}
 	s.answered()
-	if err := s.observe(str(vals[1])); err != nil {
+	if err := s.observe(str(vals[1]), started); err != nil {
 		return nil, err
 	}
 	if v, ok := vals[0].(string); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
@@ -30,11 +31,12 @@ func (s *Store) Snapshot(ctx context.Context) (*authz.Model, error) {
 // is also how a degraded store notices that Redis is back).
 func (s *Store) snapshot(ctx context.Context) (*authz.Model, error) {
 	for attempt := 0; ; attempt++ {
+		started := time.Now()
 		rev, gen, mark, err := s.revGenMarker(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.observe(mark); err != nil {
+		if err := s.observe(mark, started); err != nil {
 			return nil, err
 		}
 		s.snapMu.Lock()

@@ -105,7 +105,7 @@ type Store struct {
 	down atomic.Bool
 	// marker is the store's marker as first seen, lost the data-loss
 	// error while the marker is missing or replaced (availability.go).
-	marker atomic.Pointer[string]
+	marker atomic.Pointer[knownMarker]
 	lost   atomic.Pointer[error]
 
 	stop context.CancelFunc
@@ -206,6 +206,7 @@ func (s *Store) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.P
 		return m.Resolve(q), nil
 	}
 	for attempt := 0; ; attempt++ {
+		started := time.Now()
 		res, err := s.runLogin(ctx, q.UserID)
 		if err != nil {
 			s.failed(err)
@@ -220,7 +221,7 @@ func (s *Store) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.P
 		if err != nil {
 			return authz.Policy{}, fmt.Errorf("redis store: resolve policy: %w", err)
 		}
-		if err := s.observe(lr.marker); err != nil {
+		if err := s.observe(lr.marker, started); err != nil {
 			return authz.Policy{}, err
 		}
 		st := s.structure.Load()
@@ -332,13 +333,14 @@ func (s *Store) refresh(ctx context.Context) {
 // Revision implements authz.Reader. It also checks the store's marker:
 // a Redis that lost the store's data answers ErrDataLoss, never revision 0.
 func (s *Store) Revision(ctx context.Context) (uint64, error) {
+	started := time.Now()
 	vals, err := s.c.MGet(ctx, s.k.rev(), s.k.marker()).Result()
 	if err != nil {
 		s.failed(err)
 		return 0, unavailable("read revision", err)
 	}
 	s.answered()
-	if err := s.observe(str(vals[1])); err != nil {
+	if err := s.observe(str(vals[1]), started); err != nil {
 		return 0, err
 	}
 	rs := str(vals[0])
@@ -372,13 +374,14 @@ func (s *Store) Application(ctx context.Context, clientID string) (authz.Applica
 func (s *Store) readApplication(ctx context.Context, clientID string) (authz.Application, error) {
 	ctx, cancel := s.probeContext(ctx)
 	defer cancel()
+	started := time.Now()
 	vals, err := s.c.MGet(ctx, s.k.gen(), s.k.marker()).Result()
 	if err != nil {
 		s.failed(err)
 		return authz.Application{}, unavailable("read generation", err)
 	}
 	s.answered()
-	if err := s.observe(str(vals[1])); err != nil {
+	if err := s.observe(str(vals[1]), started); err != nil {
 		return authz.Application{}, err
 	}
 	var gen uint64
