@@ -172,3 +172,65 @@ func TestConformance(t *testing.T) {
 		})
 	})
 }
+
+// TestKeysLostAreNotRegenerated (issue 14 item 8): when the store's Redis
+// comes back without its data, the key set does not generate a new
+// signing key silently: Init fails with ErrKeysLost, the key that signed
+// keeps signing from memory, DataLoss reports it for readiness, and a
+// restore (or an operator's rotation) clears it. On the old code Init
+// generated a fresh key, which relying parties had never seen.
+func TestKeysLostAreNotRegenerated(t *testing.T) {
+	for _, fault := range []string{"flushall", "restart-empty"} {
+		t.Run(fault, func(t *testing.T) {
+			srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+			ctx := context.Background()
+			store := tokenredis.NewKeyStore(client(t, srv.Addr()), "")
+			ks, err := token.NewKeySet(store, token.KeySetConfig{Algorithm: token.ES256}, time.Now, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ks.Init(ctx); err != nil {
+				t.Fatal(err)
+			}
+			first, err := ks.Active()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := srv.Do("HGET", "claimsmith:{keys}:signing", first.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch fault {
+			case "flushall":
+				if _, err := srv.Do("FLUSHALL"); err != nil {
+					t.Fatal(err)
+				}
+			case "restart-empty":
+				srv.RestartEmpty()
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for err = ks.Init(ctx); !errors.Is(err, tokenredis.ErrKeysLost); err = ks.Init(ctx) {
+				if time.Now().After(deadline) {
+					t.Fatalf("Init after the loss: %v, want ErrKeysLost", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !errors.Is(err, runtime.ErrUnavailable) || !errors.Is(store.DataLoss(), tokenredis.ErrKeysLost) {
+				t.Fatalf("Init = %v, DataLoss = %v; want both ErrKeysLost (ErrUnavailable)", err, store.DataLoss())
+			}
+			if n, err := srv.Do("HLEN", "claimsmith:{keys}:signing"); err != nil || n != "0" {
+				t.Fatalf("keys in Redis after Init on the empty store: %q, %v; want none generated", n, err)
+			}
+			if k, err := ks.Active(); err != nil || k.ID != first.ID {
+				t.Fatalf("active key after the loss: %v, %v; want %s kept from memory", k, err, first.ID)
+			}
+			// The operator restores the key: the loss clears.
+			if _, err := srv.Do("HSET", "claimsmith:{keys}:signing", first.ID, rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := ks.Init(ctx); err != nil || store.DataLoss() != nil {
+				t.Fatalf("after the restore: Init = %v, DataLoss = %v", err, store.DataLoss())
+			}
+		})
+	}
+}
