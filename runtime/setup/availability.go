@@ -38,6 +38,12 @@ type serving interface {
 	Serving(ctx context.Context) error
 }
 
+// snapshotter is a store whose snapshot may stand in for it (the Redis
+// store with last_snapshot).
+type snapshotter interface {
+	SnapshotBehind() error
+}
+
 // initialiser is a store that marks itself initialised so that the loss
 // of its data is detected (the Redis store).
 type initialiser interface {
@@ -92,7 +98,9 @@ func patchProfile(ctx context.Context, st runtime.ProfileStore, userID string, a
 // storeChecks are the store's readiness checks. "store" asks whether the
 // store answers; with last_snapshot an outage only degrades it. "store_logins"
 // (a store that knows) fails whenever logins cannot be answered: data loss
-// under either policy, or an outage with no snapshot young enough.
+// under either policy, or an outage with no snapshot that may answer.
+// "store_snapshot" (last_snapshot) degrades while the snapshot lags behind
+// the store, when an outage would fail logins rather than degrade them.
 func (b *Backends) storeChecks(st authz.Reader) []hooks.ReadyCheck {
 	checks := []hooks.ReadyCheck{b.storeCheck(st)}
 	if sv, ok := st.(serving); ok {
@@ -101,6 +109,10 @@ func (b *Backends) storeChecks(st authz.Reader) []hooks.ReadyCheck {
 			defer cancel()
 			return sv.Serving(ctx)
 		}})
+	}
+	if sn, ok := st.(snapshotter); ok && b.kind.degrades(b) {
+		checks = append(checks, hooks.ReadyCheck{Name: "store_snapshot", Degrades: true,
+			Check: func(context.Context) error { return sn.SnapshotBehind() }})
 	}
 	return checks
 }

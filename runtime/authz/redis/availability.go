@@ -142,6 +142,29 @@ func (s *Store) lostErr() error {
 // readiness fails on it.
 func (s *Store) DataLoss() error { return s.lostErr() }
 
+// sawRevision records a revision read from Redis; a snapshot older than it
+// may no longer answer (fallback) and the refresher is woken.
+func (s *Store) sawRevision(rev uint64) {
+	for {
+		cur := s.latest.Load()
+		if rev <= cur || s.latest.CompareAndSwap(cur, rev) {
+			break
+		}
+	}
+	if s.opt.OnUnavailable != LastSnapshot {
+		return
+	}
+	s.snapMu.Lock()
+	stale := s.snap == nil || s.snap.Revision() < rev
+	s.snapMu.Unlock()
+	if stale {
+		select {
+		case s.nudge <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // failed records a round trip that Redis did not answer.
 func (s *Store) failed(err error) {
 	if err != nil && !errors.Is(err, goredis.Nil) && !errors.Is(err, context.Canceled) {
@@ -217,6 +240,28 @@ func (s *Store) Serving(ctx context.Context) error {
 		return fmt.Errorf("%w; no snapshot younger than max_staleness (%s) to answer from", err, s.opt.MaxStaleness)
 	}
 	return err
+}
+
+// SnapshotBehind reports, with LastSnapshot, that the snapshot is older
+// than a revision this store already read (it catches up within moments
+// while Redis answers): a Redis failure now would fail logins instead of
+// degrading them. Readiness shows it as degraded; nil otherwise.
+func (s *Store) SnapshotBehind() error {
+	if s.opt.OnUnavailable != LastSnapshot {
+		return nil
+	}
+	s.snapMu.Lock()
+	m := s.snap
+	s.snapMu.Unlock()
+	latest := s.latest.Load()
+	if m == nil || m.Revision() < latest {
+		have := "none"
+		if m != nil {
+			have = fmt.Sprint(m.Revision())
+		}
+		return fmt.Errorf("redis store: the last snapshot (revision %s) is behind revision %d: it cannot stand in for Redis yet", have, latest)
+	}
+	return nil
 }
 
 // snapshotApplication answers Application from a snapshot.

@@ -103,6 +103,10 @@ type Store struct {
 	// while it is set and the snapshot may answer, login-path reads answer
 	// from it without waiting for Redis (availability.go).
 	down atomic.Bool
+	// latest is the newest revision this store read from Redis; nudge
+	// wakes the refresher when the snapshot is older (availability.go).
+	latest atomic.Uint64
+	nudge  chan struct{}
 	// marker is the store's marker as first seen, lost the data-loss
 	// error while the marker is missing or replaced (availability.go).
 	marker atomic.Pointer[knownMarker]
@@ -159,7 +163,8 @@ func New(ctx context.Context, c goredis.UniversalClient, opt Options) (*Store, e
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Store{c: c, k: newKeys(opt.Prefix, opt.Tag), opt: opt, log: opt.Logger, login: goredis.NewScript(loginLua), casProfile: goredis.NewScript(casProfileLua)}
+	s := &Store{c: c, k: newKeys(opt.Prefix, opt.Tag), opt: opt, log: opt.Logger, login: goredis.NewScript(loginLua),
+		casProfile: goredis.NewScript(casProfileLua), nudge: make(chan struct{}, 1)}
 	if opt.OnUnavailable == LastSnapshot {
 		if _, err := s.snapshot(ctx); err != nil {
 			return nil, fmt.Errorf("redis store: initial snapshot: %w", err)
@@ -237,6 +242,7 @@ func (s *Store) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.P
 		}
 		p := st.model.ResolveMembers(q, lr.groups, lr.roles)
 		p.Revision = lr.rev
+		s.sawRevision(lr.rev)
 		return p, nil
 	}
 }
@@ -309,10 +315,19 @@ func (s *Store) fallback() *authz.Model {
 	if m == nil || s.opt.Now().UnixNano()-s.confirmed.Load() > s.opt.MaxStaleness.Nanoseconds() {
 		return nil
 	}
+	if m.Revision() < s.latest.Load() {
+		// This node already answered from a newer revision: the snapshot
+		// could allow what the store no longer allows (a role just
+		// revoked, a required_roles just set). The refresher was nudged
+		// and catches up while Redis answers.
+		return nil
+	}
 	return m
 }
 
-// refresh keeps the LastSnapshot model current.
+// refresh keeps the LastSnapshot model current: every RefreshInterval,
+// and at once (at most every RefreshInterval/10) when a read saw a newer
+// revision than the snapshot's.
 func (s *Store) refresh(ctx context.Context) {
 	t := time.NewTicker(s.opt.RefreshInterval)
 	defer t.Stop()
@@ -321,6 +336,12 @@ func (s *Store) refresh(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.nudge:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(s.opt.RefreshInterval / 10):
+			}
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		if _, err := s.snapshot(rctx); err != nil && ctx.Err() == nil {
@@ -351,6 +372,7 @@ func (s *Store) Revision(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("redis store: revision %q is not a number", rs)
 	}
+	s.sawRevision(rev)
 	return rev, nil
 }
 
