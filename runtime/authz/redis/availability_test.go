@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
@@ -218,4 +217,3 @@ func waitFor(t *testing.T, f func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
