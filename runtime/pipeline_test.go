@@ -521,6 +521,44 @@ func TestProfileLoadFailureFailsTheRun(t *testing.T) {
 	}
 }
 
+// degradedProfiles is a profile store whose availability policy lets a
+// login go on without it (as the Redis store with last_snapshot does while
+// its Redis is away).
+type degradedProfiles struct{ runtime.ProfileStore }
+
+func (degradedProfiles) Profile(_ context.Context, userID string) (runtime.Profile, error) {
+	return runtime.Profile{UserID: userID}, fmt.Errorf("redis away: %w: %w", runtime.ErrDegraded, runtime.ErrUnavailable)
+}
+
+func (degradedProfiles) PatchProfile(context.Context, string, map[string]any, map[string]any) (runtime.Profile, error) {
+	return runtime.Profile{}, fmt.Errorf("redis away: %w: %w", runtime.ErrDegraded, runtime.ErrUnavailable)
+}
+
+// TestDegradedProfileStoreAnswersFlagged (issue 14 item 7): a store that
+// answers ErrDegraded does not fail the login: the rules run on the
+// metadata the IdP sent, the patch is still returned, and the answer names
+// what it went without. On the old code the run failed (503/504).
+func TestDegradedProfileStoreAnswersFlagged(t *testing.T) {
+	reg := testRules(t, map[string]ruleFunc{"patch": func(_ context.Context, ev *runtime.Event, out *runtime.Commands) error {
+		out.AppMetadata = map[string]any{"seen": ev.User.AppMetadata["idp"]}
+		out.Access.Vote = runtime.Allow
+		return nil
+	}})
+	p := build(t, runtime.PipelineConfig{Rules: entries("patch")}, runtime.Deps{Registry: reg, Profiles: degradedProfiles{}})
+	ev := event()
+	ev.User.AppMetadata = map[string]any{"idp": "sent"}
+	res, err := p.Run(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Decision.Allowed || res.AppMetadata["seen"] != "sent" {
+		t.Fatalf("decision %+v, patch %v", res.Decision, res.AppMetadata)
+	}
+	if want := []string{runtime.DegradedProfile, runtime.DegradedPatch}; !reflect.DeepEqual(res.Degraded, want) {
+		t.Fatalf("Degraded = %q, want %q", res.Degraded, want)
+	}
+}
+
 type clientDir map[string]runtime.Client
 
 func (d clientDir) LookupClient(_ context.Context, id string) (runtime.Client, error) {
