@@ -88,11 +88,20 @@ Configuration (YAML; every key optional):
     idle_timeout: 120s                       # keep-alive for IdPs
     shutdown_timeout: 20s
     max_header_bytes: 65536
+    gogc: 100                                # GC percent (default: $GOGC, else 100)
+    memory_limit: 512MiB                     # soft heap limit (B, KiB, MiB, GiB)
   tokens: see 'claimsmith token -h'
   store:
     backend: file                            # file (the data dir) | redis
     on_unavailable: fail_closed              # redis: fail_closed | last_snapshot
     max_staleness: 5m                        # last_snapshot only
+    file:                                    # file only: profile changes (app/user_metadata)
+      durability: sync                       # sync: answered once on disk, a crash loses
+                                             # nothing answered; relaxed: answered at once,
+                                             # a crash loses at most the last commit_window
+      commit_window: 0s                      # sync: wait to batch more (0: none);
+                                             # relaxed: the loss bound (default 10ms)
+      checkpoint_bytes: 4194304              # journal size before a background checkpoint
   redis:                                     # password from $CLAIMSMITH_REDIS_PASSWORD
     addrs: [127.0.0.1:6379]                  # one node; sentinels + master_name; cluster seeds
     master_name: ""

@@ -37,6 +37,12 @@ import (
 //	  backend: file                 # file (default): the data dir; redis: the redis section
 //	  on_unavailable: fail_closed   # redis only: fail_closed (default) | last_snapshot
 //	  max_staleness: 5m             # last_snapshot only: oldest snapshot served
+//	  file:                         # file only: how profile changes reach the disk
+//	    durability: sync            # sync (default): a login waits for its group commit's fsync
+//	                                # relaxed: answered at once, on disk within commit_window
+//	    commit_window: 0s           # sync: extra wait to gather larger batches (default 0);
+//	                                # relaxed: the most a crash can lose (default 10ms)
+//	    checkpoint_bytes: 4194304   # journal size that triggers a background checkpoint
 //	redis:                          # the shared Redis (see the README, "Running with Redis")
 //	  addrs: ["redis-1:6379"]       # one node; Sentinel: the sentinels + master_name; Cluster: seeds
 //	  master_name: ""
@@ -74,10 +80,38 @@ const (
 
 // StoreConfig is the `store` section of the configuration file.
 type StoreConfig struct {
-	Backend       string        `yaml:"backend"`
-	OnUnavailable string        `yaml:"on_unavailable"`
-	MaxStaleness  time.Duration `yaml:"max_staleness"`
+	Backend       string          `yaml:"backend"`
+	OnUnavailable string          `yaml:"on_unavailable"`
+	MaxStaleness  time.Duration   `yaml:"max_staleness"`
+	File          FileStoreConfig `yaml:"file"`
 }
+
+// FileStoreConfig is `store.file`: the file store's profile durability
+// (runtime/authz/file Options). Profiles are kept in memory and changes are
+// journaled with group-committed syncs; these say when a login's answer
+// waits for that sync.
+type FileStoreConfig struct {
+	// Durability: "sync" (default) answers a login that changed a profile
+	// after its batch's fdatasync — a crash loses nothing acknowledged;
+	// "relaxed" answers at once — a crash loses at most the changes of the
+	// last CommitWindow.
+	Durability string `yaml:"durability"`
+	// CommitWindow: sync mode, how long a batch waits for more patches
+	// before its sync (default 0: as soon as the previous sync returned);
+	// relaxed mode, the bound on volatile changes (default 10ms).
+	CommitWindow time.Duration `yaml:"commit_window"`
+	// CheckpointBytes is the journal size after which profiles are written
+	// to their files in the background (default 4 MiB).
+	CheckpointBytes int64 `yaml:"checkpoint_bytes"`
+}
+
+// options are the file store's Options for this section.
+func (f FileStoreConfig) options() file.Options {
+	return file.Options{Durability: file.Durability(f.Durability), CommitWindow: f.CommitWindow, CheckpointBytes: f.CheckpointBytes}
+}
+
+// set reports whether any key of the section is given.
+func (f FileStoreConfig) set() bool { return f != FileStoreConfig{} }
 
 // CacheConfig is the `cache` section of the configuration file.
 type CacheConfig struct {
@@ -144,7 +178,9 @@ func backendKinds() map[string]backend {
 				}
 				// Read-only commands (mustExist) never own the profiles, so a
 				// server starting while one runs still does.
-				return file.Open(ctx, b.env.DataDir, file.Options{Logger: b.env.Log, ReadOnly: mustExist})
+				opt := b.cfg.Store.File.options()
+				opt.Logger, opt.ReadOnly = b.env.Log, mustExist
+				return file.Open(ctx, b.env.DataDir, opt)
 			},
 			keys: func(_ context.Context, b *Backends) (token.KeyStore, error) {
 				return tokenfile.NewKeyStore(filepath.Join(b.env.DataDir, "keys"))
@@ -253,6 +289,11 @@ func (c *Config) validateBackends() error {
 		if st.MaxStaleness != 0 {
 			return c.bad(keyPath{"store", "max_staleness"}, invalidf("applies only to store.backend redis"))
 		}
+		if err := c.validateFileStore(); err != nil {
+			return err
+		}
+	} else if st.File.set() {
+		return c.bad(keyPath{"store", "file"}, invalidf("applies only to store.backend file"))
 	} else if len(c.Redis.Addrs) == 0 {
 		return c.bad(keyPath{"redis", "addrs"}, invalidf("is empty, and store.backend is %s: give the Redis address (or the sentinels, or cluster seed nodes)", st.Backend))
 	}
@@ -277,6 +318,28 @@ func (c *Config) validateBackends() error {
 	}
 	if c.Cache.NearSize < -1 {
 		return c.bad(keyPath{"cache", "near_size"}, invalidf("must be -1 (off), 0 (default 10000) or a number of entries"))
+	}
+	return nil
+}
+
+// validateFileStore checks store.file.
+func (c *Config) validateFileStore() error {
+	f, at := c.Store.File, keyPath{"store", "file"}
+	switch file.Durability(f.Durability) {
+	case "", file.DurabilitySync, file.DurabilityRelaxed:
+	default:
+		return c.bad(at.with("durability"), invalidf("is %q, must be %q or %q", f.Durability, file.DurabilitySync, file.DurabilityRelaxed))
+	}
+	if f.CommitWindow < 0 {
+		return c.bad(at.with("commit_window"), invalidf("must not be negative"))
+	}
+	// A window past a second is a typo (ms meant as s): logins would wait
+	// that long in sync mode, and relaxed mode would risk that much.
+	if f.CommitWindow > time.Second {
+		return c.bad(at.with("commit_window"), invalidf("is %s, must be at most 1s", f.CommitWindow))
+	}
+	if f.CheckpointBytes < 0 {
+		return c.bad(at.with("checkpoint_bytes"), invalidf("must not be negative"))
 	}
 	return nil
 }

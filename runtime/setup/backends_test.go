@@ -13,6 +13,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
+	"github.com/claimsmith/claimsmith/runtime/authz/file"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 )
 
@@ -47,6 +48,13 @@ func TestBackendConfigErrors(t *testing.T) {
 		{"cache timeout", "cache:\n  op_timeout: -1s\n", `c.yaml:2: key "cache.op_timeout": must not be negative`},
 		{"cache type", "cache:\n  near_size: lots\n", `c.yaml:2: key "cache.near_size": cannot decode`},
 		{"redis timeout", "redis:\n  addrs: [a:1]\n  read_timeout: -5ms\n", `c.yaml:3: key "redis.read_timeout": must not be negative`},
+		{"file durability", "store:\n  file:\n    durability: async\n", `c.yaml:3: key "store.file.durability": is "async", must be "sync" or "relaxed"`},
+		{"file window negative", "store:\n  file:\n    commit_window: -1ms\n", `c.yaml:3: key "store.file.commit_window": must not be negative`},
+		{"file window too long", "store:\n  file:\n    durability: relaxed\n    commit_window: 10s\n", `c.yaml:4: key "store.file.commit_window": is 10s, must be at most 1s`},
+		{"file window type", "store:\n  file:\n    commit_window: soon\n", `c.yaml:3: key "store.file.commit_window": cannot decode`},
+		{"file checkpoint", "store:\n  file:\n    checkpoint_bytes: -1\n", `c.yaml:3: key "store.file.checkpoint_bytes": must not be negative`},
+		{"file unknown key", "store:\n  file:\n    fsync: false\n", `c.yaml:3: key "store.file.fsync": unknown key (known: checkpoint_bytes, commit_window, durability)`},
+		{"file with redis", "store:\n  backend: redis\n  file: {durability: relaxed}\nredis:\n  addrs: [a:1]\n", `c.yaml:3: key "store.file": applies only to store.backend file`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -177,5 +185,50 @@ func TestStoreReadiness(t *testing.T) {
 				t.Fatalf("last_snapshot with Redis down: %+v %v", p, err)
 			}
 		})
+	}
+}
+
+// TestFileStoreOptions: store.file reaches the file store serve opens. In
+// relaxed mode a changed profile is acknowledged without waiting for its
+// sync, so a patch returns before the batch's sync has run (the store's
+// IOStats count the sync only after the commit window); in sync mode the
+// patch returns after it.
+func TestFileStoreOptions(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		yaml      string
+		syncFirst bool // the sync is counted by the time PatchProfile returns
+	}{
+		{"store:\n  file:\n    durability: sync\n", true},
+		{"store:\n  file:\n    durability: relaxed\n    commit_window: 1s\n", false},
+	} {
+		lc, err := parseValid("c.yaml", []byte(c.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bk, err := OpenBackends(lc, Env{DataDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := bk.Store(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs, ok := st.(interface{ IOStats() file.IOStats })
+		if !ok {
+			t.Fatalf("store %T has no IOStats", st)
+		}
+		before := fs.IOStats().Syncs
+		if _, err := st.PatchProfile(ctx, "alice", map[string]any{"plan": "gold"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		synced := fs.IOStats().Syncs > before
+		if synced != c.syncFirst {
+			t.Fatalf("%q: synced before the patch returned = %v, want %v", c.yaml, synced, c.syncFirst)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_ = bk.Close()
 	}
 }

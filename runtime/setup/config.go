@@ -32,8 +32,8 @@ import (
 type Config struct {
 	// Pipeline is the login pipeline: rules, decision, limits, namespace.
 	Pipeline runtime.PipelineConfig `yaml:"pipeline"`
-	// Server is the HTTP server.
-	Server hooks.ServerConfig `yaml:"server"`
+	// Server is the HTTP server and the process's GC settings.
+	Server ServerConfig `yaml:"server"`
 	// Tokens is minting, keys and introspection (tokens.go).
 	Tokens TokensConfig `yaml:"tokens"`
 	// Hooks are the IdP-facing endpoints and their secrets.

@@ -194,9 +194,10 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		return nil, err
 	}
 	s.handler = mux
-	if s.http, err = hooks.NewServer(c.Server, mux, env.Log); err != nil {
+	if s.http, err = hooks.NewServer(c.Server.ServerConfig, mux, env.Log); err != nil {
 		return nil, c.bad(keyPath{"server"}, err)
 	}
+	applyGC(c, env)
 	return s, nil
 }
 

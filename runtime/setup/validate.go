@@ -33,6 +33,9 @@ func (c *Config) Validate(ctx context.Context, env Env) error {
 	if err := c.validateServer(); err != nil {
 		return err
 	}
+	if err := c.validateGC(); err != nil {
+		return err
+	}
 	if _, err := c.tokenPlan(env.Getenv, true); err != nil {
 		return err
 	}
