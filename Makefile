@@ -14,7 +14,7 @@ ADDR    ?=
 SHOWN_ADDR = $(or $(ADDR),127.0.0.1:8080)
 
 .PHONY: all build run dev-env dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
-        bench-tokens bench-hooks bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps readme-deps
+        bench-tokens bench-hooks bench-login bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps readme-deps
 
 all: build
 
@@ -151,6 +151,13 @@ bench-tokens:
 bench-hooks:
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench 'NativeLogin' -benchtime 2s -count 6 ./hooks/login/ | tee bench-results/hooks.txt
+# bench-login: P1/P2 only (login ÷ floor as serve builds it, the handler-level
+# and memory-store variants, the data dir's fsync latency) and their rows.
+bench-login:
+	@mkdir -p bench-results
+	$(GO) test -run '^$$' -bench 'ServeLogin.*Ratio' -benchtime 2s -count 6 ./runtime/setup/ | tee bench-results/login.txt
+	$(GO) test -run '^$$' -bench 'NativeLoginRatio' -benchtime 2s -count 6 ./hooks/login/ | tee -a bench-results/login.txt
+	@$(GO) run ./cmd/benchreport bench-results/login.txt | grep -E '^(row|P1|P2|D1)'
 bench-wasm: wasm-deps
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench Login -benchtime 2s -count 6 ./runtime/wasm/ | tee bench-results/wasm.txt

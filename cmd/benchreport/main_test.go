@@ -53,3 +53,44 @@ func TestParseAndRows(t *testing.T) {
 		t.Fatalf("missing = %d, want 1", missing)
 	}
 }
+
+// TestServeRows: the P1/P2 rows read the serve-built benchmarks of
+// runtime/setup, the memory-store rows read the hand-built one wherever
+// it lives (hooks or hooks/login), and the fsync row is printed as context
+// without a verdict.
+func TestServeRows(t *testing.T) {
+	const in = `pkg: github.com/claimsmith/claimsmith/runtime/setup
+BenchmarkServeLoginRatio/ES256-2   300  552171 ns/op  0.81 cpu-ratio  5591 fsync-µs  0.82 ratio
+BenchmarkServeLoginHandlerRatio/ES256-2   300  552171 ns/op  0.85 cpu-ratio  0.84 ratio
+pkg: github.com/claimsmith/claimsmith/hooks/login
+BenchmarkNativeLoginRatio/ES256-2  300  400000 ns/op  0.93 cpu-ratio  0.92 ratio
+`
+	all := map[string]*result{}
+	if err := parse(strings.NewReader(in), all); err != nil {
+		t.Fatal(err)
+	}
+	var sel []row
+	for _, r := range rows() {
+		switch r.id {
+		case "P1", "P1c", "P1h", "P1m", "D1":
+			sel = append(sel, r)
+		}
+	}
+	if len(sel) != 5 {
+		t.Fatalf("rows P1, P1c, P1h, P1m, D1: found %d", len(sel))
+	}
+	var out bytes.Buffer
+	if missing := printTable(&out, all, sel); missing != 0 {
+		t.Fatalf("%d missing:\n%s", missing, out.String())
+	}
+	for _, want := range []string{"0.820×", "0.810×", "0.850×", "0.920×", "5591.000µs"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "D1") && (strings.Contains(line, "yes") || strings.Contains(line, "NO")) {
+			t.Errorf("the fsync row has a verdict: %s", line)
+		}
+	}
+}
