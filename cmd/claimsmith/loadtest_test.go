@@ -30,7 +30,7 @@ func TestLoadtestAgainstServe(t *testing.T) {
 	out := t.TempDir()
 	// A modest rate: the server shares this (possibly -race) process with
 	// the generator, and the test is about answers, not throughput.
-	code, stdout, stderr := cli(t, "", "--log-level", "warn", "loadtest", "--data", "../../samples/data/claimsmith-full.json", "--url", url, "--rate", "40", "--duration", "2s", "--out", out)
+	code, stdout, stderr := cli(t, "", "--log-level", "warn", "loadtest", "--data", "../../samples/data/claimsmith-full.json", "--url", url, "--rate", "40", "--duration", "2s", "--out", out, "--data-dir", data)
 	if code != 0 {
 		t.Fatalf("loadtest exit %d:\n%s\n%s", code, stdout, stderr)
 	}
@@ -38,6 +38,9 @@ func TestLoadtestAgainstServe(t *testing.T) {
 		if !strings.Contains(stdout, "\n"+kind+" ") {
 			t.Errorf("report has no %q row:\n%s", kind, stdout)
 		}
+	}
+	if !strings.Contains(stdout, "machine: ") || !strings.Contains(stdout, "data dir "+data+" (fdatasync of 4 KiB: median ") {
+		t.Errorf("the report does not name the machine and the data dir's fsync latency:\n%s", stdout)
 	}
 	if !strings.Contains(stdout, "errors 0") {
 		t.Errorf("expected no errors:\n%s", stdout)

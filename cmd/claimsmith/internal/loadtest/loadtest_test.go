@@ -95,12 +95,58 @@ func TestFindMaxStopsAtSlowServer(t *testing.T) {
 	}))
 	defer srv.Close()
 	mix, _ := NewWeighted(map[string]int{"x": 1}, map[string][]*Request{"x": {{Kind: "x", Method: "GET", Path: "/", Expect: []int{200}}}})
-	maxRate, rep, err := FindMax(context.Background(), Options{BaseURL: srv.URL, Concurrency: 64},
-		mix, SearchOptions{Start: 25, Limit: 3200, Step: 400 * time.Millisecond, MaxP99: 200 * time.Millisecond, Refine: 1})
+	s, err := FindMax(context.Background(), Options{BaseURL: srv.URL, Concurrency: 64},
+		mix, SearchOptions{Start: 25, Limit: 3200, Step: 400 * time.Millisecond, MaxP99: 200 * time.Millisecond, Refine: 1, Repeats: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if maxRate < 25 || maxRate > 400 || rep == nil {
-		t.Fatalf("max sustainable rate %v is not plausible for a ~100 req/s server", maxRate)
+	if s.Max < 25 || s.Max > 400 || s.Report == nil {
+		t.Fatalf("max sustainable rate %v is not plausible for a ~100 req/s server", s.Max)
+	}
+	checkMonotonic(t, s)
+}
+
+// checkMonotonic: every probe at or below Max met the SLO and every probe
+// above failed; every probe ran at least twice.
+func checkMonotonic(t *testing.T, s *Search) {
+	t.Helper()
+	for _, p := range s.Probes {
+		if len(p.P99s) < 2 {
+			t.Errorf("probe at %.0f ran %d time(s), want a repeat", p.Rate, len(p.P99s))
+		}
+		if p.Healthy != (p.Rate <= s.Max) {
+			t.Errorf("not monotonic: probe %.0f healthy=%v, max %.0f", p.Rate, p.Healthy, s.Max)
+		}
+	}
+}
+
+// TestFindMaxLatencySLO: a server that answers every request but takes
+// 3 ms from a rate on fails a 2 ms p99 SLO (the default) from that rate,
+// however fast the lower rates were, and the search stops below it.
+func TestFindMaxLatencySLO(t *testing.T) {
+	var inFlight atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Slow once requests overlap: a stand-in for a saturated core,
+		// decided by events (concurrency), not by the wall clock.
+		if inFlight.Add(1) > 1 {
+			time.Sleep(3 * time.Millisecond)
+		}
+		defer inFlight.Add(-1)
+	}))
+	defer srv.Close()
+	mix, _ := NewWeighted(map[string]int{"x": 1}, map[string][]*Request{"x": {{Kind: "x", Method: "GET", Path: "/", Expect: []int{200}}}})
+	s, err := FindMax(context.Background(), Options{BaseURL: srv.URL, Concurrency: 64},
+		mix, SearchOptions{Start: 50, Limit: 6400, Step: 300 * time.Millisecond, Refine: 1, Repeats: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Probes) == 0 || s.Probes[len(s.Probes)-1].Healthy && s.Max >= 6400 {
+		t.Fatalf("the search never found the SLO's limit: %+v", s.Probes)
+	}
+	checkMonotonic(t, s)
+	var out bytes.Buffer
+	s.WriteText(&out, 2*time.Millisecond)
+	if !strings.Contains(out.String(), "fails") || !strings.Contains(out.String(), "p99 ") {
+		t.Fatalf("search text:\n%s", out.String())
 	}
 }

@@ -1,0 +1,88 @@
+package loadtest
+
+import (
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestPinToCPU: after PinToCPU every thread of the process may run only on
+// the chosen CPU (threads started later inherit it); the test restores the
+// process's affinity afterwards.
+func TestPinToCPU(t *testing.T) {
+	if err := PinToCPU(goruntime.NumCPU()); err == nil {
+		t.Fatal("a CPU past the last one was accepted")
+	}
+	var orig unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &orig); err != nil {
+		t.Skipf("sched_getaffinity: %v", err)
+	}
+	procs := goruntime.GOMAXPROCS(0)
+	cpu := -1
+	for i := goruntime.NumCPU() - 1; i >= 0; i-- {
+		if orig.IsSet(i) {
+			cpu = i
+			break
+		}
+	}
+	if cpu < 0 {
+		t.Skip("no CPU in this process's affinity set")
+	}
+	defer func() {
+		goruntime.GOMAXPROCS(procs)
+		forEachThread(t, func(tid int) { _ = unix.SchedSetaffinity(tid, &orig) })
+	}()
+	if err := PinToCPU(cpu); err != nil {
+		t.Fatal(err)
+	}
+	if goruntime.GOMAXPROCS(0) != 1 {
+		t.Errorf("GOMAXPROCS = %d after pinning, want 1", goruntime.GOMAXPROCS(0))
+	}
+	// A goroutine locked to a new thread: the thread must inherit the pin.
+	done := make(chan struct{})
+	go func() {
+		goruntime.LockOSThread()
+		<-done
+	}()
+	defer close(done)
+	forEachThread(t, func(tid int) {
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &set); err != nil {
+			return // the thread ended meanwhile
+		}
+		if set.Count() != 1 || !set.IsSet(cpu) {
+			t.Errorf("thread %d may run on %d CPUs, want only CPU %d", tid, set.Count(), cpu)
+		}
+	})
+}
+
+func forEachThread(t *testing.T, f func(tid int)) {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tasks {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			f(tid)
+		}
+	}
+}
+
+func TestDescribeMachineAndFsync(t *testing.T) {
+	m := DescribeMachine(-1)
+	if m.CPUs < 1 || m.CPUModel == "" || !strings.Contains(m.String(), "not pinned") {
+		t.Fatalf("machine: %+v", m)
+	}
+	d, err := FsyncLatency(t.TempDir(), 3)
+	if err != nil || d <= 0 {
+		t.Fatalf("fsync latency %v, %v", d, err)
+	}
+	if _, err := FsyncLatency("/nonexistent-dir-for-test", 1); err == nil {
+		t.Fatal("a missing dir measured")
+	}
+}
