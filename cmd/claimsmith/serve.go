@@ -88,7 +88,7 @@ Configuration (YAML; every key optional):
     idle_timeout: 120s                       # keep-alive for IdPs
     shutdown_timeout: 20s
     max_header_bytes: 65536
-    gogc: 100                                # GC percent (default: $GOGC, else 100)
+    gogc: 400                                # GC percent (default: $GOGC, else 400)
     memory_limit: 512MiB                     # soft heap limit (B, KiB, MiB, GiB)
   tokens: see 'claimsmith token -h'
   store:
