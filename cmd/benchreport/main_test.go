@@ -56,7 +56,7 @@ func TestParseAndRows(t *testing.T) {
 
 // TestServeRows: the P1/P2 rows read the serve-built benchmarks of
 // runtime/setup, the memory-store rows read the hand-built one wherever
-// it lives (hooks or hooks/login), and the fsync row is printed as context
+// it lives (hooks/login), and the fsync row is printed as context
 // without a verdict.
 func TestServeRows(t *testing.T) {
 	const in = `pkg: github.com/claimsmith/claimsmith/runtime/setup

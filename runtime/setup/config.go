@@ -18,7 +18,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/hooks/forwardauth"
 	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/runtime"
