@@ -337,7 +337,7 @@ func TestCheckAndServeAgree(t *testing.T) {
 	for _, c := range []struct{ name, old, new, want string }{
 		{"malformed whsec_", "", "", `key "hooks.native.callers[0].webhook_secret_env": `},
 		{"bad algorithm", "  algorithm: ES256\n", "  algorithm: HS512\n", `key "tokens.algorithm": "HS512" is not one of`},
-		{"unknown backend", "tokens:\n", "store:\n  backend: etcd\ntokens:\n", `key "store.backend": is "etcd"`},
+		{"unknown backend", "store:\n  file:\n", "store:\n  backend: etcd\n  file:\n", `key "store.backend": is "etcd"`},
 		{"second document", "tokens:\n", "---\ntokens:\n", `a second YAML document`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
