@@ -21,10 +21,9 @@ const (
 	MaxApplicationName = 200
 	// MaxIDBytes caps every id that enters the model or the profile store
 	// (group, role, permission, mapping and configuration _ids, user ids,
-	// client ids), in bytes of UTF-8. Auth0 user ids ("samlp|conn|user@host",
-	// "oauth2|provider|…") stay far below it; anything longer is a mistake
-	// or an attack on memory, not an identity.
-	MaxIDBytes = 1024
+	// client ids): the one limit runtime.CheckID applies where login events
+	// enter, so an id a hook accepts can always be stored.
+	MaxIDBytes = runtime.MaxIDLength
 	// DefaultProfileLimit caps each of a profile's app_metadata and
 	// user_metadata objects (encoded JSON bytes).
 	DefaultProfileLimit = 16 << 10
