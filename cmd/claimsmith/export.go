@@ -7,11 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/setup"
 )
 
 const exportHelp = `Usage: claimsmith [--data-dir DIR] export [flags] [FILE|-]
@@ -70,31 +69,12 @@ func runExport(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	p := newProgress(a.stderr, "export "+name, int64(buf.Len()))
-	if err := writeAtomic(name, &buf, p); err != nil {
+	// Replaced atomically, so an interrupted export never leaves a
+	// truncated backup behind.
+	if err := setup.WriteFileAtomic(name, &progressReader{r: &buf, p: p}, 0o600); err != nil {
 		return err
 	}
 	p.Done()
 	fmt.Fprintf(a.stderr, "exported revision %d to %s\n", m.Revision(), name)
 	return nil
-}
-
-// writeAtomic replaces name with r's bytes via a synced temp file, so an
-// interrupted export never leaves a truncated backup behind.
-func writeAtomic(name string, r io.Reader, p *progress) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(&progressWriter{w: tmp, p: p}, r); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
 }

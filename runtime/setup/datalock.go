@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/claimsmith/claimsmith/runtime/internal/fsx"
 )
 
 // The data dir's owner lock. The file store itself is safe for several
@@ -54,46 +55,6 @@ func (e *DataDirBusyError) Error() string {
 		e.Dir, o.PID, o.Command, o.Since.Format(time.RFC3339))
 }
 
-// tryLockOwner takes the owner lock without waiting. busy reports another
-// holder; owner is then what it wrote.
-func tryLockOwner(dir string, me LockOwner) (release func(), owner LockOwner, busy bool, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, LockOwner{}, false, err
-	}
-	path := filepath.Join(dir, ownerLockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, LockOwner{}, false, fmt.Errorf("owner lock %s: %w", path, err)
-	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		b, _ := os.ReadFile(path)
-		_ = f.Close()
-		var o LockOwner
-		_ = json.Unmarshal(b, &o)
-		return nil, o, true, nil
-	}
-	if err != nil {
-		_ = f.Close()
-		return nil, LockOwner{}, false, fmt.Errorf("owner lock %s: %w", path, err)
-	}
-	// Record who holds it (best effort: the lock, not the text, is what counts).
-	b, _ := json.Marshal(me)
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt(append(b, '\n'), 0)
-	}
-	return func() {
-		_ = f.Truncate(0)
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		_ = f.Close()
-	}, LockOwner{}, false, nil
-}
-
 // lockDataDir takes the owner lock, waiting up to wait while another holder
 // has it (a server waits for a CLI command to finish; a CLI command waits
 // briefly for another command) but never waiting for a server: a data dir
@@ -105,24 +66,26 @@ func lockDataDir(ctx context.Context, dir string, me LockOwner, wait time.Durati
 	if me.Since.IsZero() {
 		me.Since = time.Now().UTC().Truncate(time.Second)
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		release, owner, busy, err := tryLockOwner(dir, me)
-		if err != nil {
-			return nil, err
-		}
-		if !busy {
-			return release, nil
-		}
-		if owner.Role == "server" || time.Now().After(deadline) {
-			return nil, &DataDirBusyError{Dir: dir, Owner: owner}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
 	}
+	deadline := time.Now().Add(wait)
+	var owner LockOwner
+	l, err := fsx.WaitLock(ctx, filepath.Join(dir, ownerLockName), 0, func(holder []byte) bool {
+		owner = LockOwner{}
+		_ = json.Unmarshal(holder, &owner)
+		return owner.Role == "server" || time.Now().After(deadline)
+	})
+	if errors.Is(err, fsx.ErrLocked) {
+		return nil, &DataDirBusyError{Dir: dir, Owner: owner}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("owner lock: %w", err)
+	}
+	// Record who holds it (best effort: the lock, not the text, is what counts).
+	b, _ := json.Marshal(me)
+	_ = l.SetNote(append(b, '\n'))
+	return func() { _ = l.Unlock() }, nil
 }
 
 // LockDataDirForServer is what `serve` calls before it opens the store.

@@ -85,10 +85,9 @@ func (l *AuditLog) Append(ctx context.Context, r admin.Record) (admin.Record, er
 		return admin.Record{}, fmt.Errorf("audit log: %w", err)
 	}
 	b = append(b, '\n')
-	if _, err := f.Write(b); err != nil {
-		return admin.Record{}, fmt.Errorf("audit log: %w", err)
-	}
-	if err := f.Sync(); err != nil {
+	// l.scanned is the file's length here: indexLocked just read (and,
+	// holding the flock, repaired) it to the end.
+	if err := fsx.AppendSync(f, b, l.scanned); err != nil {
 		return admin.Record{}, fmt.Errorf("audit log: %w", err)
 	}
 	l.offsets = append(l.offsets, l.scanned)

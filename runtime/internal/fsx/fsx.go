@@ -6,8 +6,10 @@
 package fsx
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -24,9 +26,9 @@ func IsTemp(name string) bool {
 	return strings.HasSuffix(name, tmpMark) || strings.Contains(name, tmpMark+"-")
 }
 
-// writeTemp writes data to a new temp file beside path; sync fsyncs it.
-// It returns the temp file's name; on error nothing is left behind.
-func writeTemp(path string, data []byte, perm fs.FileMode, sync bool) (string, error) {
+// writeTemp writes r's bytes to a new temp file beside path; sync fsyncs
+// it. It returns the temp file's name; on error nothing is left behind.
+func writeTemp(path string, r io.Reader, perm fs.FileMode, sync bool) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+tmpMark+"-*")
 	if err != nil {
 		return "", err
@@ -34,7 +36,7 @@ func writeTemp(path string, data []byte, perm fs.FileMode, sync bool) (string, e
 	tmp := f.Name()
 	err = f.Chmod(perm)
 	if err == nil {
-		_, err = f.Write(data)
+		_, err = io.Copy(f, r)
 	}
 	if err == nil && sync {
 		err = f.Sync()
@@ -54,7 +56,14 @@ func writeTemp(path string, data []byte, perm fs.FileMode, sync bool) (string, e
 // directory, fsync it, rename it over path, fsync the directory (so the
 // rename itself survives a crash).
 func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm, true)
+	return WriteFileAtomicFrom(path, bytes.NewReader(data), perm)
+}
+
+// WriteFileAtomicFrom is WriteFileAtomic for content produced by a reader
+// (an export streamed through a progress bar). On error path is untouched
+// and no temp file is left.
+func WriteFileAtomicFrom(path string, r io.Reader, perm fs.FileMode) error {
+	tmp, err := writeTemp(path, r, perm, true)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -70,7 +79,7 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 // makes the result durable later (SyncTree, or a journal that is replayed
 // after a crash rewrites it).
 func ReplaceFileNoSync(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm, false)
+	tmp, err := writeTemp(path, bytes.NewReader(data), perm, false)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -86,7 +95,7 @@ func ReplaceFileNoSync(path string, data []byte, perm fs.FileMode) error {
 // so two processes creating at once cannot clobber each other), fsync of
 // the directory. An existing path is an error matching fs.ErrExist.
 func CreateFileExclusive(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm, true)
+	tmp, err := writeTemp(path, bytes.NewReader(data), perm, true)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

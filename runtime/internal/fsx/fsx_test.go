@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -145,5 +147,62 @@ func TestSharedAndExclusiveLocks(t *testing.T) {
 	ran := false
 	if err := WithLock(ctx, p, true, func() error { ran = true; return nil }); err != nil || !ran {
 		t.Fatal(err)
+	}
+}
+
+func TestAppendSync(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log.jsonl")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := AppendSync(f, []byte("a\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := AppendSync(f, []byte("b\n"), 2); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "a\nb\n" {
+		t.Fatalf("got %q", b)
+	}
+	// A failed append (here: a read-only handle) leaves the log as it was.
+	ro, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if err := AppendSync(ro, []byte("c\n"), 4); err == nil {
+		t.Fatal("append through a read-only handle succeeded")
+	}
+	if b, _ := os.ReadFile(p); string(b) != "a\nb\n" {
+		t.Fatalf("after a failed append: %q", b)
+	}
+}
+
+func TestWriteFileAtomicFrom(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "export.json")
+	if err := os.WriteFile(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomicFrom(p, strings.NewReader("new"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "new" {
+		t.Fatalf("got %q", b)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode())
+	}
+	// A reader that fails leaves the old file and no temp file.
+	if err := WriteFileAtomicFrom(p, iotest.ErrReader(errors.New("boom")), 0o600); err == nil {
+		t.Fatal("failing reader: no error")
+	}
+	if b, _ := os.ReadFile(p); string(b) != "new" {
+		t.Fatalf("after a failed write: %q", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temp files left: %v", ents)
 	}
 }

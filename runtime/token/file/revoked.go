@@ -151,16 +151,10 @@ func (l *RevocationList) Revoke(ctx context.Context, jti string, until time.Time
 	}
 	b, _ := json.Marshal(revocationLine{JTI: jti, Exp: exp})
 	b = append(b, '\n')
-	if _, err := l.f.Write(b); err != nil {
-		// A partial append (disk full) would glue the next line to its
-		// bytes: cut it off, so the file stays readable.
-		_ = l.f.Truncate(l.size)
+	if err := fsx.AppendSync(l.f, b, l.size); err != nil {
 		return fmt.Errorf("revocation list: %w", err)
 	}
 	l.size += int64(len(b))
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("revocation list: %w", err)
-	}
 	l.entries[jti] = exp
 	l.lines++
 	if l.lines >= l.compactAt {
