@@ -499,33 +499,6 @@ func (b *Backends) Revocations(ctx context.Context) (list token.RevocationList, 
 // Admin is the admin API's keys and audit log: DIR/admin, or Redis.
 func (b *Backends) Admin(ctx context.Context) (AdminStores, error) { return b.kind.admin(ctx, b) }
 
-// notifyingStore is a store opened by a CLI command: its writes publish the
-// new revision on the policy cache's channel, so running servers drop their
-// cached policies at once instead of at their next poll.
-type notifyingStore struct {
-	DataStore
-	pc *cache.Cache
-}
-
-func (s notifyingStore) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (uint64, error) {
-	return s.pc.Writer(s.DataStore).Apply(ctx, expected, ops...)
-}
-
-// Import loads doc with the store's bulk loader when it has one (Redis:
-// pipelined batches, progress), else with one ReplaceDocument.
-func (s notifyingStore) Import(ctx context.Context, expected uint64, doc *authz.Document, progress func(done, total int)) (uint64, error) {
-	im, ok := s.DataStore.(Importer)
-	if !ok {
-		return s.Apply(ctx, expected, &authz.ReplaceDocument{Doc: doc})
-	}
-	rev, err := im.Import(ctx, expected, doc, progress)
-	if err != nil {
-		return rev, err
-	}
-	s.pc.Invalidate(ctx, rev)
-	return rev, nil
-}
-
 // CommandStore opens the configured store for a CLI command. Writes notify
 // running servers' policy caches when the cache has a Redis.
 func (b *Backends) CommandStore(ctx context.Context, mustExist bool) (DataStore, error) {
@@ -547,7 +520,7 @@ func (b *Backends) CommandStore(ctx context.Context, mustExist bool) (DataStore,
 		_ = st.Close()
 		return nil, err
 	}
-	return notifyingStore{DataStore: st, pc: pc}, nil
+	return invalidating(st, pc), nil
 }
 
 // LockForCommand takes the data dir's owner lock for a CLI command that

@@ -184,7 +184,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	// Mounted even when disabled (404), so a reload may turn it on.
 	routes = append(routes, hooks.Route{Pattern: forwardauth.Pattern, Handler: &s.forwardAuth, Label: "forward-auth"})
 	routes = append(routes, hooks.MetricsRoute(reg))
-	adminRoutes, err := adminRoutes(ctx, env, cachedWrites{DataStore: st, w: pc.Writer(st)}, as)
+	adminRoutes, err := adminRoutes(ctx, env, invalidating(st, pc), as)
 	if err != nil {
 		return nil, err
 	}
@@ -408,17 +408,6 @@ type cacheSource struct {
 }
 
 func (s cacheSource) Revision(ctx context.Context) (uint64, error) { return s.st.Revision(ctx) }
-
-// cachedWrites is the store whose writes invalidate the policy cache
-// before they return.
-type cachedWrites struct {
-	DataStore
-	w authz.Writer
-}
-
-func (s cachedWrites) Apply(ctx context.Context, expected uint64, ops ...authz.Op) (uint64, error) {
-	return s.w.Apply(ctx, expected, ops...)
-}
 
 // adminRoutes builds the admin API (/api/…) over the server's store, with
 // the keys and audit log of the configured backend. The audit intents a
