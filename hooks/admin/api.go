@@ -611,7 +611,10 @@ func (c *adminCore) idsWrite(w http.ResponseWriter, r *http.Request, call *admin
 	if err != nil {
 		return err
 	}
-	res, err := c.write(r, call, adminChange{action: action, entity: entity, id: id, state: state(id), ops: []authz.Op{op(id, ids)}})
+	// Audited as what changed (the named ids), not the whole list: a
+	// member written to a large group costs what it costs on a small one.
+	st := audited{fp: state(id).fp, render: radmin.IDListState(entity, id, field, ids)}
+	res, err := c.write(r, call, adminChange{action: action, entity: entity, id: id, state: st, ops: []authz.Op{op(id, ids)}})
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,12 @@ type Record struct {
 	RevisionBefore uint64 `json:"revision_before"`
 	RevisionAfter  uint64 `json:"revision_after"`
 	// Before and After are the entity as it was and became (null when it did
-	// not exist); for an import, a summary of the document.
+	// not exist); for an import, a summary of the document. For a write to
+	// one id list (group.members.*, group.nested.*, group.roles.*,
+	// group.mappings.remove, role.users.*, role.permissions.*) that list
+	// holds only the ids the write named and a group's members (a role's
+	// users) are left out unless written (IDListState): before and after
+	// differ by exactly what was added or removed.
 	Before json.RawMessage `json:"before,omitempty"`
 	After  json.RawMessage `json:"after,omitempty"`
 	// RequestID ties the record to the request's logs.
