@@ -168,6 +168,9 @@ type AccessTokenRequest struct {
 	// that live introspection resolves the policy the login resolved
 	// (connection mappings, passed-through IdP groups).
 	Login runtime.LoginContext
+	// Act, when set, is the RFC 8693 §4.1 act claim of a delegated token
+	// (the acting party; reserved, so no rule can set it).
+	Act map[string]any
 }
 
 // MintIDToken signs an OIDC Core ID token: iss, sub, aud (client_id), exp,
@@ -289,6 +292,13 @@ func (m *Minter) accessPayload(b []byte, r AccessTokenRequest, aud, jti string, 
 			return nil, err
 		}
 		b = append(b, '}')
+	}
+	if r.Act != nil {
+		b = appendKey(b, "act")
+		var err error
+		if b, err = appendValue(b, r.Act); err != nil {
+			return nil, &runtime.ValidationError{Entity: "access token", Field: "act", Reason: err.Error()}
+		}
 	}
 	b, err := appendCustom(b, r.Claims, "access token")
 	if err != nil {

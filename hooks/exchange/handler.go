@@ -1,0 +1,119 @@
+// Package exchange is the transport of POST /oauth2/token: RFC 8693 token
+// exchange and client_credentials for claimsmith's own clients. The grants'
+// logic lives in runtime/exchange; this handler authenticates the client
+// (client_secret_basic before the body is read, or client_secret_post),
+// decodes the form and answers per RFC 6749 §5.1/§5.2.
+package exchange
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+
+	"github.com/claimsmith/claimsmith/hooks"
+	"github.com/claimsmith/claimsmith/runtime"
+	rtexchange "github.com/claimsmith/claimsmith/runtime/exchange"
+)
+
+// Pattern is the token endpoint's route.
+const Pattern = "POST /oauth2/token"
+
+// Handler serves Pattern for one pipeline generation: Exchanger lives as
+// long as the server, Enricher is the generation's pipeline.
+type Handler struct {
+	Exchanger *rtexchange.Exchanger
+	Enricher  runtime.Enricher
+	Log       *slog.Logger
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := h.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cred, hasBasic, err := basic(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rtexchange.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			hooks.WriteError(w, err)
+			return
+		}
+		writeError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "reading the body", Err: err})
+		return
+	}
+	req, err := rtexchange.ParseForm(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	switch {
+	case hasBasic && req.ClientSecret != "":
+		// RFC 6749 §2.3: one authentication method per request.
+		writeError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "client credentials both in the Authorization header and in the body"})
+		return
+	case hasBasic && req.ClientID != "" && req.ClientID != cred.ClientID:
+		writeError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "client_id differs from the authenticated client"})
+		return
+	case !hasBasic:
+		cred = rtexchange.Credentials{ClientID: req.ClientID, Secret: req.ClientSecret}
+	}
+	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+	res, err := h.Exchanger.Token(r.Context(), h.Enricher, cred, req, rtexchange.Meta{IP: ip, UserAgent: r.UserAgent(), Hostname: r.Host})
+	if err != nil {
+		if _, refused := rtexchange.AsError(err); refused {
+			log.DebugContext(r.Context(), "token request refused", "client", cred.ClientID, "grant_type", req.GrantType, "err", err)
+		} else {
+			log.ErrorContext(r.Context(), "token request failed", "client", cred.ClientID, "grant_type", req.GrantType, "err", err)
+		}
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Pragma", "no-cache")
+	hooks.WriteJSON(w, http.StatusOK, res)
+}
+
+// basic returns client_secret_basic credentials, form-decoded per RFC 6749
+// §2.3.1; ok is false without an Authorization header.
+func basic(r *http.Request) (rtexchange.Credentials, bool, error) {
+	if r.Header.Get("Authorization") == "" {
+		return rtexchange.Credentials{}, false, nil
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		return rtexchange.Credentials{}, true, &rtexchange.Error{Code: rtexchange.CodeInvalidClient, Description: "Authorization is not HTTP Basic"}
+	}
+	var err error
+	if id, err = url.QueryUnescape(id); err == nil {
+		secret, err = url.QueryUnescape(secret)
+	}
+	if err != nil {
+		return rtexchange.Credentials{}, true, &rtexchange.Error{Code: rtexchange.CodeInvalidClient, Description: "credentials are not form-encoded"}
+	}
+	return rtexchange.Credentials{ClientID: id, Secret: secret, Basic: true}, true, nil
+}
+
+// writeError is the one place token endpoint errors become responses:
+// refusals in RFC 6749 §5.2 form (invalid_client with a Basic challenge),
+// everything else through hooks.WriteError (500/503 without detail).
+func writeError(w http.ResponseWriter, err error) {
+	e, ok := rtexchange.AsError(err)
+	if !ok {
+		hooks.WriteError(w, err)
+		return
+	}
+	if e.Code == rtexchange.CodeInvalidClient {
+		// RFC 6749 §5.2: 401 with the scheme the client used; Basic is
+		// also the one to offer a client that sent none.
+		w.Header().Set("WWW-Authenticate", `Basic realm="claimsmith", error="invalid_client"`)
+	}
+	w.Header().Set("Pragma", "no-cache")
+	hooks.WriteJSON(w, e.Status(), hooks.ErrorBody{Error: e.Code, Description: e.Description})
+}
