@@ -285,6 +285,8 @@ func (h *JWKSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type DiscoveryHandler struct {
 	Issuer string
 	Keys   JWKSource
+	// GrantTypes, when any, advertise POST /oauth2/token as token_endpoint.
+	GrantTypes []string
 }
 
 // ProviderMetadata is the OpenID Provider / OAuth 2.0 Authorization Server
@@ -292,6 +294,8 @@ type DiscoveryHandler struct {
 type ProviderMetadata struct {
 	Issuer                                 string   `json:"issuer"`
 	JWKSURI                                string   `json:"jwks_uri"`
+	TokenEndpoint                          string   `json:"token_endpoint,omitempty"`
+	TokenEndpointAuthMethods               []string `json:"token_endpoint_auth_methods_supported,omitempty"`
 	IntrospectionEndpoint                  string   `json:"introspection_endpoint"`
 	RevocationEndpoint                     string   `json:"revocation_endpoint"`
 	SubjectTypesSupported                  []string `json:"subject_types_supported"`
@@ -314,7 +318,7 @@ func (h *DiscoveryHandler) Metadata() ProviderMetadata {
 		algs = append(algs, string(a))
 	}
 	auth := []string{"client_secret_basic", "client_secret_post"}
-	return ProviderMetadata{
+	md := ProviderMetadata{
 		Issuer:                                 h.Issuer,
 		JWKSURI:                                base + "/.well-known/jwks.json",
 		IntrospectionEndpoint:                  base + "/oauth2/introspect",
@@ -330,6 +334,12 @@ func (h *DiscoveryHandler) Metadata() ProviderMetadata {
 		ResponseTypesSupported: []string{"id_token"},
 		ClaimsSupported:        []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "client_id", "scope", "jti"},
 	}
+	if len(h.GrantTypes) > 0 {
+		md.TokenEndpoint = base + "/oauth2/token"
+		md.TokenEndpointAuthMethods = auth
+		md.GrantTypesSupported = h.GrantTypes
+	}
+	return md
 }
 
 func (h *DiscoveryHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

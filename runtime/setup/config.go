@@ -22,6 +22,7 @@ import (
 	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/runtime"
 	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
+	"github.com/claimsmith/claimsmith/runtime/exchange"
 )
 
 // Config is the whole configuration file (samples/config/claimsmith.yaml
@@ -46,6 +47,10 @@ type Config struct {
 	// auth_request, Traefik ForwardAuth, Caddy forward_auth); reloaded with
 	// the pipeline.
 	ForwardAuth forwardauth.Config `yaml:"forward_auth"`
+	// Exchange is POST /oauth2/token: RFC 8693 token exchange of upstream
+	// OIDC tokens and client_credentials for claimsmith's own clients
+	// (exchange.go); restart-only.
+	Exchange exchange.Config `yaml:"exchange"`
 
 	path string     // "" for the embedded defaults
 	root *yaml.Node // the document's top-level mapping; nil for an empty file

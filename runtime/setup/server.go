@@ -17,6 +17,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/hooks"
 	adminapi "github.com/claimsmith/claimsmith/hooks/admin"
+	hooksexchange "github.com/claimsmith/claimsmith/hooks/exchange"
 	"github.com/claimsmith/claimsmith/hooks/forwardauth"
 	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/hooks/oauth"
@@ -25,6 +26,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 	"github.com/claimsmith/claimsmith/runtime/cache"
+	"github.com/claimsmith/claimsmith/runtime/exchange"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
@@ -68,10 +70,12 @@ type Server struct {
 	reloader *hooks.Reloader
 	// forwardAuth serves GET /hooks/forward-auth; a reload swaps it.
 	forwardAuth forwardauth.Switch
-	routes      []hooks.Route
-	handler     http.Handler
-	http        *hooks.Server
-	closers     []func() // in the order of Close
+	// exchanger serves POST /oauth2/token (nil: exchange not enabled).
+	exchanger *exchange.Exchanger
+	routes    []hooks.Route
+	handler   http.Handler
+	http      *hooks.Server
+	closers   []func() // in the order of Close
 }
 
 // Build assembles the server cfg describes: it validates every section
@@ -133,12 +137,19 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		return nil, err
 	}
 	s.forwardAuth.Store(fa)
+	if s.exchanger, err = c.buildExchanger(env, ts); err != nil {
+		return nil, err
+	}
+	disco := &oauth.DiscoveryHandler{Issuer: ts.Minter.Issuer(), Keys: ts.Keys}
+	if s.exchanger != nil {
+		disco.GrantTypes = s.exchanger.GrantTypes()
+	}
 
 	routes := oauth.Endpoints{
 		Introspect: &oauth.IntrospectHandler{Clients: ts.Clients, Introspector: ts.Introspector, Log: env.Log},
 		Revoke:     &oauth.RevokeHandler{Clients: ts.Clients, Revoker: ts.Introspector, Log: env.Log},
 		JWKS:       &oauth.JWKSHandler{Keys: ts.Keys},
-		Discovery:  &oauth.DiscoveryHandler{Issuer: ts.Minter.Issuer(), Keys: ts.Keys},
+		Discovery:  disco,
 	}.Routes()
 	reg, metrics, err := newServeMetrics()
 	if err != nil {
@@ -163,7 +174,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	checks := append([]hooks.ReadyCheck{keysCheck(ts, ts.keyStore)}, b.storeChecks(st)...)
 	checks = append(checks, hooks.ReadyCheck{Name: "policy_cache", Check: pc.Check, Degrades: true})
 	if cfg.path != "" {
-		r, err := hooks.NewReloader(ctx, login.Routes(), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
+		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: hooksexchange.Pattern, Label: "token-exchange"}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +315,7 @@ func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, mi
 		first = false
 		set, info, err := buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, login.Deps{
 			Resolver: resolver, Settings: st, Minter: minter, Replays: replays,
-		}, m)
+		}, m, s.exchanger)
 		if err != nil {
 			return set, err
 		}
@@ -333,7 +344,10 @@ func (s *Server) overridesOf(c *Config) *Config {
 // buildHookSet is the part of a server a reload rebuilds, and what Check
 // builds: the pipeline and the dialect handlers around it. info describes
 // the pipeline (it may already be released).
-func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, popt PipelineOptions, deps login.Deps, m *hooks.Metrics) (_ *hooks.HookSet, info pipelineInfo, _ error) {
+//
+// ex, when not nil, is the token endpoint: it is bound to this set's
+// pipeline, which then serves even without a hooks section.
+func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, popt PipelineOptions, deps login.Deps, m *hooks.Metrics, ex *exchange.Exchanger) (_ *hooks.HookSet, info pipelineInfo, _ error) {
 	p, err := cfg.BuildPipeline(ctx, env, st, popt)
 	if err != nil {
 		return nil, info, err
@@ -348,14 +362,21 @@ func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, p
 	for _, step := range p.Steps() {
 		set.Rules = append(set.Rules, step.Name)
 	}
+	var enr runtime.Enricher = p
+	if m != nil {
+		enr = m.Enricher(p)
+	}
 	if cfg.Hooks == nil {
-		release()
+		if ex == nil {
+			release()
+			return set, info, nil
+		}
+		exchangeRoute(set, ex, enr, env)
+		set.Release = release
 		return set, info, nil
 	}
-	deps.Enricher = p
-	if m != nil {
-		deps.Enricher = m.Enricher(p)
-	}
+	deps.Enricher = enr
+	exchangeRoute(set, ex, enr, env)
 	deps.Namespace = p.Namespace()
 	d, err := cfg.buildDialects(ctx, env, deps)
 	if err != nil {
@@ -500,7 +521,7 @@ func Check(ctx context.Context, cfg *Config, opt Options) (*Report, error) {
 		defer ds.Close()
 		st = ds
 	}
-	set, info, err := buildHookSet(ctx, c, env, st, PipelineOptions{DryRun: true}, login.Deps{Resolver: st, Settings: st}, nil)
+	set, info, err := buildHookSet(ctx, c, env, st, PipelineOptions{DryRun: true}, login.Deps{Resolver: st, Settings: st}, nil, nil)
 	if err != nil {
 		return rep, err
 	}
@@ -512,6 +533,9 @@ func Check(ctx context.Context, cfg *Config, opt Options) (*Report, error) {
 	}
 	if c.ForwardAuth.Enabled {
 		rep.Routes = append(rep.Routes, forwardauth.Pattern)
+	}
+	if c.Exchange.Enabled {
+		rep.Routes = append(rep.Routes, hooksexchange.Pattern)
 	}
 	sort.Strings(rep.Routes)
 	// The TLS pair was loaded by Validate; the listener is not opened.

@@ -1,0 +1,65 @@
+package setup
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/claimsmith/claimsmith/hooks"
+	hooksexchange "github.com/claimsmith/claimsmith/hooks/exchange"
+	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/exchange"
+	"github.com/claimsmith/claimsmith/runtime/token"
+)
+
+// buildExchanger builds the token endpoint's grants from the exchange
+// section (nil when it is not enabled). Validate passes a nil token
+// service: everything is checked (issuers, clients, secret hashes) and
+// nothing is fetched. The exchanger lives as long as the server; the
+// section takes effect at restart (upstream key caches, client back-offs
+// and subject rates survive reloads of the pipeline).
+func (c *Config) buildExchanger(env Env, ts *TokenService) (*exchange.Exchanger, error) {
+	if !c.Exchange.Enabled {
+		return nil, nil
+	}
+	var m exchange.Minter = validationMinter{}
+	if ts != nil {
+		m = ts.Minter
+	}
+	ex, err := exchange.New(c.Exchange, exchange.Deps{Minter: m, Now: env.Now, Logger: env.Log})
+	if err != nil {
+		at := keyPath{"exchange"}
+		var ve *runtime.ValidationError
+		if errors.As(err, &ve) && ve.Field != "" {
+			return nil, c.bad(at.with(fieldPath(ve.Field)...), invalidf("%s", ve.Reason))
+		}
+		return nil, c.bad(at, invalidf("%s", err))
+	}
+	return ex, nil
+}
+
+// exchangeRoute registers POST /oauth2/token in a hook set, bound to the
+// set's pipeline, so a token request that started on a generation ends on
+// it (the reloader releases a pipeline after its last request).
+func exchangeRoute(set *hooks.HookSet, ex *exchange.Exchanger, enr runtime.Enricher, env Env) {
+	if ex == nil || set == nil || enr == nil {
+		return
+	}
+	set.Handlers[hooksexchange.Pattern] = &hooksexchange.Handler{Exchanger: ex, Enricher: enr, Log: env.Log}
+}
+
+// validationMinter stands in for the token service while Validate builds
+// the exchanger; it is never asked to mint.
+type validationMinter struct{}
+
+var errValidationOnly = errors.New("built for validation only")
+
+func (validationMinter) MintIDToken(context.Context, token.IDTokenRequest) (token.Minted, error) {
+	return token.Minted{}, errValidationOnly
+}
+
+func (validationMinter) MintAccessToken(context.Context, token.AccessTokenRequest) (token.Minted, error) {
+	return token.Minted{}, errValidationOnly
+}
+
+var _ http.Handler = (*hooksexchange.Handler)(nil)
