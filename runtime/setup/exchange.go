@@ -3,10 +3,9 @@ package setup
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	"github.com/claimsmith/claimsmith/hooks"
-	hooksexchange "github.com/claimsmith/claimsmith/hooks/exchange"
+	"github.com/claimsmith/claimsmith/hooks/oauth"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/exchange"
 	"github.com/claimsmith/claimsmith/runtime/token"
@@ -45,7 +44,7 @@ func exchangeRoute(set *hooks.HookSet, ex *exchange.Exchanger, enr runtime.Enric
 	if ex == nil || set == nil || enr == nil {
 		return
 	}
-	set.Handlers[hooksexchange.Pattern] = &hooksexchange.Handler{Exchanger: ex, Enricher: enr, Log: env.Log}
+	set.Handlers[oauth.PatternToken] = &oauth.TokenHandler{Exchanger: ex, Enricher: enr, Log: env.Log}
 }
 
 // validationMinter stands in for the token service while Validate builds
@@ -61,5 +60,3 @@ func (validationMinter) MintIDToken(context.Context, token.IDTokenRequest) (toke
 func (validationMinter) MintAccessToken(context.Context, token.AccessTokenRequest) (token.Minted, error) {
 	return token.Minted{}, errValidationOnly
 }
-
-var _ http.Handler = (*hooksexchange.Handler)(nil)

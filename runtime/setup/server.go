@@ -17,7 +17,6 @@ import (
 
 	"github.com/claimsmith/claimsmith/hooks"
 	adminapi "github.com/claimsmith/claimsmith/hooks/admin"
-	hooksexchange "github.com/claimsmith/claimsmith/hooks/exchange"
 	"github.com/claimsmith/claimsmith/hooks/forwardauth"
 	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/hooks/oauth"
@@ -174,7 +173,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	checks := append([]hooks.ReadyCheck{keysCheck(ts, ts.keyStore)}, b.storeChecks(st)...)
 	checks = append(checks, hooks.ReadyCheck{Name: "policy_cache", Check: pc.Check, Degrades: true})
 	if cfg.path != "" {
-		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: hooksexchange.Pattern, Label: "token-exchange"}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
+		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: oauth.PatternToken, Label: "token-exchange"}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {
 			return nil, err
 		}
@@ -535,7 +534,7 @@ func Check(ctx context.Context, cfg *Config, opt Options) (*Report, error) {
 		rep.Routes = append(rep.Routes, forwardauth.Pattern)
 	}
 	if c.Exchange.Enabled {
-		rep.Routes = append(rep.Routes, hooksexchange.Pattern)
+		rep.Routes = append(rep.Routes, oauth.PatternToken)
 	}
 	sort.Strings(rep.Routes)
 	// The TLS pair was loaded by Validate; the listener is not opened.

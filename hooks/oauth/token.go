@@ -1,9 +1,10 @@
-// Package exchange is the transport of POST /oauth2/token: RFC 8693 token
-// exchange and client_credentials for claimsmith's own clients. The grants'
-// logic lives in runtime/exchange; this handler authenticates the client
-// (client_secret_basic before the body is read, or client_secret_post),
-// decodes the form and answers per RFC 6749 §5.1/§5.2.
-package exchange
+package oauth
+
+// POST /oauth2/token: RFC 8693 token exchange and client_credentials for
+// claimsmith's own clients. The grants' logic lives in runtime/exchange;
+// this handler authenticates the client (client_secret_basic before the
+// body is read, or client_secret_post), decodes the form and answers per
+// RFC 6749 §5.1/§5.2.
 
 import (
 	"errors"
@@ -18,25 +19,25 @@ import (
 	rtexchange "github.com/claimsmith/claimsmith/runtime/exchange"
 )
 
-// Pattern is the token endpoint's route.
-const Pattern = "POST /oauth2/token"
+// PatternToken is the token endpoint's route.
+const PatternToken = "POST /oauth2/token"
 
-// Handler serves Pattern for one pipeline generation: Exchanger lives as
+// TokenHandler serves PatternToken for one pipeline generation: Exchanger lives as
 // long as the server, Enricher is the generation's pipeline.
-type Handler struct {
+type TokenHandler struct {
 	Exchanger *rtexchange.Exchanger
 	Enricher  runtime.Enricher
 	Log       *slog.Logger
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := h.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cred, hasBasic, err := basic(r)
+	cred, hasBasic, err := tokenBasic(r)
 	if err != nil {
-		writeError(w, err)
+		writeTokenError(w, err)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rtexchange.MaxBody))
@@ -46,21 +47,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			hooks.WriteError(w, err)
 			return
 		}
-		writeError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "reading the body", Err: err})
+		writeTokenError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "reading the body", Err: err})
 		return
 	}
 	req, err := rtexchange.ParseForm(r.Header.Get("Content-Type"), body)
 	if err != nil {
-		writeError(w, err)
+		writeTokenError(w, err)
 		return
 	}
 	switch {
 	case hasBasic && req.ClientSecret != "":
 		// RFC 6749 §2.3: one authentication method per request.
-		writeError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "client credentials both in the Authorization header and in the body"})
+		writeTokenError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "client credentials both in the Authorization header and in the body"})
 		return
 	case hasBasic && req.ClientID != "" && req.ClientID != cred.ClientID:
-		writeError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "client_id differs from the authenticated client"})
+		writeTokenError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "client_id differs from the authenticated client"})
 		return
 	case !hasBasic:
 		cred = rtexchange.Credentials{ClientID: req.ClientID, Secret: req.ClientSecret}
@@ -73,16 +74,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			log.ErrorContext(r.Context(), "token request failed", "client", cred.ClientID, "grant_type", req.GrantType, "err", err)
 		}
-		writeError(w, err)
+		writeTokenError(w, err)
 		return
 	}
 	w.Header().Set("Pragma", "no-cache")
 	hooks.WriteJSON(w, http.StatusOK, res)
 }
 
-// basic returns client_secret_basic credentials, form-decoded per RFC 6749
+// tokenBasic returns client_secret_basic credentials, form-decoded per RFC 6749
 // §2.3.1; ok is false without an Authorization header.
-func basic(r *http.Request) (rtexchange.Credentials, bool, error) {
+func tokenBasic(r *http.Request) (rtexchange.Credentials, bool, error) {
 	if r.Header.Get("Authorization") == "" {
 		return rtexchange.Credentials{}, false, nil
 	}
@@ -103,7 +104,7 @@ func basic(r *http.Request) (rtexchange.Credentials, bool, error) {
 // writeError is the one place token endpoint errors become responses:
 // refusals in RFC 6749 §5.2 form (invalid_client with a Basic challenge),
 // everything else through hooks.WriteError (500/503 without detail).
-func writeError(w http.ResponseWriter, err error) {
+func writeTokenError(w http.ResponseWriter, err error) {
 	e, ok := rtexchange.AsError(err)
 	if !ok {
 		hooks.WriteError(w, err)

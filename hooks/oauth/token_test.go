@@ -1,4 +1,4 @@
-package exchange
+package oauth
 
 import (
 	"context"
@@ -26,13 +26,13 @@ import (
 
 const upstreamIss = "https://idp.example.com"
 
-type allow struct{}
+type allowAll struct{}
 
-func (allow) Run(context.Context, *runtime.Event) (*runtime.Result, error) {
+func (allowAll) Run(context.Context, *runtime.Event) (*runtime.Result, error) {
 	return &runtime.Result{Decision: runtime.Decision{Allowed: true}}, nil
 }
 
-func setup(t *testing.T) (*httptest.Server, string) {
+func tokenFixture(t *testing.T) (*httptest.Server, string) {
 	t.Helper()
 	ctx := context.Background()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -70,12 +70,12 @@ func setup(t *testing.T) (*httptest.Server, string) {
 	b, _ := json.Marshal(map[string]any{"iss": upstreamIss, "sub": "alice", "aud": "app", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
 	jws, _ := signer.Sign(b)
 	tok, _ := jws.CompactSerialize()
-	srv := httptest.NewServer(&Handler{Exchanger: ex, Enricher: allow{}})
+	srv := httptest.NewServer(&TokenHandler{Exchanger: ex, Enricher: allowAll{}})
 	t.Cleanup(srv.Close)
 	return srv, tok
 }
 
-func post(t *testing.T, srv *httptest.Server, form url.Values, user, pass string, ct string) (*http.Response, map[string]any) {
+func tokenPost(t *testing.T, srv *httptest.Server, form url.Values, user, pass string, ct string) (*http.Response, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(form.Encode()))
 	if ct == "" {
@@ -97,10 +97,10 @@ func post(t *testing.T, srv *httptest.Server, form url.Values, user, pass string
 }
 
 func TestTokenEndpoint(t *testing.T) {
-	srv, tok := setup(t)
+	srv, tok := tokenFixture(t)
 	form := url.Values{"grant_type": {rtexchange.GrantTokenExchange}, "subject_token": {tok}, "subject_token_type": {rtexchange.TokenTypeIDToken}}
 	// client_secret_basic, form-encoded secret (RFC 6749 §2.3.1).
-	resp, body := post(t, srv, form, "app", "s3cret:/&", "")
+	resp, body := tokenPost(t, srv, form, "app", "s3cret:/&", "")
 	if resp.StatusCode != 200 || body["access_token"] == nil || body["token_type"] != "Bearer" || body["issued_token_type"] != rtexchange.TokenTypeAccessToken ||
 		resp.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("basic: %d %v", resp.StatusCode, body)
@@ -112,7 +112,7 @@ func TestTokenEndpoint(t *testing.T) {
 	}
 	post2.Set("client_id", "app")
 	post2.Set("client_secret", "s3cret:/&")
-	if resp, body := post(t, srv, post2, "", "", ""); resp.StatusCode != 200 {
+	if resp, body := tokenPost(t, srv, post2, "", "", ""); resp.StatusCode != 200 {
 		t.Fatalf("post: %d %v", resp.StatusCode, body)
 	}
 
@@ -135,7 +135,7 @@ func TestTokenEndpoint(t *testing.T) {
 		{"bad target", url.Values{"grant_type": {rtexchange.GrantTokenExchange}, "resource": {"/rel"}}, "app", "s3cret:/&", "", 400, "invalid_target"},
 		{"bad scope", url.Values{"grant_type": {rtexchange.GrantTokenExchange}, "scope": {`a"b`}}, "app", "s3cret:/&", "", 400, "invalid_scope"},
 	} {
-		resp, body := post(t, srv, c.form, c.user, c.pass, c.ct)
+		resp, body := tokenPost(t, srv, c.form, c.user, c.pass, c.ct)
 		if resp.StatusCode != c.status || body["error"] != c.code {
 			t.Errorf("%s: %d %v, want %d %s", c.name, resp.StatusCode, body, c.status, c.code)
 		}
@@ -157,7 +157,7 @@ func TestTokenEndpoint(t *testing.T) {
 	}
 	// An oversized body is 413.
 	big := url.Values{"grant_type": {"x"}, "pad": {strings.Repeat("a", rtexchange.MaxBody)}}
-	if resp, _ := post(t, srv, big, "app", "s3cret:/&", ""); resp.StatusCode != http.StatusRequestEntityTooLarge {
+	if resp, _ := tokenPost(t, srv, big, "app", "s3cret:/&", ""); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversized: %d", resp.StatusCode)
 	}
 }
