@@ -173,7 +173,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	checks := append([]hooks.ReadyCheck{keysCheck(ts, ts.keyStore)}, b.storeChecks(st)...)
 	checks = append(checks, hooks.ReadyCheck{Name: "policy_cache", Check: pc.Check, Degrades: true})
 	if cfg.path != "" {
-		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: oauth.PatternToken, Label: "token-exchange"}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
+		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: oauth.PatternToken, Label: oauth.LabelOAuth}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {
 			return nil, err
 		}
