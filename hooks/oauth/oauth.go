@@ -14,6 +14,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -336,7 +337,7 @@ func (h *DiscoveryHandler) Metadata() ProviderMetadata {
 	}
 	if len(h.GrantTypes) > 0 {
 		md.TokenEndpoint = base + "/oauth2/token"
-		md.TokenEndpointAuthMethods = auth
+		md.TokenEndpointAuthMethods = append(slices.Clone(auth), "private_key_jwt")
 		md.GrantTypesSupported = h.GrantTypes
 	}
 	return md

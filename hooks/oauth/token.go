@@ -56,7 +56,7 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case hasBasic && req.ClientSecret != "":
+	case hasBasic && (req.ClientSecret != "" || req.ClientAssertion != ""):
 		// RFC 6749 §2.3: one authentication method per request.
 		writeTokenError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "client credentials both in the Authorization header and in the body"})
 		return
@@ -64,7 +64,8 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeTokenError(w, &rtexchange.Error{Code: rtexchange.CodeInvalidRequest, Description: "client_id differs from the authenticated client"})
 		return
 	case !hasBasic:
-		cred = rtexchange.Credentials{ClientID: req.ClientID, Secret: req.ClientSecret}
+		cred = rtexchange.Credentials{ClientID: req.ClientID, Secret: req.ClientSecret,
+			Assertion: req.ClientAssertion, AssertionType: req.ClientAssertionType}
 	}
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	res, err := h.Exchanger.Token(r.Context(), h.Enricher, cred, req, rtexchange.Meta{IP: ip, UserAgent: r.UserAgent(), Hostname: r.Host})

@@ -127,6 +127,8 @@ func TestTokenEndpoint(t *testing.T) {
 		{"wrong secret", form, "app", "nope", "", 401, "invalid_client"},
 		{"no credentials", form, "", "", "", 401, "invalid_client"},
 		{"both methods", post2, "app", "s3cret:/&", "", 400, "invalid_request"},
+		{"basic and assertion", url.Values{"grant_type": {"client_credentials"}, "client_assertion": {"x.y.z"}}, "app", "s3cret:/&", "", 400, "invalid_request"},
+		{"bad assertion", url.Values{"grant_type": {"client_credentials"}, "client_assertion": {"x.y.z"}, "client_assertion_type": {rtexchange.ClientAssertionType}}, "", "", "", 401, "invalid_client"},
 		{"client_id mismatch", url.Values{"grant_type": {"client_credentials"}, "client_id": {"other"}}, "app", "s3cret:/&", "", 400, "invalid_request"},
 		{"not a form", form, "app", "s3cret:/&", "application/json", 400, "invalid_request"},
 		{"unsupported grant", url.Values{"grant_type": {"password"}}, "app", "s3cret:/&", "", 400, "unsupported_grant_type"},

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/claimsmith/claimsmith/runtime"
 )
 
@@ -76,6 +78,11 @@ type ClientConfig struct {
 	// Issuers, when set, limits the upstream issuers whose tokens the
 	// client may exchange.
 	Issuers []string `yaml:"issuers"`
+	// JWKS is the client's public JWK set (JSON) for private_key_jwt; a
+	// client may have it, a secret_hash, or both.
+	JWKS string `yaml:"jwks"`
+
+	keys *jose.JSONWebKeySet // parsed JWKS
 }
 
 // userFields are the event.user fields an upstream claim can fill.
@@ -171,6 +178,14 @@ func (c *Config) Validate() error {
 			return bad(at+".client_id", "%q is listed twice", cl.ClientID)
 		}
 		ids[cl.ClientID] = true
+		if cl.SecretHash == "" && cl.JWKS == "" {
+			return bad(at+".secret_hash", "a client needs a secret_hash or jwks (private_key_jwt)")
+		}
+		if cl.JWKS != "" {
+			if _, err := parseClientJWKS(cl.JWKS); err != nil {
+				return bad(at+".jwks", "%v", err)
+			}
+		}
 		for _, g := range cl.GrantTypes {
 			if g != GrantTokenExchange && g != GrantClientCredentials {
 				return bad(at+".grant_types", "%q is not supported (%s or %s)", g, GrantTokenExchange, GrantClientCredentials)

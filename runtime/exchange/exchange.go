@@ -27,6 +27,9 @@ type Minter interface {
 // Deps are what an Exchanger needs besides its configuration.
 type Deps struct {
 	Minter Minter
+	// Issuer is claimsmith's issuer: private_key_jwt assertions must name
+	// it (or its token endpoint) in aud.
+	Issuer string
 	// HTTPClient fetches discovery and JWKS documents (default: 10s timeout).
 	HTTPClient *http.Client
 	// Keys replaces the remote key source of an issuer (tests, static
@@ -48,6 +51,7 @@ type Exchanger struct {
 	clients map[string]*ClientConfig
 	secrets *token.Clients
 	rate    *limiter
+	seen    jtiCache
 }
 
 type issuer struct {
@@ -91,11 +95,16 @@ func New(cfg Config, deps Deps) (*Exchanger, error) {
 		}
 		e.issuers[ic.Issuer] = &issuer{cfg: ic, verifier: v}
 	}
-	ccs := make([]token.ClientConfig, len(cfg.Clients))
+	var ccs []token.ClientConfig
 	for i := range cfg.Clients {
 		cl := &cfg.Clients[i]
 		e.clients[cl.ClientID] = cl
-		ccs[i] = token.ClientConfig{ClientID: cl.ClientID, SecretHash: cl.SecretHash}
+		if cl.SecretHash != "" {
+			ccs = append(ccs, token.ClientConfig{ClientID: cl.ClientID, SecretHash: cl.SecretHash})
+		}
+		if cl.JWKS != "" {
+			cl.keys, _ = parseClientJWKS(cl.JWKS) // checked by Validate
+		}
 	}
 	sec, err := token.NewClientsWith(ccs, deps.ClientsOptions)
 	if err != nil {
@@ -126,6 +135,8 @@ func (e *Exchanger) GrantTypes() []string {
 // Credentials are the client's authentication as the transport found it.
 type Credentials struct {
 	ClientID, Secret string
+	// Assertion and AssertionType are private_key_jwt (RFC 7523 §2.2).
+	Assertion, AssertionType string
 	// Basic is true for client_secret_basic (it decides the challenge).
 	Basic bool
 }
@@ -179,8 +190,17 @@ func (e *Exchanger) Token(ctx context.Context, enr runtime.Enricher, cred Creden
 }
 
 func (e *Exchanger) authenticate(ctx context.Context, cred Credentials) (*ClientConfig, error) {
+	if cred.Assertion != "" || cred.AssertionType != "" {
+		return e.assertion(ctx, cred)
+	}
 	if cred.ClientID == "" {
 		return nil, &Error{Code: CodeInvalidClient, Description: "client authentication is required"}
+	}
+	if cl := e.clients[cred.ClientID]; cl != nil && cl.SecretHash == "" {
+		// A key-only client never authenticates with a secret; the
+		// secret check still runs, so the answer costs the same.
+		_, _ = e.secrets.Authenticate(ctx, cred.ClientID, cred.Secret)
+		return nil, &Error{Code: CodeInvalidClient, Description: "client authentication failed"}
 	}
 	if _, err := e.secrets.Authenticate(ctx, cred.ClientID, cred.Secret); err != nil {
 		if errors.Is(err, runtime.ErrUnauthenticated) {

@@ -39,11 +39,14 @@ type Request struct {
 	// public client_id beside HTTP Basic, which must then match).
 	ClientID     string
 	ClientSecret string
+	// ClientAssertion and ClientAssertionType are private_key_jwt.
+	ClientAssertion     string
+	ClientAssertionType string
 }
 
 // single are the parameters that may appear at most once (RFC 6749 §3.1).
 var single = []string{"grant_type", "subject_token", "subject_token_type", "actor_token", "actor_token_type",
-	"requested_token_type", "scope", "client_id", "client_secret"}
+	"requested_token_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type"}
 
 // ParseForm decodes an application/x-www-form-urlencoded token request.
 // Every failure is an *Error with code invalid_request; unknown parameters
@@ -63,16 +66,18 @@ func ParseForm(contentType string, body []byte) (Request, error) {
 		}
 	}
 	r := Request{
-		GrantType:          vals.Get("grant_type"),
-		SubjectToken:       vals.Get("subject_token"),
-		SubjectTokenType:   vals.Get("subject_token_type"),
-		ActorToken:         vals.Get("actor_token"),
-		ActorTokenType:     vals.Get("actor_token_type"),
-		RequestedTokenType: vals.Get("requested_token_type"),
-		Audience:           nonEmpty(vals["audience"]),
-		Resource:           nonEmpty(vals["resource"]),
-		ClientID:           vals.Get("client_id"),
-		ClientSecret:       vals.Get("client_secret"),
+		GrantType:           vals.Get("grant_type"),
+		SubjectToken:        vals.Get("subject_token"),
+		SubjectTokenType:    vals.Get("subject_token_type"),
+		ActorToken:          vals.Get("actor_token"),
+		ActorTokenType:      vals.Get("actor_token_type"),
+		RequestedTokenType:  vals.Get("requested_token_type"),
+		Audience:            nonEmpty(vals["audience"]),
+		Resource:            nonEmpty(vals["resource"]),
+		ClientID:            vals.Get("client_id"),
+		ClientSecret:        vals.Get("client_secret"),
+		ClientAssertion:     vals.Get("client_assertion"),
+		ClientAssertionType: vals.Get("client_assertion_type"),
 	}
 	if r.GrantType == "" {
 		return Request{}, refuse(CodeInvalidRequest, "parameter grant_type is required")

@@ -191,7 +191,7 @@ func newFixture(t testing.TB, mutate func(*Config)) *fixture {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	if f.ex, err = New(cfg, Deps{Minter: f.minter, Now: f.clock.Now}); err != nil {
+	if f.ex, err = New(cfg, Deps{Minter: f.minter, Issuer: testIssuer, Now: f.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
 	return f

@@ -22,10 +22,11 @@ func (c *Config) buildExchanger(env Env, ts *TokenService) (*exchange.Exchanger,
 		return nil, nil
 	}
 	var m exchange.Minter = validationMinter{}
+	iss := c.Tokens.Issuer
 	if ts != nil {
-		m = ts.Minter
+		m, iss = ts.Minter, ts.Minter.Issuer()
 	}
-	ex, err := exchange.New(c.Exchange, exchange.Deps{Minter: m, Now: env.Now, Logger: env.Log})
+	ex, err := exchange.New(c.Exchange, exchange.Deps{Minter: m, Issuer: iss, Now: env.Now, Logger: env.Log})
 	if err != nil {
 		at := keyPath{"exchange"}
 		var ve *runtime.ValidationError
