@@ -47,9 +47,12 @@ run: build
 	@echo
 	@echo "  eval \"\$$(make -s dev-env)\"   # then ./$(BIN) token mint, check, policy … read this config and these secrets"
 	@echo
+	@echo "Admin dashboard: http://$(SHOWN_ADDR)/admin/ — serve prints a one-time sign-in link below (works once, for 15 minutes);"
+	@echo "  after that sign in with a key from: ./$(BIN) --data-dir $(DATA) admin-key create --name me --scopes all"
+	@echo
 	@echo "Ctrl-C stops it. 'make loadtest' (in another terminal) load-tests it."
 	@echo
-	@exec $(PIN_SERVER) env $(DEV_ENV) ./$(BIN) --data-dir $(DATA) --config $(CONFIG) serve $(if $(ADDR),--addr $(ADDR))
+	@exec $(PIN_SERVER) env $(DEV_ENV) CLAIMSMITH_DEV_DASHBOARD_SIGNIN=1 ./$(BIN) --data-dir $(DATA) --config $(CONFIG) serve $(if $(ADDR),--addr $(ADDR))
 
 # dry-run: the sample events through the pipeline, no server (exit status 3,
 # denied, is an expected answer for some of them).

@@ -11,12 +11,14 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	adminapi "github.com/claimsmith/claimsmith/hooks/admin"
+	"github.com/claimsmith/claimsmith/hooks/dashboard"
 	"github.com/claimsmith/claimsmith/hooks/forwardauth"
 	"github.com/claimsmith/claimsmith/hooks/login"
 	"github.com/claimsmith/claimsmith/hooks/oauth"
@@ -72,6 +74,9 @@ type Server struct {
 	// exchanger serves POST /oauth2/token (nil: exchange not enabled).
 	exchanger *exchange.Exchanger
 	routes    []hooks.Route
+	// dashboard serves /admin/; steps are the serving pipeline's, for it.
+	dashboard *dashboard.Dashboard
+	steps     atomic.Pointer[[]runtime.StepInfo]
 	handler   http.Handler
 	http      *hooks.Server
 	closers   []func() // in the order of Close
@@ -194,7 +199,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	// Mounted even when disabled (404), so a reload may turn it on.
 	routes = append(routes, hooks.Route{Pattern: forwardauth.Pattern, Handler: &s.forwardAuth, Label: "forward-auth"})
 	routes = append(routes, hooks.MetricsRoute(reg))
-	adminRoutes, err := adminRoutes(ctx, env, invalidating(st, pc), as)
+	adminRoutes, err := s.adminRoutes(ctx, env, invalidating(st, pc), as, dashboardDeps{signing: ts.Keys, rules: s.pipelineSteps, metrics: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +257,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	mctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go s.tokens.Keys.Maintain(mctx, s.tokens.KeyReload)
+	s.announceDevSignIn(ctx, ln)
 	s.env.Log.InfoContext(ctx, "claimsmith serve", "issuer", s.tokens.Minter.Issuer(), "routes", s.Routes(),
 		"introspection_clients", len(s.eff.Tokens.Introspection.Clients))
 	return s.http.Serve(ctx, ln)
@@ -330,6 +336,8 @@ func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, mi
 			}
 			s.forwardAuth.Store(fa)
 		}
+		steps := info.steps
+		s.steps.Store(&steps)
 		// Live introspection replays the serving pipeline's login rules.
 		intro.UseLoginRules(info.loginRules)
 		return set, nil
@@ -433,7 +441,7 @@ func (s cacheSource) Revision(ctx context.Context) (uint64, error) { return s.st
 // the keys and audit log of the configured backend. The audit intents a
 // crashed predecessor left are settled first, so the audit log is complete
 // before the API serves it.
-func adminRoutes(ctx context.Context, env Env, st DataStore, as AdminStores) ([]hooks.Route, error) {
+func (s *Server) adminRoutes(ctx context.Context, env Env, st DataStore, as AdminStores, deps dashboardDeps) ([]hooks.Route, error) {
 	svc, err := admin.NewService(admin.ServiceConfig{Store: st, Audit: as.Audit, Log: env.Log})
 	if err != nil {
 		return nil, err
@@ -445,7 +453,11 @@ func adminRoutes(ctx context.Context, env Env, st DataStore, as AdminStores) ([]
 	if err != nil {
 		return nil, err
 	}
-	return hooks.WithLabel("admin", api.ServerRoutes()...), nil
+	// The dashboard (/admin/) writes through the same service.
+	if s.dashboard, err = newDashboard(env, svc, as, deps); err != nil {
+		return nil, err
+	}
+	return hooks.WithLabel("admin", append(api.ServerRoutes(), dashboardRoute(s.dashboard))...), nil
 }
 
 // policyCache builds the policy cache over src from the cache section:
