@@ -3,8 +3,8 @@ package dashboard
 import (
 	"net/http"
 
-	"github.com/claimsmith/claimsmith/runtime/authz"
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
+	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
 // Every write of the dashboard is a radmin.Change committed by the admin

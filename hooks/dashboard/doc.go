@@ -35,6 +35,7 @@
 //     change the model also carry {{template "rev" .Data.Revision}} and
 //     pass ParseRevision's IfMatch to apply, so a conflict shows
 //     "changed by someone else — reload" (FormError).
+//
 //  3. Add the constructor to allPages in pages.go.
 //
 // Handlers read input only through the decoders of forms.go (fuzzed),

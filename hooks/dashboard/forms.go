@@ -10,8 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/claimsmith/claimsmith/runtime"
-	"github.com/claimsmith/claimsmith/runtime/authz"
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
+	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
 // The form decoders: every value a form or query sends is read here and

@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/claimsmith/claimsmith/runtime"
-	"github.com/claimsmith/claimsmith/runtime/authz"
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
+	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
 // The groups page: search and paging over every group, create; a group's
@@ -45,7 +45,7 @@ func (d *Dashboard) groupsPage() Page {
 // ---- list ----
 
 type groupRow struct {
-	ID, Name, Description             string
+	ID, Name, Description            string
 	Members, Nested, Roles, Mappings int
 }
 
