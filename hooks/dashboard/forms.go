@@ -157,3 +157,10 @@ func (p Pager) Href(page int) string {
 
 // pathEscape escapes an id for a dashboard URL path.
 func pathEscape(id string) string { return url.PathEscape(id) }
+
+// urlQueryEscape escapes a value for a dashboard URL query.
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// joinValues joins a repeated form field (checkboxes, a multi-select)
+// for ParseIDList.
+func joinValues(vs []string) string { return strings.Join(vs, "\n") }

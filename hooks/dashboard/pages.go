@@ -5,5 +5,10 @@ package dashboard
 func (d *Dashboard) allPages() []Page {
 	return []Page{
 		d.groupsPage(),
+		d.rolesPage(),
+		d.appsPage(),
+		d.auditPage(),
+		d.signingPage(),
+		d.rulesPage(),
 	}
 }

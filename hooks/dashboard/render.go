@@ -291,6 +291,10 @@ var funcs = template.FuncMap{
 		return template.URL("?" + v.Encode())
 	},
 	"pathesc": url.PathEscape,
+	// field carries a form field's arguments into the textfield partial.
+	"field": func(f *Form, formID, name, label, value, help string) fieldArg {
+		return fieldArg{Form: f, FormID: formID, Name: name, Label: label, Value: value, Help: help}
+	},
 	// treeArgs carries a nested-groups tree node into the recursive
 	// template; only the top level (with the page's call) gets controls.
 	"treeArgs": func(n treeNode, c *Call, g any) treeArg {
@@ -300,6 +304,11 @@ var funcs = template.FuncMap{
 		}
 		return a
 	},
+}
+
+type fieldArg struct {
+	Form                             *Form
+	FormID, Name, Label, Value, Help string
 }
 
 type treeArg struct {
