@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -251,3 +252,7 @@ var (
 	// inlineHandler is an on…= attribute.
 	inlineHandler = regexp.MustCompile(`(?i)<[^>]+\son[a-z]+\s*=`)
 )
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func createGroup(id, name string) *authz.CreateGroup { return &authz.CreateGroup{ID: id, Name: name} }
