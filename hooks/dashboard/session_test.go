@@ -2,6 +2,8 @@ package dashboard
 
 import (
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -199,4 +201,32 @@ func mustURL(t testing.TB, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// Under TLS the session cookie is Secure; the key typed at sign-in is
+// never rendered back, even when refused.
+func TestSecureCookieUnderTLSAndKeyNotEchoed(t *testing.T) {
+	f := newFixture(t)
+	tls := httptest.NewTLSServer(f.d)
+	t.Cleanup(tls.Close)
+	jar, _ := cookiejar.New(nil)
+	c := tls.Client()
+	c.Jar = jar
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	b := &browser{t: t, f: &fixture{srv: tls}, c: c, jar: jar}
+	p := b.get(Prefix + "signin")
+	res := b.post(Prefix+"signin", url.Values{"csrf": {field(t, p.body, csrfRe)}, "key": {f.all + "x"}})
+	if res.status != http.StatusUnauthorized || strings.Contains(res.body, f.all) {
+		t.Fatalf("refused sign-in: %d, key echoed: %v", res.status, strings.Contains(res.body, f.all))
+	}
+	res = b.post(Prefix+"signin", url.Values{"csrf": {field(t, res.body, csrfRe)}, "key": {f.all}})
+	var got string
+	for _, sc := range res.header.Values("Set-Cookie") {
+		if strings.HasPrefix(sc, CookieName+"=") {
+			got = sc
+		}
+	}
+	if !strings.Contains(got, "; Secure") || !strings.Contains(got, "HttpOnly") {
+		t.Fatalf("TLS session cookie %q", got)
+	}
 }
