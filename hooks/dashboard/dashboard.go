@@ -66,9 +66,8 @@ type Config struct {
 	// arrived without TLS (behind a TLS-terminating proxy). A request
 	// that arrived over TLS always gets Secure cookies.
 	SecureCookies bool
-	// Extra holds the dependencies of pages other files add (see doc.go):
-	// each such page's constructor documents the key it reads.
-	Extra map[string]any
+	// A page that needs more (a profile store, the pipeline) adds a typed
+	// field here, documented with the page; New leaves it as given.
 }
 
 // Dashboard serves the admin dashboard under Prefix.

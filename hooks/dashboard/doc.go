@@ -41,6 +41,8 @@
 // Handlers read input only through the decoders of forms.go (fuzzed),
 // render with Render / Fragment, refuse bad input with FormError (a
 // visible message, nothing changed) and answer a successful write with
-// redirectFlash. A page needing more than Config gives reads
-// Config.Extra[its name].
+// redirectFlash. A page needing more than Config gives adds a typed
+// field to Config (nil: the page says it is not available) and
+// runtime/setup fills it. A script's POST (fetch) sends the token from
+// <meta name="csrf-token"> as the X-CSRF-Token header.
 package dashboard
