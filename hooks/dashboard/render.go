@@ -129,7 +129,7 @@ func FormError(id string, r *http.Request, err error, fields map[string]string) 
 		f.Conflict, f.Message = true, ConflictMessage
 	case errors.As(err, &ve):
 		if name, ok := fields[ve.Field]; ok {
-			f.Fields[name] = sentence(ve.Reason)
+			f.Fields[name] = sentence(fieldLabel(name) + " " + ve.Reason)
 			f.Message = "Please correct the field marked below. Nothing was changed."
 		} else {
 			f.Message = sentence(err.Error()) + " Nothing was changed."
@@ -144,6 +144,25 @@ func FormError(id string, r *http.Request, err error, fields map[string]string) 
 		}
 	}
 	return f
+}
+
+// fieldLabel names a form field in its message ("Name is required.").
+func fieldLabel(name string) string {
+	switch name {
+	case "applicationId":
+		return "The application"
+	case "applicationType":
+		return "The kind of application"
+	case "groupName":
+		return "The IdP group name"
+	case "connectionName":
+		return "The connection name"
+	case "client_id", "alg":
+		return "The " + name
+	case "members", "users", "nested", "roles", "permissions":
+		return "The list"
+	}
+	return "The " + name
 }
 
 // sentence capitalises and ends a message.
@@ -291,6 +310,17 @@ var funcs = template.FuncMap{
 		return template.URL("?" + v.Encode())
 	},
 	"pathesc": url.PathEscape,
+	// entityHref is the dashboard page of an audited entity ("" when it
+	// has none).
+	"entityHref": func(entity, id string) string {
+		switch entity {
+		case "group", "role", "permission":
+			return Prefix + entity + "s/" + url.PathEscape(id)
+		case "application":
+			return Prefix + "applications/" + url.PathEscape(id)
+		}
+		return ""
+	},
 	// field carries a form field's arguments into the textfield partial.
 	"field": func(f *Form, formID, name, label, value, help string) fieldArg {
 		return fieldArg{Form: f, FormID: formID, Name: name, Label: label, Value: value, Help: help}

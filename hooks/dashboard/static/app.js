@@ -53,7 +53,7 @@
     document.querySelectorAll("form[data-confirm]").forEach(wireConfirm);
     // Move focus to the first error so keyboard and screen-reader users
     // land on what needs fixing.
-    var err = document.querySelector("[aria-invalid=true], .error[role=alert]");
+    var err = document.querySelector("[aria-invalid=true]") || document.querySelector(".error[role=alert]");
     if (err) { if (!err.hasAttribute("tabindex") && err.tagName !== "INPUT" && err.tagName !== "TEXTAREA") { err.setAttribute("tabindex", "-1"); } err.focus(); }
   });
 })();
