@@ -83,6 +83,8 @@ type Dashboard struct {
 	static   fs.FS
 	// devSignIn holds the one-time development sign-in token, if any.
 	devSignIn *oneTime
+	// history holds the rule metrics' samples (SampleRules).
+	history ruleHistory
 }
 
 // Defaults of the session lifetimes.

@@ -78,8 +78,24 @@ func TestEveryPageRenders(t *testing.T) {
 		}
 	}
 	b := f.browser(t).signIn(f.all)
-	if body := b.get(Prefix + "rules").body; !strings.Contains(body, "verified-email") || !strings.Contains(body, `<strong class="field-error">3</strong>`) {
+	// Before any sample: totals only.
+	if body := b.get(Prefix + "rules").body; !strings.Contains(body, "verified-email") || !strings.Contains(body, "— / <strong>3</strong>") {
 		t.Errorf("rules page lacks the rule's timeouts:\n%s", body)
+	}
+	// A sample, 2 more timeouts, then: 2 recent of 5.
+	f.d.sampleRules()
+	f.clock.Add(5 * time.Minute)
+	errs.WithLabelValues("verified-email", "timeout").Add(2)
+	if body := b.get(Prefix + "rules").body; !strings.Contains(body, `<strong class="field-error">2</strong> / <strong>5</strong>`) {
+		t.Errorf("rules page lacks the recent timeouts:\n%s", body)
+	}
+	// Past the window, a newer sample is the baseline: nothing recent.
+	f.clock.Add(RecentWindow)
+	f.d.sampleRules()
+	b.get(Prefix + "rules") // keeps the session from idling out
+	f.clock.Add(RecentWindow)
+	if body := b.get(Prefix + "rules").body; !strings.Contains(body, `0 / <strong>5</strong>`) {
+		t.Errorf("old timeouts still counted as recent:\n%s", body)
 	}
 	if body := b.get(Prefix + "keys").body; !strings.Contains(body, `badge active`) {
 		t.Errorf("keys page lacks the active key:\n%s", body)

@@ -310,6 +310,8 @@ var funcs = template.FuncMap{
 		return template.URL("?" + v.Encode())
 	},
 	"pathesc": url.PathEscape,
+	// recentArgs carries a recent/total pair into the rules page.
+	"recentArgs": func(none bool, recent, total uint64) recentArg { return recentArg{None: none, Recent: recent, Total: total} },
 	// entityHref is the dashboard page of an audited entity ("" when it
 	// has none).
 	"entityHref": func(entity, id string) string {
@@ -334,6 +336,11 @@ var funcs = template.FuncMap{
 		}
 		return a
 	},
+}
+
+type recentArg struct {
+	None          bool
+	Recent, Total uint64
 }
 
 type fieldArg struct {

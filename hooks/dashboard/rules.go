@@ -1,7 +1,9 @@
 package dashboard
 
 import (
+	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -9,8 +11,13 @@ import (
 
 // The rules page: the serving pipeline's rules in order (kind, timeout,
 // what an error does) with each rule's runs, errors, timeouts and panics
-// since the server started, read from the server's metrics
-// (claimsmith_rule_duration_seconds, claimsmith_rule_errors_total).
+// over the last RecentWindow and since the server started, read from the
+// server's metrics (claimsmith_rule_duration_seconds,
+// claimsmith_rule_errors_total). The recent figures are differences from
+// a sample SampleRules took about RecentWindow ago.
+
+// RecentWindow is the rules page's "recent" span.
+const RecentWindow = 15 * time.Minute
 
 func (d *Dashboard) rulesPage() Page {
 	return Page{Name: "rules", Title: "Rules", Href: Prefix + "rules", Routes: []Route{
@@ -18,56 +25,168 @@ func (d *Dashboard) rulesPage() Page {
 	}}
 }
 
+// ruleCounts are one rule's counters.
+type ruleCounts struct {
+	Runs, Errors, Timeouts, Panics uint64
+	seconds                        float64
+}
+
+// minus is c less an earlier sample (a counter that went back, after a
+// restart of the series, counts from zero).
+func (c ruleCounts) minus(o ruleCounts) ruleCounts {
+	sub := func(a, b uint64) uint64 {
+		if a < b {
+			return a
+		}
+		return a - b
+	}
+	return ruleCounts{Runs: sub(c.Runs, o.Runs), Errors: sub(c.Errors, o.Errors), Timeouts: sub(c.Timeouts, o.Timeouts), Panics: sub(c.Panics, o.Panics)}
+}
+
+type ruleSample struct {
+	at     time.Time
+	counts map[string]ruleCounts
+}
+
+// ruleHistory keeps the samples of the last RecentWindow and a bit.
+type ruleHistory struct {
+	mu      sync.Mutex
+	samples []ruleSample
+}
+
+func (h *ruleHistory) add(s ruleSample) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.samples = append(h.samples, s)
+	// Keep one sample older than the window: the baseline.
+	for len(h.samples) > 2 && !h.samples[1].at.After(s.at.Add(-RecentWindow)) {
+		h.samples = h.samples[1:]
+	}
+}
+
+// baseline is the newest sample at least RecentWindow old, else the
+// oldest one; ok is false without any sample.
+func (h *ruleHistory) baseline(now time.Time) (ruleSample, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.samples) == 0 {
+		return ruleSample{}, false
+	}
+	best := h.samples[0]
+	for _, s := range h.samples {
+		if !s.at.After(now.Add(-RecentWindow)) {
+			best = s
+		}
+	}
+	return best, true
+}
+
+// SampleRules records the rules' counters every interval until ctx ends,
+// so the rules page can tell recent failures from old ones. The server
+// runs it while it serves.
+func (d *Dashboard) SampleRules(ctx context.Context, every time.Duration) {
+	if d.cfg.Metrics == nil {
+		return
+	}
+	d.sampleRules()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.sampleRules()
+		}
+	}
+}
+
+func (d *Dashboard) sampleRules() {
+	counts, err := d.ruleCounts()
+	if err != nil {
+		d.log.Warn("dashboard: reading the rule metrics", "err", err)
+		return
+	}
+	d.history.add(ruleSample{at: d.now(), counts: counts})
+}
+
+// ruleCounts reads every rule's counters from the metrics.
+func (d *Dashboard) ruleCounts() (map[string]ruleCounts, error) {
+	out := map[string]ruleCounts{}
+	mfs, err := d.cfg.Metrics.Gather()
+	if err != nil {
+		return out, err
+	}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "claimsmith_rule_duration_seconds":
+			for _, m := range mf.GetMetric() {
+				rule := label(m, "rule")
+				c := out[rule]
+				c.Runs += m.GetHistogram().GetSampleCount()
+				c.seconds += m.GetHistogram().GetSampleSum()
+				out[rule] = c
+			}
+		case "claimsmith_rule_errors_total":
+			for _, m := range mf.GetMetric() {
+				rule := label(m, "rule")
+				c := out[rule]
+				n := uint64(m.GetCounter().GetValue())
+				switch label(m, "cause") {
+				case "timeout":
+					c.Timeouts += n
+				case "panic":
+					c.Panics += n
+				default:
+					c.Errors += n
+				}
+				out[rule] = c
+			}
+		}
+	}
+	return out, nil
+}
+
 type ruleRow struct {
-	Position                 int
-	Name, Kind, OnError      string
-	Timeout                  time.Duration
-	Runs                     uint64
-	Errors, Timeouts, Panics uint64
-	MeanMicros               float64
+	Position            int
+	Name, Kind, OnError string
+	Timeout             time.Duration
+	Total, Recent       ruleCounts
+	MeanMicros          float64
 }
 
 type rulesData struct {
 	Available, Metrics bool
-	Rows               []ruleRow
-	MetricsError       string
+	// RecentSince is when the recent figures start (zero: no sample yet).
+	RecentSince  time.Time
+	Rows         []ruleRow
+	MetricsError string
 }
 
 func (d *Dashboard) rulesList(w http.ResponseWriter, r *http.Request, c *Call) error {
 	var data rulesData
 	if d.cfg.Rules != nil {
 		data.Available = true
-		runs, sums, errs := map[string]uint64{}, map[string]float64{}, map[string]map[string]uint64{}
+		var counts map[string]ruleCounts
+		var base ruleSample
 		if d.cfg.Metrics != nil {
-			mfs, err := d.cfg.Metrics.Gather()
+			var err error
+			counts, err = d.ruleCounts()
 			if err != nil {
 				data.MetricsError = "Metrics could not be read: " + err.Error()
 			}
 			data.Metrics = err == nil
-			for _, mf := range mfs {
-				switch mf.GetName() {
-				case "claimsmith_rule_duration_seconds":
-					for _, m := range mf.GetMetric() {
-						rule := label(m, "rule")
-						runs[rule] += m.GetHistogram().GetSampleCount()
-						sums[rule] += m.GetHistogram().GetSampleSum()
-					}
-				case "claimsmith_rule_errors_total":
-					for _, m := range mf.GetMetric() {
-						rule := label(m, "rule")
-						if errs[rule] == nil {
-							errs[rule] = map[string]uint64{}
-						}
-						errs[rule][label(m, "cause")] += uint64(m.GetCounter().GetValue())
-					}
-				}
+			if b, ok := d.history.baseline(d.now()); ok {
+				base, data.RecentSince = b, b.at
 			}
 		}
 		for i, s := range d.cfg.Rules() {
-			row := ruleRow{Position: i + 1, Name: s.Name, Kind: s.Kind, OnError: s.OnError.String(), Timeout: s.Timeout, Runs: runs[s.Name],
-				Errors: errs[s.Name]["error"], Timeouts: errs[s.Name]["timeout"], Panics: errs[s.Name]["panic"]}
-			if row.Runs > 0 {
-				row.MeanMicros = sums[s.Name] / float64(row.Runs) * 1e6
+			row := ruleRow{Position: i + 1, Name: s.Name, Kind: s.Kind, OnError: s.OnError.String(), Timeout: s.Timeout, Total: counts[s.Name]}
+			if row.Total.Runs > 0 {
+				row.MeanMicros = row.Total.seconds / float64(row.Total.Runs) * 1e6
+			}
+			if !data.RecentSince.IsZero() {
+				row.Recent = row.Total.minus(base.counts[s.Name])
 			}
 			data.Rows = append(data.Rows, row)
 		}

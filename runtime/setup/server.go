@@ -258,6 +258,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	go s.tokens.Keys.Maintain(mctx, s.tokens.KeyReload)
 	s.announceDevSignIn(ctx, ln)
+	if s.dashboard != nil {
+		go s.dashboard.SampleRules(mctx, time.Minute)
+	}
 	s.env.Log.InfoContext(ctx, "claimsmith serve", "issuer", s.tokens.Minter.Issuer(), "routes", s.Routes(),
 		"introspection_clients", len(s.eff.Tokens.Introspection.Clients))
 	return s.http.Serve(ctx, ln)
