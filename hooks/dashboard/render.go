@@ -311,7 +311,9 @@ var funcs = template.FuncMap{
 	},
 	"pathesc": url.PathEscape,
 	// recentArgs carries a recent/total pair into the rules page.
-	"recentArgs": func(none bool, recent, total uint64) recentArg { return recentArg{None: none, Recent: recent, Total: total} },
+	"recentArgs": func(none bool, recent, total uint64) recentArg {
+		return recentArg{None: none, Recent: recent, Total: total}
+	},
 	// entityHref is the dashboard page of an audited entity ("" when it
 	// has none).
 	"entityHref": func(entity, id string) string {
