@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,7 +83,7 @@ type Dashboard struct {
 	mux      *http.ServeMux
 	static   fs.FS
 	// devSignIn holds the one-time development sign-in token, if any.
-	devSignIn *oneTime
+	devSignIn atomic.Pointer[oneTime]
 	// history holds the rule metrics' samples (SampleRules).
 	history ruleHistory
 }

@@ -129,7 +129,7 @@ var devKey = radmin.Key{ID: "dev-signin", Name: "one-time dev sign-in"}
 // the token grants every admin scope to whoever opens it first.
 func (d *Dashboard) EnableOneTimeSignIn(ttl time.Duration) string {
 	tok := randomToken(32)
-	d.devSignIn = &oneTime{digest: sha256.Sum256([]byte(tok)), expires: d.now().Add(ttl)}
+	d.devSignIn.Store(&oneTime{digest: sha256.Sum256([]byte(tok)), expires: d.now().Add(ttl)})
 	return Prefix + "signin/once?token=" + tok
 }
 
@@ -163,7 +163,7 @@ func (d *Dashboard) oneTimeSignIn(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, nil, ErrCSRF)
 		return
 	}
-	if !d.devSignIn.take(r.PostFormValue("token"), d.now()) {
+	if !d.devSignIn.Load().take(r.PostFormValue("token"), d.now()) {
 		d.showSignIn(w, r, http.StatusUnauthorized, Prefix, "That one-time sign-in link was already used, has expired, or is wrong. Sign in with an admin key.")
 		return
 	}
