@@ -102,7 +102,7 @@ type auditData struct {
 func (d *Dashboard) auditList(w http.ResponseWriter, r *http.Request, c *Call) error {
 	f, err := ParseAuditFilter(r.URL.Query())
 	if err != nil {
-		d.Render(w, c, http.StatusBadRequest, "audit", "Audit log", auditData{FilterMessage: sentence(reasonField(err))}, nil)
+		d.Render(w, c, http.StatusBadRequest, "audit", "Audit log", auditData{FilterMessage: sentence(err.Error())}, nil)
 		return nil
 	}
 	data := auditData{Filter: f}
@@ -161,9 +161,6 @@ func (d *Dashboard) auditList(w http.ResponseWriter, r *http.Request, c *Call) e
 	d.Render(w, c, http.StatusOK, "audit", "Audit log", data, nil)
 	return nil
 }
-
-// reasonField is a validation error as "field reason".
-func reasonField(err error) string { return err.Error() }
 
 // entryOf computes a record's field-by-field difference.
 func entryOf(rec radmin.Record) auditEntry {

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -455,15 +456,15 @@ func (d *Dashboard) groupRolesRemove(w http.ResponseWriter, r *http.Request, c *
 func (d *Dashboard) groupMappingsAdd(w http.ResponseWriter, r *http.Request, c *Call) error {
 	fields := map[string]string{"mappings[0].groupName": "groupName", "mappings[0].connectionName": "connectionName"}
 	return d.groupWrite(w, r, c, "mappings", fields, func(id string) (radmin.Change, string, error) {
+		// The form's fields are named as the service names the first
+		// mapping's, so both kinds of error land on the same field.
 		gn, err := FormText(r.PostForm, "group", "groupName", 4096, true)
 		if err != nil {
-			err.(*runtime.ValidationError).Field = "mappings[0].groupName"
-			return radmin.Change{}, "", err
+			return radmin.Change{}, "", renameField(err, "mappings[0].groupName")
 		}
 		cn, err := FormText(r.PostForm, "group", "connectionName", 4096, true)
 		if err != nil {
-			err.(*runtime.ValidationError).Field = "mappings[0].connectionName"
-			return radmin.Change{}, "", err
+			return radmin.Change{}, "", renameField(err, "mappings[0].connectionName")
 		}
 		// Audited with the whole group, as the API's mapping add.
 		return entityChange("group.mappings.add", "group", id, &authz.AddGroupMappings{GroupID: id,
@@ -487,4 +488,15 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// renameField points a validation error at another field name.
+func renameField(err error, field string) error {
+	var ve *runtime.ValidationError
+	if errors.As(err, &ve) {
+		c := *ve
+		c.Field = field
+		return &c
+	}
+	return err
 }
