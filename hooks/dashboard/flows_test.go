@@ -199,3 +199,18 @@ func TestRotateSigningKey(t *testing.T) {
 		t.Fatalf("read-only rotate: %d", res.status)
 	}
 }
+
+func TestBulkRemoveMembers(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t).signIn(f.all)
+	if res := b.post(Prefix+"groups/g-sales/members/add", with(b.form(Prefix+"groups/g-sales"), "members", "u1 u2 u3 u4")); res.status != http.StatusSeeOther {
+		t.Fatalf("add: %d", res.status)
+	}
+	if res := b.post(Prefix+"groups/g-sales/members/remove", with(b.form(Prefix+"groups/g-sales"), "members", "u2\nu4\nnot-a-member")); res.status != http.StatusSeeOther {
+		t.Fatalf("remove: %d\n%s", res.status, res.body)
+	}
+	m, _ := f.svc.Model(context.Background())
+	if g := findGroup(m.Document(), "g-sales"); !slices.Equal(g.Members, []string{"u1", "u3"}) {
+		t.Fatalf("members %v", g.Members)
+	}
+}
