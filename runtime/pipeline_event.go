@@ -38,8 +38,13 @@ func DecodeEventRequest(data []byte, route Trigger) (*EventRequest, error) {
 		return nil, fmt.Errorf("%w: event is %d bytes, the limit is %d", ErrTooLarge, len(data), MaxEventBytes)
 	}
 	req := new(EventRequest)
-	if err := DecodeJSON("event", data, req); err != nil {
-		return nil, err
+	if !decodeEventFast(data, req) {
+		// Anything the fast path does not take (every refusal among it)
+		// is decoded, or refused, by encoding/json.
+		*req = EventRequest{}
+		if err := DecodeJSON("event", data, req); err != nil {
+			return nil, err
+		}
 	}
 	if err := req.Event.validate(route); err != nil {
 		return nil, err
