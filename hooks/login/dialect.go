@@ -63,6 +63,8 @@ type Handler struct {
 	Run     runtime.Enricher
 	MaxBody int64 // 0: hooks.DefaultMaxBody
 	Log     *slog.Logger
+
+	bufs answerBuffers // answers that encode themselves (native_encode.go)
 }
 
 // TraceHeader carries the trace id of every answered login.
@@ -90,6 +92,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if body == nil {
 		w.WriteHeader(status)
+		return
+	}
+	if a, ok := body.(jsonAppender); ok && h.bufs.write(w, status, a) {
 		return
 	}
 	hooks.WriteJSON(w, status, body)
