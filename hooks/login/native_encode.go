@@ -42,7 +42,6 @@ func (p *answerBuffers) write(w http.ResponseWriter, status int, body jsonAppend
 	return true
 }
 
-
 // AppendJSON appends the answer as encoding/json encodes it.
 func (r *NativeResponse) AppendJSON(b []byte) ([]byte, error) {
 	var err error
