@@ -40,6 +40,9 @@ func (p *Pipeline) Run(ctx context.Context, ev *Event) (*Result, error) {
 	out := p.cmds.Get().(*Commands)
 	defer p.cmds.Put(out)
 
+	// One allocation for every rule's context of this run (none is reused:
+	// a rule's context stays its own even past its return).
+	rcs := make([]ruleCtx, len(p.steps))
 	deny, allow := -1, -1 // step index of the first deny and allow vote
 	var denyAccess Access
 	failed := false
@@ -48,7 +51,7 @@ func (p *Pipeline) Run(ctx context.Context, ev *Event) (*Result, error) {
 		out.Reset()
 		te := TraceEntry{Rule: s.name, Kind: s.kind}
 		t0 := p.now()
-		err := p.runStep(ctx, s, ev, out, t0, deadline)
+		err := p.runStep(ctx, s, &rcs[i], ev, out, t0, deadline)
 		te.Duration = p.now().Sub(t0)
 		if err == nil {
 			err = p.checkOutput(out)
@@ -134,7 +137,7 @@ func (p *Pipeline) decide(deny, allow int, denyAccess Access) Decision {
 // honour, and a rule that returns after its deadline is a timeout failure:
 // its output is discarded. WebAssembly rules stop themselves at the deadline
 // (the wasm host interrupts the guest when the context is done).
-func (p *Pipeline) runStep(ctx context.Context, s *step, ev *Event, out *Commands, t0, budgetEnd time.Time) error {
+func (p *Pipeline) runStep(ctx context.Context, s *step, rc *ruleCtx, ev *Event, out *Commands, t0, budgetEnd time.Time) error {
 	if !t0.Before(budgetEnd) {
 		return fmt.Errorf("%w: the pipeline budget of %s ran out before the rule started", ErrTimeout, p.budget)
 	}
@@ -142,7 +145,7 @@ func (p *Pipeline) runStep(ctx context.Context, s *step, ev *Event, out *Command
 	if budgetEnd.Before(limit) {
 		limit, byBudget = budgetEnd, true
 	}
-	rc := &ruleCtx{parent: ctx, deadline: limit, now: p.now}
+	rc.parent, rc.deadline, rc.now = ctx, limit, p.now
 	err := p.call(rc, s, ev, out)
 	rc.release()
 	took := p.now().Sub(t0)
@@ -208,11 +211,13 @@ func (p *Pipeline) prepare(ctx context.Context, ev *Event, res *Result) error {
 
 // overlay returns the stored object with the IdP-sent one merged over it:
 // keys the IdP sends win (objects merge deeply, other values replace).
+// stored is the caller's (ProfileStore.Profile returns a copy), so it is
+// merged into without another copy.
 func overlay(stored, sent map[string]any) map[string]any {
 	if len(stored) == 0 {
 		return sent
 	}
-	return MergePatch(CloneMap(stored), sent)
+	return MergePatch(stored, sent)
 }
 
 // fillClient adds what the IdP did not send; what it sent wins.
@@ -257,16 +262,47 @@ func (p *Pipeline) apply(res *Result, ev *Event, out *Commands) {
 	}
 	if len(out.AppMetadata) > 0 {
 		res.AppMetadata = composePatch(res.AppMetadata, out.AppMetadata)
-		ev.User.AppMetadata = MergePatch(ev.User.AppMetadata, out.AppMetadata)
+		ev.User.AppMetadata = patchEvent(ev.User.AppMetadata, out.AppMetadata)
 	}
 	if len(out.UserMetadata) > 0 {
 		res.UserMetadata = composePatch(res.UserMetadata, out.UserMetadata)
-		ev.User.UserMetadata = MergePatch(ev.User.UserMetadata, out.UserMetadata)
+		ev.User.UserMetadata = patchEvent(ev.User.UserMetadata, out.UserMetadata)
 	}
 	if out.Authorization != nil {
 		ev.Authorization = out.Authorization
 		res.Authorization = out.Authorization
 	}
+}
+
+// patchEvent is MergePatch for the event's metadata during a run, copy on
+// write: every map on a path the patch changes is copied one level before
+// it changes, and what lies beside those paths is shared rather than
+// deep-copied. No map the event held is changed in place (not even the
+// top level, which MergePatch changes), so a value a rule took from the
+// event — a claim holding a metadata object — keeps what it had. The
+// result equals MergePatch(CloneMap(dst), patch) (TestPatchEventIsMergePatch);
+// the patch's values are copied as MergePatch copies them.
+func patchEvent(dst, patch map[string]any) map[string]any {
+	if len(patch) == 0 {
+		return dst
+	}
+	out := make(map[string]any, len(dst)+len(patch))
+	for k, v := range dst {
+		out[k] = v
+	}
+	for k, pv := range patch {
+		if pv == nil {
+			delete(out, k)
+			continue
+		}
+		if pm, ok := pv.(map[string]any); ok {
+			dm, _ := out[k].(map[string]any)
+			out[k] = patchEvent(dm, pm)
+			continue
+		}
+		out[k] = cloneValue(pv)
+	}
+	return out
 }
 
 func withScope(list []string, s string) []string {

@@ -75,6 +75,8 @@ func (r *Registry) IDs() []string {
 // merge patches (see MergePatch).
 type ProfileStore interface {
 	// Profile returns the stored objects; a user never seen has empty ones.
+	// They are a copy the caller owns and may change (the pipeline merges
+	// the event into them).
 	Profile(ctx context.Context, userID string) (Profile, error)
 	// PatchProfile merges the patches (either may be nil) into the stored
 	// profile atomically and returns the new profile.
