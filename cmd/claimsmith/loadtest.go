@@ -86,6 +86,7 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 	dataDir := fs.String("data-dir", "data", "the server's data dir: named in the report, its fsync latency measured")
 	conc := fs.Int("concurrency", 256, "requests in flight at most (more are dropped and counted)")
 	out := fs.String("out", "loadtest-report", "folder for report.txt and latency.svg")
+	readme := fs.String("readme", "", "also rewrite this markdown file's load test block (between its loadtest-report markers) with the report, the SVG and this command")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), loadtestHelp); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
@@ -172,10 +173,61 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	fmt.Fprintf(a.stdout, "wrote %s and %s\n", filepath.Join(*out, "report.txt"), filepath.Join(*out, "latency.svg"))
+	if *readme != "" {
+		summary := fmt.Sprintf("at %.0f req/s", opts.Rate)
+		if *findMax {
+			summary = fmt.Sprintf("max %.0f req/s meeting p99 ≤ %s; at half of it, %.0f req/s", opts.Rate*2, *maxP99, opts.Rate)
+		}
+		if err := updateReadme(*readme, *out, args, *mixFlag, summary, rep, text.String(), time.Now()); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "updated the load test block of %s\n", *readme)
+	}
 	if rep.Errors > 0 || rep.Dropped > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d errors and %d dropped requests", rep.Errors, rep.Dropped)}
 	}
 	return nil
+}
+
+// updateReadme rewrites the load test block of the markdown file path: the
+// command that made the report, the result in one line, the SVG (linked
+// relative to the file) and the whole report.
+func updateReadme(path, outDir string, args []string, mix, summary string, rep *loadtest.Report, text string, when time.Time) error {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	svg, err := filepath.Rel(filepath.Dir(path), filepath.Join(outDir, "latency.svg"))
+	if err != nil {
+		return err
+	}
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = a
+		if a == "" || strings.ContainsAny(a, " \t'\"$`\\|&;<>()*?[]#~") {
+			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	post := rep.ByKind["post-login"]
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured %s by `claimsmith loadtest %s` (what `make loadtest` runs) against `make run`; the mix %s:\n\n",
+		when.UTC().Format("2006-01-02 15:04 UTC"), strings.Join(quoted, " "), mix)
+	fmt.Fprintf(&b, "**%s: p50 %s, p99 %s (post-login with minting: p99 %s), %d errors, %d dropped.**\n\n",
+		summary, fmtDuration(rep.All.P50), fmtDuration(rep.All.P99), fmtDuration(post.P99), rep.Errors, rep.Dropped)
+	fmt.Fprintf(&b, "![latency over time at %.0f req/s: p50, p99 and max](%s)\n\n", rep.TargetRate, filepath.ToSlash(svg))
+	fmt.Fprintf(&b, "```text\n%s```\n", text)
+	updated, err := loadtest.ReplaceReadmeBlock(doc, b.String())
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, updated, 0o644)
+}
+
+func fmtDuration(d time.Duration) string {
+	if d >= time.Millisecond {
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 }
 
 // describeRun is the report's first lines: the machine, the server's config

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/claimsmith/claimsmith/cmd/claimsmith/internal/loadtest"
 	"github.com/claimsmith/claimsmith/runtime/setup"
 )
 
@@ -28,9 +29,14 @@ func TestLoadtestAgainstServe(t *testing.T) {
 	devEnv(t)
 	url := serveInProcess(t, data, filepath.Join("..", "..", "samples", "config", "claimsmith.yaml"))
 	out := t.TempDir()
+	// The README's block is rewritten from the report (--readme).
+	readme := filepath.Join(filepath.Dir(out), "README.md")
+	if err := os.WriteFile(readme, []byte("# x\n\n"+loadtest.ReadmeBegin+"\nold\n"+loadtest.ReadmeEnd+"\n\nafter\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// A modest rate: the server shares this (possibly -race) process with
 	// the generator, and the test is about answers, not throughput.
-	code, stdout, stderr := cli(t, "", "--log-level", "warn", "loadtest", "--data", "../../samples/data/claimsmith-full.json", "--url", url, "--rate", "40", "--duration", "2s", "--out", out, "--data-dir", data)
+	code, stdout, stderr := cli(t, "", "--log-level", "warn", "loadtest", "--data", "../../samples/data/claimsmith-full.json", "--url", url, "--rate", "40", "--duration", "2s", "--out", out, "--data-dir", data, "--readme", readme)
 	if code != 0 {
 		t.Fatalf("loadtest exit %d:\n%s\n%s", code, stdout, stderr)
 	}
@@ -49,8 +55,22 @@ func TestLoadtestAgainstServe(t *testing.T) {
 	if err != nil || !strings.Contains(string(svg), "<polyline") {
 		t.Fatalf("latency.svg missing or without a plot: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(out, "report.txt")); err != nil {
+	report, err := os.ReadFile(filepath.Join(out, "report.txt"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nafter\n", "by `claimsmith loadtest --data ../../samples/data/claimsmith-full.json --url " + url,
+		"**at 40 req/s: p50 ", "](" + filepath.Base(out) + "/latency.svg)", string(report)} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("the README block lacks %q:\n%s", want, doc)
+		}
+	}
+	if strings.Contains(string(doc), "\nold\n") {
+		t.Errorf("the old block was kept:\n%s", doc)
 	}
 }
 
