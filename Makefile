@@ -71,10 +71,15 @@ PIN_SERVER   ?= $(if $(and $(filter-out 0 1,$(NCPU)),$(shell command -v taskset)
 LOADTEST_CPU ?= $(if $(filter-out 0 1,$(NCPU)),1,-1)
 
 # loadtest: drive the `make run` server: the highest rate meeting p99 ≤ 2 ms
-# (minting ES256 tokens), then 10 s at half of it (report and SVG in
-# loadtest-report/, naming the machine, config, data dir and its fsync).
+# (minting ES256 tokens), then 10 s at half of it. report.txt and
+# latency.svg (naming the machine, config, data dir and its fsync) go to
+# samples/loadtest/, and the README's Performance block is rewritten from
+# them: commit both. LOADTEST_README= leaves the README alone.
+LOADTEST_OUT    ?= samples/loadtest
+LOADTEST_README ?= README.md
 loadtest: build
-	./$(BIN) loadtest --url http://$(SHOWN_ADDR) --find-max --duration 10s --cpu $(LOADTEST_CPU) --config $(CONFIG) --data-dir $(DATA) --out loadtest-report
+	./$(BIN) loadtest --url http://$(SHOWN_ADDR) --find-max --duration 10s --cpu $(LOADTEST_CPU) --config $(CONFIG) --data-dir $(DATA) \
+	  --out $(LOADTEST_OUT) $(if $(LOADTEST_README),--readme $(LOADTEST_README))
 
 # deps installs what a fresh machine lacks: redis-server (tests start their
 # own), wat2wasm and npm (WASM samples), Hydra (end-to-end test, built once

@@ -103,7 +103,8 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 			return &exitError{code: 2, err: err}
 		}
 	}
-	machine := describeRun(loadtest.DescribeMachine(*cpu), *cfgLabel, *dataDir)
+	host := loadtest.DescribeMachine(*cpu)
+	machine := describeRun(host, *cfgLabel, *dataDir)
 	weights, err := parseMix(*mixFlag)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -178,7 +179,11 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 		if *findMax {
 			summary = fmt.Sprintf("max %.0f req/s meeting p99 ≤ %s; at half of it, %.0f req/s", opts.Rate*2, *maxP99, opts.Rate)
 		}
-		if err := updateReadme(*readme, *out, args, *mixFlag, summary, rep, text.String(), time.Now()); err != nil {
+		note := ""
+		if host.Busy() {
+			note = fmt.Sprintf("The machine was busy (load average %s on %d CPUs before the run): these numbers describe that machine, not a quiet one.", host.Load, host.CPUs)
+		}
+		if err := updateReadme(*readme, *out, args, *mixFlag, summary, note, rep, text.String(), time.Now()); err != nil {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "updated the load test block of %s\n", *readme)
@@ -192,7 +197,7 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 // updateReadme rewrites the load test block of the markdown file path: the
 // command that made the report, the result in one line, the SVG (linked
 // relative to the file) and the whole report.
-func updateReadme(path, outDir string, args []string, mix, summary string, rep *loadtest.Report, text string, when time.Time) error {
+func updateReadme(path, outDir string, args []string, mix, summary, note string, rep *loadtest.Report, text string, when time.Time) error {
 	doc, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -210,10 +215,14 @@ func updateReadme(path, outDir string, args []string, mix, summary string, rep *
 	}
 	post := rep.ByKind["post-login"]
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s by `claimsmith loadtest %s` (what `make loadtest` runs) against `make run`; the mix %s:\n\n",
+	fmt.Fprintf(&b, "Measured %s by `claimsmith loadtest %s` against `make run`; the mix %s:\n\n",
 		when.UTC().Format("2006-01-02 15:04 UTC"), strings.Join(quoted, " "), mix)
-	fmt.Fprintf(&b, "**%s: p50 %s, p99 %s (post-login with minting: p99 %s), %d errors, %d dropped.**\n\n",
+	fmt.Fprintf(&b, "**%s: p50 %s, p99 %s (post-login with minting: p99 %s), %d errors, %d dropped.**",
 		summary, fmtDuration(rep.All.P50), fmtDuration(rep.All.P99), fmtDuration(post.P99), rep.Errors, rep.Dropped)
+	if note != "" {
+		b.WriteString(" " + note)
+	}
+	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "![latency over time at %.0f req/s: p50, p99 and max](%s)\n\n", rep.TargetRate, filepath.ToSlash(svg))
 	fmt.Fprintf(&b, "```text\n%s```\n", text)
 	updated, err := loadtest.ReplaceReadmeBlock(doc, b.String())

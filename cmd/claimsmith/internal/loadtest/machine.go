@@ -87,6 +87,19 @@ func DescribeMachine(pinned int) Machine {
 	return m
 }
 
+// Busy reports whether other work was running when the load test started:
+// a one-minute load average of at least half the CPUs (the server and the
+// generator were idle then). Numbers from a busy machine describe it, not
+// claimsmith.
+func (m Machine) Busy() bool {
+	f := strings.Fields(m.Load)
+	if len(f) == 0 {
+		return false
+	}
+	l, err := strconv.ParseFloat(f[0], 64)
+	return err == nil && l >= float64(m.CPUs)/2
+}
+
 func (m Machine) String() string {
 	pin := "not pinned"
 	if m.Pinned >= 0 {

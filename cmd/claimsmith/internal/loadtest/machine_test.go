@@ -86,3 +86,17 @@ func TestDescribeMachineAndFsync(t *testing.T) {
 		t.Fatal("a missing dir measured")
 	}
 }
+
+// TestMachineBusy: a load average of half the CPUs or more before the run
+// marks the machine busy (its numbers are not a quiet-machine measurement).
+func TestMachineBusy(t *testing.T) {
+	for _, c := range []struct {
+		load string
+		cpus int
+		busy bool
+	}{{"0.10 0.20 0.30", 2, false}, {"0.99 5 5", 2, false}, {"1.00 0 0", 2, true}, {"17.2 16 15", 2, true}, {"", 2, false}, {"x", 2, false}, {"3.9 1 1", 8, false}} {
+		if got := (Machine{Load: c.load, CPUs: c.cpus}).Busy(); got != c.busy {
+			t.Errorf("load %q on %d CPUs: busy %v, want %v", c.load, c.cpus, got, c.busy)
+		}
+	}
+}
