@@ -150,3 +150,51 @@ func TestFindMaxLatencySLO(t *testing.T) {
 		t.Fatalf("search text:\n%s", out.String())
 	}
 }
+
+// TestStallCountsForEveryScheduledRequest: the generator is open-loop and
+// measures from each request's scheduled start, so a server that stalls
+// shows the stall in every request scheduled during it — not only in the
+// one request a closed-loop client would have waiting (coordinated
+// omission). The server holds every request that arrives while a gate is
+// closed (from its 20th request until 300 ms later); the requests due in
+// that window must carry most of the wait.
+func TestStallCountsForEveryScheduledRequest(t *testing.T) {
+	var n atomic.Int64
+	gate := make(chan struct{})
+	var opened atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 20 {
+			time.AfterFunc(300*time.Millisecond, func() { opened.Store(true); close(gate) })
+		}
+		if n.Load() >= 20 && !opened.Load() {
+			<-gate
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	mix, err := NewWeighted(map[string]int{"ok": 1}, map[string][]*Request{
+		"ok": {{Kind: "ok", Method: "POST", Path: "/", Body: []byte("{}"), Expect: []int{200}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 200, Duration: time.Second, Seed: 1}, mix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 300 ms at 200 req/s: about 60 requests are due while the gate is
+	// closed, and the earlier of them wait most of it. A closed-loop
+	// client would have counted one slow request.
+	slow := 0
+	for _, s := range rep.Samples {
+		if s.Latency >= 100*time.Millisecond {
+			slow++
+		}
+	}
+	if slow < 15 {
+		t.Fatalf("%d requests measured ≥ 100 ms across a 300 ms stall at 200 req/s; open-loop measurement needs ≥ 15 (p99 %s, max %s)", slow, rep.All.P99, rep.All.Max)
+	}
+	if rep.All.Max < 250*time.Millisecond {
+		t.Fatalf("max latency %s across a 300 ms stall", rep.All.Max)
+	}
+}
