@@ -54,6 +54,11 @@ then bisecting; each rate is run until two runs in a row agree (at most
 search is monotonic: no rate above a failed one or below a passed one is
 tried. It then runs --duration at half of the max and reports that p99.
 
+With --readme FILE it also rewrites FILE's load test block (the lines
+between its "loadtest-report: begin" and "loadtest-report: end" markers)
+with the command, the result, the SVG and the whole report, noting a busy
+machine; make loadtest does this for the README's Performance section.
+
 Pin the generator to a core the server does not use (make loadtest does,
 with the server of make run pinned to CPU 0): --cpu 1.
 
