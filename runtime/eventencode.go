@@ -9,8 +9,8 @@ import (
 )
 
 // Append-style JSON for the login answer. encoding/json's reflection and
-// its re-scan of every Claims.MarshalJSON cost a login about a tenth of an
-// ES256 signature; these append the same bytes straight into the caller's
+// its re-scan of every Claims.MarshalJSON cost a login about half an ES256
+// signature; these append the same bytes straight into the caller's
 // (pooled) buffer. The output is byte for byte what encoding/json.Marshal
 // gives (HTML-safe escaping, sorted map keys, json.Number checked);
 // FuzzAppendJSONAgrees holds them to it. Values of kinds not written here
