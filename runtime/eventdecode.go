@@ -9,8 +9,8 @@ import (
 // The login event's fast decoder. encoding/json spent more than half as
 // long on the event as signing one ES256 token (reflection, a second scan
 // of the value, a decodeState per call); this one reads the bytes once,
-// straight into the Event, and skips keys claimsmith does not model without building
-// anything for them.
+// straight into the Event, and skips keys claimsmith does not model
+// without building anything for them.
 //
 // It is a fast path, not a second dialect: it accepts only what it can
 // decode exactly as encoding/json (UseNumber) would, and gives up on
