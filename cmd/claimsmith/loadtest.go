@@ -53,6 +53,8 @@ then bisecting; each rate is run until two runs in a row agree (at most
 --repeats), and the report lists every probe with its p99 spread. The
 search is monotonic: no rate above a failed one or below a passed one is
 tried. It then runs --duration at half of the max and reports that p99.
+If no probed rate meets the SLO, the report (and --readme) say so, with the
+probes, and it fails.
 
 With --readme FILE it also rewrites FILE's load test block (the lines
 between its "loadtest-report: begin" and "loadtest-report: end" markers)
@@ -135,6 +137,10 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 	opts := loadtest.Options{BaseURL: lt.base, Rate: *rate, Duration: *duration, Concurrency: *conc, Seed: 1}
 	var header strings.Builder
 	header.WriteString(machine)
+	var (
+		rep    *loadtest.Report
+		failed error // --find-max found no rate meeting the SLO
+	)
 	if *findMax {
 		search, err := loadtest.FindMax(ctx, opts, mix, loadtest.SearchOptions{Start: 100, Step: *step, MaxP99: *maxP99, Repeats: *repeats,
 			Progress: func(r *loadtest.Report) {
@@ -146,15 +152,20 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 		}
 		search.WriteText(&header, *maxP99)
 		if search.Max == 0 {
-			fmt.Fprint(a.stdout, header.String())
-			return fmt.Errorf("no probed rate met p99 ≤ %s with errors+drops < 1%% (from 100 req/s): is the server up, are the credentials right, is the machine busy?", *maxP99)
+			// Still a result: the report (and the README block) say
+			// so, with the first probe's last run as the plot.
+			failed = fmt.Errorf("no probed rate met p99 ≤ %s with errors+drops < 1%% (from 100 req/s): is the server up, are the credentials right, is the machine busy?", *maxP99)
+			fmt.Fprintf(&header, "no probed rate met the SLO (p99 ≤ %s, errors+drops < 1%%); below, the last run at %.0f req/s\n", *maxP99, search.Probes[0].Rate)
+			rep, opts.Rate = search.Probes[0].Report, search.Probes[0].Rate
+		} else {
+			fmt.Fprintf(&header, "max rate meeting the SLO %.0f req/s (p99 ≤ %s, errors+drops < 1%%); final run at half: %.0f req/s\n", search.Max, *maxP99, search.Max/2)
+			opts.Rate = search.Max / 2
 		}
-		fmt.Fprintf(&header, "max rate meeting the SLO %.0f req/s (p99 ≤ %s, errors+drops < 1%%); final run at half: %.0f req/s\n", search.Max, *maxP99, search.Max/2)
-		opts.Rate = search.Max / 2
 	}
-	rep, err := loadtest.Run(ctx, opts, mix)
-	if err != nil {
-		return err
+	if rep == nil {
+		if rep, err = loadtest.Run(ctx, opts, mix); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
@@ -181,7 +192,10 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 	fmt.Fprintf(a.stdout, "wrote %s and %s\n", filepath.Join(*out, "report.txt"), filepath.Join(*out, "latency.svg"))
 	if *readme != "" {
 		summary := fmt.Sprintf("at %.0f req/s", opts.Rate)
-		if *findMax {
+		switch {
+		case failed != nil:
+			summary = fmt.Sprintf("no probed rate met p99 ≤ %s (from 100 req/s); at %.0f req/s", *maxP99, opts.Rate)
+		case *findMax:
 			summary = fmt.Sprintf("max %.0f req/s meeting p99 ≤ %s; at half of it, %.0f req/s", opts.Rate*2, *maxP99, opts.Rate)
 		}
 		note := ""
@@ -192,6 +206,9 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 		fmt.Fprintf(a.stdout, "updated the load test block of %s\n", *readme)
+	}
+	if failed != nil {
+		return failed
 	}
 	if rep.Errors > 0 || rep.Dropped > 0 {
 		return &exitError{code: 1, err: fmt.Errorf("%d errors and %d dropped requests", rep.Errors, rep.Dropped)}

@@ -109,3 +109,37 @@ func serveInProcess(t *testing.T, dataDir, cfgPath string) string {
 	})
 	return url
 }
+
+// TestLoadtestFindMaxNoRateStillReports: when no probed rate meets the SLO
+// (here an impossible p99 of 1µs), loadtest fails — and still writes the
+// report and the README block saying so, with the search's probes, rather
+// than leaving the last good numbers standing.
+func TestLoadtestFindMaxNoRateStillReports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a load test")
+	}
+	data := t.TempDir()
+	if code, _, stderr := cli(t, "", "--data-dir", data, "import", "../../samples/data/claimsmith-full.json"); code != 0 {
+		t.Fatalf("import: %s", stderr)
+	}
+	devEnv(t)
+	url := serveInProcess(t, data, filepath.Join("..", "..", "samples", "config", "claimsmith.yaml"))
+	out := t.TempDir()
+	readme := filepath.Join(filepath.Dir(out), "README.md")
+	if err := os.WriteFile(readme, []byte(loadtest.ReadmeBegin+"\nold numbers\n"+loadtest.ReadmeEnd+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := cli(t, "", "--log-level", "warn", "loadtest", "--data", "../../samples/data/claimsmith-full.json", "--url", url,
+		"--find-max", "--max-p99", "1us", "--step", "300ms", "--repeats", "2", "--out", out, "--data-dir", data, "--readme", readme)
+	if code == 0 || !strings.Contains(stderr, "no probed rate met p99 ≤ 1µs") {
+		t.Fatalf("exit %d, want a failure naming the SLO:\n%s\n%s", code, stdout, stderr)
+	}
+	report, err := os.ReadFile(filepath.Join(out, "report.txt"))
+	if err != nil || !strings.Contains(string(report), "100 req/s  fails") || !strings.Contains(string(report), "no probed rate met the SLO") {
+		t.Fatalf("report.txt (%v):\n%s", err, report)
+	}
+	doc, _ := os.ReadFile(readme)
+	if !strings.Contains(string(doc), "**no probed rate met p99 ≤ 1µs (from 100 req/s); at 100 req/s: ") || strings.Contains(string(doc), "old numbers") {
+		t.Fatalf("README block:\n%s", doc)
+	}
+}
