@@ -20,6 +20,8 @@ type Model struct {
 	// ancestors[g] lists g and every group that (transitively) nests g, sorted
 	// by storage order. Cycles are harmless: the closure is a set.
 	ancestors [][]int32
+	// parents[g] lists the groups that nest g directly (Explain walks them).
+	parents [][]int32
 	// groupRoles[g] and rolePerms[r] are the valid (non-dangling) references.
 	groupRoles [][]int32
 	rolePerms  [][]int32
@@ -107,7 +109,7 @@ func NewModel(doc *Document, revision uint64) *Model {
 			m.userRoles[ui] = appendUnique(m.userRoles[ui], int32(ri))
 		}
 	}
-	m.ancestors = closures(parents)
+	m.ancestors, m.parents = closures(parents), parents
 	m.groupNames = newNames(len(doc.Groups), func(i int) string { return doc.Groups[i].Name })
 	m.roleNames = newNames(len(doc.Roles), func(i int) string { return doc.Roles[i].Name })
 	m.permNames = newNames(len(doc.Permissions), func(i int) string { return doc.Permissions[i].Name })

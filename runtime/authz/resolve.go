@@ -67,9 +67,11 @@ func (m *Model) Resolve(q PolicyQuery) Policy {
 	}
 	roles = sortUnique(roles)
 	// userRoles is sorted and unique; a role also derived from a group is
-	// dropped by the name de-duplication below.
+	// skipped here: the name de-duplication below does not run when every
+	// role name is distinct, and the role would be listed twice.
+	derived := roles
 	for _, r := range directRoles {
-		if m.roleApplies(r, q) {
+		if _, dup := slices.BinarySearch(derived, r); !dup && m.roleApplies(r, q) {
 			roles = append(roles, r)
 		}
 	}
