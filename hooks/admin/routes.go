@@ -110,6 +110,10 @@ func adminRoutes(c *adminCore) []adminRoute {
 			[]adminParam{{"client_id", "string", "the client (required)"}, {"audience", "string", "the API audience"},
 				{"connection", "string", "the IdP connection name (enables mappings)"}, {"groups", "string", "comma-separated IdP groups"}},
 			"", ok, "Policy", us.policy},
+		{"GET", "/api/users/{id}/explain", R, "Explain the policy a login of the user at a client gets: direct and effective groups, roles and permissions, each with why (membership, nesting, mapping, direct role), and the stored profile.", "users",
+			[]adminParam{{"client_id", "string", "the client (required)"}, {"audience", "string", "the API audience"},
+				{"connection", "string", "the IdP connection name (enables mappings)"}, {"groups", "string", "comma-separated IdP groups"}},
+			"", ok, "Explanation", us.explain},
 
 		{"POST", "/api/import", radmin.ScopeImport, "Replace the whole document with an extension export (validated, atomic; ids kept; removing anything needs replace=true).", "import/export", importParams, "Document", ok, "ImportResult", io.importDoc},
 		{"GET", "/api/export", radmin.ScopeExport, "Export the document in the extension's format (claimsmith section with ?full=true).", "import/export",

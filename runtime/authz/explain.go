@@ -2,6 +2,7 @@ package authz
 
 import (
 	"slices"
+	"strings"
 )
 
 // Explain answers "why does this user get what they get": the same question
@@ -347,4 +348,34 @@ func (e *Explanation) PermissionChain(i int) []Step {
 	p := e.Permissions[i]
 	ri := slices.IndexFunc(e.Roles, func(r RoleGrant) bool { return r.ID == p.Roles[0].ID })
 	return append(e.RoleChain(ri), Step{Kind: "permission", Ref: p.Ref})
+}
+
+// ChainText renders a why-chain for people: "member of SRE → nested in
+// Platform → role editor → permission write:docs".
+func ChainText(steps []Step) string {
+	var b strings.Builder
+	for i, s := range steps {
+		if i > 0 {
+			b.WriteString(" → ")
+		}
+		switch s.Kind {
+		case "member":
+			b.WriteString("member of " + s.Name)
+		case "idp-group":
+			b.WriteString("IdP group " + s.Name + " (connection " + s.Detail + ")")
+		case "mapping":
+			b.WriteString("mapped to " + s.Name)
+		case "nested":
+			b.WriteString("nested in " + s.Name)
+		case "role":
+			b.WriteString("role " + s.Name)
+		case "direct-role":
+			b.WriteString("role " + s.Name + " assigned directly")
+		case "permission":
+			b.WriteString("permission " + s.Name)
+		default:
+			b.WriteString(s.Kind + " " + s.Name)
+		}
+	}
+	return b.String()
 }

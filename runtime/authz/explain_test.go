@@ -224,6 +224,13 @@ func TestExplainSampleChains(t *testing.T) {
 	if !strings.Contains(got, want) {
 		t.Fatalf("alice's role chains:\n%s\nwant a line %q", got, want)
 	}
+	for i, r := range e.Roles {
+		if r.Name == "user" {
+			if got, want := authz.ChainText(e.RoleChain(i)), "member of SRE → nested in Platform → nested in Engineering → nested in Company → role user"; got != want {
+				t.Fatalf("chain text %q, want %q", got, want)
+			}
+		}
+	}
 	if len(e.DirectGroups) == 0 || e.Groups[0].Why[0].Via != authz.ViaMember {
 		t.Fatalf("alice: direct groups %v, first why %+v", e.DirectGroups, e.Groups[0].Why)
 	}
