@@ -30,6 +30,9 @@ type HookSet struct {
 	// Release frees the pipeline (rules, wasm instances). It is called once,
 	// after the set stopped serving and its last request ended.
 	Release func()
+	// DryRun runs an event through this set's pipeline without persisting
+	// anything (runtime.Pipeline.DryRun); nil when the set has no pipeline.
+	DryRun func(ctx context.Context, ev *runtime.Event) (*runtime.Result, error)
 }
 
 // BuildFunc reads the configuration and builds a complete HookSet (every
@@ -263,6 +266,24 @@ func (r *Reloader) acquire() *generation {
 		}
 		// Drained between Load and acquire: a newer one is current.
 	}
+}
+
+// ErrNoPipeline is DryRun's answer while no pipeline serves logins.
+var ErrNoPipeline = fmt.Errorf("%w: no login pipeline is serving (the configuration has no hooks section, or the server is shutting down)", runtime.ErrUnavailable)
+
+// DryRun runs ev through the serving generation's pipeline — the one logins
+// use now — without persisting anything, outside the hooks' metrics and
+// replay protection: what a login would get, for an operator to see.
+func (r *Reloader) DryRun(ctx context.Context, ev *runtime.Event) (*runtime.Result, error) {
+	g := r.acquire()
+	if g == nil {
+		return nil, ErrNoPipeline
+	}
+	defer g.release()
+	if g.set.DryRun == nil {
+		return nil, ErrNoPipeline
+	}
+	return g.set.DryRun(ctx, ev)
 }
 
 // Close stops serving: the current generation is released once its

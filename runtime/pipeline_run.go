@@ -21,6 +21,17 @@ import (
 // when the run itself failed: the caller's context ended, or loading or
 // persisting the stored profile failed.
 func (p *Pipeline) Run(ctx context.Context, ev *Event) (*Result, error) {
+	return p.run(ctx, ev, true)
+}
+
+// DryRun is Run without persisting: the stored profile is read and merged
+// as at a login, the metadata patches are computed and returned, nothing is
+// written. The dashboard's "try a login" runs the serving pipeline this way.
+func (p *Pipeline) DryRun(ctx context.Context, ev *Event) (*Result, error) {
+	return p.run(ctx, ev, false)
+}
+
+func (p *Pipeline) run(ctx context.Context, ev *Event, persist bool) (*Result, error) {
 	if ev == nil {
 		return nil, fmt.Errorf("%w: no event", ErrInvalid)
 	}
@@ -105,6 +116,9 @@ func (p *Pipeline) Run(ctx context.Context, ev *Event) (*Result, error) {
 	if !res.Decision.Allowed {
 		res.IDTokenClaims, res.AccessTokenClaims = nil, nil
 		res.ScopesAdded, res.ScopesRemoved = nil, nil
+	}
+	if !persist {
+		return res, nil
 	}
 	if err := p.persist(ctx, ev, res); err != nil {
 		return nil, err

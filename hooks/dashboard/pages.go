@@ -7,6 +7,7 @@ func (d *Dashboard) allPages() []Page {
 		d.groupsPage(),
 		d.rolesPage(),
 		d.appsPage(),
+		d.usersPage(),
 		d.auditPage(),
 		d.signingPage(),
 		d.rulesPage(),

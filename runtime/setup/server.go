@@ -372,6 +372,7 @@ func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, p
 	for _, step := range p.Steps() {
 		set.Rules = append(set.Rules, step.Name)
 	}
+	set.DryRun = p.DryRun
 	var enr runtime.Enricher = p
 	if m != nil {
 		enr = m.Enricher(p)
@@ -379,6 +380,7 @@ func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, p
 	if cfg.Hooks == nil {
 		if ex == nil {
 			release()
+			set.DryRun = nil
 			return set, info, nil
 		}
 		exchangeRoute(set, ex, enr, env)
