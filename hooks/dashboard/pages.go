@@ -8,6 +8,7 @@ func (d *Dashboard) allPages() []Page {
 		d.rolesPage(),
 		d.appsPage(),
 		d.usersPage(),
+		d.tryLoginPage(),
 		d.auditPage(),
 		d.signingPage(),
 		d.rulesPage(),

@@ -27,13 +27,15 @@ type dashboardDeps struct {
 	signing dashboard.Signing
 	rules   dashboard.Rules
 	metrics prometheus.Gatherer
+	// tryLogin runs the try-a-login page's dry runs (nil: no pipeline).
+	tryLogin dashboard.DryRunner
 }
 
 // newDashboard builds the dashboard on the admin API's service (the one
 // write path) and the admin key store.
 func newDashboard(env Env, svc *admin.Service, as AdminStores, deps dashboardDeps) (*dashboard.Dashboard, error) {
 	return dashboard.New(dashboard.Config{Service: svc, Keys: as.Keys, Signing: deps.signing, Rules: deps.rules,
-		Metrics: deps.metrics, Log: env.Log, Now: env.Now})
+		Metrics: deps.metrics, Log: env.Log, Now: env.Now, Extra: map[string]any{dashboard.ExtraTryLogin: deps.tryLogin}})
 }
 
 // dashboardRoute mounts the dashboard with the API's label.

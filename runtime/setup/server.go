@@ -199,7 +199,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	// Mounted even when disabled (404), so a reload may turn it on.
 	routes = append(routes, hooks.Route{Pattern: forwardauth.Pattern, Handler: &s.forwardAuth, Label: "forward-auth"})
 	routes = append(routes, hooks.MetricsRoute(reg))
-	adminRoutes, err := s.adminRoutes(ctx, env, invalidating(st, pc), as, dashboardDeps{signing: ts.Keys, rules: s.pipelineSteps, metrics: reg})
+	adminRoutes, err := s.adminRoutes(ctx, env, invalidating(st, pc), as, dashboardDeps{signing: ts.Keys, rules: s.pipelineSteps, metrics: reg, tryLogin: s.tryLogin()})
 	if err != nil {
 		return nil, err
 	}
