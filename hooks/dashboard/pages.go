@@ -9,6 +9,7 @@ func (d *Dashboard) allPages() []Page {
 		d.appsPage(),
 		d.usersPage(),
 		d.tryLoginPage(),
+		d.importExportPage(),
 		d.auditPage(),
 		d.signingPage(),
 		d.rulesPage(),

@@ -1,0 +1,106 @@
+package dashboard
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/claimsmith/claimsmith/runtime/authz"
+)
+
+// postMultipart posts fields and one file as multipart/form-data.
+func (b *browser) postMultipart(path string, fields map[string]string, file []byte) page {
+	b.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
+	if file != nil {
+		fw, _ := mw.CreateFormFile("file", "export.json")
+		_, _ = fw.Write(file)
+	}
+	_ = mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, b.f.srv.URL+path, &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	return b.do(req)
+}
+
+// TestImportPreviewThenApply: the sample export uploaded as a file shows
+// what it adds and removes and changes nothing; applying without the
+// confirmation is refused on the preview, with it commits; an apply on a
+// stale preview is "changed by someone else"; an invalid document names
+// what is wrong; the export downloads the document.
+func TestImportPreviewThenApply(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t).signIn(f.all)
+	sample, err := os.ReadFile("../../samples/data/claimsmith-full.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := b.form(Prefix + "import")
+	rev := f.revision(t)
+	p := b.postMultipart(Prefix+"import/preview", map[string]string{"csrf": v.Get("csrf")}, sample)
+	if p.status != 200 {
+		t.Fatalf("preview: %d\n%s", p.status, p.body)
+	}
+	for _, want := range []string{"grp-company", "Company", "g-sales", `id="removes"`, `name="replace"`} {
+		if !strings.Contains(p.body, want) {
+			t.Fatalf("preview lacks %q:\n%s", want, p.body)
+		}
+	}
+	if f.revision(t) != rev {
+		t.Fatal("the preview changed the store")
+	}
+	doc := field(t, p.body, textareaRe)
+	apply := with(v, "document", doc, "rev", field(t, p.body, revRe))
+	if p := b.post(Prefix+"import/apply", apply); p.status != 409 || !strings.Contains(p.body, "tick the confirmation") {
+		t.Fatalf("apply without confirmation: %d\n%s", p.status, p.body)
+	}
+	if f.revision(t) != rev {
+		t.Fatal("a refused import changed the store")
+	}
+	stale := with(apply, "replace", "1")
+	stale.Set("rev", "999")
+	if p := b.post(Prefix+"import/apply", stale); p.status != 409 || !strings.Contains(p.body, "Changed by someone else") {
+		t.Fatalf("stale apply: %d\n%s", p.status, p.body)
+	}
+	if p := b.post(Prefix+"import/apply", with(apply, "replace", "1")); p.status != 303 {
+		t.Fatalf("apply: %d\n%s", p.status, p.body)
+	}
+	if p := b.get(Prefix + "import"); !strings.Contains(p.body, "Imported: 9 groups") {
+		t.Fatalf("no flash after the import:\n%s", p.body)
+	}
+
+	bad := b.post(Prefix+"import/preview", with(v, "document", `{"groups":[{"_id":"x"}]}`))
+	if bad.status != 400 || !strings.Contains(bad.body, "The document is not valid") {
+		t.Fatalf("invalid document: %d\n%s", bad.status, bad.body)
+	}
+	if p := b.post(Prefix+"import/preview", with(v, "document", "")); p.status != 400 || !strings.Contains(p.body, `id="document-err"`) {
+		t.Fatalf("empty document: %d", p.status)
+	}
+
+	ex := b.get(Prefix + "export?full=1")
+	if ex.status != 200 || !strings.Contains(ex.header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("export: %d %v", ex.status, ex.header)
+	}
+	var got authz.Document
+	if err := json.Unmarshal([]byte(ex.body), &got); err != nil || len(got.Groups) != 9 || got.Claimsmith == nil {
+		t.Fatalf("export: %v %+v", err, got)
+	}
+
+	r := f.browser(t).signIn(f.read)
+	if p := r.get(Prefix + "import"); strings.Contains(p.body, `id="import-form"`) || r.get(Prefix+"export").status != 403 {
+		t.Fatal("a read-only key may import or export")
+	}
+	if p := r.post(Prefix+"import/apply", with(r.form(Prefix+"import"), "document", doc, "replace", "1", "rev", "9")); p.status != 403 {
+		t.Fatalf("read-only apply: %d", p.status)
+	}
+}
+
+var textareaRe = regexp.MustCompile(`(?s)<textarea name="document" hidden[^>]*>(.*?)</textarea>`)
