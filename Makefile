@@ -14,7 +14,7 @@ ADDR    ?=
 SHOWN_ADDR = $(or $(ADDR),127.0.0.1:8080)
 
 .PHONY: all build run dev-env dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
-        bench-tokens bench-hooks bench-login bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps readme-deps
+        browser-deps screenshots bench-tokens bench-hooks bench-login bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps readme-deps
 
 all: build
 
@@ -85,7 +85,7 @@ loadtest: build
 # own), wat2wasm and npm (WASM samples), Hydra (end-to-end test, built once
 # per machine from the Go module proxy and cached outside the repo), nginx
 # (the forward-auth end-to-end test runs Debian's nginx in front of claimsmith).
-deps: redis-deps wasm-deps nginx-deps readme-deps hydra
+deps: redis-deps wasm-deps nginx-deps readme-deps browser-deps hydra
 
 # readme-deps: what the README's commands use besides claimsmith (the
 # README test runs them).
@@ -93,6 +93,20 @@ readme-deps:
 	@for t in curl jq; do command -v $$t >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$t; \
 	  else echo "$$t is missing: install it (apt-get install $$t)" >&2; exit 1; fi; }; done
+
+# browser-deps: Debian's chromium for the dashboard's browser test, and
+# playwright-core (npm, pinned; no browser download) beside the test.
+browser-deps: wasm-deps
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: install it (apt-get install chromium)" >&2; exit 1; fi; }
+	@[ -d hooks/dashboard/browser/node_modules/playwright-core ] || \
+	  (cd hooks/dashboard/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+
+# screenshots: rerun the browser test, refreshing the README's dashboard
+# screenshots (hooks/dashboard/screenshots).
+screenshots: browser-deps
+	CLAIMSMITH_SCREENSHOTS=$(CURDIR)/hooks/dashboard/screenshots $(GO) test -count=1 -run TestDashboardInChromium ./hooks/dashboard/browser/
 
 redis-deps:
 	@command -v redis-server >/dev/null || { \
@@ -121,12 +135,13 @@ vet:
 	$(GO) vet ./...
 
 # CLAIMSMITH_REQUIRE_REDIS makes the Redis tests fail, not skip, when no
-# redis-server can be started; CLAIMSMITH_REQUIRE_NGINX the same for nginx.
+# redis-server can be started; CLAIMSMITH_REQUIRE_NGINX the same for nginx,
+# CLAIMSMITH_REQUIRE_BROWSER for chromium and playwright-core.
 # go test prints one line per package with its time ("ok  pkg  12.3s");
 # the last line sums them up with the wall time of the whole run.
 test: deps vet
 	@log=$$(mktemp); start=$$(date +%s); \
-	CLAIMSMITH_REQUIRE_REDIS=1 CLAIMSMITH_REQUIRE_NGINX=1 $(GO) test -race -timeout 25m ./... 2>&1 | tee $$log; rc=$${PIPESTATUS[0]}; \
+	CLAIMSMITH_REQUIRE_REDIS=1 CLAIMSMITH_REQUIRE_NGINX=1 CLAIMSMITH_REQUIRE_BROWSER=1 $(GO) test -race -timeout 25m ./... 2>&1 | tee $$log; rc=$${PIPESTATUS[0]}; \
 	ok=$$(grep -c '^ok ' $$log); fail=$$(grep -c '^FAIL	' $$log); none=$$(grep -c 'no test files' $$log); \
 	slow=$$(grep '^ok ' $$log | awk '{print $$3, $$2}' | sort -rn | head -3 | awk '{printf "%s%s %s", (NR>1?", ":""), $$2, $$1}'); \
 	echo "make test: $$ok packages ok, $$fail failed, $$none without tests; slowest: $$slow; wall $$(( $$(date +%s) - start ))s (exit $$rc)"; \
