@@ -62,7 +62,7 @@ func commands() []command {
 		{"import", "replace the authorization data with an extension export (FILE or -)", runImport},
 		{"export", "write the authorization data in the extension's format (--full: with applications, profiles)", runExport},
 		{"policy", "print the groups, roles and permissions a user gets at login", runPolicy},
-		{"users", "show a user's stored profile (users get USER_ID)", runUsers},
+		{"users", "show a user's stored profile, or why they get their groups, roles and permissions (users get|explain USER_ID)", runUsers},
 		{"serve", "run the HTTP server (introspection, revocation, JWKS, discovery, hooks)", runServe},
 		{"keys", "list or rotate the token signing keys (keys list|rotate)", runKeys},
 		{"token", "mint, verify or introspect tokens; hash introspection client secrets", runToken},

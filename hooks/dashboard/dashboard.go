@@ -67,6 +67,9 @@ type Config struct {
 	// arrived without TLS (behind a TLS-terminating proxy). A request
 	// that arrived over TLS always gets Secure cookies.
 	SecureCookies bool
+	// TryLogin runs the try-a-login page's dry runs through the serving
+	// pipeline (*hooks.Reloader); nil: the page says no pipeline serves.
+	TryLogin DryRunner
 	// A page that needs more (a profile store, the pipeline) adds a typed
 	// field here, documented with the page; New leaves it as given.
 }

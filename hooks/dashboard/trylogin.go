@@ -25,9 +25,6 @@ import (
 // cache: the dry run calls the pipeline directly (hooks.Reloader.DryRun →
 // runtime.Pipeline.DryRun), not a hook.
 
-// ExtraTryLogin is the Config.Extra key of the page's DryRunner.
-const ExtraTryLogin = "trylogin"
-
 // DryRunner runs an event through the serving pipeline without persisting
 // anything (*hooks.Reloader).
 type DryRunner interface {
@@ -83,10 +80,7 @@ type tryLoginData struct {
 	Total     string
 }
 
-func (d *Dashboard) dryRunner() DryRunner {
-	r, _ := d.cfg.Extra[ExtraTryLogin].(DryRunner)
-	return r
-}
+func (d *Dashboard) dryRunner() DryRunner { return d.cfg.TryLogin }
 
 // sampleNames lists the embedded sample events.
 func sampleNames() []string {

@@ -39,7 +39,7 @@ func withPipeline(t *testing.T) fixtureOptions {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = p.Close() })
-		c.Extra = map[string]any{ExtraTryLogin: p}
+		c.TryLogin = p
 	}}
 }
 

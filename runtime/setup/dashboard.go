@@ -35,7 +35,7 @@ type dashboardDeps struct {
 // write path) and the admin key store.
 func newDashboard(env Env, svc *admin.Service, as AdminStores, deps dashboardDeps) (*dashboard.Dashboard, error) {
 	return dashboard.New(dashboard.Config{Service: svc, Keys: as.Keys, Signing: deps.signing, Rules: deps.rules,
-		Metrics: deps.metrics, Log: env.Log, Now: env.Now, Extra: map[string]any{dashboard.ExtraTryLogin: deps.tryLogin}})
+		Metrics: deps.metrics, Log: env.Log, Now: env.Now, TryLogin: deps.tryLogin})
 }
 
 // dashboardRoute mounts the dashboard with the API's label.

@@ -151,7 +151,8 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("browser scenario failed (%v) at step %v:\n%v\nnode stderr:\n%s\nserver log:\n%s", werr, last["step"], last["error"], stderr.String(), srvLog())
 	}
 	t.Logf("scenario passed in %s; screenshots in %s", time.Since(start).Round(time.Millisecond), shots)
-	for _, name := range []string{"signin", "groups", "group", "users", "trylogin", "import-preview", "users-phone"} {
+	for _, name := range []string{"signin", "groups", "group", "users", "trylogin", "import-preview", "users-phone",
+		"roles", "applications", "audit", "keys", "rules"} {
 		if fi, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || fi.Size() < 1000 {
 			t.Errorf("screenshot %s.png missing or empty: %v", name, err)
 		}

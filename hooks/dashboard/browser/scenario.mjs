@@ -181,6 +181,16 @@ try {
     check(doc.groups.length === 9 && !doc.groups.some((g) => g.name === group), `export: ${doc.groups.length} groups`);
   });
 
+  await step("the other pages render", async () => {
+    for (const [name, url] of [["roles", "/admin/roles"], ["applications", "/admin/applications"], ["audit", "/admin/audit"],
+      ["keys", "/admin/keys"], ["rules", "/admin/rules"]]) {
+      const res = await page.goto(base + url);
+      check(res.status() === 200, `${url} answered ${res.status()}`);
+      await shot(page, name);
+    }
+    check((await page.locator("main").textContent()).includes("authorization"), "the rules page does not list the pipeline");
+  });
+
   await step("a read-only key cannot write", async () => {
     const rctx = await browser.newContext({ viewport: { width: 390, height: 844 } }); // a phone
     const rp = await rctx.newPage();
