@@ -2,12 +2,15 @@ package dashboard
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
@@ -30,13 +33,92 @@ const MaxImportBytes = 64 << 20
 const previewListMax = 50
 
 func (d *Dashboard) importExportPage() Page {
+	// The previewed documents wait here for their apply: the page never
+	// sends a document back (an extension export holds its API key).
+	st := newUploads(d.now)
 	return Page{Name: "import", Title: "Import / export", Href: Prefix + "import", Views: []string{"import-preview"}, Routes: []Route{
 		{Method: http.MethodGet, Path: Prefix + "import", Handle: d.importShow},
-		{Method: http.MethodPost, Path: Prefix + "import/preview", Scope: radmin.ScopeImport, MaxBody: 2*MaxImportBytes + 1<<20, Handle: d.importPreview},
-		{Method: http.MethodPost, Path: Prefix + "import/apply", Scope: radmin.ScopeImport, MaxBody: 2*MaxImportBytes + 1<<20, Handle: d.importApply},
+		{Method: http.MethodPost, Path: Prefix + "import/preview", Scope: radmin.ScopeImport, MaxBody: 2*MaxImportBytes + 1<<20,
+			Handle: func(w http.ResponseWriter, r *http.Request, c *Call) error { return d.importPreview(w, r, c, st) }},
+		{Method: http.MethodPost, Path: Prefix + "import/apply", Scope: radmin.ScopeImport,
+			Handle: func(w http.ResponseWriter, r *http.Request, c *Call) error { return d.importApply(w, r, c, st) }},
 		{Method: http.MethodGet, Path: Prefix + "export", Scope: radmin.ScopeExport, Handle: d.exportDownload},
 	}}
 }
+
+// Uploads kept for their apply: how many, how long.
+const (
+	MaxPendingImports = 4
+	PendingImportTTL  = 15 * time.Minute
+)
+
+// uploads holds previewed documents until applied, for the session that
+// uploaded them, by a random token the preview's apply form carries.
+type uploads struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	items map[string]upload
+}
+
+type upload struct {
+	doc     *authz.Document
+	bytes   int
+	owner   string
+	expires time.Time
+}
+
+func newUploads(now func() time.Time) *uploads {
+	return &uploads{now: now, items: map[string]upload{}}
+}
+
+// owner names a session: its key and its CSRF token (one per session).
+func owner(c *Call) string { return c.Key.ID + "\x00" + c.CSRF }
+
+// put keeps doc for owner and returns its token; the oldest goes when full.
+func (u *uploads) put(owner string, doc *authz.Document, n int) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	now := u.now()
+	for tok, it := range u.items {
+		if now.After(it.expires) {
+			delete(u.items, tok)
+		}
+	}
+	for len(u.items) >= MaxPendingImports {
+		oldest := ""
+		for tok, it := range u.items {
+			if oldest == "" || it.expires.Before(u.items[oldest].expires) {
+				oldest = tok
+			}
+		}
+		delete(u.items, oldest)
+	}
+	tok := rand.Text()
+	u.items[tok] = upload{doc: doc, bytes: n, owner: owner, expires: now.Add(PendingImportTTL)}
+	return tok
+}
+
+// get returns the document of tok if owner uploaded it and it is current.
+func (u *uploads) get(owner, tok string) (upload, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	it, ok := u.items[tok]
+	if !ok || it.owner != owner || u.now().After(it.expires) {
+		return upload{}, false
+	}
+	return it, true
+}
+
+// drop forgets tok (applied).
+func (u *uploads) drop(tok string) {
+	u.mu.Lock()
+	delete(u.items, tok)
+	u.mu.Unlock()
+}
+
+// ErrUploadGone is an apply whose preview is no longer kept.
+var ErrUploadGone = fmt.Errorf("the previewed document is no longer kept (previews last %s; at most %d wait at once): upload it again: %w",
+	PendingImportTTL, MaxPendingImports, runtime.ErrInvalid)
 
 type importData struct {
 	Revision uint64
@@ -67,8 +149,8 @@ type previewData struct {
 	Entities    []entityPreview
 	Destructive bool
 	Removals    string
-	// Document is the uploaded document, sent again with the apply form.
-	Document string
+	// Upload is the token of the kept document the apply form names.
+	Upload string
 	Counts   radmin.ImportCounts
 	Bytes    int
 }
@@ -135,7 +217,7 @@ func (d *Dashboard) importRefuse(w http.ResponseWriter, r *http.Request, c *Call
 	return nil
 }
 
-func (d *Dashboard) importPreview(w http.ResponseWriter, r *http.Request, c *Call) error {
+func (d *Dashboard) importPreview(w http.ResponseWriter, r *http.Request, c *Call, st *uploads) error {
 	if err := parseImportForm(r); err != nil {
 		return d.importRefuse(w, r, c, err)
 	}
@@ -152,7 +234,8 @@ func (d *Dashboard) importPreview(w http.ResponseWriter, r *http.Request, c *Cal
 		return err
 	}
 	data := previewFor(m.Document(), doc, m.Revision())
-	data.Document, data.Bytes = string(raw), len(raw)
+	data.Bytes = len(raw)
+	data.Upload = st.put(owner(c), doc, len(raw))
 	d.Render(w, c, http.StatusOK, "import-preview", "Import preview", data, nil)
 	return nil
 }
@@ -202,18 +285,16 @@ func previewFor(cur, next *authz.Document, rev uint64) previewData {
 	return data
 }
 
-func (d *Dashboard) importApply(w http.ResponseWriter, r *http.Request, c *Call) error {
-	if err := parseImportForm(r); err != nil {
+func (d *Dashboard) importApply(w http.ResponseWriter, r *http.Request, c *Call, st *uploads) error {
+	if err := parseForm(r); err != nil {
 		return d.importRefuse(w, r, c, err)
 	}
-	raw, err := readImportDocument(r)
-	if err != nil {
-		return d.importRefuse(w, r, c, err)
+	tok := r.PostFormValue("upload")
+	up, ok := st.get(owner(c), tok)
+	if !ok {
+		return d.importRefuse(w, r, c, ErrUploadGone)
 	}
-	doc, err := authz.ParseDocument(raw)
-	if err != nil {
-		return d.importRefuse(w, r, c, err)
-	}
+	doc := up.doc
 	m, err := ParseRevision(r.PostForm)
 	if err != nil {
 		return d.importRefuse(w, r, c, err)
@@ -229,7 +310,7 @@ func (d *Dashboard) importApply(w http.ResponseWriter, r *http.Request, c *Call)
 				return merr
 			}
 			data := previewFor(model.Document(), doc, model.Revision())
-			data.Document, data.Bytes = string(raw), len(raw)
+			data.Bytes, data.Upload = up.bytes, tok
 			f := FormError("apply", r, err, nil)
 			if de != nil {
 				f.Message = "This import removes " + de.Plan.Removals() + ": tick the confirmation to replace them. Nothing was changed."
@@ -239,6 +320,7 @@ func (d *Dashboard) importApply(w http.ResponseWriter, r *http.Request, c *Call)
 		}
 		return d.importRefuse(w, r, c, err)
 	}
+	st.drop(tok)
 	n := radmin.CountsOf(doc)
 	d.redirectFlash(w, r, Prefix+"import", fmt.Sprintf("Imported: %d groups, %d roles, %d permissions, %d applications (revision %d).",
 		n.Groups, n.Roles, n.Permissions, n.Applications, res.Revision))

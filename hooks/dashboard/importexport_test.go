@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
@@ -57,8 +58,16 @@ func TestImportPreviewThenApply(t *testing.T) {
 	if f.revision(t) != rev {
 		t.Fatal("the preview changed the store")
 	}
-	doc := field(t, p.body, textareaRe)
-	apply := with(v, "document", doc, "rev", field(t, p.body, revRe))
+	if strings.Contains(p.body, "sample-apikey-") {
+		t.Fatal("the preview renders the document's API key")
+	}
+	upload := field(t, p.body, uploadRe)
+	apply := with(v, "upload", upload, "rev", field(t, p.body, revRe))
+	// Another key cannot apply this upload.
+	other := f.browser(t).signIn(f.all)
+	if p := other.post(Prefix+"import/apply", with(other.form(Prefix+"import"), "upload", upload, "rev", field(t, p.body, revRe), "replace", "1")); p.status != 400 || !strings.Contains(p.body, "upload it again") {
+		t.Fatalf("another session's apply: %d", p.status)
+	}
 	if p := b.post(Prefix+"import/apply", apply); p.status != 409 || !strings.Contains(p.body, "tick the confirmation") {
 		t.Fatalf("apply without confirmation: %d\n%s", p.status, p.body)
 	}
@@ -98,9 +107,28 @@ func TestImportPreviewThenApply(t *testing.T) {
 	if p := r.get(Prefix + "import"); strings.Contains(p.body, `id="import-form"`) || r.get(Prefix+"export").status != 403 {
 		t.Fatal("a read-only key may import or export")
 	}
-	if p := r.post(Prefix+"import/apply", with(r.form(Prefix+"import"), "document", doc, "replace", "1", "rev", "9")); p.status != 403 {
+	if p := r.post(Prefix+"import/apply", with(r.form(Prefix+"import"), "upload", upload, "replace", "1", "rev", "9")); p.status != 403 {
 		t.Fatalf("read-only apply: %d", p.status)
 	}
 }
 
-var textareaRe = regexp.MustCompile(`(?s)<textarea name="document" hidden[^>]*>(.*?)</textarea>`)
+var uploadRe = regexp.MustCompile(`name="upload" value="([^"]+)"`)
+
+// TestImportPreviewExpires: an upload is kept PendingImportTTL; applying
+// it later asks for the upload again and changes nothing.
+func TestImportPreviewExpires(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t).signIn(f.all)
+	v := b.form(Prefix + "import")
+	p := b.post(Prefix+"import/preview", with(v, "document", `{"groups":[{"_id":"g-new","name":"New"}]}`))
+	if p.status != 200 {
+		t.Fatalf("preview: %d\n%s", p.status, p.body)
+	}
+	rev := f.revision(t)
+	f.clock.Add(PendingImportTTL + time.Minute)
+	b = f.browser(t).signIn(f.all) // the old session expired too
+	ap := b.post(Prefix+"import/apply", with(b.form(Prefix+"import"), "upload", field(t, p.body, uploadRe), "rev", field(t, p.body, revRe), "replace", "1"))
+	if ap.status != 400 || !strings.Contains(ap.body, "upload it again") || f.revision(t) != rev {
+		t.Fatalf("expired upload: %d\n%s", ap.status, ap.body)
+	}
+}
