@@ -151,8 +151,8 @@ type previewData struct {
 	Removals    string
 	// Upload is the token of the kept document the apply form names.
 	Upload string
-	Counts   radmin.ImportCounts
-	Bytes    int
+	Counts radmin.ImportCounts
+	Bytes  int
 }
 
 // readImportDocument reads the document from the uploaded file or, when
