@@ -286,7 +286,8 @@ func previewFor(cur, next *authz.Document, rev uint64) previewData {
 }
 
 func (d *Dashboard) importApply(w http.ResponseWriter, r *http.Request, c *Call, st *uploads) error {
-	if err := parseForm(r); err != nil {
+	// Multipart when the page's script sends it (with its progress).
+	if err := parseImportForm(r); err != nil {
 		return d.importRefuse(w, r, c, err)
 	}
 	tok := r.PostFormValue("upload")

@@ -132,3 +132,18 @@ func TestImportPreviewExpires(t *testing.T) {
 		t.Fatalf("expired upload: %d\n%s", ap.status, ap.body)
 	}
 }
+
+// TestImportApplyMultipart: the page's script sends the apply form as
+// multipart/form-data with the CSRF token in a header; it applies (a
+// regression: the token of the kept upload was not read from it).
+func TestImportApplyMultipart(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t).signIn(f.all)
+	v := b.form(Prefix + "import")
+	p := b.post(Prefix+"import/preview", with(v, "document", `{"groups":[{"_id":"g-new","name":"New"}]}`))
+	ap := b.postMultipart(Prefix+"import/apply", map[string]string{"csrf": v.Get("csrf"), "upload": field(t, p.body, uploadRe),
+		"rev": field(t, p.body, revRe), "replace": "1"}, nil)
+	if ap.status != 303 {
+		t.Fatalf("multipart apply: %d\n%s", ap.status, ap.body)
+	}
+}
