@@ -15,7 +15,7 @@ import (
 )
 
 // postMultipart posts fields and one file as multipart/form-data.
-func (b *browser) postMultipart(path string, fields map[string]string, file []byte) page {
+func (b *browser) postMultipart(path string, fields map[string]string, file []byte, hdr ...string) page {
 	b.t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -29,6 +29,9 @@ func (b *browser) postMultipart(path string, fields map[string]string, file []by
 	_ = mw.Close()
 	req, _ := http.NewRequest(http.MethodPost, b.f.srv.URL+path, &buf)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
 	return b.do(req)
 }
 
@@ -141,8 +144,8 @@ func TestImportApplyMultipart(t *testing.T) {
 	b := f.browser(t).signIn(f.all)
 	v := b.form(Prefix + "import")
 	p := b.post(Prefix+"import/preview", with(v, "document", `{"groups":[{"_id":"g-new","name":"New"}]}`))
-	ap := b.postMultipart(Prefix+"import/apply", map[string]string{"csrf": v.Get("csrf"), "upload": field(t, p.body, uploadRe),
-		"rev": field(t, p.body, revRe), "replace": "1"}, nil)
+	ap := b.postMultipart(Prefix+"import/apply", map[string]string{"upload": field(t, p.body, uploadRe),
+		"rev": field(t, p.body, revRe), "replace": "1"}, nil, "X-CSRF-Token", v.Get("csrf"))
 	if ap.status != 303 {
 		t.Fatalf("multipart apply: %d\n%s", ap.status, ap.body)
 	}
