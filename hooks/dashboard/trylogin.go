@@ -112,8 +112,53 @@ func (d *Dashboard) tryLoginShow(w http.ResponseWriter, r *http.Request, c *Call
 		return nil
 	}
 	data.Sample, data.Event = name, readSample(name)
+	q, err := ParseUserQuery(r)
+	if err != nil {
+		d.Render(w, c, errorStatus(err), "trylogin", "Try a login", data, queryError("sample", r, err, nil))
+		return nil
+	}
+	if q.User != "" {
+		// From the user view: the sample as this user's login at its client.
+		data.Event = eventFor(data.Event, q)
+	}
 	d.Render(w, c, http.StatusOK, "trylogin", "Try a login", data, nil)
 	return nil
+}
+
+// eventFor is the sample event with the user view's user, client and
+// audience in it (the sample's own client name and metadata go: the store
+// fills them in for the client, as at a login from Hydra).
+func eventFor(sample string, q userQuery) string {
+	var ev map[string]any
+	if json.Unmarshal([]byte(sample), &ev) != nil {
+		return sample
+	}
+	obj := func(k string) map[string]any {
+		m, _ := ev[k].(map[string]any)
+		if m == nil {
+			m = map[string]any{}
+			ev[k] = m
+		}
+		return m
+	}
+	obj("user")["user_id"] = q.User
+	ev["client"] = map[string]any{"client_id": q.Client}
+	if q.Audience != "" {
+		obj("transaction")["audience"] = q.Audience
+	}
+	if q.Connection != "" {
+		obj("connection")["name"] = q.Connection
+	}
+	if q.Groups != "" {
+		var groups []string
+		for _, g := range strings.Split(q.Groups, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				groups = append(groups, g)
+			}
+		}
+		obj("user")["groups"] = groups
+	}
+	return indentJSON(ev)
 }
 
 func readSample(name string) string {

@@ -3,8 +3,10 @@ package dashboard
 import (
 	"bytes"
 	"context"
+	"html"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -125,5 +127,26 @@ func TestTryLoginSamples(t *testing.T) {
 		if _, err := runtime.DecodeEvent(want); err != nil {
 			t.Fatalf("%s: %v", fn, err)
 		}
+	}
+}
+
+// TestTryLoginFromUserView: the user view links to a login of its user at
+// its client, which the page prefills and which runs.
+func TestTryLoginFromUserView(t *testing.T) {
+	f := newFixture(t, withPipeline(t))
+	b := f.browser(t).signIn(f.all)
+	uv := b.get(Prefix + "users?user=auth0%7Calice&client=portal-client")
+	m := regexp.MustCompile(`href="(/admin/try-login\?[^"]+)" id="try-as"`).FindStringSubmatch(uv.body)
+	if m == nil {
+		t.Fatalf("no try-a-login link:\n%s", uv.body)
+	}
+	p := b.get(html.UnescapeString(m[1]))
+	ev := html.UnescapeString(regexp.MustCompile(`(?s)<textarea id="event"[^>]*>(.*?)</textarea>`).FindStringSubmatch(p.body)[1])
+	if !strings.Contains(ev, `"user_id": "auth0|alice"`) || !strings.Contains(ev, `"client_id": "portal-client"`) {
+		t.Fatalf("prefilled event:\n%s", ev)
+	}
+	res := b.post(Prefix+"try-login", with(b.form(Prefix+"try-login"), "event", ev))
+	if !strings.Contains(res.body, "<strong>Decision:</strong> allowed") || !strings.Contains(res.body, "[&#34;editor&#34;]") {
+		t.Fatalf("the prefilled login:\n%s", res.body)
 	}
 }
