@@ -54,7 +54,7 @@ async function submit(page, button) {
 }
 
 async function flash(page) {
-  return (await page.locator("p.flash").textContent({ timeout: 5000 })) || "";
+  return (await page.locator("p.flash").textContent({ timeout: 15000 })) || "";
 }
 
 const browser = await chromium.launch({ executablePath: env("CHROMIUM"), headless: true, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
@@ -62,7 +62,7 @@ try {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await ctx.newPage();
   lastPage = page;
-  page.setDefaultTimeout(15000);
+  page.setDefaultTimeout(30000);
 
   await step("sign in", async () => {
     await page.goto(base + "/admin/groups");
@@ -194,7 +194,7 @@ try {
   await step("a read-only key cannot write", async () => {
     const rctx = await browser.newContext({ viewport: { width: 390, height: 844 } }); // a phone
     const rp = await rctx.newPage();
-    rp.setDefaultTimeout(15000);
+    rp.setDefaultTimeout(30000);
     await signIn(rp, env("KEY_READ"));
     check(await rp.locator(".badge", { hasText: "read-only" }).isVisible(), "no read-only badge");
     check((await rp.locator("#new-name").count()) === 0, "a read-only key sees the create form");
