@@ -214,3 +214,29 @@ func TestBulkRemoveMembers(t *testing.T) {
 		t.Fatalf("members %v", g.Members)
 	}
 }
+
+// A group name with a space can be pasted to nest it (it was split into
+// words and refused); ids separated by spaces still work.
+func TestNestByNameWithSpaces(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t).signIn(f.all)
+	var ids []string
+	for _, name := range []string{"QA Leads", "On Call"} {
+		res := b.post(Prefix+"groups", with(b.form(Prefix+"groups"), "name", name))
+		if res.status != http.StatusSeeOther {
+			t.Fatalf("create %q: %d\n%s", name, res.status, res.body)
+		}
+		ids = append(ids, strings.TrimPrefix(res.header.Get("Location"), Prefix+"groups/"))
+	}
+	res := b.post(Prefix+"groups/g-eng/nested/add", with(b.form(Prefix+"groups/g-eng"), "nested", "qa leads\n"+ids[1]+" g-plat"))
+	if res.status != http.StatusSeeOther {
+		t.Fatalf("nest by name with a space: %d\n%s", res.status, res.body)
+	}
+	m, _ := f.svc.Model(context.Background())
+	g := findGroup(m.Document(), "g-eng")
+	for _, want := range []string{ids[0], ids[1], "g-plat"} {
+		if !slices.Contains(g.Nested, want) {
+			t.Errorf("g-eng nests %v, want %s in it", g.Nested, want)
+		}
+	}
+}

@@ -375,9 +375,11 @@ func (d *Dashboard) groupMembersRemove(w http.ResponseWriter, r *http.Request, c
 
 // resolveGroups turns pasted group ids or exact names into ids, against
 // the current model; a name two groups share is refused as ambiguous.
+// Entries are split on lines, commas and semicolons first, so a name with
+// spaces ("QA Leads") can be pasted; an entry that is no id or name is then
+// read as ids separated by white space.
 func (d *Dashboard) resolveGroups(r *http.Request, field, s string) ([]string, error) {
-	refs, err := ParseIDList("group", field, s)
-	if err != nil {
+	if _, err := ParseIDList("group", field, s); err != nil {
 		return nil, err
 	}
 	m, err := d.svc.Model(r.Context())
@@ -385,11 +387,9 @@ func (d *Dashboard) resolveGroups(r *http.Request, field, s string) ([]string, e
 		return nil, err
 	}
 	doc := m.Document()
-	out := make([]string, 0, len(refs))
-	for _, x := range refs {
+	lookup := func(x string) ([]string, error) {
 		if findGroup(doc, x) != nil {
-			out = append(out, x)
-			continue
+			return []string{x}, nil
 		}
 		var hits []string
 		for i := range doc.Groups {
@@ -397,13 +397,42 @@ func (d *Dashboard) resolveGroups(r *http.Request, field, s string) ([]string, e
 				hits = append(hits, doc.Groups[i].ID)
 			}
 		}
-		switch len(hits) {
-		case 1:
-			out = append(out, hits[0])
-		case 0:
-			return nil, fieldError("group", field, fmt.Sprintf("no group has the id or name %q", clip(x)))
-		default:
+		if len(hits) > 1 {
 			return nil, fieldError("group", field, fmt.Sprintf("%d groups are named %q: give the id", len(hits), clip(x)))
+		}
+		return hits, nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	entries := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ';' || r == '\n' || r == '\r' })
+	for _, e := range entries {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		hits, err := lookup(e)
+		if err != nil {
+			return nil, err
+		}
+		if len(hits) == 1 {
+			add(hits[0])
+			continue
+		}
+		for _, x := range strings.Fields(e) {
+			hits, err := lookup(x)
+			if err != nil {
+				return nil, err
+			}
+			if len(hits) == 0 {
+				return nil, fieldError("group", field, fmt.Sprintf("no group has the id or name %q", clip(e)))
+			}
+			add(hits[0])
 		}
 	}
 	return out, nil
