@@ -19,10 +19,24 @@ type ErrorBody struct {
 // take (for example not application/json). StatusOf answers 415.
 var ErrUnsupportedMediaType = errors.New("unsupported media type")
 
+// ProtocolError is an error whose answer a protocol fixes (OAuth 2.0,
+// RFC 6749 §5.2: the code, the status and a challenge header): StatusOf and
+// WriteError answer with what it says instead of mapping its sentinel.
+type ProtocolError interface {
+	error
+	// HTTPAnswer is the status, the body and the extra headers.
+	HTTPAnswer() (status int, body ErrorBody, header http.Header)
+}
+
 // StatusOf maps an error to its HTTP status and stable error code. This is
 // the one place that does it; handlers call WriteError.
 func StatusOf(err error) (int, string) {
 	var mbe *http.MaxBytesError
+	var pe ProtocolError
+	if errors.As(err, &pe) {
+		st, body, _ := pe.HTTPAnswer()
+		return st, body.Error
+	}
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, runtime.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "request_too_large"
@@ -57,6 +71,15 @@ func WriteError(w http.ResponseWriter, err error) { WriteErrorTrace(w, err, "") 
 // description of a 5xx answer, so that an operator can find the logged
 // error the caller reports.
 func WriteErrorTrace(w http.ResponseWriter, err error, traceID string) {
+	var pe ProtocolError
+	if errors.As(err, &pe) {
+		status, body, header := pe.HTTPAnswer()
+		for k, v := range header {
+			w.Header()[k] = v
+		}
+		WriteJSON(w, status, body)
+		return
+	}
 	status, code := StatusOf(err)
 	desc := err.Error()
 	if status >= 500 {

@@ -150,16 +150,29 @@ func oauthRequest(w http.ResponseWriter, r *http.Request, clients ClientAuthenti
 	return caller, f, nil
 }
 
-// writeOAuthError answers in RFC 6749 §5.2 form: a failed client
-// authentication is 401 invalid_client with a WWW-Authenticate challenge;
-// everything else goes through WriteError.
-func writeOAuthError(w http.ResponseWriter, err error) {
+// clientAuthError is a failed client authentication of introspection or
+// revocation in RFC 6749 §5.2 form: 401 invalid_client with a Basic
+// challenge, whatever the cause (no client-id oracle). hooks.WriteError
+// answers it as it says (hooks.ProtocolError).
+type clientAuthError struct{ err error }
+
+func (e *clientAuthError) Error() string { return e.err.Error() }
+func (e *clientAuthError) Unwrap() error { return e.err }
+
+// HTTPAnswer implements hooks.ProtocolError.
+func (e *clientAuthError) HTTPAnswer() (int, hooks.ErrorBody, http.Header) {
+	return http.StatusUnauthorized, hooks.ErrorBody{Error: "invalid_client", Description: "client authentication failed"},
+		http.Header{"Www-Authenticate": {`Basic realm="claimsmith", error="invalid_client"`}}
+}
+
+// oauthError classifies an introspection or revocation refusal: a failed
+// client authentication becomes a clientAuthError; anything else keeps
+// its sentinel for hooks.WriteError.
+func oauthError(err error) error {
 	if errors.Is(err, runtime.ErrUnauthenticated) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="claimsmith", error="invalid_client"`)
-		hooks.WriteJSON(w, http.StatusUnauthorized, hooks.ErrorBody{Error: "invalid_client", Description: "client authentication failed"})
-		return
+		return &clientAuthError{err: err}
 	}
-	hooks.WriteError(w, err)
+	return err
 }
 
 // IntrospectHandler serves POST /oauth2/introspect (RFC 7662, and RFC 9701
@@ -178,7 +191,7 @@ func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	caller, f, err := oauthRequest(w, r, h.Clients, h.MaxBody)
 	if err != nil {
 		log.DebugContext(r.Context(), "introspection refused", "err", err)
-		writeOAuthError(w, err)
+		hooks.WriteError(w, oauthError(err))
 		return
 	}
 	ans, err := h.Introspector.Introspect(r.Context(), caller, token.IntrospectRequest{Token: f.Token, TokenTypeHint: f.TokenTypeHint, Live: f.Live})
@@ -238,7 +251,7 @@ func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	caller, f, err := oauthRequest(w, r, h.Clients, h.MaxBody)
 	if err != nil {
 		log.DebugContext(r.Context(), "revocation refused", "err", err)
-		writeOAuthError(w, err)
+		hooks.WriteError(w, oauthError(err))
 		return
 	}
 	if err := h.Revoker.Revoke(r.Context(), caller, f.Token); err != nil {

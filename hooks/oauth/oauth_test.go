@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	gotoken "go/token"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -463,4 +467,36 @@ func FuzzParseOAuthForm(f *testing.F) {
 			t.Fatalf("decoded %+v from %q", got, body)
 		}
 	})
+}
+
+// One place turns errors into HTTP responses (hooks.WriteError): no handler
+// of this package writes an error body of its own.
+func TestNoSecondErrorWriter(t *testing.T) {
+	fset := gotoken.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pkgs {
+		for name, f := range p.Files {
+			ast.Inspect(f, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				sel, ok := call.Fun.(*ast.SelectorExpr)
+				if !ok || sel.Sel.Name != "WriteJSON" {
+					return true
+				}
+				for _, a := range call.Args {
+					if cl, ok := a.(*ast.CompositeLit); ok {
+						if s, ok := cl.Type.(*ast.SelectorExpr); ok && s.Sel.Name == "ErrorBody" {
+							t.Errorf("%s: %s writes an error body itself; return a hooks.ProtocolError to hooks.WriteError", name, fset.Position(call.Pos()))
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
 }

@@ -102,20 +102,30 @@ func tokenBasic(r *http.Request) (rtexchange.Credentials, bool, error) {
 	return rtexchange.Credentials{ClientID: id, Secret: secret, Basic: true}, true, nil
 }
 
-// writeError is the one place token endpoint errors become responses:
-// refusals in RFC 6749 §5.2 form (invalid_client with a Basic challenge),
-// everything else through hooks.WriteError (500/503 without detail).
+// tokenError is a token endpoint refusal in RFC 6749 §5.2 form, which
+// hooks.WriteError answers as it says (hooks.ProtocolError): the code's
+// status, invalid_client with a Basic challenge (the scheme the client
+// used, and the one to offer a client that sent none), never cached.
+type tokenError struct{ e *rtexchange.Error }
+
+func (t tokenError) Error() string { return t.e.Error() }
+func (t tokenError) Unwrap() error { return t.e }
+
+// HTTPAnswer implements hooks.ProtocolError.
+func (t tokenError) HTTPAnswer() (int, hooks.ErrorBody, http.Header) {
+	h := http.Header{"Pragma": {"no-cache"}}
+	if t.e.Code == rtexchange.CodeInvalidClient {
+		h.Set("WWW-Authenticate", `Basic realm="claimsmith", error="invalid_client"`)
+	}
+	return t.e.Status(), hooks.ErrorBody{Error: t.e.Code, Description: t.e.Description}, h
+}
+
+// writeTokenError answers err through hooks.WriteError: refusals
+// (*rtexchange.Error) in RFC 6749 §5.2 form, anything else as every
+// server failure (500/503 without detail).
 func writeTokenError(w http.ResponseWriter, err error) {
-	e, ok := rtexchange.AsError(err)
-	if !ok {
-		hooks.WriteError(w, err)
-		return
+	if e, ok := rtexchange.AsError(err); ok {
+		err = tokenError{e: e}
 	}
-	if e.Code == rtexchange.CodeInvalidClient {
-		// RFC 6749 §5.2: 401 with the scheme the client used; Basic is
-		// also the one to offer a client that sent none.
-		w.Header().Set("WWW-Authenticate", `Basic realm="claimsmith", error="invalid_client"`)
-	}
-	w.Header().Set("Pragma", "no-cache")
-	hooks.WriteJSON(w, e.Status(), hooks.ErrorBody{Error: e.Code, Description: e.Description})
+	hooks.WriteError(w, err)
 }
