@@ -151,7 +151,11 @@ func localAdminAPI(ctx context.Context, a *app, readOnly bool) (*adminapi.API, f
 		_ = st.Close()
 		return nil, nil, err
 	}
-	api, err := adminapi.New(adminapi.Config{Service: svc, Keys: noKeys{}, Profiles: st, Log: a.log})
+	var configClients []string
+	if a.cfg != nil {
+		configClients = a.cfg.Exchange.ConfigClientIDs()
+	}
+	api, err := adminapi.New(adminapi.Config{Service: svc, Keys: noKeys{}, Profiles: st, Log: a.log, ConfigClients: configClients})
 	if err != nil {
 		_ = st.Close()
 		return nil, nil, err

@@ -40,6 +40,9 @@ type Config struct {
 	// MaxBody and MaxImport limit request bodies (0: the defaults above).
 	MaxBody   int64
 	MaxImport int64
+	// ConfigClients are the ids of the token endpoint's configured clients
+	// (exchange.clients): /api/clients refuses to register them.
+	ConfigClients []string
 }
 
 // API serves /api/. Mount it with Register on the server's mux, or
@@ -59,6 +62,8 @@ type adminCore struct {
 	log       *slog.Logger
 	maxBody   int64
 	maxImport int64
+	// configClients are ids /api/clients refuses (Config.ConfigClients).
+	configClients []string
 }
 
 // adminCall is one authenticated request.
@@ -97,7 +102,7 @@ func New(cfg Config) (*API, error) {
 	}
 	c := &adminCore{
 		svc: cfg.Service, store: cfg.Service.Store(), keys: cfg.Keys, profiles: cfg.Profiles,
-		log: cfg.Log, maxBody: cfg.MaxBody, maxImport: cfg.MaxImport,
+		log: cfg.Log, maxBody: cfg.MaxBody, maxImport: cfg.MaxImport, configClients: cfg.ConfigClients,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

@@ -36,7 +36,8 @@ func findApp(doc *authz.Document, clientID string) (*authz.Application, error) {
 func appState(id string) audited {
 	return audited{fp: authz.Footprint{Applications: true}, render: func(doc *authz.Document) any {
 		if a, err := findApp(doc, id); err == nil {
-			return a
+			r := a.Redacted()
+			return &r
 		}
 		return nil
 	}}
@@ -60,7 +61,7 @@ func (h adminApps) get(w http.ResponseWriter, r *http.Request, _ *adminCall) err
 	if err != nil {
 		return err
 	}
-	hooks.WriteJSON(w, http.StatusOK, a)
+	hooks.WriteJSON(w, http.StatusOK, a.Redacted())
 	return nil
 }
 
@@ -101,14 +102,19 @@ func (h adminApps) put(w http.ResponseWriter, r *http.Request, c *adminCall) err
 	}
 	created := false
 	res, err := h.writeWith(r, c, authz.Footprint{Applications: true}, func(view *authz.Document) (adminChange, error) {
-		_, err := findApp(view, id)
+		old, err := findApp(view, id)
 		created = err != nil
 		action := "application.update"
+		var oauth *authz.OAuthClient
 		if created {
 			action = "application.create"
+		} else {
+			// The OAuth registration is managed by /api/clients: replacing
+			// the name and metadata keeps it.
+			oauth = old.OAuth
 		}
 		return adminChange{action: action, entity: "application", id: id, state: appState(id),
-			ops: []authz.Op{&authz.PutApplication{Application: authz.Application{ClientID: id, Name: b.Name, Metadata: b.Metadata}}}}, nil
+			ops: []authz.Op{&authz.PutApplication{Application: authz.Application{ClientID: id, Name: b.Name, Metadata: b.Metadata, OAuth: oauth}}}}, nil
 	})
 	if err != nil {
 		return err

@@ -28,6 +28,18 @@ func obj(required []string, props map[string]any) map[string]any {
 	return o
 }
 
+// clientProps are a registered client's fields; the secret only in the
+// answer of create and rotate.
+func clientProps(secret bool) map[string]any {
+	p := map[string]any{"client_id": str(), "name": str(), "token_endpoint_auth_method": str(), "grant_types": arr(str()),
+		"audiences": arr(str()), "scopes": arr(str()), "issuers": arr(str()), "jwks": map[string]any{"type": "object"},
+		"has_secret": map[string]any{"type": "boolean"}, "secret_set": map[string]any{"type": "string", "format": "date-time"}}
+	if secret {
+		p["client_secret"] = map[string]any{"type": "string", "description": "shown this once; store it now"}
+	}
+	return p
+}
+
 func openAPISchemas() map[string]any {
 	appType := map[string]any{"type": "string", "enum": []string{"client", "resource_server"}}
 	return map[string]any{
@@ -57,9 +69,20 @@ func openAPISchemas() map[string]any {
 			"name": map[string]any{"type": "string", "minLength": 1, "maxLength": 100}, "description": str(),
 			"applicationType": appType, "applicationId": str()}),
 		"Application": obj([]string{"client_id"}, map[string]any{"client_id": str(), "name": str(),
-			"metadata": map[string]any{"type": "object", "additionalProperties": str()}}),
+			"metadata": map[string]any{"type": "object", "additionalProperties": str()},
+			"oauth":    map[string]any{"type": "object", "description": "its OAuth client registration (managed by /api/clients), never with the secret's hash"}}),
 		"ApplicationBody": obj(nil, map[string]any{"client_id": map[string]any{"type": "string", "description": "required on POST; on PUT must match the path"},
 			"name": str(), "metadata": map[string]any{"type": "object", "additionalProperties": str(), "description": "string values, e.g. required_roles"}}),
+		"Client":            obj([]string{"client_id", "token_endpoint_auth_method", "grant_types", "has_secret"}, clientProps(false)),
+		"ClientCredentials": obj([]string{"client_id", "token_endpoint_auth_method", "grant_types", "has_secret"}, clientProps(true)),
+		"ClientBody": obj([]string{"client_id"}, map[string]any{"client_id": str(),
+			"name":                       map[string]any{"type": "string", "description": "the application's name when it is new"},
+			"token_endpoint_auth_method": map[string]any{"type": "string", "enum": []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}, "description": "default client_secret_basic"},
+			"grant_types":                map[string]any{"type": "array", "items": map[string]any{"type": "string", "enum": []string{"urn:ietf:params:oauth:grant-type:token-exchange", "client_credentials"}}, "description": "default token exchange only"},
+			"audiences":                  map[string]any{"type": "array", "items": str(), "description": "allowed audiences; the first is the default"},
+			"scopes":                     map[string]any{"type": "array", "items": str(), "description": "when set, the only scopes the client may request"},
+			"issuers":                    map[string]any{"type": "array", "items": str(), "description": "when set, the only upstream issuers whose tokens it may exchange"},
+			"jwks":                       map[string]any{"type": "object", "description": "public JWK set, required for private_key_jwt"}}),
 		"UserRef":      obj([]string{"user_id"}, map[string]any{"user_id": str()}),
 		"NestedMember": obj([]string{"user", "group"}, map[string]any{"user": ref("UserRef"), "group": ref("GroupRef")}),
 		"Policy":       obj([]string{"groups", "roles", "permissions"}, map[string]any{"groups": arr(str()), "roles": arr(str()), "permissions": arr(str())}),

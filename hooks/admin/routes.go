@@ -45,6 +45,7 @@ func adminRoutes(c *adminCore) []adminRoute {
 	us := adminUsers{c}
 	io := adminIO{c}
 	au := adminAuditAPI{c}
+	cl := adminClients{c}
 	const (
 		R  = radmin.ScopeRead
 		W  = radmin.ScopeWrite
@@ -96,6 +97,12 @@ func adminRoutes(c *adminCore) []adminRoute {
 		{"GET", "/api/applications/{client_id}", R, "Get an application.", "applications", nil, "", ok, "Application", ap.get},
 		{"PUT", "/api/applications/{client_id}", W, "Create or replace an application (201 when new).", "applications", nil, "ApplicationBody", ok, "Application", ap.put},
 		{"DELETE", "/api/applications/{client_id}", W, "Remove an application.", "applications", nil, "", nc, "", ap.delete},
+
+		{"GET", "/api/clients", R, "List the OAuth clients registered in the store (never a secret or its hash).", "clients", pageParams, "", ok, "clients[Client]", cl.list},
+		{"POST", "/api/clients", W, "Register an OAuth client of the token endpoint on its application; the answer shows the secret, once (409 for an existing or configured client).", "clients", nil, "ClientBody", cr, "ClientCredentials", cl.create},
+		{"GET", "/api/clients/{client_id}", R, "Get a registered client.", "clients", nil, "", ok, "Client", cl.get},
+		{"DELETE", "/api/clients/{client_id}", W, "Remove a client's registration (its application stays unless it held nothing else).", "clients", nil, "", nc, "", cl.delete},
+		{"POST", "/api/clients/{client_id}/secret", W, "Rotate the client's secret; the answer shows the new one, once; the old one stops working.", "clients", nil, "", ok, "ClientCredentials", cl.rotate},
 
 		{"GET", "/api/users/{id}/groups", R, "List the groups the user is a direct member of.", "users", pageParams, "", ok, "groups[GroupRef]", us.groups},
 		{"PATCH", "/api/users/{id}/groups", W, "Add the user to groups (ids or exact names).", "users", nil, "IDList", nc, "", us.addGroups},

@@ -179,7 +179,7 @@ func (s *Service) Applications(ctx context.Context, lq ListQuery) (Page[authz.Ap
 	if doc.Claimsmith != nil {
 		for _, a := range doc.Claimsmith.Applications {
 			if lq.Match(a.Name, "") || lq.Match(a.ClientID, "") {
-				out = append(out, a)
+				out = append(out, a.Redacted())
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Application types of roles and permissions, as in the extension.
@@ -108,6 +109,40 @@ type Application struct {
 	ClientID string            `json:"client_id"`
 	Name     string            `json:"name,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// OAuth, when set, registers the application as a client of
+	// claimsmith's token endpoint (POST /oauth2/token); runtime/admin
+	// manages it (clients create/rotate/delete), runtime/exchange reads it.
+	OAuth *OAuthClient `json:"oauth,omitempty"`
+}
+
+// OAuthClient is an application's registration at the token endpoint. The
+// secret is kept only as its hash ("sha256:<hex>" of a generated secret,
+// the form of token.HashSecret); the hash is never shown by the admin API
+// (Redacted), only carried by full exports, which are backups.
+type OAuthClient struct {
+	// AuthMethod is client_secret_basic, client_secret_post or
+	// private_key_jwt (RFC 7591 token_endpoint_auth_method).
+	AuthMethod string   `json:"token_endpoint_auth_method"`
+	SecretHash string   `json:"secret_hash,omitempty"`
+	GrantTypes []string `json:"grant_types"`
+	Audiences  []string `json:"audiences,omitempty"`
+	Scopes     []string `json:"scopes,omitempty"`
+	Issuers    []string `json:"issuers,omitempty"`
+	// JWKS is the client's public key set for private_key_jwt.
+	JWKS json.RawMessage `json:"jwks,omitempty"`
+	// SecretSet is when the current secret was made (create or rotate).
+	SecretSet time.Time `json:"secret_set,omitzero"`
+}
+
+// Redacted returns a without its client secret's hash: what the admin API
+// shows and audits.
+func (a Application) Redacted() Application {
+	if a.OAuth != nil && a.OAuth.SecretHash != "" {
+		o := *a.OAuth
+		o.SecretHash = ""
+		a.OAuth = &o
+	}
+	return a
 }
 
 // Extra keeps an entity's keys claimsmith does not model, verbatim, so an

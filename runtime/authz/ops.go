@@ -111,7 +111,14 @@ func (d *Document) DeepCopy() *Document {
 	if d.Claimsmith != nil {
 		s := &Section{Applications: slices.Clone(d.Claimsmith.Applications)}
 		for i := range s.Applications {
-			s.Applications[i].Metadata = cloneStrings(s.Applications[i].Metadata)
+			a := &s.Applications[i]
+			a.Metadata = cloneStrings(a.Metadata)
+			if a.OAuth != nil {
+				o := *a.OAuth
+				o.GrantTypes, o.Audiences, o.Scopes, o.Issuers = slices.Clone(o.GrantTypes), slices.Clone(o.Audiences), slices.Clone(o.Scopes), slices.Clone(o.Issuers)
+				o.JWKS = slices.Clone(o.JWKS)
+				a.OAuth = &o
+			}
 		}
 		if d.Claimsmith.Profiles != nil {
 			s.Profiles = make([]ProfileRecord, len(d.Claimsmith.Profiles))

@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/claimsmith/claimsmith/runtime"
 )
 
 // ClientAssertionType is the client_assertion_type of private_key_jwt
@@ -44,7 +47,7 @@ func parseClientJWKS(s string) (*jose.JSONWebKeySet, error) {
 // the client's keys with an asymmetric algorithm, iss = sub = client_id,
 // aud naming claimsmith (issuer or token endpoint), exp in the future and
 // at most maxAssertionLife away, a jti never seen before.
-func (e *Exchanger) assertion(_ context.Context, cred Credentials) (*ClientConfig, error) {
+func (e *Exchanger) assertion(ctx context.Context, cred Credentials) (*Client, error) {
 	fail := func(format string, args ...any) error {
 		return &Error{Code: CodeInvalidClient, Description: "client assertion: " + fmt.Sprintf(format, args...)}
 	}
@@ -73,7 +76,10 @@ func (e *Exchanger) assertion(_ context.Context, cred Credentials) (*ClientConfi
 	if cred.ClientID != "" && cred.ClientID != id {
 		return nil, fail("sub is not client_id")
 	}
-	cl := e.clients[id]
+	cl, err := e.lookup(ctx, id)
+	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return nil, err // the store cannot answer: a server condition
+	}
 	if cl == nil || cl.keys == nil {
 		return nil, fail("client %q has no registered keys", id)
 	}

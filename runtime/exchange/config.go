@@ -20,7 +20,10 @@ type Config struct {
 	// Issuers are the upstream identity providers whose tokens are
 	// exchanged; a token from any other issuer is refused (invalid_grant).
 	Issuers []IssuerConfig `yaml:"issuers"`
-	// Clients are claimsmith's own clients of the token endpoint.
+	// Clients are claimsmith's own clients of the token endpoint. More can
+	// be registered in the store (claimsmith clients create); a configured
+	// client's id cannot be registered there, and wins if an import brings
+	// one.
 	Clients []ClientConfig `yaml:"clients"`
 	// SubjectRate bounds exchanges per upstream subject: at most Burst at
 	// once, refilled at PerMinute (defaults 60 and 20). Replaying the same
@@ -81,6 +84,10 @@ type ClientConfig struct {
 	// JWKS is the client's public JWK set (JSON) for private_key_jwt; a
 	// client may have it, a secret_hash, or both.
 	JWKS string `yaml:"jwks"`
+	// AuthMethod, when set, is the only way the client may authenticate:
+	// client_secret_basic, client_secret_post or private_key_jwt (RFC 7591
+	// token_endpoint_auth_method). Empty: any it has credentials for.
+	AuthMethod string `yaml:"token_endpoint_auth_method"`
 
 	keys *jose.JSONWebKeySet // parsed JWKS
 }
@@ -131,9 +138,6 @@ func (c *Config) Validate() error {
 	if c.SubjectRate.PerMinute < 0 || c.SubjectRate.Burst < 0 {
 		return bad("subject_rate", "must not be negative")
 	}
-	if len(c.Clients) == 0 {
-		return bad("clients", "at least one client is required when the exchange is enabled")
-	}
 	issuers := map[string]bool{}
 	for i, is := range c.Issuers {
 		at := "issuers[" + strconv.Itoa(i) + "]"
@@ -171,35 +175,70 @@ func (c *Config) Validate() error {
 	ids := map[string]bool{}
 	for i, cl := range c.Clients {
 		at := "clients[" + strconv.Itoa(i) + "]"
-		if cl.ClientID == "" {
-			return bad(at+".client_id", "is required")
-		}
-		if ids[cl.ClientID] {
+		if ids[cl.ClientID] && cl.ClientID != "" {
 			return bad(at+".client_id", "%q is listed twice", cl.ClientID)
 		}
 		ids[cl.ClientID] = true
-		if cl.SecretHash == "" && cl.JWKS == "" {
-			return bad(at+".secret_hash", "a client needs a secret_hash or jwks (private_key_jwt)")
+		if err := cl.check(at+".", issuers); err != nil {
+			return err
 		}
-		if cl.JWKS != "" {
-			if _, err := parseClientJWKS(cl.JWKS); err != nil {
-				return bad(at+".jwks", "%v", err)
-			}
+	}
+	return nil
+}
+
+// check checks one client; at prefixes the field names ("clients[0].").
+// With issuers nil (a store client) the issuers it names are not checked
+// against the configured ones.
+func (cl *ClientConfig) check(at string, issuers map[string]bool) error {
+	if cl.ClientID == "" {
+		return bad(at+"client_id", "is required")
+	}
+	if cl.SecretHash == "" && cl.JWKS == "" {
+		return bad(at+"secret_hash", "a client needs a secret_hash or jwks (private_key_jwt)")
+	}
+	if cl.JWKS != "" {
+		if _, err := parseClientJWKS(cl.JWKS); err != nil {
+			return bad(at+"jwks", "%v", err)
 		}
-		for _, g := range cl.GrantTypes {
-			if g != GrantTokenExchange && g != GrantClientCredentials {
-				return bad(at+".grant_types", "%q is not supported (%s or %s)", g, GrantTokenExchange, GrantClientCredentials)
-			}
+	}
+	switch cl.AuthMethod {
+	case "":
+	case AuthSecretBasic, AuthSecretPost:
+		if cl.SecretHash == "" {
+			return bad(at+"secret_hash", "is required for token_endpoint_auth_method %s", cl.AuthMethod)
 		}
-		for _, s := range cl.Scopes {
-			if !runtime.ValidScope(s) {
-				return bad(at+".scopes", "%q is not a valid scope token", s)
-			}
+	case AuthPrivateKeyJWT:
+		if cl.JWKS == "" {
+			return bad(at+"jwks", "is required for token_endpoint_auth_method %s", cl.AuthMethod)
 		}
-		for _, is := range cl.Issuers {
-			if !issuers[is] {
-				return bad(at+".issuers", "%q is not a configured issuer", is)
+	default:
+		return bad(at+"token_endpoint_auth_method", "%q is not one of %v", cl.AuthMethod, AuthMethods)
+	}
+	if len(cl.GrantTypes) == 0 {
+		return bad(at+"grant_types", "is empty (%s, %s)", GrantTokenExchange, GrantClientCredentials)
+	}
+	for _, g := range cl.GrantTypes {
+		if g != GrantTokenExchange && g != GrantClientCredentials {
+			return bad(at+"grant_types", "%q is not supported (%s or %s)", g, GrantTokenExchange, GrantClientCredentials)
+		}
+	}
+	for _, a := range cl.Audiences {
+		if a == "" {
+			return bad(at+"audiences", "has an empty audience")
+		}
+	}
+	for _, s := range cl.Scopes {
+		if !runtime.ValidScope(s) {
+			return bad(at+"scopes", "%q is not a valid scope token", s)
+		}
+	}
+	for _, is := range cl.Issuers {
+		if issuers == nil {
+			if u, err := url.Parse(is); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+				return bad(at+"issuers", "%q must be an http(s) URL", is)
 			}
+		} else if !issuers[is] {
+			return bad(at+"issuers", "%q is not a configured issuer", is)
 		}
 	}
 	return nil

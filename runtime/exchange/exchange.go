@@ -39,6 +39,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// ClientsOptions tune client-secret verification (token.ClientsOptions).
 	ClientsOptions token.ClientsOptions
+	// Store, when set, finds the clients registered in the store
+	// (StoreClients); the configured clients are looked up first.
+	Store ClientLookup
 }
 
 // Exchanger serves the token endpoint's grants. It lives as long as the
@@ -48,7 +51,8 @@ type Exchanger struct {
 	cfg     Config
 	deps    Deps
 	issuers map[string]*issuer
-	clients map[string]*ClientConfig
+	config  configClients
+	store   ClientLookup
 	secrets *token.Clients
 	rate    *limiter
 	seen    jtiCache
@@ -74,7 +78,7 @@ func New(cfg Config, deps Deps) (*Exchanger, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Exchanger{cfg: cfg, deps: deps, issuers: map[string]*issuer{}, clients: map[string]*ClientConfig{},
+	e := &Exchanger{cfg: cfg, deps: deps, issuers: map[string]*issuer{}, config: configClients{}, store: deps.Store,
 		rate: newLimiter(cfg.SubjectRate, deps.Now)}
 	for _, ic := range cfg.Issuers {
 		keys := deps.Keys[ic.Issuer]
@@ -97,8 +101,8 @@ func New(cfg Config, deps Deps) (*Exchanger, error) {
 	}
 	var ccs []token.ClientConfig
 	for i := range cfg.Clients {
-		cl := &cfg.Clients[i]
-		e.clients[cl.ClientID] = cl
+		cl := &Client{ClientConfig: cfg.Clients[i]}
+		e.config[cl.ClientID] = cl
 		if cl.SecretHash != "" {
 			ccs = append(ccs, token.ClientConfig{ClientID: cl.ClientID, SecretHash: cl.SecretHash})
 		}
@@ -118,8 +122,12 @@ func New(cfg Config, deps Deps) (*Exchanger, error) {
 	return e, nil
 }
 
-// GrantTypes are the grant types some client may use, for discovery.
+// GrantTypes are the grant types some client may use, for discovery: both
+// when clients may be registered in the store.
 func (e *Exchanger) GrantTypes() []string {
+	if e.store != nil {
+		return []string{GrantTokenExchange, GrantClientCredentials}
+	}
 	var out []string
 	for _, g := range []string{GrantTokenExchange, GrantClientCredentials} {
 		for _, c := range e.cfg.Clients {
@@ -172,7 +180,7 @@ func (e *Exchanger) Token(ctx context.Context, enr runtime.Enricher, cred Creden
 	if !slices.Contains(cl.GrantTypes, req.GrantType) {
 		return Response{}, refuse(CodeUnauthorizedClient, "client %q may not use grant_type %s", cl.ClientID, req.GrantType)
 	}
-	aud, err := target(cl, req)
+	aud, err := target(&cl.ClientConfig, req)
 	if err != nil {
 		return Response{}, err
 	}
@@ -184,31 +192,77 @@ func (e *Exchanger) Token(ctx context.Context, enr runtime.Enricher, cred Creden
 		}
 	}
 	if req.GrantType == GrantClientCredentials {
-		return e.clientCredentials(ctx, enr, cl, aud, req, meta)
+		return e.clientCredentials(ctx, enr, &cl.ClientConfig, aud, req, meta)
 	}
-	return e.exchange(ctx, enr, cl, aud, req, meta)
+	return e.exchange(ctx, enr, &cl.ClientConfig, aud, req, meta)
 }
 
-func (e *Exchanger) authenticate(ctx context.Context, cred Credentials) (*ClientConfig, error) {
+// method is the authentication method cred uses.
+func (cred Credentials) method() string {
+	switch {
+	case cred.Assertion != "" || cred.AssertionType != "":
+		return AuthPrivateKeyJWT
+	case cred.Basic:
+		return AuthSecretBasic
+	}
+	return AuthSecretPost
+}
+
+func (e *Exchanger) authenticate(ctx context.Context, cred Credentials) (*Client, error) {
+	cl, err := e.authenticateWith(ctx, cred)
+	if err != nil {
+		return nil, err
+	}
+	if cl.AuthMethod != "" && cl.AuthMethod != cred.method() {
+		return nil, &Error{Code: CodeInvalidClient, Description: fmt.Sprintf("client %q authenticates with %s, not %s", cl.ClientID, cl.AuthMethod, cred.method())}
+	}
+	return cl, nil
+}
+
+func (e *Exchanger) authenticateWith(ctx context.Context, cred Credentials) (*Client, error) {
 	if cred.Assertion != "" || cred.AssertionType != "" {
 		return e.assertion(ctx, cred)
 	}
+	failed := &Error{Code: CodeInvalidClient, Description: "client authentication failed"}
 	if cred.ClientID == "" {
 		return nil, &Error{Code: CodeInvalidClient, Description: "client authentication is required"}
 	}
-	if cl := e.clients[cred.ClientID]; cl != nil && cl.SecretHash == "" {
-		// A key-only client never authenticates with a secret; the
-		// secret check still runs, so the answer costs the same.
+	cl, err := e.lookup(ctx, cred.ClientID)
+	if err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return nil, err // the store cannot answer: a server condition
+	}
+	switch {
+	case cl == nil || !cl.Stored:
+		// A configured client, or none: the configured verifier, which
+		// costs the same for an unknown id as for a wrong secret.
+		if cl != nil && cl.SecretHash == "" {
+			// A key-only client never authenticates with a secret; the
+			// secret check still runs, so the answer costs the same.
+			_, _ = e.secrets.Authenticate(ctx, cred.ClientID, cred.Secret)
+			return nil, failed
+		}
+	case cl.secrets == nil:
 		_, _ = e.secrets.Authenticate(ctx, cred.ClientID, cred.Secret)
-		return nil, &Error{Code: CodeInvalidClient, Description: "client authentication failed"}
+		return nil, failed
+	default:
+		if _, err := cl.secrets.Authenticate(ctx, cred.ClientID, cred.Secret); err == nil {
+			return cl, nil
+		} else if !errors.Is(err, runtime.ErrUnauthenticated) {
+			return nil, err
+		}
+		// A stored client's generated secret is checked with one hash;
+		// the failure also pays what an unknown id pays, so a wrong
+		// secret does not tell that the id is registered.
+		_, _ = e.secrets.Authenticate(ctx, cred.ClientID, cred.Secret)
+		return nil, failed
 	}
 	if _, err := e.secrets.Authenticate(ctx, cred.ClientID, cred.Secret); err != nil {
 		if errors.Is(err, runtime.ErrUnauthenticated) {
-			return nil, &Error{Code: CodeInvalidClient, Description: "client authentication failed"}
+			return nil, failed
 		}
 		return nil, err // busy or cancelled: a server condition, not the client's fault
 	}
-	return e.clients[cred.ClientID], nil
+	return cl, nil
 }
 
 // target picks the one audience of the minted token from audience and

@@ -276,23 +276,25 @@ func TestConfigValidate(t *testing.T) {
 			Clients: []ClientConfig{{ClientID: "app", SecretHash: "sha256:" + strings.Repeat("0", 64)}}}
 	}
 	cases := map[string]func(*Config){
-		"no clients":      func(c *Config) { c.Clients = nil },
-		"bad issuer":      func(c *Config) { c.Issuers[0].Issuer = "idp" },
-		"dup issuer":      func(c *Config) { c.Issuers = append(c.Issuers, c.Issuers[0]) },
-		"no audiences":    func(c *Config) { c.Issuers[0].Audiences = nil },
-		"no connection":   func(c *Config) { c.Issuers[0].Connection = "" },
-		"HS256":           func(c *Config) { c.Issuers[0].Algorithms = []string{"HS256"} },
-		"none":            func(c *Config) { c.Issuers[0].Algorithms = []string{"none"} },
-		"leeway":          func(c *Config) { c.Issuers[0].Leeway = time.Hour },
-		"user field":      func(c *Config) { c.Issuers[0].UserClaims = map[string]string{"roles": "x"} },
-		"empty claim":     func(c *Config) { c.Issuers[0].UserClaims = map[string]string{"email": ""} },
-		"no client_id":    func(c *Config) { c.Clients[0].ClientID = "" },
-		"dup client":      func(c *Config) { c.Clients = append(c.Clients, c.Clients[0]) },
-		"grant":           func(c *Config) { c.Clients[0].GrantTypes = []string{"password"} },
-		"scope":           func(c *Config) { c.Clients[0].Scopes = []string{"a b"} },
-		"client issuer":   func(c *Config) { c.Clients[0].Issuers = []string{"https://nope"} },
-		"negative rate":   func(c *Config) { c.SubjectRate.Burst = -1 },
-		"bad secret hash": func(c *Config) { c.Clients[0].SecretHash = "plain" },
+		"auth method":      func(c *Config) { c.Clients[0].AuthMethod = "tls_client_auth" },
+		"jwt without jwks": func(c *Config) { c.Clients[0].AuthMethod = AuthPrivateKeyJWT },
+		"empty audience":   func(c *Config) { c.Clients[0].Audiences = []string{""} },
+		"bad issuer":       func(c *Config) { c.Issuers[0].Issuer = "idp" },
+		"dup issuer":       func(c *Config) { c.Issuers = append(c.Issuers, c.Issuers[0]) },
+		"no audiences":     func(c *Config) { c.Issuers[0].Audiences = nil },
+		"no connection":    func(c *Config) { c.Issuers[0].Connection = "" },
+		"HS256":            func(c *Config) { c.Issuers[0].Algorithms = []string{"HS256"} },
+		"none":             func(c *Config) { c.Issuers[0].Algorithms = []string{"none"} },
+		"leeway":           func(c *Config) { c.Issuers[0].Leeway = time.Hour },
+		"user field":       func(c *Config) { c.Issuers[0].UserClaims = map[string]string{"roles": "x"} },
+		"empty claim":      func(c *Config) { c.Issuers[0].UserClaims = map[string]string{"email": ""} },
+		"no client_id":     func(c *Config) { c.Clients[0].ClientID = "" },
+		"dup client":       func(c *Config) { c.Clients = append(c.Clients, c.Clients[0]) },
+		"grant":            func(c *Config) { c.Clients[0].GrantTypes = []string{"password"} },
+		"scope":            func(c *Config) { c.Clients[0].Scopes = []string{"a b"} },
+		"client issuer":    func(c *Config) { c.Clients[0].Issuers = []string{"https://nope"} },
+		"negative rate":    func(c *Config) { c.SubjectRate.Burst = -1 },
+		"bad secret hash":  func(c *Config) { c.Clients[0].SecretHash = "plain" },
 	}
 	for name, mut := range cases {
 		c := good()
@@ -306,6 +308,12 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (&Config{}).Validate(); err != nil {
 		t.Fatalf("disabled section: %v", err)
+	}
+	// Clients may all be registered in the store.
+	noClients := good()
+	noClients.Clients = nil
+	if _, err := New(noClients, Deps{Minter: noMinter{}}); err != nil {
+		t.Fatalf("no configured clients: %v", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/hooks/oauth"
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/exchange"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
@@ -17,7 +18,9 @@ import (
 // nothing is fetched. The exchanger lives as long as the server; the
 // section takes effect at restart (upstream key caches, client back-offs
 // and subject rates survive reloads of the pipeline).
-func (c *Config) buildExchanger(env Env, ts *TokenService) (*exchange.Exchanger, error) {
+//
+// store, when set, is where clients registered in the store are found.
+func (c *Config) buildExchanger(env Env, ts *TokenService, store *exchangeStore) (*exchange.Exchanger, error) {
 	if !c.Exchange.Enabled {
 		return nil, nil
 	}
@@ -26,7 +29,11 @@ func (c *Config) buildExchanger(env Env, ts *TokenService) (*exchange.Exchanger,
 	if ts != nil {
 		m, iss = ts.Minter, ts.Minter.Issuer()
 	}
-	ex, err := exchange.New(c.Exchange, exchange.Deps{Minter: m, Issuer: iss, Now: env.Now, Logger: env.Log})
+	deps := exchange.Deps{Minter: m, Issuer: iss, Now: env.Now, Logger: env.Log}
+	if store != nil {
+		deps.Store = exchange.NewStoreClients(exchange.StoreDeps{Apps: store.apps, Revision: store.revision}, token.ClientsOptions{Now: env.Now}, env.Log)
+	}
+	ex, err := exchange.New(c.Exchange, deps)
 	if err != nil {
 		at := keyPath{"exchange"}
 		var ve *runtime.ValidationError
@@ -36,6 +43,13 @@ func (c *Config) buildExchanger(env Env, ts *TokenService) (*exchange.Exchanger,
 		return nil, c.bad(at, invalidf("%s", err))
 	}
 	return ex, nil
+}
+
+// exchangeStore is where the token endpoint finds store clients: the
+// applications, read at the policy cache's revision.
+type exchangeStore struct {
+	apps     authz.ApplicationReader
+	revision func() uint64
 }
 
 // exchangeRoute registers POST /oauth2/token in a hook set, bound to the

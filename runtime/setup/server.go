@@ -141,20 +141,6 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		return nil, err
 	}
 	s.forwardAuth.Store(fa)
-	if s.exchanger, err = c.buildExchanger(env, ts); err != nil {
-		return nil, err
-	}
-	disco := &oauth.DiscoveryHandler{Issuer: ts.Minter.Issuer(), Keys: ts.Keys}
-	if s.exchanger != nil {
-		disco.GrantTypes = s.exchanger.GrantTypes()
-	}
-
-	routes := oauth.Endpoints{
-		Introspect: &oauth.IntrospectHandler{Clients: ts.Clients, Introspector: ts.Introspector, Log: env.Log},
-		Revoke:     &oauth.RevokeHandler{Clients: ts.Clients, Revoker: ts.Introspector, Log: env.Log},
-		JWKS:       &oauth.JWKSHandler{Keys: ts.Keys},
-		Discovery:  disco,
-	}.Routes()
 	reg, metrics, err := newServeMetrics()
 	if err != nil {
 		return nil, err
@@ -177,6 +163,22 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	s.onClose(func() { _ = pc.Close() })
 	checks := append([]hooks.ReadyCheck{keysCheck(ts, ts.keyStore)}, b.storeChecks(st)...)
 	checks = append(checks, hooks.ReadyCheck{Name: "policy_cache", Check: pc.Check, Degrades: true})
+	// The token endpoint finds store clients at the policy cache's
+	// revision: one store read per client and revision.
+	if s.exchanger, err = c.buildExchanger(env, ts, &exchangeStore{apps: st, revision: pc.Revision}); err != nil {
+		return nil, err
+	}
+	disco := &oauth.DiscoveryHandler{Issuer: ts.Minter.Issuer(), Keys: ts.Keys}
+	if s.exchanger != nil {
+		disco.GrantTypes = s.exchanger.GrantTypes()
+	}
+
+	routes := oauth.Endpoints{
+		Introspect: &oauth.IntrospectHandler{Clients: ts.Clients, Introspector: ts.Introspector, Log: env.Log},
+		Revoke:     &oauth.RevokeHandler{Clients: ts.Clients, Revoker: ts.Introspector, Log: env.Log},
+		JWKS:       &oauth.JWKSHandler{Keys: ts.Keys},
+		Discovery:  disco,
+	}.Routes()
 	if cfg.path != "" {
 		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: oauth.PatternToken, Label: oauth.LabelOAuth}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {
@@ -199,7 +201,7 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	// Mounted even when disabled (404), so a reload may turn it on.
 	routes = append(routes, hooks.Route{Pattern: forwardauth.Pattern, Handler: &s.forwardAuth, Label: "forward-auth"})
 	routes = append(routes, hooks.MetricsRoute(reg))
-	adminRoutes, err := s.adminRoutes(ctx, env, invalidating(st, pc), as, dashboardDeps{signing: ts.Keys, rules: s.pipelineSteps, metrics: reg, tryLogin: s.tryLogin()})
+	adminRoutes, err := s.adminRoutes(ctx, env, invalidating(st, pc), as, dashboardDeps{signing: ts.Keys, rules: s.pipelineSteps, metrics: reg, tryLogin: s.tryLogin()}, c.Exchange.ConfigClientIDs())
 	if err != nil {
 		return nil, err
 	}
@@ -446,7 +448,7 @@ func (s cacheSource) Revision(ctx context.Context) (uint64, error) { return s.st
 // the keys and audit log of the configured backend. The audit intents a
 // crashed predecessor left are settled first, so the audit log is complete
 // before the API serves it.
-func (s *Server) adminRoutes(ctx context.Context, env Env, st DataStore, as AdminStores, deps dashboardDeps) ([]hooks.Route, error) {
+func (s *Server) adminRoutes(ctx context.Context, env Env, st DataStore, as AdminStores, deps dashboardDeps, configClients []string) ([]hooks.Route, error) {
 	svc, err := admin.NewService(admin.ServiceConfig{Store: st, Audit: as.Audit, Log: env.Log})
 	if err != nil {
 		return nil, err
@@ -454,7 +456,7 @@ func (s *Server) adminRoutes(ctx context.Context, env Env, st DataStore, as Admi
 	if err := svc.Reconcile(ctx); err != nil {
 		return nil, err
 	}
-	api, err := adminapi.New(adminapi.Config{Service: svc, Keys: as.Keys, Profiles: st, Log: env.Log})
+	api, err := adminapi.New(adminapi.Config{Service: svc, Keys: as.Keys, Profiles: st, Log: env.Log, ConfigClients: configClients})
 	if err != nil {
 		return nil, err
 	}

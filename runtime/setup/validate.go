@@ -50,7 +50,7 @@ func (c *Config) Validate(ctx context.Context, env Env) error {
 	if _, err := c.buildForwardAuth(env, nil); err != nil {
 		return err
 	}
-	if _, err := c.buildExchanger(env, nil); err != nil {
+	if _, err := c.buildExchanger(env, nil, nil); err != nil {
 		return err
 	}
 	return nil
