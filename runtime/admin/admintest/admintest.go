@@ -23,6 +23,10 @@ type Backend struct {
 	Keys func(t *testing.T) admin.KeyStore
 	// Audit's records get times from now (nil: the wall clock).
 	Audit func(t *testing.T, now func() time.Time) admin.AuditLog
+	// Store opens a view of the backend's authorization store (the
+	// service's writes, OAuth clients among them); a view is closed before
+	// the next one opens, as a restart would.
+	Store func(t *testing.T) admin.Store
 }
 
 // Opener returns a fresh backend for one test.
@@ -34,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("KeysConcurrent", func(t *testing.T) { RunKeysConcurrent(t, open(t)) })
 	t.Run("Audit", func(t *testing.T) { RunAudit(t, open(t)) })
 	t.Run("AuditConcurrent", func(t *testing.T) { RunAuditConcurrent(t, open(t)) })
+	t.Run("Clients", func(t *testing.T) { RunClients(t, open(t)) })
 }
 
 // RunKeys: create, authenticate from another view, refuse bad input,

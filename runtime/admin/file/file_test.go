@@ -13,6 +13,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/admin/admintest"
+	authzfile "github.com/claimsmith/claimsmith/runtime/authz/file"
 )
 
 func TestConformance(t *testing.T) {
@@ -32,6 +33,14 @@ func TestConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 				return l
+			},
+			Store: func(t *testing.T) admin.Store {
+				s, err := authzfile.Open(context.Background(), filepath.Join(dir, "authz"), authzfile.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = s.Close() })
+				return s
 			},
 		}
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/admin/admintest"
+	authzredis "github.com/claimsmith/claimsmith/runtime/authz/redis"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 )
 
@@ -37,6 +38,13 @@ func TestConformance(t *testing.T) {
 			Keys: func(t *testing.T) admin.KeyStore { return NewKeyStore(client(t), Options{}) },
 			Audit: func(t *testing.T, now func() time.Time) admin.AuditLog {
 				return NewAuditLog(client(t), Options{Now: now})
+			},
+			Store: func(t *testing.T) admin.Store {
+				s, err := authzredis.New(context.Background(), client(t), authzredis.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
 			},
 		}
 	})

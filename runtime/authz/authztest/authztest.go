@@ -29,6 +29,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Validation", func(t *testing.T) { RunValidation(t, open) })
 	t.Run("Revisions", func(t *testing.T) { RunRevisions(t, open) })
 	t.Run("Applications", func(t *testing.T) { RunApplications(t, open) })
+	t.Run("OAuthClients", func(t *testing.T) { RunOAuthClients(t, open) })
 	t.Run("Profiles", func(t *testing.T) { RunProfiles(t, open) })
 	t.Run("RoundTrip", func(t *testing.T) { RunRoundTrip(t, open) })
 	t.Run("Records", func(t *testing.T) { RunRecords(t, open) })

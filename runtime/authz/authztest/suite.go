@@ -170,6 +170,57 @@ func RunApplications(t *testing.T, open Opener) {
 	expectErr(t, "deleted application", err, runtime.ErrNotFound)
 }
 
+// RunOAuthClients checks that an application's OAuth registration (hash,
+// grant types, audiences, keys) is stored whole, read back by Application,
+// Snapshot and Records, survives an extension import and goes with a full
+// one.
+func RunOAuthClients(t *testing.T, open Opener) {
+	s := openStore(t, open)
+	ctx := context.Background()
+	o := &authz.OAuthClient{AuthMethod: "client_secret_post", SecretHash: "sha256:" + strings.Repeat("ab", 32),
+		GrantTypes: s2("client_credentials"), Audiences: s2("https://api.example.com"), Scopes: s2("read"),
+		Issuers: s2("https://idp.example.com"), JWKS: json.RawMessage(`{"keys":[]}`)}
+	want := authz.Application{ClientID: Portal, Name: "Portal", Metadata: map[string]string{"required_roles": "viewer"}, OAuth: o}
+	Apply(t, s, &authz.PutApplication{Application: want})
+	check := func(via string, got authz.Application) {
+		t.Helper()
+		if jsonOf(t, got) != jsonOf(t, want) {
+			t.Fatalf("%s: %s, want %s", via, jsonOf(t, got), jsonOf(t, want))
+		}
+	}
+	a, err := s.Application(ctx, Portal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("Application", a)
+	m, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ = m.Application(Portal)
+	check("Snapshot", a)
+	d, _, err := s.Records(ctx, authz.Footprint{Applications: true})
+	if err != nil || d.Claimsmith == nil || len(d.Claimsmith.Applications) != 1 {
+		t.Fatalf("Records: %+v %v", d, err)
+	}
+	check("Records", d.Claimsmith.Applications[0])
+	if r := want.Redacted(); r.OAuth.SecretHash != "" || want.OAuth.SecretHash == "" {
+		t.Fatal("Redacted must drop the hash of a copy only")
+	}
+	Apply(t, s, &authz.ReplaceDocument{Doc: ResolutionFixture()})
+	a, err = s.Application(ctx, Portal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after an extension import", a)
+	d = ResolutionFixture()
+	d.Claimsmith = &authz.Section{Applications: []authz.Application{{ClientID: Portal, Name: "Portal"}}}
+	Apply(t, s, &authz.ReplaceDocument{Doc: d})
+	if a, _ = s.Application(ctx, Portal); a.OAuth != nil {
+		t.Fatalf("a full import without the registration kept it: %+v", a.OAuth)
+	}
+}
+
 func jsonOf(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
