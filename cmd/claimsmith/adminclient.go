@@ -152,8 +152,8 @@ func localAdminAPI(ctx context.Context, a *app, readOnly bool) (*adminapi.API, f
 		return nil, nil, err
 	}
 	var configClients []string
-	if a.cfg != nil {
-		configClients = a.cfg.Exchange.ConfigClientIDs()
+	if c, err := a.config(); err == nil {
+		configClients = c.Exchange.ConfigClientIDs()
 	}
 	api, err := adminapi.New(adminapi.Config{Service: svc, Keys: noKeys{}, Profiles: st, Log: a.log, ConfigClients: configClients})
 	if err != nil {

@@ -74,6 +74,7 @@ func commands() []command {
 		{"roles", "manage roles, their permissions and directly assigned users (locally or --server)", runRoles},
 		{"permissions", "manage permissions (locally or --server)", runPermissions},
 		{"apps", "manage applications: name and metadata such as required_roles (locally or --server)", runApps},
+		{"clients", "register OAuth clients of the token endpoint in the store: create, list, rotate, delete (locally or --server)", runClients},
 		{"loadtest", "drive a running server open-loop with a realistic mix; latency report and SVG plot", runLoadtest},
 	}
 }
