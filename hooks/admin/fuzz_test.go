@@ -33,6 +33,7 @@ var fuzzTargets = []struct{ method, path string }{
 	{"DELETE", "/api/users/u-fuzz/groups"},
 	{"PATCH", "/api/users/u-fuzz/roles"},
 	{"POST", "/api/import"},
+	{"POST", "/api/clients"},
 }
 
 // FuzzAdminBodies: whatever the body, a create/update endpoint answers a
@@ -47,6 +48,8 @@ func FuzzAdminBodies(f *testing.F) {
 		`{"client_id":"c","name":"n","metadata":{"required_roles":"a,b"}}`,
 		`{"groups":[{"_id":"g","name":"G","nested":["g"]}],"roles":[],"permissions":[]}`,
 		`{"configuration":[{"_id":"v1"}],"groups":[],"roles":[],"permissions":[]}`,
+		`{"client_id":"svc","grant_types":["client_credentials"],"audiences":["https://api"],"scopes":["read"]}`,
+		`{"client_id":"k","token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}]}}`,
 		`{"name":"\u0000\ud800"}`, `{"name":"a"} trailing`, `{"a":`, `"str"`, `1e999`, `{"name":"x","name":"y"}`,
 	}
 	for i, s := range seeds {

@@ -2,10 +2,12 @@ package exchange
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
 func TestParseForm(t *testing.T) {
@@ -105,6 +107,33 @@ func FuzzVerifyUpstream(f *testing.F) {
 		}
 		if e, ok := AsError(err); !ok || (e.Code != CodeInvalidGrant && e.Code != CodeSlowDown) {
 			t.Fatalf("got %v, want invalid_grant", err)
+		}
+	})
+}
+
+// FuzzStoredClient: an OAuth registration read from the store (an import
+// can bring anything) becomes a client or an error naming a field; it
+// never panics, and an accepted one has a usable method and credentials.
+func FuzzStoredClient(f *testing.F) {
+	f.Add("client_secret_basic", "sha256:"+strings.Repeat("0", 64), "client_credentials", "", "https://idp.example.com")
+	f.Add("private_key_jwt", "", GrantTokenExchange, `{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`, "")
+	f.Add("none", "plain", "password", `{"keys":[]}`, "idp")
+	f.Add("", "pbkdf2-sha256:1:x:y", "", "{", "http://")
+	f.Fuzz(func(t *testing.T, method, hash, grant, jwks, issuer string) {
+		o := authz.OAuthClient{AuthMethod: method, SecretHash: hash, GrantTypes: []string{grant}, Issuers: []string{issuer}, JWKS: []byte(jwks)}
+		cl, err := StoredClient(authz.Application{ClientID: "c", OAuth: &o})
+		if err != nil {
+			var ve *runtime.ValidationError
+			if !errors.As(err, &ve) || ve.Field == "" {
+				t.Fatalf("error without a field: %v", err)
+			}
+			return
+		}
+		if !slices.Contains(AuthMethods, cl.AuthMethod) && cl.AuthMethod != "" {
+			t.Fatalf("accepted method %q", cl.AuthMethod)
+		}
+		if cl.SecretHash == "" && cl.keys == nil {
+			t.Fatal("accepted a client without credentials")
 		}
 	})
 }
