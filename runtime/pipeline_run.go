@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 )
 
@@ -220,8 +221,22 @@ func (p *Pipeline) prepare(ctx context.Context, ev *Event, res *Result) error {
 			fillClient(&ev.Client, c)
 		}
 	}
+	if ev.Transaction.Audience == "" {
+		// An IdP that names the audience only at some grants (Hydra v2.3
+		// sends an empty granted_audience for authorization_code and the
+		// granted one at refresh) would otherwise give the first token
+		// fewer API roles than its refresh: the application's default
+		// audience stands in for the one not sent.
+		if a := strings.TrimSpace(ev.Client.Metadata[DefaultAudienceKey]); a != "" {
+			ev.Transaction.Audience = a
+		}
+	}
 	return nil
 }
+
+// DefaultAudienceKey is the client metadata key of the audience a login
+// resolves for when the IdP sends none.
+const DefaultAudienceKey = "default_audience"
 
 // overlay returns the stored object with the IdP-sent one merged over it:
 // keys the IdP sends win (objects merge deeply, other values replace).

@@ -600,6 +600,34 @@ func TestClientFilledFromDirectory(t *testing.T) {
 	}
 }
 
+// TestDefaultAudience (issue 14 item 11): a login without an audience
+// resolves for the application's default_audience, so a Hydra
+// authorization_code token (empty granted_audience) gets the API roles its
+// refresh (granted audience) gets; an audience the IdP sent wins.
+func TestDefaultAudience(t *testing.T) {
+	var aud string
+	reg := testRules(t, map[string]ruleFunc{
+		"look": func(_ context.Context, ev *runtime.Event, _ *runtime.Commands) error {
+			aud = ev.Transaction.Audience
+			return nil
+		},
+	})
+	dir := clientDir{"portal": {ClientID: "portal", Name: "Portal", Metadata: map[string]string{runtime.DefaultAudienceKey: " https://api.example.com "}}}
+	p := build(t, runtime.PipelineConfig{Rules: entries("look")}, runtime.Deps{Registry: reg, Clients: dir})
+	ev := event()
+	ev.Client, ev.Transaction.Audience = runtime.Client{ClientID: "portal"}, ""
+	run(t, p, ev)
+	if aud != "https://api.example.com" {
+		t.Fatalf("audience without one sent = %q, want the default", aud)
+	}
+	ev = event()
+	ev.Client, ev.Transaction.Audience = runtime.Client{ClientID: "portal"}, "https://other.example.com"
+	run(t, p, ev)
+	if aud != "https://other.example.com" {
+		t.Fatalf("the audience sent must win: %q", aud)
+	}
+}
+
 func TestClaimsBudgetOverflow(t *testing.T) {
 	perms := make([]string, 300)
 	for i := range perms {
