@@ -58,6 +58,7 @@ func TestHydraEndToEnd(t *testing.T) {
 	ctx := t.Context()
 
 	store := hookstest.NewStore(t, hookstest.PortalClient, hookstest.BatchClient)
+	addDocsAPI(t, store)
 	enricher := e2eEnricher(t, store)
 
 	// claimsmith's Hydra hook on a fixed loopback port, so it can be stopped
@@ -90,7 +91,7 @@ func TestHydraEndToEnd(t *testing.T) {
 		"client_id": hookstest.PortalClient, "client_secret": portalSecret,
 		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
 		"scope": "openid offline email", "redirect_uris": []string{redirectURI},
-		"token_endpoint_auth_method": "client_secret_basic",
+		"token_endpoint_auth_method": "client_secret_basic", "audience": []string{docsAPI},
 	})
 	createClient(t, admin, map[string]any{
 		"client_id": hookstest.BatchClient, "client_secret": batchSecret,
@@ -127,7 +128,8 @@ func TestHydraEndToEnd(t *testing.T) {
 		}
 		id := jwtClaims(t, tok.IDToken)
 		wantGroups := []any{"Staff", "Engineering", "Backend"}
-		wantRoles := []any{"portal-viewer", "portal-editor"}
+		// The portal's default_audience (docsAPI) adds the API's role.
+		wantRoles := []any{"portal-viewer", "portal-editor", "docs-api-editor"}
 		if got := id[hookstest.NS+"groups"]; !reflect.DeepEqual(got, wantGroups) {
 			t.Errorf("id token groups = %v, want %v (claims %v)", got, wantGroups, id)
 		}
@@ -142,7 +144,7 @@ func TestHydraEndToEnd(t *testing.T) {
 		}
 		at := jwtClaims(t, tok.AccessToken)
 		ext, _ := at["ext"].(map[string]any)
-		if got := ext[hookstest.NS+"permissions"]; !reflect.DeepEqual(got, []any{"docs:read", "docs:write"}) {
+		if got := ext[hookstest.NS+"permissions"]; !reflect.DeepEqual(got, []any{"docs:read", "docs:write", "docs-api:write"}) {
 			t.Errorf("access token ext permissions = %v (claims %v)", got, at)
 		}
 		if ext["tenant"] != "acme" {
@@ -170,7 +172,7 @@ func TestHydraEndToEnd(t *testing.T) {
 		rec.save(t, "refresh-token")
 		refRec.save(t, "refresh-legacy")
 		ext = jwtClaims(t, ref.AccessToken)["ext"].(map[string]any)
-		if got := ext[hookstest.NS+"permissions"]; !reflect.DeepEqual(got, []any{"docs:read", "docs:write"}) {
+		if got := ext[hookstest.NS+"permissions"]; !reflect.DeepEqual(got, []any{"docs:read", "docs:write", "docs-api:write"}) {
 			t.Errorf("refreshed access token ext permissions = %v", got)
 		}
 		if ext["tenant"] != "acme" {
@@ -207,6 +209,14 @@ func TestHydraEndToEnd(t *testing.T) {
 			t.Fatal("a token was issued to a denied user")
 		}
 		rec.save(t, "denied")
+	})
+
+	t.Run("authorization_code token and its refresh carry the same claims", func(t *testing.T) {
+		testSameClaimsAtRefresh(t, public, admin)
+	})
+
+	t.Run("a Hydra ID token exchanged at claimsmith's token endpoint", func(t *testing.T) {
+		testExchangeHydraToken(t, public, admin, enricher)
 	})
 
 	t.Run("hook answering 5xx fails closed", func(t *testing.T) {
@@ -426,11 +436,23 @@ func tokenRequest(t *testing.T, public, clientID, secret string, form url.Values
 // ID-token and access-token session claims. It returns the code.
 func authorize(t *testing.T, public, admin, subject string, idSession, atSession map[string]any) string {
 	t.Helper()
+	return authorizeAudience(t, public, admin, subject, idSession, atSession, "")
+}
+
+// authorizeAudience is authorize asking for (and granting) an access-token
+// audience.
+func authorizeAudience(t *testing.T, public, admin, subject string, idSession, atSession map[string]any, audience string) string {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	q := url.Values{
 		"client_id": {hookstest.PortalClient}, "response_type": {"code"}, "scope": {"openid offline email"},
 		"redirect_uri": {redirectURI}, "state": {"state-0123456789"}, "nonce": {"nonce-0123456789"},
+	}
+	consent := map[string]any{"grant_scope": []string{"openid", "offline", "email"}}
+	if audience != "" {
+		q.Set("audience", audience)
+		consent["grant_access_token_audience"] = []string{audience}
 	}
 	loc := follow(t, browser, public+"/oauth2/auth?"+q.Encode())
 	challenge := queryParam(t, loc, "login_challenge")
@@ -445,8 +467,8 @@ func authorize(t *testing.T, public, admin, subject string, idSession, atSession
 	if atSession != nil {
 		session["access_token"] = atSession
 	}
-	loc = acceptChallenge(t, admin+"/admin/oauth2/auth/requests/consent/accept?consent_challenge="+url.QueryEscape(challenge),
-		map[string]any{"grant_scope": []string{"openid", "offline", "email"}, "session": session})
+	consent["session"] = session
+	loc = acceptChallenge(t, admin+"/admin/oauth2/auth/requests/consent/accept?consent_challenge="+url.QueryEscape(challenge), consent)
 	loc = follow(t, browser, loc)
 	for !strings.HasPrefix(loc, redirectURI) {
 		loc = follow(t, browser, loc)
