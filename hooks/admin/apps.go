@@ -102,19 +102,15 @@ func (h adminApps) put(w http.ResponseWriter, r *http.Request, c *adminCall) err
 	}
 	created := false
 	res, err := h.writeWith(r, c, authz.Footprint{Applications: true}, func(view *authz.Document) (adminChange, error) {
-		old, err := findApp(view, id)
+		_, err := findApp(view, id)
 		created = err != nil
 		action := "application.update"
-		var oauth *authz.OAuthClient
 		if created {
 			action = "application.create"
-		} else {
-			// The OAuth registration is managed by /api/clients: replacing
-			// the name and metadata keeps it.
-			oauth = old.OAuth
 		}
+		// PutApplication keeps the OAuth registration (/api/clients).
 		return adminChange{action: action, entity: "application", id: id, state: appState(id),
-			ops: []authz.Op{&authz.PutApplication{Application: authz.Application{ClientID: id, Name: b.Name, Metadata: b.Metadata, OAuth: oauth}}}}, nil
+			ops: []authz.Op{&authz.PutApplication{Application: authz.Application{ClientID: id, Name: b.Name, Metadata: b.Metadata}}}}, nil
 	})
 	if err != nil {
 		return err

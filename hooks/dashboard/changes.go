@@ -80,7 +80,8 @@ func entityChange(action, entity, id string, ops ...authz.Op) radmin.Change {
 			if doc.Claimsmith != nil {
 				for i := range doc.Claimsmith.Applications {
 					if doc.Claimsmith.Applications[i].ClientID == id {
-						return doc.Claimsmith.Applications[i]
+						// Never the client secret's hash in the audit log.
+						return doc.Claimsmith.Applications[i].Redacted()
 					}
 				}
 			}

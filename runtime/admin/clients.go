@@ -155,15 +155,15 @@ func (s *Service) CreateClient(ctx context.Context, caller Caller, spec ClientSp
 		Reads: authz.Footprint{Applications: true}, State: clientState(id),
 		Build: func(view *authz.Document, ch *Change) error {
 			a, ok := findApplication(view, id)
-			if ok && a.OAuth != nil {
-				return fmt.Errorf("client %q: %w", id, runtime.ErrExists)
-			}
-			if !ok {
-				a = authz.Application{ClientID: id, Name: spec.Name}
-			}
 			oc := o
-			a.OAuth = &oc
-			ch.Ops = []authz.Op{&authz.PutApplication{Application: a}}
+			switch {
+			case ok && a.OAuth != nil:
+				return fmt.Errorf("client %q: %w", id, runtime.ErrExists)
+			case ok:
+				ch.Ops = []authz.Op{&authz.SetApplicationOAuth{ClientID: id, OAuth: &oc}}
+			default:
+				ch.Ops = []authz.Op{&authz.PutApplication{Application: authz.Application{ClientID: id, Name: spec.Name, OAuth: &oc}}}
+			}
 			return nil
 		}}, m)
 	if err != nil {
@@ -203,8 +203,7 @@ func (s *Service) RotateClientSecret(ctx context.Context, caller Caller, id stri
 			}
 			o := *a.OAuth
 			o.SecretHash, o.SecretSet = hash, set
-			a.OAuth = &o
-			ch.Ops = []authz.Op{&authz.PutApplication{Application: a}}
+			ch.Ops = []authz.Op{&authz.SetApplicationOAuth{ClientID: id, OAuth: &o}}
 			return nil
 		}}, m)
 	if err != nil {
@@ -228,8 +227,7 @@ func (s *Service) DeleteClient(ctx context.Context, caller Caller, id string, m 
 				ch.Ops = []authz.Op{&authz.DeleteApplication{ClientID: id}}
 				return nil
 			}
-			a.OAuth = nil
-			ch.Ops = []authz.Op{&authz.PutApplication{Application: a}}
+			ch.Ops = []authz.Op{&authz.SetApplicationOAuth{ClientID: id}}
 			return nil
 		}}, m)
 }

@@ -317,3 +317,6 @@ func (o *PutApplication) Footprint() Footprint { return Footprint{Applications: 
 
 // Footprint implements Op.
 func (o *DeleteApplication) Footprint() Footprint { return Footprint{Applications: true} }
+
+// Footprint implements Op.
+func (o *SetApplicationOAuth) Footprint() Footprint { return Footprint{Applications: true} }

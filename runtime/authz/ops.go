@@ -916,7 +916,10 @@ func (o *DeletePermission) Apply(doc *Document) error {
 	return nil
 }
 
-// PutApplication creates or replaces an application by client_id.
+// PutApplication creates or replaces an application by client_id. An
+// existing application's OAuth registration is kept unless Application
+// carries one: it is managed by SetApplicationOAuth (the admin API's
+// /api/clients), so editing a name or metadata never drops a client.
 type PutApplication struct {
 	Application Application
 }
@@ -934,12 +937,35 @@ func (o *PutApplication) Apply(doc *Document) error {
 	apps := doc.Claimsmith.Applications
 	for i := range apps {
 		if apps[i].ClientID == a.ClientID {
+			if a.OAuth == nil {
+				a.OAuth = apps[i].OAuth
+			}
 			apps[i] = a
 			return nil
 		}
 	}
 	doc.Claimsmith.Applications = append(apps, a)
 	return nil
+}
+
+// SetApplicationOAuth sets (or, with OAuth nil, removes) an existing
+// application's OAuth registration; ErrNotFound when there is no such
+// application.
+type SetApplicationOAuth struct {
+	ClientID string
+	OAuth    *OAuthClient
+}
+
+// Apply implements Op.
+func (o *SetApplicationOAuth) Apply(doc *Document) error {
+	if doc.Claimsmith != nil {
+		apps := doc.Claimsmith.Applications
+		if i := slices.IndexFunc(apps, func(a Application) bool { return a.ClientID == o.ClientID }); i >= 0 {
+			apps[i].OAuth = o.OAuth
+			return nil
+		}
+	}
+	return notFound("application", o.ClientID)
 }
 
 // DeleteApplication removes an application by client_id.

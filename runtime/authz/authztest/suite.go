@@ -207,12 +207,24 @@ func RunOAuthClients(t *testing.T, open Opener) {
 	if r := want.Redacted(); r.OAuth.SecretHash != "" || want.OAuth.SecretHash == "" {
 		t.Fatal("Redacted must drop the hash of a copy only")
 	}
+	// Replacing the name and metadata keeps the registration.
+	Apply(t, s, &authz.PutApplication{Application: authz.Application{ClientID: Portal, Name: "Portal 2"}})
+	if a, _ = s.Application(ctx, Portal); a.Name != "Portal 2" || len(a.Metadata) != 0 || jsonOf(t, a.OAuth) != jsonOf(t, o) {
+		t.Fatalf("PutApplication dropped the OAuth registration: %s", jsonOf(t, a))
+	}
+	Apply(t, s, &authz.PutApplication{Application: want})
+	_, err = s.Apply(ctx, 0, &authz.SetApplicationOAuth{ClientID: "ghost", OAuth: o})
+	expectErr(t, "OAuth registration of an unknown application", err, runtime.ErrNotFound, "ghost")
 	Apply(t, s, &authz.ReplaceDocument{Doc: ResolutionFixture()})
 	a, err = s.Application(ctx, Portal)
 	if err != nil {
 		t.Fatal(err)
 	}
 	check("after an extension import", a)
+	Apply(t, s, &authz.SetApplicationOAuth{ClientID: Portal})
+	if a, _ = s.Application(ctx, Portal); a.OAuth != nil || a.Name != "Portal" {
+		t.Fatalf("SetApplicationOAuth(nil) must remove only the registration: %s", jsonOf(t, a))
+	}
 	d = ResolutionFixture()
 	d.Claimsmith = &authz.Section{Applications: []authz.Application{{ClientID: Portal, Name: "Portal"}}}
 	Apply(t, s, &authz.ReplaceDocument{Doc: d})
