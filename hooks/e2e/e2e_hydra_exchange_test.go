@@ -91,7 +91,7 @@ func testSameClaimsAtRefresh(t *testing.T, public, admin string) {
 // ad-eng maps into Engineering on connection "hydra") is exchanged at
 // claimsmith's token endpoint, with Hydra as a trusted issuer found through
 // its JWKS; the answer's tokens carry her groups, roles and permissions and
-// verify with claimsmith's keys.
+// verify with claimsmith's keys; then Hydra's JWT access token is exchanged too.
 func testExchangeHydraToken(t *testing.T, public, admin string, enr runtime.Enricher) {
 	ctx := t.Context()
 	code := authorize(t, public, admin, "carol", map[string]any{"groups": []string{"ad-eng"}}, nil)
@@ -124,7 +124,7 @@ func testExchangeHydraToken(t *testing.T, public, admin string, enr runtime.Enri
 	}
 	ex, err := rtexchange.New(rtexchange.Config{Enabled: true,
 		Issuers: []rtexchange.IssuerConfig{{Issuer: public + "/", JWKSURL: public + "/.well-known/jwks.json",
-			Audiences: []string{hookstest.PortalClient}, Connection: "hydra"}},
+			Audiences: []string{hookstest.PortalClient, docsAPI}, Connection: "hydra"}},
 		Clients: []rtexchange.ClientConfig{{ClientID: hookstest.PortalClient, SecretHash: secretHash}},
 	}, rtexchange.Deps{Minter: minter, Issuer: issuer})
 	if err != nil {
@@ -134,21 +134,26 @@ func testExchangeHydraToken(t *testing.T, public, admin string, enr runtime.Enri
 	mux.Handle(oauth.PatternToken, &oauth.TokenHandler{Exchanger: ex, Enricher: enr})
 	cs := startClaimsmith(t, "127.0.0.1:0", mux)
 
-	form := url.Values{"grant_type": {rtexchange.GrantTokenExchange}, "subject_token": {tok.IDToken},
-		"subject_token_type": {rtexchange.TokenTypeIDToken}, "scope": {"openid"}}
-	req, _ := http.NewRequest(http.MethodPost, "http://"+cs.addr+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(hookstest.PortalClient, "exchange-secret")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	exchange := func(subject, subjectType string) rtexchange.Response {
+		t.Helper()
+		form := url.Values{"grant_type": {rtexchange.GrantTokenExchange}, "subject_token": {subject},
+			"subject_token_type": {subjectType}, "scope": {"openid"}}
+		req, _ := http.NewRequest(http.MethodPost, "http://"+cs.addr+"/oauth2/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(hookstest.PortalClient, "exchange-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var out rtexchange.Response
+		if err := json.Unmarshal(raw, &out); err != nil || resp.StatusCode != http.StatusOK || out.IDToken == "" {
+			t.Fatalf("exchange of a Hydra token (%s): %d %s", subjectType, resp.StatusCode, raw)
+		}
+		return out
 	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var out rtexchange.Response
-	if err := json.Unmarshal(raw, &out); err != nil || resp.StatusCode != http.StatusOK || out.IDToken == "" {
-		t.Fatalf("exchange of a Hydra ID token: %d %s", resp.StatusCode, raw)
-	}
+	out := exchange(tok.IDToken, rtexchange.TokenTypeIDToken)
 	v, err := token.NewVerifier(keys, issuer, time.Minute, time.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -177,5 +182,24 @@ func testExchangeHydraToken(t *testing.T, public, admin string, enr runtime.Enri
 	}
 	if got := id[hookstest.NS+"roles"]; !reflect.DeepEqual(got, []any{"portal-viewer", "portal-editor"}) {
 		t.Errorf("ID token roles = %v", got)
+	}
+	testExchangeHydraAccessTokenInto(t, public, admin, exchange, claims)
+}
+
+// testExchangeHydraAccessTokenInto: Hydra's JWT access token (strategies.
+// access_token: jwt, audience docsAPI) is exchanged too; alice's roles come
+// from her stored memberships.
+func testExchangeHydraAccessTokenInto(t *testing.T, public, admin string, exchange func(subject, subjectType string) rtexchange.Response, claims func(string, token.Kind) map[string]any) {
+	code := authorizeAudience(t, public, admin, "alice", nil, nil, docsAPI)
+	tok := tokenRequest(t, public, hookstest.PortalClient, portalSecret, url.Values{
+		"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI},
+	})
+	if tok.status != http.StatusOK {
+		t.Fatalf("Hydra token request: %d %s", tok.status, tok.raw)
+	}
+	out := exchange(tok.AccessToken, rtexchange.TokenTypeAccessToken)
+	id := claims(out.IDToken, token.KindIDToken)
+	if id["sub"] != "alice" || !reflect.DeepEqual(id[hookstest.NS+"groups"], []any{"Staff", "Engineering", "Backend"}) {
+		t.Errorf("ID token from Hydra's access token: %v", id)
 	}
 }
