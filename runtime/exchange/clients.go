@@ -134,13 +134,18 @@ func (s *StoreClients) load(ctx context.Context, id string, rev uint64) (storeEn
 		return old, nil // a newer load won
 	}
 	if len(s.m) >= maxStoreClients {
+		// Entries of older revisions are stale anyway; then any, down to
+		// half, so a flood of unknown ids cannot grow the cache.
 		for k, o := range s.m {
-			if o.rev != rev || len(s.m) >= maxStoreClients {
+			if o.rev != rev {
 				delete(s.m, k)
 			}
+		}
+		for k := range s.m {
 			if len(s.m) < maxStoreClients/2 {
 				break
 			}
+			delete(s.m, k)
 		}
 	}
 	s.m[id] = e

@@ -17,6 +17,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
+	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
 // countingApps counts the store reads the token endpoint makes.
@@ -201,5 +202,23 @@ func BenchmarkTokenStoreClient(b *testing.B) {
 				b.Fatalf("%d store reads in the loop", n)
 			}
 		})
+	}
+}
+
+// TestStoreClientsBounded: a flood of unknown client ids does not grow the
+// cache beyond its bound.
+func TestStoreClientsBounded(t *testing.T) {
+	apps := &countingApps{st: memory.New(memory.Options{})}
+	sc := NewStoreClients(StoreDeps{Apps: apps, Revision: apps.rev.Load}, token.ClientsOptions{}, nil)
+	for i := range maxStoreClients + 10 {
+		if _, err := sc.LookupClient(context.Background(), fmt.Sprint("ghost-", i)); !errors.Is(err, runtime.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	sc.mu.RLock()
+	n := len(sc.m)
+	sc.mu.RUnlock()
+	if n > maxStoreClients {
+		t.Fatalf("%d cached entries, bound %d", n, maxStoreClients)
 	}
 }
