@@ -41,8 +41,10 @@ const LabelOps = "ops"
 //	claimsmith_config_last_reload_success_timestamp_seconds     gauge
 //	claimsmith_webhook_replay_ids{verifier}                     gauge
 //	claimsmith_webhook_replay_capacity{verifier}                gauge
+//	claimsmith_webhook_replay_refusals_total{verifier,reason}   counter (reason: replay|unavailable)
 type Metrics struct {
 	replayIDs, replayCap *prometheus.GaugeVec
+	replayRefusals       *prometheus.CounterVec
 
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
@@ -118,8 +120,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "claimsmith_webhook_replay_capacity",
 			Help: "Bound of the webhook replay cache by verifier (hooks.replay_rate × 2 × tolerance); at it, signed logins get 503.",
 		}, []string{"verifier"}),
+		replayRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claimsmith_webhook_replay_refusals_total",
+			Help: "Signed requests refused by the replay check, by verifier and reason: replay (the message was already received, 401) or unavailable (the replay store could not answer: Redis down or hung, or the in-process cache full; 503/504).",
+		}, []string{"verifier", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.replayIDs, m.replayCap, m.requests, m.latency, m.ruleDur, m.ruleErrs, m.decisions, m.storeErrs, m.reloads, m.generation, m.lastReload} {
+	for _, c := range []prometheus.Collector{m.replayIDs, m.replayCap, m.replayRefusals, m.requests, m.latency, m.ruleDur, m.ruleErrs, m.decisions, m.storeErrs, m.reloads, m.generation, m.lastReload} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -140,6 +146,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // replay cache.
 func (m *Metrics) ReplayGauges(verifier string) (ids, capacity prometheus.Gauge) {
 	return m.replayIDs.WithLabelValues(verifier), m.replayCap.WithLabelValues(verifier)
+}
+
+// ReplayRefusals are the counters of one verifier's requests refused as a
+// replay and refused because the replay store could not answer.
+func (m *Metrics) ReplayRefusals(verifier string) (replayed, unavailable prometheus.Counter) {
+	return m.replayRefusals.WithLabelValues(verifier, "replay"), m.replayRefusals.WithLabelValues(verifier, "unavailable")
 }
 
 // MetricsRoute serves g (the registry the collectors are on) at GET /metrics.

@@ -373,7 +373,7 @@ func BenchmarkWebhookVerify(b *testing.B) {
 		h.Set("webhook-id", id)
 		h.Set("webhook-timestamp", strconv.FormatInt(at.Unix(), 10))
 		h.Set("webhook-signature", login.SignWebhook(supabaseNew, id, at, event))
-		if _, err := v.Verify(h, event); err != nil {
+		if _, err := v.Verify(b.Context(), h, event); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,11 +1,11 @@
 package login
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
@@ -43,49 +43,14 @@ type Deps struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 	Getenv    func(string) string // os.Getenv in production
-	// Replays, when set, keeps the Standard Webhooks replay caches across
-	// configuration reloads (one per native caller name and one for
-	// Supabase); nil gives every build fresh caches.
+	// Replays, when set, is the server's replay state, kept across
+	// configuration reloads (one cache per native caller name, one for
+	// Supabase, one for Zitadel; or the shared store); nil gives every
+	// build fresh in-process caches.
 	Replays *ReplayCaches
 	// replayCapacity is each webhook verifier's replay cache bound
 	// (Config.Build sets it from hooks.replay_rate).
 	replayCapacity int
-}
-
-// ReplayCaches are the webhook replay caches of a server, by verifier,
-// living as long as the server so that rebuilt handlers keep what the old
-// ones saw. Create it with NewReplayCaches.
-type ReplayCaches struct {
-	mu      sync.Mutex
-	m       map[string]*ReplayCache
-	metrics *hooks.Metrics
-}
-
-// NewReplayCaches returns an empty set; m, when not nil, exposes each
-// cache's fill and capacity (claimsmith_webhook_replay_ids and
-// claimsmith_webhook_replay_capacity, by verifier).
-func NewReplayCaches(m *hooks.Metrics) *ReplayCaches {
-	return &ReplayCaches{m: map[string]*ReplayCache{}, metrics: m}
-}
-
-// cache returns the cache for key, creating it, bounded to capacity; nil
-// when rc is nil.
-func (rc *ReplayCaches) cache(key string, capacity int) *ReplayCache {
-	if rc == nil {
-		return nil
-	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	c, ok := rc.m[key]
-	if !ok {
-		c = NewReplayCache(capacity)
-		if rc.metrics != nil {
-			c.observe(rc.metrics.ReplayGauges(key))
-		}
-		rc.m[key] = c
-	}
-	c.Resize(capacity)
-	return c
 }
 
 // Set is the built handlers by route pattern; routes of dialects that are
@@ -247,4 +212,4 @@ func stringList(v any) []string {
 // body has nothing to verify.
 type headerKey struct{}
 
-func (headerKey) Verify([]byte) (func(), error) { return nil, nil }
+func (headerKey) Verify(context.Context, []byte) (func(context.Context), error) { return nil, nil }

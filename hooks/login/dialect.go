@@ -27,11 +27,12 @@ type Dialect interface {
 
 // Exchange is one request of a Dialect once its headers were accepted.
 type Exchange interface {
-	// Verify authenticates the body (a signature over it; nothing to do
-	// for a key in a header). release, when not nil, forgets a signed
-	// message again: Handler calls it when the request fails on our side
-	// (5xx), so the IdP's retry is not refused as a replay.
-	Verify(body []byte) (release func(), err error)
+	// Verify authenticates the body (a signature over it, and the replay
+	// check of a signed message; nothing to do for a key in a header).
+	// release, when not nil, forgets a signed message again: Handler calls
+	// it when the request fails on our side (5xx), so the IdP's retry is
+	// not refused as a replay.
+	Verify(ctx context.Context, body []byte) (release func(context.Context), err error)
 	// Decode maps the verified body to the login to run.
 	Decode(body []byte) (Login, error)
 	// Answer is the IdP's response to the result: a status and a JSON
@@ -112,14 +113,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status int, bod
 	if err != nil {
 		return 0, nil, "", err
 	}
-	release, err := x.Verify(raw)
+	release, err := x.Verify(r.Context(), raw)
 	if err != nil {
 		return 0, nil, "", err
 	}
 	if release != nil {
 		defer func() {
 			if st, _ := hooks.StatusOf(err); err != nil && st >= 500 {
-				release()
+				release(r.Context())
 			}
 		}()
 	}

@@ -186,7 +186,7 @@ func FuzzParseWebhookSignatures(f *testing.F) {
 		h.Set(HeaderWebhookID, "msg_fuzz")
 		h.Set(HeaderWebhookTimestamp, "1614265330")
 		h.Set(HeaderWebhookSignature, s)
-		if _, err := v.Verify(h, []byte(`{"test": 2432232314}`)); err == nil && !strings.Contains(s, "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE") {
+		if _, err := v.Verify(t.Context(), h, []byte(`{"test": 2432232314}`)); err == nil && !strings.Contains(s, "g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE") {
 			t.Fatalf("forged signature %q verified", s)
 		}
 	})
@@ -211,7 +211,7 @@ func FuzzParseZitadelSignature(f *testing.F) {
 		} else if len(sigs) == 0 {
 			t.Fatal("parsed without a signature")
 		}
-		if err := v.Verify(s, body); err == nil && !strings.Contains(s, strings.TrimPrefix(good, "t=1732287231,v1=")) {
+		if _, err := v.verifySignature(s, body); err == nil && !strings.Contains(s, strings.TrimPrefix(good, "t=1732287231,v1=")) {
 			t.Fatalf("forged header %q verified", s)
 		}
 	})

@@ -177,7 +177,7 @@ func TestReplayCacheSustainedRate(t *testing.T) {
 		h.Set(login.HeaderWebhookID, id)
 		h.Set(login.HeaderWebhookTimestamp, fmt.Sprint(ts.Unix()))
 		h.Set(login.HeaderWebhookSignature, login.SignWebhook(keys[0], id, ts, body))
-		_, err := v.Verify(h, body)
+		_, err := v.Verify(t.Context(), h, body)
 		return err
 	}
 	// 400 signed logins per second (above the ≈333/s a fixed 100,000 ids

@@ -148,7 +148,7 @@ func (n *NativeConfig) build(deps Deps, _ string) ([]*Handler, error) {
 			return nil, err
 		}
 		if ws != "" {
-			if caller.Webhook, err = NewWebhookVerifier(ws, WebhookOptions{Now: deps.Now, ReplayCacheSize: deps.replayCapacity, Replay: deps.Replays.cache("native/"+cc.Name, deps.replayCapacity)}); err != nil {
+			if caller.Webhook, err = NewWebhookVerifier(ws, WebhookOptions{Now: deps.Now, replay: deps.Replays.guard("native/"+cc.Name, deps.replayCapacity)}); err != nil {
 				return nil, fmt.Errorf("hooks.%s.webhook_secret: %w", key, err)
 			}
 		}
@@ -206,7 +206,7 @@ func (d *Native) Accept(r *http.Request) (Exchange, error) {
 	return nil, hooks.AuthFailure("native", "no credentials: send a Standard Webhooks signature or Authorization: Bearer <key>")
 }
 
-func (x *nativeExchange) Verify(body []byte) (func(), error) {
+func (x *nativeExchange) Verify(ctx context.Context, body []byte) (func(context.Context), error) {
 	if !x.signed {
 		return nil, nil
 	}
@@ -215,10 +215,10 @@ func (x *nativeExchange) Verify(body []byte) (func(), error) {
 		if c.Webhook == nil {
 			continue
 		}
-		id, err := c.Webhook.Verify(x.h, body)
+		id, err := c.Webhook.Verify(ctx, x.h, body)
 		if err == nil {
 			x.caller = c
-			return func() { c.Webhook.Release(id) }, nil
+			return func(ctx context.Context) { c.Webhook.Release(ctx, id) }, nil
 		}
 		last = err
 	}

@@ -51,7 +51,7 @@ func (sc *SupabaseConfig) secret() (string, string, string) {
 }
 
 func (sc *SupabaseConfig) build(deps Deps, key string) ([]*Handler, error) {
-	v, err := NewWebhookVerifier(key, WebhookOptions{Now: deps.Now, ReplayCacheSize: deps.replayCapacity, Replay: deps.Replays.cache("supabase", deps.replayCapacity)})
+	v, err := NewWebhookVerifier(key, WebhookOptions{Now: deps.Now, replay: deps.Replays.guard("supabase", deps.replayCapacity)})
 	if err != nil {
 		return nil, fmt.Errorf("hooks.supabase.secret_env: %w", err)
 	}
@@ -97,13 +97,13 @@ func (d *Supabase) Accept(r *http.Request) (Exchange, error) {
 	return &supabaseExchange{d: d, h: r.Header}, nil
 }
 
-func (x *supabaseExchange) Verify(body []byte) (func(), error) {
-	id, err := x.d.Verifier.Verify(x.h, body)
+func (x *supabaseExchange) Verify(ctx context.Context, body []byte) (func(context.Context), error) {
+	id, err := x.d.Verifier.Verify(ctx, x.h, body)
 	if err != nil {
 		return nil, err
 	}
 	x.id = id
-	return func() { x.d.Verifier.Release(id) }, nil
+	return func(ctx context.Context) { x.d.Verifier.Release(ctx, id) }, nil
 }
 
 func (x *supabaseExchange) Decode(body []byte) (Login, error) {

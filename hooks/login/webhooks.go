@@ -1,7 +1,7 @@
 package login
 
 import (
-	"container/heap"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,10 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
@@ -119,19 +116,20 @@ type WebhookVerifier struct {
 	keys      [][]byte
 	tolerance time.Duration
 	now       func() time.Time
-	replay    *ReplayCache
+	replay    *replayGuard
 }
 
 // WebhookOptions tune a WebhookVerifier; zero values take the defaults.
 type WebhookOptions struct {
 	Tolerance time.Duration    // default DefaultWebhookTolerance
 	Now       func() time.Time // default time.Now
-	// ReplayCacheSize bounds the remembered ids (default DefaultReplayCacheSize).
+	// ReplayCacheSize bounds the remembered ids of the verifier's own
+	// in-process cache (default DefaultReplayCacheSize).
 	ReplayCacheSize int
-	// Replay, when set, is the cache of seen ids to use (ReplayCacheSize is
-	// then ignored): a configuration reload hands the new verifier the old
-	// one's cache, so a reload never reopens the replay window.
-	Replay *ReplayCache
+	// replay, when set, is the replay check to use (ReplayCacheSize is
+	// then ignored): the server's ReplayCaches hand a rebuilt verifier the
+	// old one's ids, so a reload never reopens the replay window.
+	replay *replayGuard
 }
 
 // NewWebhookVerifier returns a verifier for the "|"-joined secrets.
@@ -146,17 +144,18 @@ func NewWebhookVerifier(secrets string, o WebhookOptions) (*WebhookVerifier, err
 	if o.ReplayCacheSize <= 0 {
 		o.ReplayCacheSize = DefaultReplayCacheSize
 	}
-	replay := o.Replay
+	replay := o.replay
 	if replay == nil {
-		replay = NewReplayCache(o.ReplayCacheSize)
+		replay = &replayGuard{store: NewReplayCache(o.ReplayCacheSize)}
 	}
 	return &WebhookVerifier{keys: keys, tolerance: o.Tolerance, now: hooks.NowFunc(o.Now), replay: replay}, nil
 }
 
 // Verify authenticates body against the Standard Webhooks headers and returns
 // the webhook-id. The id is remembered only once the signature is valid, so
-// forged requests cannot fill the replay cache.
-func (v *WebhookVerifier) Verify(h http.Header, body []byte) (string, error) {
+// forged requests cannot fill the replay store; a replay is refused (401),
+// and a replay store that cannot answer refuses the request (503/504).
+func (v *WebhookVerifier) Verify(ctx context.Context, h http.Header, body []byte) (string, error) {
 	id := h.Get(HeaderWebhookID)
 	tsRaw := h.Get(HeaderWebhookTimestamp)
 	sigs := h.Get(HeaderWebhookSignature)
@@ -184,12 +183,8 @@ func (v *WebhookVerifier) Verify(h http.Header, body []byte) (string, error) {
 	}
 	// The id must be remembered until its timestamp leaves the window; after
 	// that the timestamp check rejects a replay by itself.
-	fresh, err := v.replay.Remember(id, now, sent.Add(v.tolerance))
-	if err != nil {
+	if err := v.replay.remember(ctx, schemeWebhooks, id, now, sent.Add(v.tolerance)); err != nil {
 		return "", err
-	}
-	if !fresh {
-		return "", hooks.AuthFailure(schemeWebhooks, "webhook-id %q was already received (replay)", id)
 	}
 	return id, nil
 }
@@ -198,7 +193,7 @@ func (v *WebhookVerifier) Verify(h http.Header, body []byte) (string, error) {
 // processing of the message failed (a 5xx): the sender's retry carries the
 // same webhook-id and must not be refused as a replay; reprocessing the
 // same login is harmless because handlers are idempotent.
-func (v *WebhookVerifier) Release(id string) { v.replay.Forget(id) }
+func (v *WebhookVerifier) Release(ctx context.Context, id string) { v.replay.forget(ctx, id) }
 
 func (v *WebhookVerifier) match(id, ts string, body []byte, presented [][]byte) bool {
 	ok := 0
@@ -246,115 +241,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-// ReplayCache remembers message ids until their timestamp leaves the
-// tolerance window (evicted by that time: an id older than the window can
-// never be replayed, the timestamp check refuses it by itself). Its size is
-// bounded (ReplayCapacity); a cache full of unexpired ids refuses new ones
-// (fail closed) instead of forgetting ids that could then be replayed.
-type ReplayCache struct {
-	mu   sync.Mutex
-	max  int
-	seen map[string]int64 // id → unix nanoseconds it expires at
-	exp  expiryHeap
-	// fill, when set, follows len(seen) (the metrics' view of the cache).
-	fill, capacity prometheus.Gauge
-}
-
-// NewReplayCache returns a cache holding at most max ids (<= 0:
-// DefaultReplayCacheSize).
-func NewReplayCache(max int) *ReplayCache {
-	if max <= 0 {
-		max = DefaultReplayCacheSize
-	}
-	return &ReplayCache{max: max, seen: make(map[string]int64)}
-}
-
-// Resize sets the bound (a reload may change hooks.replay_rate); ids
-// already held stay until they expire.
-func (c *ReplayCache) Resize(max int) {
-	if max <= 0 {
-		max = DefaultReplayCacheSize
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.max = max
-	if c.capacity != nil {
-		c.capacity.Set(float64(max))
-	}
-}
-
-// observe makes the gauges follow the cache's fill and capacity.
-func (c *ReplayCache) observe(fill, capacity prometheus.Gauge) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.fill, c.capacity = fill, capacity
-	fill.Set(float64(len(c.seen)))
-	capacity.Set(float64(c.max))
-}
-
-// Remember records id until the given time. It reports false when id is
-// already recorded and not yet expired at now.
-func (c *ReplayCache) Remember(id string, now, until time.Time) (bool, error) {
-	n, u := now.UnixNano(), until.UnixNano()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	defer c.report()
-	for len(c.exp) > 0 && c.exp[0].until <= n {
-		e := heap.Pop(&c.exp).(expiry)
-		if t, ok := c.seen[e.id]; ok && t == e.until {
-			delete(c.seen, e.id)
-		}
-	}
-	if t, ok := c.seen[id]; ok && t > n {
-		return false, nil
-	}
-	if len(c.seen) >= c.max {
-		return false, fmt.Errorf("%w: replay cache full (%d message ids within the tolerance window; raise hooks.replay_rate)", runtime.ErrUnavailable, c.max)
-	}
-	c.seen[id] = u
-	heap.Push(&c.exp, expiry{id: id, until: u})
-	return true, nil
-}
-
-// report updates the fill gauge; the caller holds mu.
-func (c *ReplayCache) report() {
-	if c.fill != nil {
-		c.fill.Set(float64(len(c.seen)))
-	}
-}
-
-// Forget drops id (its heap entry expires on its own).
-func (c *ReplayCache) Forget(id string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.seen, id)
-	c.report()
-}
-
-// Len is the number of ids remembered (expired ones may still count until
-// the next Remember prunes them).
-func (c *ReplayCache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.seen)
-}
-
-type expiry struct {
-	id    string
-	until int64 // unix nanoseconds
-}
-
-type expiryHeap []expiry
-
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].until < h[j].until }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
 }

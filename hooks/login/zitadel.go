@@ -37,18 +37,31 @@ const (
 
 const schemeZitadel = "zitadel-signature"
 
-// ZitadelVerifier checks ZITADEL-Signature headers. The signing key is used
-// as raw UTF-8 bytes, as Zitadel does (it is not base64-decoded).
+// ZitadelVerifier checks ZITADEL-Signature headers and refuses a replay of
+// a signed request within the tolerance window. The signing key is used as
+// raw UTF-8 bytes, as Zitadel does (it is not base64-decoded).
+//
+// Zitadel sends no message id, so the request's id is derived from what
+// the signature covers: SHA-256 of the timestamp and the body. Not from the
+// header: during a key change it carries one signature per key, and a
+// replay presenting only one of them would otherwise get a new id. Two
+// byte-identical calls within the same second (the same user's token
+// requested twice in one second, with nothing in the body differing) are
+// indistinguishable from a replay: the second is refused (401) and Zitadel
+// fails that token request.
 type ZitadelVerifier struct {
 	keys      [][]byte
 	tolerance time.Duration
 	now       func() time.Time
+	replay    *replayGuard
 }
 
 // NewZitadelVerifier accepts one or more signing keys (several during a key
-// change); tolerance 0 means DefaultZitadelTolerance.
+// change); tolerance 0 means DefaultZitadelTolerance. Its replay check is
+// an in-process cache of DefaultReplayCacheSize ids (the hooks
+// configuration gives the server's one instead).
 func NewZitadelVerifier(keys []string, tolerance time.Duration, now func() time.Time) (*ZitadelVerifier, error) {
-	v := &ZitadelVerifier{tolerance: tolerance, now: hooks.NowFunc(now)}
+	v := &ZitadelVerifier{tolerance: tolerance, now: hooks.NowFunc(now), replay: &replayGuard{store: NewReplayCache(0)}}
 	if v.tolerance <= 0 {
 		v.tolerance = DefaultZitadelTolerance
 	}
@@ -78,17 +91,48 @@ func zitadelMAC(key []byte, ts string, body []byte) []byte {
 	return m.Sum(nil)
 }
 
-// Verify checks the header against body. Unlike Zitadel's own helper it also
-// refuses timestamps more than the tolerance in the future, so a leaked
-// signature cannot be pre-dated.
-func (v *ZitadelVerifier) Verify(header string, body []byte) error {
+// Verify checks the header against body and refuses a replay (401; a
+// replay store that cannot answer: 503/504). It returns the request's id
+// for Release. Unlike Zitadel's own helper it also refuses timestamps more
+// than the tolerance in the future, so a leaked signature cannot be
+// pre-dated.
+func (v *ZitadelVerifier) Verify(ctx context.Context, header string, body []byte) (string, error) {
+	ts, err := v.verifySignature(header, body)
+	if err != nil {
+		return "", err
+	}
+	id := ZitadelRequestID(ts, body)
+	sent := time.Unix(ts, 0)
+	// Remembered until the timestamp leaves the window, as webhook ids.
+	if err := v.replay.remember(ctx, schemeZitadel, id, v.now(), sent.Add(v.tolerance)); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Release forgets a verified request's id again (see WebhookVerifier.Release).
+func (v *ZitadelVerifier) Release(ctx context.Context, id string) { v.replay.forget(ctx, id) }
+
+// ZitadelRequestID is the replay id of a signed Zitadel request: hex
+// SHA-256 of "<unix timestamp>.<body>", what the signature covers.
+func ZitadelRequestID(ts int64, body []byte) string {
+	h := sha256.New()
+	h.Write(strconv.AppendInt(nil, ts, 10))
+	h.Write([]byte{'.'})
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// verifySignature checks the header's timestamp window and signatures and
+// returns the timestamp.
+func (v *ZitadelVerifier) verifySignature(header string, body []byte) (int64, error) {
 	ts, sigs, err := ParseZitadelSignature(header)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	sent := time.Unix(ts, 0)
 	if d := v.now().Sub(sent); d > v.tolerance || d < -v.tolerance {
-		return hooks.AuthFailure(schemeZitadel, "timestamp is %s away from now, outside the %s tolerance", d.Truncate(time.Second).Abs(), v.tolerance)
+		return 0, hooks.AuthFailure(schemeZitadel, "timestamp is %s away from now, outside the %s tolerance", d.Truncate(time.Second).Abs(), v.tolerance)
 	}
 	tsRaw := strconv.FormatInt(ts, 10)
 	ok := 0
@@ -101,9 +145,9 @@ func (v *ZitadelVerifier) Verify(header string, body []byte) error {
 		}
 	}
 	if ok != 1 {
-		return hooks.AuthFailure(schemeZitadel, "no v1 signature matches")
+		return 0, hooks.AuthFailure(schemeZitadel, "no v1 signature matches")
 	}
-	return nil
+	return ts, nil
 }
 
 // ParseZitadelSignature reads "t=<unix>,v1=<hex>[,v1=<hex>…]". Unknown
@@ -181,6 +225,7 @@ func (zc *ZitadelConfig) build(deps Deps, key string) ([]*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hooks.zitadel.signing_key_env: %w", err)
 	}
+	v.replay = deps.Replays.guard("zitadel", deps.replayCapacity)
 	return []*Handler{{Dialect: &Zitadel{Verifier: v, ClientID: zc.ClientID, Connection: zc.Connection}}}, nil
 }
 
@@ -275,8 +320,12 @@ func (d *Zitadel) Accept(r *http.Request) (Exchange, error) {
 	return &zitadelExchange{d: d, fn: fn, header: h}, nil
 }
 
-func (x *zitadelExchange) Verify(body []byte) (func(), error) {
-	return nil, x.d.Verifier.Verify(x.header, body)
+func (x *zitadelExchange) Verify(ctx context.Context, body []byte) (func(context.Context), error) {
+	id, err := x.d.Verifier.Verify(ctx, x.header, body)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) { x.d.Verifier.Release(ctx, id) }, nil
 }
 
 func (x *zitadelExchange) Decode(body []byte) (Login, error) {

@@ -22,6 +22,8 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz/file"
 	redisstore "github.com/claimsmith/claimsmith/runtime/authz/redis"
 	"github.com/claimsmith/claimsmith/runtime/cache"
+	"github.com/claimsmith/claimsmith/runtime/replay"
+	replayredis "github.com/claimsmith/claimsmith/runtime/replay/redis"
 	"github.com/claimsmith/claimsmith/runtime/token"
 	tokenfile "github.com/claimsmith/claimsmith/runtime/token/file"
 	tokenredis "github.com/claimsmith/claimsmith/runtime/token/redis"
@@ -68,7 +70,8 @@ import (
 //	  poll_interval: 5s             # re-read the store revision (a missed invalidation); -1s: off
 //
 // With store.backend redis, the signing keys, the revocation list, the admin
-// keys and the audit log live in the same Redis, so every node shares them;
+// keys, the audit log and the signed webhook ids seen (replay protection)
+// live in the same Redis, so every node shares them;
 // with the file backend they live in the data dir, which one server owns
 // (see datalock.go). The policy cache is always in front of logins.
 
@@ -159,7 +162,10 @@ type backend struct {
 	keys        func(ctx context.Context, b *Backends) (token.KeyStore, error)
 	revocations func(ctx context.Context, b *Backends) (token.RevocationList, func() error, error)
 	admin       func(ctx context.Context, b *Backends) (AdminStores, error)
-	describe    func(b *Backends) string
+	// replay is the store of signed webhook ids shared by the nodes; nil
+	// store: each verifier keeps its own in the process (one node).
+	replay   func(ctx context.Context, b *Backends) (replay.Store, error)
+	describe func(b *Backends) string
 	// degrades says whether an unreachable store only degrades readiness
 	// (logins are still answered).
 	degrades func(b *Backends) bool
@@ -204,6 +210,7 @@ func backendKinds() map[string]backend {
 				}
 				return AdminStores{Keys: keys, Audit: audit}, nil
 			},
+			replay:   func(context.Context, *Backends) (replay.Store, error) { return nil, nil },
 			describe: func(b *Backends) string { return b.env.DataDir },
 			degrades: func(*Backends) bool { return false },
 		},
@@ -242,6 +249,13 @@ func backendKinds() map[string]backend {
 				}
 				opt := adminredis.Options{Prefix: b.cfg.Redis.KeyPrefix}
 				return AdminStores{Keys: adminredis.NewKeyStore(c, opt), Audit: adminredis.NewAuditLog(c, opt)}, nil
+			},
+			replay: func(ctx context.Context, b *Backends) (replay.Store, error) {
+				c, err := b.storeClient(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return replayredis.New(c, b.cfg.Redis.KeyPrefix), nil
 			},
 			describe: func(b *Backends) string { return "redis " + strings.Join(b.cfg.Redis.Addrs, ",") },
 			degrades: func(b *Backends) bool { return b.cfg.Store.OnUnavailable == redisstore.LastSnapshot },
@@ -494,6 +508,13 @@ func (b *Backends) KeyStore(ctx context.Context) (token.KeyStore, error) { retur
 // expiring with their tokens. close releases the file.
 func (b *Backends) Revocations(ctx context.Context) (list token.RevocationList, close func() error, err error) {
 	return b.kind.revocations(ctx, b)
+}
+
+// ReplayStore is where signed webhook ids are remembered against replay:
+// Redis keys expiring with their tolerance window, shared by every node;
+// nil for the file backend (each verifier's in-process cache).
+func (b *Backends) ReplayStore(ctx context.Context) (replay.Store, error) {
+	return b.kind.replay(ctx, b)
 }
 
 // Admin is the admin API's keys and audit log: DIR/admin, or Redis.

@@ -180,7 +180,17 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		Discovery:  disco,
 	}.Routes()
 	if cfg.path != "" {
-		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: oauth.PatternToken, Label: oauth.LabelOAuth}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics), env.Log, hooks.ReloaderOptions{Metrics: metrics})
+		rs, err := b.ReplayStore(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// One replay state for the server's life: a reload must not let an
+		// already received message through again.
+		replays := login.NewReplayCaches(metrics)
+		if rs != nil {
+			replays = login.NewSharedReplayCaches(metrics, rs)
+		}
+		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: oauth.PatternToken, Label: oauth.LabelOAuth}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics, replays), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {
 			return nil, err
 		}
@@ -303,10 +313,7 @@ func (s *Server) Close() error {
 // A file without a hooks section still builds its pipeline, so a bad rule
 // is refused, then releases it: its dialect routes answer 404 until a
 // reload adds the section.
-func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter login.Minter, intro *token.Introspector, m *hooks.Metrics) hooks.BuildFunc {
-	// One set of webhook replay caches for the server's life: a reload must
-	// not let an already received webhook-id through again.
-	replays := login.NewReplayCaches(m)
+func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter login.Minter, intro *token.Introspector, m *hooks.Metrics, replays *login.ReplayCaches) hooks.BuildFunc {
 	first := true
 	return func(ctx context.Context) (*hooks.HookSet, error) {
 		cfg := s.cfg
