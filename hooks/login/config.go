@@ -20,10 +20,12 @@ import (
 // local development only.
 type Config struct {
 	MaxBody int64 `yaml:"max_body"`
-	// ReplayRate is the peak signed logins per second one webhook caller
-	// (native caller, Supabase) is sized for (default DefaultReplayRate):
-	// its replay cache holds ReplayCapacity(tolerance, rate) ids, and a
-	// signed login beyond that is refused with 503 (never let through).
+	// ReplayRate is the peak signed logins per second one signed caller
+	// (native caller, Supabase, Zitadel) is sized for (default
+	// DefaultReplayRate): its in-process replay cache holds
+	// ReplayCapacity(tolerance, rate) ids, and a signed login beyond that
+	// is refused with 503 (never let through). With a shared replay store
+	// (store.backend redis) it is unused.
 	ReplayRate int             `yaml:"replay_rate"`
 	Native     *NativeConfig   `yaml:"native"`
 	Hydra      *HydraConfig    `yaml:"hydra"`

@@ -228,7 +228,8 @@ func Help() string {
 		}
 	}
 	b.WriteString("\n  hooks:\n    max_body: 262144                  # bytes per request body (default 256 KiB)\n" +
-		"    replay_rate: 1000                 # peak signed logins/s per webhook caller the replay cache holds (default 1000)\n")
+		"    replay_rate: 1000                 # peak signed logins/s per signed caller the in-process replay cache holds (default 1000);\n"+
+		"                                      # with store.backend redis, ids are kept in Redis instead (shared by every node)\n")
 	for _, k := range Kinds() {
 		for _, line := range strings.Split(strings.TrimRight(k.Example, "\n"), "\n") {
 			b.WriteString("    " + line + "\n")

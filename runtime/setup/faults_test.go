@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,8 +15,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/claimsmith/claimsmith/hooks/login"
 
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
@@ -36,6 +40,9 @@ import (
 //	         "answered" — alice allowed, mallory denied, nothing degraded;
 //	         "answered from the snapshot, `degraded`" — the same, and the
 //	                            answer and the metrics flag the degradation.
+//	         Signed webhook logins (Standard Webhooks) answer the same,
+//	         unless the cell goes on "; signed webhooks 503/504": their
+//	         replay check needs Redis, so they fail closed.
 //	/readyz: "<status code> `<status>`".
 
 const faultConfig = `server:
@@ -58,6 +65,7 @@ hooks:
     callers:
       - name: idp
         bearer_key_env: T_BEARER
+        webhook_secret_env: T_WHSEC
 store:
   backend: redis
   on_unavailable: %s
@@ -71,6 +79,8 @@ redis:
 `
 
 const faultBearer = "fault-matrix-bearer-key-0123456789"
+
+var faultWebhookSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("fault-matrix-webhook-secret-0123"))
 
 // faultRow is one row of the README's table.
 type faultRow struct {
@@ -155,6 +165,10 @@ type loginOutcome struct {
 type faultClient struct {
 	base string
 	http *http.Client
+	// signed: logins carry a Standard Webhooks signature (a new message
+	// id each) instead of the bearer key.
+	signed bool
+	n      *atomic.Int64
 }
 
 func (c faultClient) login(t *testing.T, user string) loginOutcome {
@@ -163,7 +177,18 @@ func (c faultClient) login(t *testing.T, user string) loginOutcome {
 	b, _ := json.Marshal(ev)
 	req, _ := http.NewRequest(http.MethodPost, c.base+"/hooks/v1/post-login", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+faultBearer)
+	if c.signed {
+		keys, err := login.ParseWebhookSecrets(faultWebhookSecret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, now := fmt.Sprintf("msg_fault_%d", c.n.Add(1)), time.Now()
+		req.Header.Set(login.HeaderWebhookID, id)
+		req.Header.Set(login.HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set(login.HeaderWebhookSignature, login.SignWebhook(keys[0], id, now, b))
+	} else {
+		req.Header.Set("Authorization", "Bearer "+faultBearer)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		t.Fatalf("post-login %s: %v", user, err)
@@ -268,7 +293,7 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 		t.Fatal(err)
 	}
 	env := setup.Env{DataDir: filepath.Join(dir, "data"), Getenv: func(k string) string {
-		return map[string]string{"T_BEARER": faultBearer}[k]
+		return map[string]string{"T_BEARER": faultBearer, "T_WHSEC": faultWebhookSecret}[k]
 	}}
 	s, err := setup.Build(ctx, cfg, setup.Options{Env: env})
 	if err != nil {
@@ -290,7 +315,9 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(sctx, ln) }()
 	t.Cleanup(func() { stop(); <-done })
-	c := faultClient{base: "http://" + ln.Addr().String(), http: &http.Client{Timeout: 60 * time.Second}}
+	c := faultClient{base: "http://" + ln.Addr().String(), http: &http.Client{Timeout: 60 * time.Second}, n: new(atomic.Int64)}
+	sc := c
+	sc.signed = true
 
 	// Before the fault: answered, ready (the snapshot refresher may need
 	// a moment to see the import).
@@ -298,7 +325,10 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 		if code, body := c.get(t, "/readyz"); code != http.StatusOK || !strings.Contains(body, `"ready"`) {
 			return fmt.Errorf("/readyz %d %s", code, body)
 		}
-		return loginsMatch("answered", c.login(t, "auth0|alice"), c.login(t, "auth0|mallory"))
+		if err := loginsMatch("answered", c.login(t, "auth0|alice"), c.login(t, "auth0|mallory")); err != nil {
+			return err
+		}
+		return loginsMatch("answered", sc.login(t, "auth0|alice"), sc.login(t, "auth0|mallory"))
 	})
 
 	inject(t, row.fault, srv)
@@ -317,12 +347,21 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 		if strings.Contains(cell, "data loss") && !strings.Contains(body, "lost") {
 			return fmt.Errorf("/readyz does not name the data loss: %s", body)
 		}
-		return loginsMatch(cell, c.login(t, "auth0|alice"), c.login(t, "auth0|mallory"))
+		if err := loginsMatch(cell, c.login(t, "auth0|alice"), c.login(t, "auth0|mallory")); err != nil {
+			return err
+		}
+		if err := loginsMatch(signedCell(cell), sc.login(t, "auth0|alice"), sc.login(t, "auth0|mallory")); err != nil {
+			return fmt.Errorf("signed: %w", err)
+		}
+		return nil
 	})
 	// The state holds: a few more logins answer the same.
 	for range 3 {
 		if err := loginsMatch(cell, c.login(t, "auth0|alice"), c.login(t, "auth0|mallory")); err != nil {
 			t.Fatalf("%s under %s, settled: %v", row.fault, policy, err)
+		}
+		if err := loginsMatch(signedCell(cell), sc.login(t, "auth0|alice"), sc.login(t, "auth0|mallory")); err != nil {
+			t.Fatalf("%s under %s, settled, signed: %v", row.fault, policy, err)
 		}
 	}
 	if strings.Contains(cell, "`degraded`") {
@@ -333,6 +372,14 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 			}
 		}
 	}
+}
+
+// signedCell is what a logins cell says of signed webhook logins.
+func signedCell(cell string) string {
+	if _, signed, ok := strings.Cut(cell, "; signed webhooks "); ok {
+		return signed
+	}
+	return cell
 }
 
 // eventually polls f until it succeeds, with a bound generous enough for a
