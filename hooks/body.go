@@ -7,6 +7,10 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/claimsmith/claimsmith/runtime"
 )
@@ -42,31 +46,191 @@ func LimitBody(w http.ResponseWriter, r *http.Request, limit int64) error {
 // ReadBody reads the request body under LimitBody(limit), incrementally:
 // memory grows with the bytes received, whatever Content-Length says.
 func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	b, done, err := ReadBodyBudget(w, r, limit, nil)
+	if done != nil {
+		done()
+	}
+	return b, err
+}
+
+// ReadBodyBudget is ReadBody for a request whose sender is not
+// authenticated yet (a signature over the body): every byte of buffer it
+// holds, and the request's share of the server's per-request buffers, is
+// first taken from budget, so the total memory of such requests in flight
+// stays bounded however many callers declare large bodies and then stall.
+// Over budget it refuses at once (ErrBodyBudget: 503, Retry-After) and
+// makes the server close the connection without waiting for the rest of
+// the body. done gives the bytes back: call it once the sender is
+// authenticated, or the request is over. A nil budget charges nothing.
+func ReadBodyBudget(w http.ResponseWriter, r *http.Request, limit int64, budget *BodyBudget) (_ []byte, done func(), err error) {
 	if err := LimitBody(w, r, limit); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	var held int64
+	giveBack := func() { budget.release(held) }
+	defer func() {
+		if err != nil {
+			giveBack()
+		}
+	}()
+	// grow makes room for at least one more byte, within budget.
+	grow := func(buf []byte, want int64) ([]byte, error) {
+		want = min(want, limit+1) // room to read the EOF after a body at the limit
+		charge := want - int64(cap(buf))
+		if held == 0 {
+			charge += requestOverhead
+		}
+		if !budget.acquire(charge) {
+			refuseRest(w)
+			return nil, fmt.Errorf("%w: reading request body: %w", runtime.ErrUnavailable, ErrBodyBudget)
+		}
+		held += charge
+		nb := make([]byte, len(buf), want)
+		copy(nb, buf)
+		return nb, nil
 	}
 	first := int64(firstReadSize)
 	if r.ContentLength >= 0 && r.ContentLength < first {
 		first = r.ContentLength + 1 // room to read the EOF without growing
 	}
-	buf := make([]byte, 0, first)
+	buf, err := grow(nil, first)
+	if err != nil {
+		return nil, nil, err
+	}
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			if buf, err = grow(buf, 2*int64(cap(buf))); err != nil {
+				return nil, nil, err
+			}
 		}
 		n, err := r.Body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return buf, nil
+			return buf, giveBack, nil
 		}
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				return nil, fmt.Errorf("request body exceeds the limit of %d bytes: %w", mbe.Limit, err)
+				return nil, nil, fmt.Errorf("request body exceeds the limit of %d bytes: %w", mbe.Limit, err)
 			}
-			return nil, fmt.Errorf("%w: reading request body: %v", runtime.ErrInvalid, err)
+			return nil, nil, fmt.Errorf("%w: reading request body: %v", runtime.ErrInvalid, err)
 		}
 	}
+}
+
+// refuseRest makes the server close the connection after the answer
+// instead of reading the rest of a refused body first (net/http discards
+// up to 256 KiB of an unread body to keep the connection, which a stalling
+// sender turns into a wait of server.read_timeout).
+func refuseRest(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+}
+
+// ErrBodyBudget is the refusal of a request body while the budget of
+// unauthenticated bodies in flight is spent (wrapped with
+// runtime.ErrUnavailable: 503, with Retry-After).
+var ErrBodyBudget = errors.New("too many unauthenticated request bodies in flight, retry later")
+
+// DefaultBodyBudget bounds the memory of unauthenticated request bodies in
+// flight (hooks.body_budget): about 2,700 concurrent stalled senders, far
+// more than legitimate signed logins ever have in their body-read phase
+// (microseconds each on a LAN).
+const DefaultBodyBudget = 32 << 20
+
+// requestOverhead is what a request being read costs besides its body
+// buffer (net/http's read and write buffers of the connection, the request
+// and response structures): charging it bounds the number of stalled
+// requests, not only their bytes.
+const requestOverhead = 8 << 10
+
+// BodyBudget bounds the bytes held by request bodies being read before
+// their sender is authenticated (ReadBodyBudget). Callers authenticated by
+// a header (a bearer or API key) read outside it. Safe for concurrent use.
+type BodyBudget struct {
+	limit, used atomic.Int64
+	refused     atomic.Uint64
+}
+
+// NewBodyBudget returns a budget of limit bytes (<= 0: DefaultBodyBudget).
+func NewBodyBudget(limit int64) *BodyBudget {
+	b := &BodyBudget{}
+	b.SetLimit(limit)
+	return b
+}
+
+// SetLimit changes the bound (a reload may change hooks.body_budget);
+// bytes already held stay held until released.
+func (b *BodyBudget) SetLimit(limit int64) {
+	if limit <= 0 {
+		limit = DefaultBodyBudget
+	}
+	b.limit.Store(limit)
+}
+
+// InUse is the number of bytes held now.
+func (b *BodyBudget) InUse() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.used.Load()
+}
+
+// Refused is the number of requests refused over budget so far.
+func (b *BodyBudget) Refused() uint64 {
+	if b == nil {
+		return 0
+	}
+	return b.refused.Load()
+}
+
+// acquire takes n bytes, or reports false (and counts a refusal) when that
+// would exceed the limit. A nil budget always grants.
+func (b *BodyBudget) acquire(n int64) bool {
+	if b == nil || n <= 0 {
+		return true
+	}
+	for {
+		u := b.used.Load()
+		if u+n > b.limit.Load() {
+			b.refused.Add(1)
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *BodyBudget) release(n int64) {
+	if b != nil && n > 0 {
+		b.used.Add(-n)
+	}
+}
+
+// Register exposes the budget on reg: claimsmith_unauthenticated_body_bytes
+// (held now), claimsmith_unauthenticated_body_budget_bytes (the bound) and
+// claimsmith_unauthenticated_body_refusals_total.
+func (b *BodyBudget) Register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "claimsmith_unauthenticated_body_bytes",
+			Help: "Bytes held by request bodies being read before their sender is authenticated (signed webhooks), with each request's share of the server's buffers."},
+			func() float64 { return float64(b.InUse()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "claimsmith_unauthenticated_body_budget_bytes",
+			Help: "Bound of claimsmith_unauthenticated_body_bytes (hooks.body_budget); at it, signed requests get 503 with Retry-After."},
+			func() float64 { return float64(b.limit.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "claimsmith_unauthenticated_body_refusals_total",
+			Help: "Requests refused with 503 because the budget of unauthenticated request bodies in flight was spent."},
+			func() float64 { return float64(b.Refused()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RequireJSON refuses a request whose Content-Type is not application/json

@@ -1,14 +1,18 @@
 package hooks_test
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
 	cs "github.com/claimsmith/claimsmith/runtime"
@@ -71,3 +75,100 @@ func TestReadBodyDoesNotTrustContentLength(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestBodyBudget: bytes are taken from the budget as the buffer grows and
+// given back by done; over budget the read is refused (503, Retry-After)
+// before the body is touched, and nothing stays held.
+func TestBodyBudget(t *testing.T) {
+	const overhead = 8 << 10 // hooks.requestOverhead
+	b := hooks.NewBodyBudget(overhead + 11)
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("0123456789"))
+	body, done, err := hooks.ReadBodyBudget(httptest.NewRecorder(), r, 0, b)
+	if err != nil || string(body) != "0123456789" {
+		t.Fatalf("%q %v", body, err)
+	}
+	if b.InUse() != overhead+11 {
+		t.Fatalf("held %d, want %d", b.InUse(), overhead+11)
+	}
+	// Spent: the next request is refused without reading its body.
+	touched := false
+	r2 := httptest.NewRequest(http.MethodPost, "/", nil)
+	r2.ContentLength = 5
+	r2.Body = io.NopCloser(readerFunc(func(p []byte) (int, error) { touched = true; return 0, io.EOF }))
+	w := httptest.NewRecorder()
+	_, _, err = hooks.ReadBodyBudget(w, r2, 0, b)
+	if !errors.Is(err, hooks.ErrBodyBudget) || touched {
+		t.Fatalf("over budget: %v (body read: %v)", err, touched)
+	}
+	hooks.WriteError(w, err)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || w.Header().Get("Connection") != "close" {
+		t.Fatalf("over budget answers %d, Retry-After %q, Connection %q", w.Code, w.Header().Get("Retry-After"), w.Header().Get("Connection"))
+	}
+	if b.Refused() != 1 {
+		t.Fatalf("refusals %d", b.Refused())
+	}
+	done()
+	if b.InUse() != 0 {
+		t.Fatalf("held %d after done", b.InUse())
+	}
+	// A body growing past what is left is refused mid-way, and what it
+	// held is given back.
+	b = hooks.NewBodyBudget(overhead + 6<<10)
+	big := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("x", 10<<10)))
+	big.ContentLength = -1
+	if _, _, err := hooks.ReadBodyBudget(httptest.NewRecorder(), big, 0, b); !errors.Is(err, hooks.ErrBodyBudget) {
+		t.Fatalf("growing over budget: %v", err)
+	}
+	if b.InUse() != 0 {
+		t.Fatalf("held %d after a refusal", b.InUse())
+	}
+	// A nil budget charges nothing.
+	if body, done, err := hooks.ReadBodyBudget(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")), 0, nil); err != nil || string(body) != "{}" {
+		t.Fatalf("nil budget: %q %v", body, err)
+	} else {
+		done()
+	}
+}
+
+// TestBodyBudgetRefusalClosesAtOnce: over budget, a caller that declared a
+// large body and stalls gets its 503 at once, and the connection is
+// closed: the server does not wait to discard the rest of the body (it
+// would until its read timeout, here an hour).
+func TestBodyBudgetRefusalClosesAtOnce(t *testing.T) {
+	b := hooks.NewBodyBudget(1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, done, err := hooks.ReadBodyBudget(w, r, 0, b)
+		if err != nil {
+			hooks.WriteError(w, err)
+			return
+		}
+		done()
+	}))
+	srv.Config.ReadTimeout = time.Hour
+	srv.Start()
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Bound only so that a regression fails instead of hanging the run.
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n{\"a\":")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !resp.Close {
+		t.Fatalf("status %d, close %v", resp.StatusCode, resp.Close)
+	}
+	// The server closes its end: EOF, not a timeout.
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the refusal: %v, want EOF (connection closed)", err)
+	}
+}

@@ -81,6 +81,10 @@ func WriteErrorTrace(w http.ResponseWriter, err error, traceID string) {
 		return
 	}
 	status, code := StatusOf(err)
+	if errors.Is(err, ErrBodyBudget) {
+		// Spent within a second by stalled senders or a burst: retry soon.
+		w.Header().Set("Retry-After", "1")
+	}
 	desc := err.Error()
 	if status >= 500 {
 		desc = serverErrorText(status)

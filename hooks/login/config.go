@@ -26,7 +26,12 @@ type Config struct {
 	// ReplayCapacity(tolerance, rate) ids, and a signed login beyond that
 	// is refused with 503 (never let through). With a shared replay store
 	// (store.backend redis) it is unused.
-	ReplayRate int             `yaml:"replay_rate"`
+	ReplayRate int `yaml:"replay_rate"`
+	// BodyBudget bounds, in bytes, the memory held by request bodies being
+	// read before their sender is authenticated (signed webhooks; default
+	// hooks.DefaultBodyBudget): over it, such requests get 503 with
+	// Retry-After at once. Callers with a bearer or API key read outside it.
+	BodyBudget int64           `yaml:"body_budget"`
 	Native     *NativeConfig   `yaml:"native"`
 	Hydra      *HydraConfig    `yaml:"hydra"`
 	Zitadel    *ZitadelConfig  `yaml:"zitadel"`
@@ -50,6 +55,10 @@ type Deps struct {
 	// Supabase, one for Zitadel; or the shared store); nil gives every
 	// build fresh in-process caches.
 	Replays *ReplayCaches
+	// BodyBudget, when set, is the server's budget of unauthenticated
+	// bodies in flight, kept across reloads (resized to hooks.body_budget);
+	// nil: every build gets its own.
+	BodyBudget *hooks.BodyBudget
 	// replayCapacity is each webhook verifier's replay cache bound
 	// (Config.Build sets it from hooks.replay_rate).
 	replayCapacity int
@@ -100,7 +109,15 @@ func (c *Config) Build(deps Deps) (*Set, error) {
 	if c.ReplayRate < 0 {
 		return nil, fmt.Errorf("%w: hooks.replay_rate: must not be negative", runtime.ErrInvalid)
 	}
+	if c.BodyBudget < 0 {
+		return nil, fmt.Errorf("%w: hooks.body_budget: must not be negative", runtime.ErrInvalid)
+	}
 	deps.replayCapacity = ReplayCapacity(DefaultWebhookTolerance, c.ReplayRate)
+	budget := deps.BodyBudget
+	if budget == nil {
+		budget = hooks.NewBodyBudget(c.BodyBudget)
+	}
+	budget.SetLimit(c.BodyBudget)
 	for _, k := range Kinds() {
 		hs, err := k.Build(c, deps)
 		if err != nil {
@@ -113,7 +130,7 @@ func (c *Config) Build(deps Deps) (*Set, error) {
 			return nil, fmt.Errorf("dialect %s built %d handlers for %d routes", k.Name, len(hs), len(k.Routes))
 		}
 		for i, h := range hs {
-			h.Name, h.MaxBody, h.Log = k.Name, c.MaxBody, deps.Log
+			h.Name, h.MaxBody, h.Log, h.Budget = k.Name, c.MaxBody, deps.Log, budget
 			if h.Run == nil {
 				h.Run = deps.Enricher
 			}
@@ -213,5 +230,7 @@ func stringList(v any) []string {
 // travels in a header (Hydra, the policy endpoint): Accept checked it, the
 // body has nothing to verify.
 type headerKey struct{}
+
+func (headerKey) headerAuthenticated() bool { return true }
 
 func (headerKey) Verify(context.Context, []byte) (func(context.Context), error) { return nil, nil }

@@ -40,6 +40,14 @@ type Exchange interface {
 	Answer(ctx context.Context, l Login, res *runtime.Result) (status int, body any, err error)
 }
 
+// headerAuthenticated is an Exchange that knows whether Accept already
+// authenticated its caller (a bearer or API key in a header). Its body is
+// then read outside the budget of unauthenticated bodies; an Exchange that
+// does not say is unauthenticated until Verify.
+type headerAuthenticated interface {
+	headerAuthenticated() bool
+}
+
 // Login is a decoded request: the event to run and what to log it by.
 type Login struct {
 	Event *runtime.Event
@@ -63,7 +71,10 @@ type Handler struct {
 	// a policy instead).
 	Run     runtime.Enricher
 	MaxBody int64 // 0: hooks.DefaultMaxBody
-	Log     *slog.Logger
+	// Budget bounds the bodies read before their sender is authenticated
+	// (nil: unbounded, tests).
+	Budget *hooks.BodyBudget
+	Log    *slog.Logger
 
 	bufs answerBuffers // answers that encode themselves (native_encode.go)
 }
@@ -109,11 +120,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (status int, bod
 	if err := hooks.RequireJSON(r); err != nil {
 		return 0, nil, "", err
 	}
-	raw, err := hooks.ReadBody(w, r, h.MaxBody)
+	budget := h.Budget
+	if ha, ok := x.(headerAuthenticated); ok && ha.headerAuthenticated() {
+		budget = nil
+	}
+	raw, authenticated, err := hooks.ReadBodyBudget(w, r, h.MaxBody, budget)
 	if err != nil {
 		return 0, nil, "", err
 	}
 	release, err := x.Verify(r.Context(), raw)
+	// Authenticated or refused: either way no longer an unauthenticated body.
+	authenticated()
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -229,7 +246,9 @@ func Help() string {
 	}
 	b.WriteString("\n  hooks:\n    max_body: 262144                  # bytes per request body (default 256 KiB)\n" +
 		"    replay_rate: 1000                 # peak signed logins/s per signed caller the in-process replay cache holds (default 1000);\n"+
-		"                                      # with store.backend redis, ids are kept in Redis instead (shared by every node)\n")
+		"                                      # with store.backend redis, ids are kept in Redis instead (shared by every node)\n"+
+		"    body_budget: 33554432             # bytes of request bodies read before their sender is authenticated (signed\n"+
+		"                                      # webhooks), all requests together (default 32 MiB); over it: 503 + Retry-After\n")
 	for _, k := range Kinds() {
 		for _, line := range strings.Split(strings.TrimRight(k.Example, "\n"), "\n") {
 			b.WriteString("    " + line + "\n")

@@ -74,6 +74,13 @@ func newDialectServerWith(t *testing.T, cfgMod func(*login.Config), replays *log
 
 func newServerFull(t *testing.T, cfgMod func(*login.Config), minter login.Minter, replays *login.ReplayCaches) *testServer {
 	t.Helper()
+	return newServerDeps(t, cfgMod, func(d *login.Deps) { d.Minter, d.Replays = minter, replays })
+}
+
+// newServerDeps is newDialectServer with the dialects' dependencies
+// adjusted by depsMod.
+func newServerDeps(t *testing.T, cfgMod func(*login.Config), depsMod func(*login.Deps)) *testServer {
+	t.Helper()
 	store := hookstest.NewStore(t, hookstest.PortalClient, hookstest.BatchClient)
 	ts := &testServer{enricher: &hookstest.Recorder{Next: hookstest.NewPipeline(t, store)}, store: store}
 	ts.setNow(t0)
@@ -92,11 +99,15 @@ func newServerFull(t *testing.T, cfgMod func(*login.Config), minter login.Minter
 		cfgMod(cfg)
 	}
 	env := map[string]string{"HYDRA_KEY": hydraKey, "SUPABASE_SECRET": supabaseSecret}
-	d, err := cfg.Build(login.Deps{
-		Enricher: ts.enricher, Resolver: store, Settings: store, Namespace: hookstest.NS, Minter: minter,
+	deps := login.Deps{
+		Enricher: ts.enricher, Resolver: store, Settings: store, Namespace: hookstest.NS,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now: ts.now, Getenv: func(k string) string { return env[k] }, Replays: replays,
-	})
+		Now: ts.now, Getenv: func(k string) string { return env[k] },
+	}
+	if depsMod != nil {
+		depsMod(&deps)
+	}
+	d, err := cfg.Build(deps)
 	if err != nil {
 		t.Fatalf("building dialects: %v", err)
 	}

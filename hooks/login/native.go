@@ -181,6 +181,10 @@ type nativeExchange struct {
 	mint   bool
 }
 
+// headerAuthenticated: a bearer key was checked by Accept; a signature is
+// checked only against the body.
+func (x *nativeExchange) headerAuthenticated() bool { return !x.signed }
+
 // Accept authenticates a bearer key without reading the body; a Standard
 // Webhooks signature can only be checked against the body (Verify).
 func (d *Native) Accept(r *http.Request) (Exchange, error) {

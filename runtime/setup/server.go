@@ -190,7 +190,13 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		if rs != nil {
 			replays = login.NewSharedReplayCaches(metrics, rs)
 		}
-		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: oauth.PatternToken, Label: oauth.LabelOAuth}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics, replays), env.Log, hooks.ReloaderOptions{Metrics: metrics})
+		// One budget of unauthenticated bodies for every dialect, kept
+		// across reloads (resized by hooks.body_budget).
+		budget := hooks.NewBodyBudget(0)
+		if err := budget.Register(reg); err != nil {
+			return nil, err
+		}
+		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: oauth.PatternToken, Label: oauth.LabelOAuth}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics, replays, budget), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {
 			return nil, err
 		}
@@ -313,7 +319,7 @@ func (s *Server) Close() error {
 // A file without a hooks section still builds its pipeline, so a bad rule
 // is refused, then releases it: its dialect routes answer 404 until a
 // reload adds the section.
-func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter login.Minter, intro *token.Introspector, m *hooks.Metrics, replays *login.ReplayCaches) hooks.BuildFunc {
+func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter login.Minter, intro *token.Introspector, m *hooks.Metrics, replays *login.ReplayCaches, budget *hooks.BodyBudget) hooks.BuildFunc {
 	first := true
 	return func(ctx context.Context) (*hooks.HookSet, error) {
 		cfg := s.cfg
@@ -331,7 +337,7 @@ func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, mi
 		reload := !first
 		first = false
 		set, info, err := buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, login.Deps{
-			Resolver: resolver, Settings: st, Minter: minter, Replays: replays,
+			Resolver: resolver, Settings: st, Minter: minter, Replays: replays, BodyBudget: budget,
 		}, m, s.exchanger)
 		if err != nil {
 			return set, err
