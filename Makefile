@@ -14,7 +14,7 @@ ADDR    ?=
 SHOWN_ADDR = $(or $(ADDR),127.0.0.1:8080)
 
 .PHONY: all build run dev-env dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
-        browser-deps screenshots bench-tokens bench-hooks bench-login bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big fuzz-admin openapi wasm-deps redis-deps nginx-deps readme-deps
+        browser-deps screenshots bench-tokens bench-hooks bench-login bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big flood soak-replay fuzz-admin openapi wasm-deps redis-deps nginx-deps readme-deps
 
 all: build
 
@@ -193,6 +193,19 @@ bench-login:
 bench-wasm: wasm-deps
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench Login -benchtime 2s -count 6 ./runtime/wasm/ | tee bench-results/wasm.txt
+# flood: issue 14's acceptance run of unauthenticated bodies: 20,000
+# connections with junk signatures declaring 256 KiB bodies and stalling;
+# the heap must peak under 200 MiB and bearer logins keep being answered.
+flood:
+	CLAIMSMITH_FLOOD_CONNS=$(or $(FLOOD_CONNS),20000) $(GO) test ./hooks/login/ -run '^TestUnauthenticatedBodyFlood$$' -count=1 -v -timeout 30m
+# soak-replay: issue 14's signed-webhook soak: SOAK_LOGINS (500,000) signed
+# logins on two nodes sharing a Redis store, as fast as SOAK_WORKERS (32)
+# callers get them answered, no 503; replays refused (401) on both nodes.
+SOAK_LOGINS  ?= 500000
+SOAK_WORKERS ?= 32
+soak-replay: redis-deps
+	CLAIMSMITH_REQUIRE_REDIS=1 CLAIMSMITH_SOAK_LOGINS=$(SOAK_LOGINS) CLAIMSMITH_SOAK_WORKERS=$(SOAK_WORKERS) \
+	  $(GO) test ./runtime/setup/ -run '^TestSoakReplay$$' -count=1 -v -timeout 120m
 bench-redis:
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./runtime/authz/redis ./runtime/cache | tee bench-results/redis.txt

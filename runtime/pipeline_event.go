@@ -33,6 +33,13 @@ type EventRequest struct {
 // that a credentials exchange's subject defaults to its client. Every
 // refusal matches ErrInvalid and names the field, or ErrTooLarge past
 // MaxEventBytes.
+//
+// "secrets" and "authorization" are dropped: they are the server's (the
+// operator's configured secrets, the authorization rule's answer), and a
+// caller who could send them would hand rules forged roles or secrets —
+// e.g. roles that satisfy required_roles when the authorization rule is
+// skipped on error. An Auth0 Action forwarding its whole event sends both;
+// ignoring them keeps that working.
 func DecodeEventRequest(data []byte, route Trigger) (*EventRequest, error) {
 	if len(data) > MaxEventBytes {
 		return nil, fmt.Errorf("%w: event is %d bytes, the limit is %d", ErrTooLarge, len(data), MaxEventBytes)
@@ -46,6 +53,7 @@ func DecodeEventRequest(data []byte, route Trigger) (*EventRequest, error) {
 			return nil, err
 		}
 	}
+	req.Secrets, req.Authorization = nil, nil
 	if err := req.Event.validate(route); err != nil {
 		return nil, err
 	}

@@ -78,6 +78,22 @@ func TestDecodeEventRequestRoute(t *testing.T) {
 	}
 }
 
+// TestDecodeEventDropsServerFields: a caller cannot inject event.secrets
+// or event.authorization (issue 14): both are the server's; they are
+// dropped, not refused, so a forwarded Auth0 event still decodes.
+func TestDecodeEventDropsServerFields(t *testing.T) {
+	body := `{"user":{"user_id":"u"},"client":{"client_id":"c"},"secrets":{"API_KEY":"forged"},"authorization":{"groups":["g"],"roles":["admin"],"permissions":["p"]}}`
+	for _, route := range []runtime.Trigger{"", runtime.TriggerPostLogin} {
+		req, err := runtime.DecodeEventRequest([]byte(body), route)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.Secrets != nil || req.Authorization != nil {
+			t.Fatalf("route %q: secrets %v, authorization %+v reached the event", route, req.Secrets, req.Authorization)
+		}
+	}
+}
+
 // FuzzDecodeEvent feeds arbitrary bytes to the one native event decoder,
 // without and with an endpoint's trigger: it must never panic, must fail
 // with ErrInvalid or ErrTooLarge, and an accepted event carries a user, a
@@ -89,6 +105,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		`{"trigger":"credentials-exchange","client":{"client_id":"c"},"mint":true}`,
 		`{"user":{"user_id":"u","groups":["a","b"],"app_metadata":{"a":{"b":[1,2,null]}}},"client":{"client_id":"c"},"request":{"geoip":{"latitude":1.5}}}`,
 		`{"user":{"user_id":"u"},"client":{"client_id":"c"},"authorization":{"groups":[],"roles":["r"],"permissions":null}}`,
+		`{"user":{"user_id":"u"},"client":{"client_id":"c"},"secrets":{"K":"v"}}`,
 		`{"user":{"user_id":"u"}} x`, `null`, `{"user":{"user_id":1}}`, "\xff", `{"mint":"yes"}`,
 	} {
 		f.Add([]byte(seed))
@@ -114,6 +131,9 @@ func FuzzDecodeEvent(f *testing.F) {
 					t.Fatalf("error %T %v", err, err)
 				}
 				continue
+			}
+			if req.Secrets != nil || req.Authorization != nil {
+				t.Fatalf("route %q: a caller's secrets or authorization reached the event: %+v", route, req)
 			}
 			known := req.Trigger == runtime.TriggerPostLogin || req.Trigger == runtime.TriggerCredentialsExchange
 			if req.User.UserID == "" || req.Client.ClientID == "" || !known || (route != "" && req.Trigger != route) {

@@ -242,3 +242,21 @@ func TestReplayCacheFillInMetrics(t *testing.T) {
 		t.Fatalf("replay metrics: %v ids, capacity %v", ids, capacity)
 	}
 }
+
+// TestNativeCallerCannotInjectServerFields (issue 14): event.secrets and
+// event.authorization sent by a caller never reach the pipeline (rules
+// would read forged roles or secrets).
+func TestNativeCallerCannotInjectServerFields(t *testing.T) {
+	ts := newDialectServer(t, nil)
+	body := []byte(`{"user":{"user_id":"auth0|alice"},"client":{"client_id":"portal"},"secrets":{"API_KEY":"forged"},"authorization":{"groups":["Admins"],"roles":["admin"],"permissions":["delete:all"]}}`)
+	if st, b, _ := ts.post(t, "/hooks/v1/post-login", body, header("Authorization", "Bearer "+nativeBearer)); st != http.StatusOK {
+		t.Fatalf("%d %s", st, b)
+	}
+	ev := ts.enricher.Last()
+	if ev.Secrets != nil {
+		t.Fatalf("the caller's secrets reached the pipeline: %v", ev.Secrets)
+	}
+	if ev.Authorization != nil {
+		t.Fatalf("the caller's authorization reached the pipeline: %+v", ev.Authorization)
+	}
+}
