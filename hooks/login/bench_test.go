@@ -384,7 +384,12 @@ func BenchmarkWebhookVerify(b *testing.B) {
 func BenchmarkDialectHandlers(b *testing.B) {
 	store := hookstest.NewStore(b, hookstest.PortalClient, hookstest.BatchClient)
 	p := hookstest.NewPipeline(b, store)
-	zv, _ := login.NewZitadelVerifier([]string{zitadelKey}, time.Hour, nil)
+	// Zitadel's replay check refuses a body signed twice in one second:
+	// each request is signed one second after the previous, and the
+	// verifier's clock follows.
+	var zclock atomic.Int64
+	zclock.Store(t0.Unix())
+	zv, _ := login.NewZitadelVerifier([]string{zitadelKey}, time.Hour, func() time.Time { return time.Unix(zclock.Load(), 0) })
 	for _, c := range []struct {
 		name, payload, path string
 		h                   http.Handler
@@ -396,7 +401,7 @@ func BenchmarkDialectHandlers(b *testing.B) {
 		{"zitadel", "zitadel/preaccesstoken", "/hooks/zitadel/preaccesstoken",
 			&login.Handler{Run: p, Dialect: &login.Zitadel{Verifier: zv}},
 			func(h http.Header, body []byte) {
-				h.Set(login.ZitadelSignatureHeader, login.SignZitadel(zitadelKey, time.Now(), body))
+				h.Set(login.ZitadelSignatureHeader, login.SignZitadel(zitadelKey, time.Unix(zclock.Add(1), 0), body))
 			}},
 		{"policy", "auth0/policy", "/api/users/carol/policy/portal",
 			&login.Handler{Run: login.PolicyRunner{Resolver: store}, Dialect: &login.Policy{Keys: hooks.NewKeySet(extensionKey)}},
