@@ -2,6 +2,7 @@ package login
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -223,6 +224,9 @@ func (x *nativeExchange) Verify(ctx context.Context, body []byte) (func(context.
 		if err == nil {
 			x.caller = c
 			return func(ctx context.Context) { c.Webhook.Release(ctx, id) }, nil
+		}
+		if _, signed := errors.AsType[*signedRefusal](err); signed {
+			return nil, err
 		}
 		last = err
 	}

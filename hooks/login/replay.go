@@ -105,11 +105,11 @@ func (g *replayGuard) remember(ctx context.Context, scheme, id string, now, unti
 	fresh, err := g.store.Remember(ctx, g.scope+id, now, until)
 	if err != nil {
 		inc(g.failed)
-		return fmt.Errorf("replay check: %w", err)
+		return &signedRefusal{fmt.Errorf("replay check: %w", err)}
 	}
 	if !fresh {
 		inc(g.replayed)
-		return hooks.AuthFailure(scheme, "message %q was already received (replay)", truncate(id, 64))
+		return &signedRefusal{hooks.AuthFailure(scheme, "message %q was already received (replay)", truncate(id, 64))}
 	}
 	return nil
 }
@@ -122,6 +122,15 @@ func (g *replayGuard) forget(ctx context.Context, id string) {
 	defer cancel()
 	_ = g.store.Forget(ctx, g.scope+id)
 }
+
+// signedRefusal is a refusal of a request whose signature matched (a
+// replay, or a replay store that could not answer): a dialect trying its
+// callers' secrets in turn stops at it — another caller sharing the secret
+// must not accept what this one refused.
+type signedRefusal struct{ err error }
+
+func (e *signedRefusal) Error() string { return e.err.Error() }
+func (e *signedRefusal) Unwrap() error { return e.err }
 
 func inc(c prometheus.Counter) {
 	if c != nil {

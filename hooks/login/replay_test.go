@@ -77,3 +77,19 @@ func TestZitadelReplayID(t *testing.T) {
 		t.Fatalf("retry after release: %v", err)
 	}
 }
+
+// TestReplayNotAcceptedByAnotherCaller: when two native callers share a
+// webhook secret, a replay refused for the first is not accepted as the
+// second's message (each caller has its own replay scope).
+func TestReplayNotAcceptedByAnotherCaller(t *testing.T) {
+	ts := newDialectServer(t, func(c *login.Config) {
+		c.Native.Callers = append(c.Native.Callers, login.CallerConfig{Name: "auth0-copy", WebhookSecret: nativeSecret})
+	})
+	body := readPayload(t, "native/post-login.request.json")
+	if st, b, _ := ts.post(t, "/hooks/v1/post-login", body, signNative("msg_shared_secret", t0)); st != http.StatusOK {
+		t.Fatalf("first: %d %s", st, b)
+	}
+	if st, b, _ := ts.post(t, "/hooks/v1/post-login", body, signNative("msg_shared_secret", t0)); st != http.StatusUnauthorized {
+		t.Fatalf("replay: %d %s, want 401", st, b)
+	}
+}
