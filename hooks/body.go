@@ -79,6 +79,10 @@ func ReadBodyBudget(w http.ResponseWriter, r *http.Request, limit int64, budget 
 	// grow makes room for at least one more byte, within budget.
 	grow := func(buf []byte, want int64) ([]byte, error) {
 		want = min(want, limit+1) // room to read the EOF after a body at the limit
+		if want <= int64(cap(buf)) {
+			// MaxBytesReader fails first; never loop without room.
+			return nil, fmt.Errorf("%w: request body exceeds the limit of %d bytes", runtime.ErrTooLarge, limit)
+		}
 		charge := want - int64(cap(buf))
 		if held == 0 {
 			charge += requestOverhead

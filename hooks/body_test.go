@@ -172,3 +172,47 @@ func TestBodyBudgetRefusalClosesAtOnce(t *testing.T) {
 		t.Fatalf("after the refusal: %v, want EOF (connection closed)", err)
 	}
 }
+
+// FuzzReadBodyBudget: whatever a caller sends and declares, the body read
+// is exactly what was sent (or an error: too large, over budget), and the
+// budget is whole again once the request is done.
+func FuzzReadBodyBudget(f *testing.F) {
+	f.Add([]byte(`{"a":1}`), int64(7), int64(0), int64(0))
+	f.Add([]byte(`{"a":1}`), int64(-1), int64(4), int64(1<<20))
+	f.Add(bytes.Repeat([]byte("x"), 9000), int64(262144), int64(0), int64(20000))
+	f.Add([]byte{}, int64(0), int64(1), int64(1))
+	f.Fuzz(func(t *testing.T, body []byte, declared, limit, budget int64) {
+		b := hooks.NewBodyBudget(budget)
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.ContentLength = max(declared, -1)
+		got, done, err := hooks.ReadBodyBudget(httptest.NewRecorder(), r, limit, b)
+		if err == nil {
+			if !bytes.Equal(got, body) {
+				t.Fatalf("read %d bytes, sent %d", len(got), len(body))
+			}
+			done()
+		} else if st, _ := hooks.StatusOf(err); st != http.StatusRequestEntityTooLarge && st != http.StatusServiceUnavailable && st != http.StatusBadRequest {
+			t.Fatalf("error %v answers %d", err, st)
+		}
+		if b.InUse() != 0 {
+			t.Fatalf("%d bytes still held", b.InUse())
+		}
+	})
+}
+
+// BenchmarkReadBodyBudget is the body read of every signed login: a 2 KiB
+// event with its declared length, charged to and given back to the budget.
+func BenchmarkReadBodyBudget(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 2<<10)
+	budget := hooks.NewBodyBudget(0)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		got, done, err := hooks.ReadBodyBudget(w, r, 0, budget)
+		if err != nil || len(got) != len(body) {
+			b.Fatal(err)
+		}
+		done()
+	}
+}
