@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,16 @@ func TestSoakReplay(t *testing.T) {
 		workers = w
 	}
 	srv := redistest.Start(t, redistest.Options{})
-	path := writeReplayConfig(t, "fail_closed", srv.Addr())
+	// The production Redis timeouts (the replay tests' 300ms ones make a
+	// dead Redis quick to notice, and a loaded machine's slow reply a 503).
+	conf := fmt.Sprintf(replayConfig, "fail_closed", srv.Addr())
+	for _, l := range []string{"  dial_timeout: 300ms\n", "  read_timeout: 300ms\n", "  write_timeout: 300ms\n"} {
+		conf = strings.Replace(conf, l, "", 1)
+	}
+	path := filepath.Join(t.TempDir(), "claimsmith.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	nodes := []*replayNode{startReplayNode(t, path), startReplayNode(t, path)}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}}
 

@@ -6,6 +6,8 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -23,6 +25,22 @@ type Store struct {
 	prefix string
 }
 
+// rememberScript sets the id's key unless it exists, to a token naming
+// this attempt, and reports whether the key is this attempt's. A plain SET
+// NX is not safe to retry: go-redis retries a command whose reply timed out
+// (the first attempt may have set the key), and the retry would then call
+// a fresh message a replay. With the token, a retry of the same attempt
+// still answers fresh; any other attempt sees a replay.
+var rememberScript = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if v == ARGV[1] then return 1 end
+return 0
+`)
+
 var _ replay.Store = (*Store)(nil)
 
 // New uses c with the key prefix (default "claimsmith:").
@@ -37,7 +55,8 @@ func New(c goredis.UniversalClient, prefix string) *Store {
 // refuses a zero expiry.
 const minTTL = time.Millisecond
 
-// Remember implements replay.Store with SET NX PX: the expiry is relative
+// Remember implements replay.Store with a SET NX PX that is safe to retry
+// (rememberScript): the expiry is relative
 // (until − now by the caller's clock), so clock skew between a node and
 // Redis does not shorten it. An id whose window has already ended needs no
 // key (the caller's timestamp check refuses it).
@@ -47,11 +66,13 @@ func (s *Store) Remember(ctx context.Context, id string, now, until time.Time) (
 		return true, nil
 	}
 	ttl = max(ttl, minTTL)
-	ok, err := s.c.SetNX(ctx, s.prefix+id, 1, ttl).Result()
+	var tok [16]byte
+	_, _ = rand.Read(tok[:]) // never fails (crypto/rand)
+	n, err := rememberScript.Run(ctx, s.c, []string{s.prefix + id}, hex.EncodeToString(tok[:]), ttl.Milliseconds()).Int()
 	if err != nil {
 		return false, unavailable("remember", err)
 	}
-	return ok, nil
+	return n == 1, nil
 }
 
 // Forget implements replay.Store.

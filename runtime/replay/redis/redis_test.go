@@ -3,6 +3,10 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,4 +101,101 @@ func BenchmarkRemember(b *testing.B) {
 			b.Fatal(ok, err)
 		}
 	}
+}
+
+
+// TestRememberSafeToRetry: go-redis retries a command whose reply timed
+// out, and the first attempt was executed: the retry must still answer
+// fresh. A plain SET NX answered "replay" for a message seen once, refusing
+// a legitimate login whenever a reply came late (the soak saw it on a
+// loaded machine). A loopback proxy in front of the real Redis delays the
+// first reply past the read timeout.
+func TestRememberSafeToRetry(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	p := startDelayProxy(t, srv.Addr())
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{p.addr}, ContextTimeoutEnabled: true,
+		ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	s := replayredis.New(c, "")
+	now := time.Now()
+	// Load the script first, so the delayed reply is the script's.
+	if ok, err := s.Remember(ctx, "msg_warm", now, now.Add(time.Minute)); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	p.delayNext.Store(true)
+	ok, err := s.Remember(ctx, "msg_slow", now, now.Add(time.Minute))
+	if p.delayNext.Load() {
+		t.Fatal("no reply was delayed")
+	}
+	if err != nil || !ok {
+		t.Fatalf("a message seen once, its first reply late: fresh=%v err=%v, want fresh (go-redis retried the executed attempt)", ok, err)
+	}
+	if ok, err := s.Remember(ctx, "msg_slow", now, now.Add(time.Minute)); err != nil || ok {
+		t.Fatalf("a real replay: fresh=%v err=%v", ok, err)
+	}
+}
+
+// delayProxy forwards TCP connections to Redis; when delayNext is set, the
+// next reply chunk is held for 300ms (past the client's read timeout).
+type delayProxy struct {
+	addr      string
+	delayNext atomic.Bool
+}
+
+func startDelayProxy(t *testing.T, target string) *delayProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &delayProxy{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			cc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			rc, err := net.Dial("tcp", target)
+			if err != nil {
+				cc.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, cc, rc)
+			mu.Unlock()
+			wg.Go(func() { _, _ = io.Copy(rc, cc); rc.Close() })
+			wg.Go(func() {
+				defer cc.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := rc.Read(buf)
+					if n > 0 {
+						if p.delayNext.CompareAndSwap(true, false) {
+							time.Sleep(300 * time.Millisecond)
+						}
+						if _, werr := cc.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return p
 }
