@@ -6,12 +6,14 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,7 +77,9 @@ func startReplayNode(t *testing.T, path string) *replayNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := setup.Env{DataDir: t.TempDir(), Getenv: func(k string) string { return replayEnv[k] }}
+	// Errors (a 5xx names only its trace id) go to the test's log.
+	env := setup.Env{DataDir: t.TempDir(), Getenv: func(k string) string { return replayEnv[k] },
+		Log: slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelError}))}
 	s, err := setup.Build(ctx, cfg, setup.Options{Env: env})
 	if err != nil {
 		t.Fatal(err)
@@ -99,6 +103,14 @@ func startReplayNode(t *testing.T, path string) *replayNode {
 	}
 	t.Cleanup(n.stop)
 	return n
+}
+
+// testLogWriter writes log lines to the test's log.
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // signedRequest is one captured signed request: path, headers and body.
