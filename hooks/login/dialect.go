@@ -245,9 +245,9 @@ func Help() string {
 		}
 	}
 	b.WriteString("\n  hooks:\n    max_body: 262144                  # bytes per request body (default 256 KiB)\n" +
-		"    replay_rate: 1000                 # peak signed logins/s per signed caller the in-process replay cache holds (default 1000);\n"+
-		"                                      # with store.backend redis, ids are kept in Redis instead (shared by every node)\n"+
-		"    body_budget: 33554432             # bytes of request bodies read before their sender is authenticated (signed\n"+
+		"    replay_rate: 1000                 # peak signed logins/s per signed caller the in-process replay cache holds (default 1000);\n" +
+		"                                      # with store.backend redis, ids are kept in Redis instead (shared by every node)\n" +
+		"    body_budget: 33554432             # bytes of request bodies read before their sender is authenticated (signed\n" +
 		"                                      # webhooks), all requests together (default 32 MiB); over it: 503 + Retry-After\n")
 	for _, k := range Kinds() {
 		for _, line := range strings.Split(strings.TrimRight(k.Example, "\n"), "\n") {

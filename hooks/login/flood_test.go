@@ -69,9 +69,9 @@ func TestUnauthenticatedBodyFlood(t *testing.T) {
 	// or the test ends.
 	var (
 		refused, retryAfter, otherStatus, dialFailed atomic.Int64
-		open                                        = make(chan struct{}, maxOpen)
-		held                                        sync.Map // net.Conn → struct{}
-		wg                                          sync.WaitGroup
+		open                                         = make(chan struct{}, maxOpen)
+		held                                         sync.Map // net.Conn → struct{}
+		wg                                           sync.WaitGroup
 	)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

@@ -103,7 +103,6 @@ func BenchmarkRemember(b *testing.B) {
 	}
 }
 
-
 // TestRememberSafeToRetry: go-redis retries a command whose reply timed
 // out, and the first attempt was executed: the retry must still answer
 // fresh. A plain SET NX answered "replay" for a message seen once, refusing
