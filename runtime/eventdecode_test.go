@@ -17,6 +17,7 @@ func decodeReference(data []byte, route Trigger) (*EventRequest, error) {
 	if err := DecodeJSON("event", data, req); err != nil {
 		return nil, err
 	}
+	req.Secrets, req.Authorization = nil, nil // the server's, never a caller's
 	if err := req.Event.validate(route); err != nil {
 		return nil, err
 	}
