@@ -205,6 +205,12 @@ func TestReplayRefusedAcrossNodes(t *testing.T) {
 		t.Fatalf("new message on B: %d %s", st, body)
 	}
 	m := b.metrics(t)
+	// The budget of unauthenticated bodies is exposed, at its default.
+	for _, series := range []string{"claimsmith_unauthenticated_body_budget_bytes 3.3554432e+07", "claimsmith_unauthenticated_body_bytes 0", "claimsmith_unauthenticated_body_refusals_total 0"} {
+		if !strings.Contains(m, series) {
+			t.Fatalf("node B's metrics lack %q:\n%s", series, grepLines(m, "unauthenticated"))
+		}
+	}
 	for _, v := range []string{"native/idp", "zitadel"} {
 		re := regexp.MustCompile(`claimsmith_webhook_replay_refusals_total\{reason="replay",verifier="` + v + `"\} 1\b`)
 		if !re.MatchString(m) {
