@@ -42,6 +42,10 @@ const LabelOps = "ops"
 //	claimsmith_webhook_replay_ids{verifier}                     gauge
 //	claimsmith_webhook_replay_capacity{verifier}                gauge
 //	claimsmith_webhook_replay_refusals_total{verifier,reason}   counter (reason: replay|unavailable)
+//
+// hooks.BodyBudget registers claimsmith_unauthenticated_body_bytes,
+// claimsmith_unauthenticated_body_budget_bytes and
+// claimsmith_unauthenticated_body_refusals_total itself.
 type Metrics struct {
 	replayIDs, replayCap *prometheus.GaugeVec
 	replayRefusals       *prometheus.CounterVec
