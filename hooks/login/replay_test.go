@@ -93,3 +93,19 @@ func TestReplayNotAcceptedByAnotherCaller(t *testing.T) {
 		t.Fatalf("replay: %d %s, want 401", st, b)
 	}
 }
+
+// TestZitadelReplayCheckOff: hooks.zitadel.replay_check: false accepts a
+// byte-identical request again (the timestamp window still applies).
+func TestZitadelReplayCheckOff(t *testing.T) {
+	off := false
+	ts := newDialectServer(t, func(c *login.Config) { c.Zitadel.ReplayCheck = &off })
+	body := readPayload(t, "zitadel/preaccesstoken.request.json")
+	for i := range 2 {
+		if st, b, _ := ts.post(t, "/hooks/zitadel/preaccesstoken", body, signZitadel(t0)); st != http.StatusOK {
+			t.Fatalf("call %d: %d %s", i+1, st, b)
+		}
+	}
+	if st, _, _ := ts.post(t, "/hooks/zitadel/preaccesstoken", body, signZitadel(t0.Add(-10*time.Minute))); st != http.StatusUnauthorized {
+		t.Fatalf("stale timestamp: %d, want 401", st)
+	}
+}

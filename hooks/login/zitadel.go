@@ -103,6 +103,9 @@ func (v *ZitadelVerifier) Verify(ctx context.Context, header string, body []byte
 	}
 	id := ZitadelRequestID(ts, body)
 	sent := time.Unix(ts, 0)
+	if v.replay == nil {
+		return id, nil // hooks.zitadel.replay_check: false
+	}
 	// Remembered until the timestamp leaves the window, as webhook ids.
 	if err := v.replay.remember(ctx, schemeZitadel, id, v.now(), sent.Add(v.tolerance)); err != nil {
 		return "", err
@@ -111,7 +114,11 @@ func (v *ZitadelVerifier) Verify(ctx context.Context, header string, body []byte
 }
 
 // Release forgets a verified request's id again (see WebhookVerifier.Release).
-func (v *ZitadelVerifier) Release(ctx context.Context, id string) { v.replay.forget(ctx, id) }
+func (v *ZitadelVerifier) Release(ctx context.Context, id string) {
+	if v.replay != nil {
+		v.replay.forget(ctx, id)
+	}
+}
 
 // ZitadelRequestID is the replay id of a signed Zitadel request: hex
 // SHA-256 of "<unix timestamp>.<body>", what the signature covers.
@@ -203,6 +210,12 @@ type ZitadelConfig struct {
 	SigningKeyEnv string `yaml:"signing_key_env"`
 	ClientID      string `yaml:"client_id"`
 	Connection    string `yaml:"connection"`
+	// ReplayCheck (default true) refuses a signed request already received
+	// within the tolerance window. Zitadel sends no message id: a second
+	// byte-identical call within the same second (an ID token and a
+	// userinfo call of one session, same scopes) is refused too; false
+	// turns the check off, leaving the 5-minute timestamp window alone.
+	ReplayCheck *bool `yaml:"replay_check"`
 }
 
 func zitadelKind() Kind {
@@ -214,6 +227,8 @@ const zitadelExample = `zitadel:
   signing_key_env: CLAIMSMITH_ZITADEL_SIGNING_KEY   # the target's signingKey (several joined by |)
   client_id: ""                    # when Zitadel names no application
   connection: zitadel
+  replay_check: true               # refuse a signed request received before (within 5 min); Zitadel sends no
+                                   # message id, so a byte-identical call in the same second is refused too
 `
 
 func (zc *ZitadelConfig) secret() (string, string, string) {
@@ -226,6 +241,9 @@ func (zc *ZitadelConfig) build(deps Deps, key string) ([]*Handler, error) {
 		return nil, fmt.Errorf("hooks.zitadel.signing_key_env: %w", err)
 	}
 	v.replay = deps.Replays.guard("zitadel", deps.replayCapacity)
+	if zc.ReplayCheck != nil && !*zc.ReplayCheck {
+		v.replay = nil
+	}
 	return []*Handler{{Dialect: &Zitadel{Verifier: v, ClientID: zc.ClientID, Connection: zc.Connection}}}, nil
 }
 
