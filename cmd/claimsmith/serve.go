@@ -28,7 +28,11 @@ section are built completely, then swapped in atomically.
 Logins already running finish on the pipeline they started on; the old one
 is closed after its last login. A file that fails to load or build is
 rejected with the reason (logged; 400 from the endpoint, 409 while another
-reload runs) and the running configuration keeps serving. The server,
+reload runs) and the running configuration keeps serving. A reload that has
+not finished within server.reload_timeout (default 1m; a module's
+initialisers that never return, …) is abandoned and rejected, and so is one
+running when the server shuts down: neither holds up the next reload or
+SIGTERM. The server,
 tokens, store, redis and cache sections take effect only at restart (a
 reload warns when they changed).
 
@@ -87,6 +91,7 @@ Configuration (YAML; every key optional):
     write_timeout: 30s
     idle_timeout: 120s                       # keep-alive for IdPs
     shutdown_timeout: 20s
+    reload_timeout: 1m                       # a longer reload is abandoned (rejected)
     max_header_bytes: 65536
     gogc: 400                                # GC percent (default: $GOGC, else 400)
     memory_limit: 512MiB                     # soft heap limit (B, KiB, MiB, GiB)

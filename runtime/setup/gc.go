@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/claimsmith/claimsmith/hooks"
 )
@@ -29,6 +30,22 @@ type ServerConfig struct {
 	hooks.ServerConfig `yaml:",inline"`
 	GOGC               int    `yaml:"gogc"`
 	MemoryLimit        string `yaml:"memory_limit"`
+	// ReloadTimeout bounds one configuration reload (SIGHUP or POST
+	// /api/reload): a build still running then is abandoned and rejected,
+	// and the next reload may start. Default DefaultReloadTimeout.
+	ReloadTimeout time.Duration `yaml:"reload_timeout"`
+}
+
+// DefaultReloadTimeout is server.reload_timeout's default: far above what
+// reading a file and compiling its modules takes, far below "forever".
+const DefaultReloadTimeout = time.Minute
+
+// reloadTimeout is server.reload_timeout or its default.
+func (s ServerConfig) reloadTimeout() time.Duration {
+	if s.ReloadTimeout > 0 {
+		return s.ReloadTimeout
+	}
+	return DefaultReloadTimeout
 }
 
 // DefaultGOGC is serve's GC percent when neither server.gogc nor $GOGC

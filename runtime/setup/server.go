@@ -80,6 +80,10 @@ type Server struct {
 	handler   http.Handler
 	http      *hooks.Server
 	closers   []func() // in the order of Close
+	// builds ends when the server stops serving (or is closed): a reload
+	// still building then is abandoned, so shutdown never waits for it.
+	builds     context.Context
+	stopBuilds context.CancelFunc
 }
 
 // Build assembles the server cfg describes: it validates every section
@@ -89,6 +93,7 @@ type Server struct {
 // does not listen. Close releases everything.
 func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error) {
 	s := &Server{cfg: cfg, eff: opt.Overrides.apply(cfg), env: opt.Env.withDefaults()}
+	s.builds, s.stopBuilds = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
 			_ = s.Close()
@@ -274,6 +279,9 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	mctx, stop := context.WithCancel(ctx)
 	defer stop()
+	// Shutting down abandons a reload in progress: http.Server.Shutdown
+	// would otherwise wait for the POST /api/reload running it.
+	defer context.AfterFunc(ctx, s.stopBuilds)()
 	go s.tokens.Keys.Maintain(mctx, s.tokens.KeyReload)
 	s.announceDevSignIn(ctx, ln)
 	if s.dashboard != nil {
@@ -305,6 +313,7 @@ func (s *Server) Reload(ctx context.Context) (hooks.ReloadResult, error) {
 // them), the policy cache, the token service, the store and its lock, the
 // Redis clients.
 func (s *Server) Close() error {
+	s.stopBuilds() // first: closing the reloader waits for a reload running
 	for _, f := range s.closers {
 		f()
 	}
@@ -320,46 +329,120 @@ func (s *Server) Close() error {
 // is refused, then releases it: its dialect routes answer 404 until a
 // reload adds the section.
 func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, minter login.Minter, intro *token.Introspector, m *hooks.Metrics, replays *login.ReplayCaches, budget *hooks.BodyBudget) hooks.BuildFunc {
-	first := true
-	return func(ctx context.Context) (*hooks.HookSet, error) {
+	// build has no side effects: a reload abandoned at its deadline may
+	// still finish, and must then change nothing.
+	build := func(ctx context.Context, reload bool) (b builtHooks, err error) {
 		cfg := s.cfg
-		if !first {
+		if reload {
 			lc, err := Load(s.cfg.path)
 			if err != nil {
-				return nil, err
+				return b, err
 			}
 			if err := s.overridesOf(lc).Validate(ctx, s.env); err != nil {
-				return nil, err
+				return b, err
 			}
 			warnRestartOnly(ctx, s.env, s.cfg, lc)
 			cfg = lc
 		}
-		reload := !first
-		first = false
-		set, info, err := buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, login.Deps{
+		b.set, b.info, err = buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, login.Deps{
 			Resolver: resolver, Settings: st, Minter: minter, Replays: replays, BodyBudget: budget,
 		}, m, s.exchanger)
+		if err != nil || !reload {
+			return b, err
+		}
+		// forward_auth reloads with the pipeline: both build, or neither
+		// is swapped in.
+		if b.fa, err = cfg.buildForwardAuth(s.env, s.tokens); err != nil {
+			b.release()
+			return builtHooks{}, err
+		}
+		b.reload = true
+		return b, nil
+	}
+	first := true
+	return func(ctx context.Context) (*hooks.HookSet, error) {
+		var b builtHooks
+		var err error
+		if first {
+			first = false
+			b, err = build(ctx, false)
+		} else {
+			b, err = s.reloadWithin(ctx, build)
+		}
 		if err != nil {
-			return set, err
+			return b.set, err
 		}
-		if reload {
-			// forward_auth reloads with the pipeline: both build, or
-			// neither is swapped in.
-			fa, err := cfg.buildForwardAuth(s.env, s.tokens)
-			if err != nil {
-				if set.Release != nil {
-					set.Release()
-				}
-				return nil, err
-			}
-			s.forwardAuth.Store(fa)
+		if b.reload {
+			s.forwardAuth.Store(b.fa)
 		}
-		steps := info.steps
+		steps := b.info.steps
 		s.steps.Store(&steps)
 		// Live introspection replays the serving pipeline's login rules.
-		intro.UseLoginRules(info.loginRules)
-		return set, nil
+		intro.UseLoginRules(b.info.loginRules)
+		return b.set, nil
 	}
+}
+
+// builtHooks is what one build of the hooks makes.
+type builtHooks struct {
+	set  *hooks.HookSet
+	info pipelineInfo
+	fa   *forwardauth.Handler // reloads only
+	// reload: fa replaces the serving forward_auth (nil: turned off).
+	reload bool
+}
+
+func (b builtHooks) release() {
+	if b.set != nil && b.set.Release != nil {
+		b.set.Release()
+	}
+}
+
+// reloadWithin runs a reload's build under server.reload_timeout, and stops
+// it when the server shuts down. A build that does not return in time (a
+// module's initialiser, a store call that ignores its context) is
+// abandoned: the reload is rejected at once, so the reloader's lock is
+// released and later reloads run, and whatever the build still makes is
+// released when it ends.
+func (s *Server) reloadWithin(ctx context.Context, build func(context.Context, bool) (builtHooks, error)) (builtHooks, error) {
+	timeout := s.eff.Server.reloadTimeout()
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stop := context.AfterFunc(s.builds, cancel)
+	defer stop()
+	type result struct {
+		b   builtHooks
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := build(rctx, true)
+		done <- result{b, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+		if res.err == nil || rctx.Err() == nil {
+			return res.b, res.err
+		}
+	case <-rctx.Done():
+		go func() {
+			if late := <-done; late.err == nil {
+				late.b.release()
+			}
+		}()
+	}
+	switch {
+	case s.builds.Err() != nil:
+		return builtHooks{}, fmt.Errorf("%w: the server is shutting down; reload abandoned", runtime.ErrUnavailable)
+	case ctx.Err() != nil:
+		return builtHooks{}, fmt.Errorf("reload abandoned: %w", ctx.Err())
+	}
+	msg := fmt.Sprintf("the configuration was not built within server.reload_timeout (%v); reload abandoned", timeout)
+	if res.err != nil {
+		return builtHooks{}, fmt.Errorf("%w: %s: %w", runtime.ErrTimeout, msg, res.err)
+	}
+	return builtHooks{}, fmt.Errorf("%w: %s", runtime.ErrTimeout, msg)
 }
 
 func (s *Server) overridesOf(c *Config) *Config {

@@ -65,7 +65,8 @@ func (c *Config) validateServer() error {
 		key string
 		neg bool
 	}{{"read_header_timeout", s.ReadHeaderTimeout < 0}, {"read_timeout", s.ReadTimeout < 0}, {"write_timeout", s.WriteTimeout < 0},
-		{"idle_timeout", s.IdleTimeout < 0}, {"shutdown_timeout", s.ShutdownTimeout < 0}, {"max_header_bytes", s.MaxHeaderBytes < 0}} {
+		{"idle_timeout", s.IdleTimeout < 0}, {"shutdown_timeout", s.ShutdownTimeout < 0}, {"max_header_bytes", s.MaxHeaderBytes < 0},
+		{"reload_timeout", s.ReloadTimeout < 0}} {
 		if d.neg {
 			return c.bad(at.with(d.key), invalidf("must not be negative"))
 		}
