@@ -59,6 +59,9 @@ func decodeCommands(b []byte, out *runtime.Commands) error {
 	if err := checkKeys(b); err != nil {
 		return fmt.Errorf("%w: not valid commands JSON: %v", runtime.ErrInvalid, err)
 	}
+	if err := checkDuplicateKeys(b); err != nil {
+		return fmt.Errorf("%w: not valid commands JSON: %v", runtime.ErrInvalid, err)
+	}
 	var err error
 	if out.IDToken.Claims, err = decodeClaims(w.IDToken.Claims, out.IDToken.Claims[:0]); err != nil {
 		return fmt.Errorf("%w: id_token claims: %v", runtime.ErrInvalid, err)
@@ -75,28 +78,28 @@ func decodeCommands(b []byte, out *runtime.Commands) error {
 
 // checkKeys refuses unknown keys in the objects of the commands' shape. b is
 // valid JSON (json.Unmarshal accepted it).
+//
+// encoding/json matches these keys case-insensitively and lets the last
+// of two matching ones win, so "access" and "Access" in one object are a
+// duplicate as well (checkDuplicateKeys sees only exact ones).
 func checkKeys(b []byte) error {
+	var seen uint
 	return eachMember(b, func(key string, v []byte) error {
-		switch k := known(key, commandKeys); k {
-		case "":
+		k := known(key, commandKeys)
+		if k == "" {
 			return fmt.Errorf("json: unknown field %q", key)
+		}
+		if err := once(&seen, k, key, commandKeys); err != nil {
+			return err
+		}
+		switch k {
 		case "id_token", "access_token":
 			if v[0] == '{' {
-				return eachMember(v, func(key string, _ []byte) error {
-					if known(key, tokenKeys) == "" {
-						return fmt.Errorf("json: unknown field %q", key)
-					}
-					return nil
-				})
+				return knownMembers(v, tokenKeys)
 			}
 		case "access":
 			if v[0] == '{' {
-				return eachMember(v, func(key string, _ []byte) error {
-					if known(key, accessKeys) == "" {
-						return fmt.Errorf("json: unknown field %q", key)
-					}
-					return nil
-				})
+				return knownMembers(v, accessKeys)
 			}
 		case "log":
 			if v[0] == '[' {
@@ -104,17 +107,38 @@ func checkKeys(b []byte) error {
 					if e[0] != '{' {
 						return nil
 					}
-					return eachMember(e, func(key string, _ []byte) error {
-						if known(key, logKeys) == "" {
-							return fmt.Errorf("json: unknown field %q", key)
-						}
-						return nil
-					})
+					return knownMembers(e, logKeys)
 				})
 			}
 		}
 		return nil
 	})
+}
+
+// knownMembers refuses unknown and repeated keys in the object v.
+func knownMembers(v []byte, keys []string) error {
+	var seen uint
+	return eachMember(v, func(key string, _ []byte) error {
+		k := known(key, keys)
+		if k == "" {
+			return fmt.Errorf("json: unknown field %q", key)
+		}
+		return once(&seen, k, key, keys)
+	})
+}
+
+// once refuses the known key k (of keys) a second time in one object;
+// seen has a bit per key.
+func once(seen *uint, k, key string, keys []string) error {
+	for i, kk := range keys {
+		if kk == k {
+			if *seen&(1<<i) != 0 {
+				return fmt.Errorf("json: duplicate key %q", key)
+			}
+			*seen |= 1 << i
+		}
+	}
+	return nil
 }
 
 func known(key string, keys []string) string {
@@ -287,4 +311,143 @@ func skipValue(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// keySpan is an object key in the output: the raw string, quotes included;
+// plain when it has no escapes and is valid UTF-8 (then equal keys are
+// equal bytes).
+type keySpan struct {
+	raw   []byte
+	plain bool
+}
+
+// frame is an open object or array of checkDuplicateKeys' walk: an object's
+// keys so far are keys[base:], or seen once there are many.
+type frame struct {
+	object bool
+	base   int
+	seen   map[string]struct{}
+}
+
+// manyKeys is the object size from which keys are compared through a map
+// rather than one by one.
+const manyKeys = 16
+
+// checkDuplicateKeys refuses an object, at any depth, with a key twice:
+// encoding/json would keep one of the two values silently, and another
+// reader of the same output might keep the other. b is valid JSON. One
+// pass; keys compared one by one in small objects, through a map in large
+// ones.
+func checkDuplicateKeys(b []byte) error {
+	var framesBuf [16]frame
+	var keysBuf [32]keySpan
+	frames, keys := framesBuf[:0], keysBuf[:0]
+	expectKey := false
+	for i := 0; i < len(b); {
+		switch b[i] {
+		case '{':
+			frames = append(frames, frame{object: true, base: len(keys)})
+			expectKey = true
+			i++
+		case '[':
+			frames = append(frames, frame{base: len(keys)})
+			expectKey = false
+			i++
+		case '}', ']':
+			keys = keys[:frames[len(frames)-1].base]
+			frames = frames[:len(frames)-1]
+			expectKey = false
+			i++
+		case ',':
+			expectKey = len(frames) > 0 && frames[len(frames)-1].object
+			i++
+		case '"':
+			end := skipString(b, i)
+			if expectKey {
+				f := &frames[len(frames)-1]
+				k := keySpan{raw: b[i:end], plain: bytes.IndexByte(b[i:end], '\\') < 0 && utf8.Valid(b[i:end])}
+				name := ""
+				if f.seen != nil || !k.plain {
+					var err error
+					if name, err = k.name(); err != nil {
+						return err
+					}
+				}
+				dup := false
+				if f.seen != nil {
+					_, dup = f.seen[name]
+					f.seen[name] = struct{}{}
+				} else {
+					var err error
+					if dup, err = seenKey(keys[f.base:], k); err != nil {
+						return err
+					}
+					if !dup {
+						keys = append(keys, k)
+						if len(keys)-f.base > manyKeys {
+							if f.seen, err = keyMap(keys[f.base:]); err != nil {
+								return err
+							}
+							keys = keys[:f.base]
+						}
+					}
+				}
+				if dup {
+					return fmt.Errorf("json: duplicate key %s", k.raw)
+				}
+				expectKey = false
+			}
+			i = end
+		default:
+			i++
+		}
+	}
+	return nil
+}
+
+// seenKey reports whether k is one of prev.
+func seenKey(prev []keySpan, k keySpan) (bool, error) {
+	for _, p := range prev {
+		if p.plain && k.plain {
+			if bytes.Equal(p.raw, k.raw) {
+				return true, nil
+			}
+			continue
+		}
+		a, err := p.name()
+		if err != nil {
+			return false, err
+		}
+		b, err := k.name()
+		if err != nil {
+			return false, err
+		}
+		if a == b {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// keyMap is the set of keys, for a large object.
+func keyMap(keys []keySpan) (map[string]struct{}, error) {
+	m := make(map[string]struct{}, 4*len(keys))
+	for _, k := range keys {
+		name, err := k.name()
+		if err != nil {
+			return nil, err
+		}
+		m[name] = struct{}{}
+	}
+	return m, nil
+}
+
+// name is the decoded key.
+func (k keySpan) name() (string, error) {
+	if k.plain {
+		return string(k.raw[1 : len(k.raw)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(k.raw, &s)
+	return s, err
 }

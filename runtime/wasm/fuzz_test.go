@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/tetratelabs/wazero"
@@ -78,6 +79,13 @@ func FuzzDecodeCommands(f *testing.F) {
 		`{"ID_Token":{"Claims":{"a\u0062":[1,{"x":2.50}],"c":"\u00e9"}}}`, `{"id_token":{"claims":[]}}`,
 		`{"log":[{"level":"info","msg":"m","x":1}]}`, `{"access":{"vote":"deny","why":"x"}}`,
 		`{"id_token":{"claims":{"a":1,"a":2,"b":-0.5e3}},"access_token":null}`, "{\"id_token\":{\"claims\":{\"s\":\"\xff\"}}}",
+		// Duplicate keys, exact or as encoding/json matches field names.
+		`{"access":{"vote":"deny"},"Access":{"vote":"allow"}}`, `{"access":{"vote":"deny","VOTE":"allow"}}`,
+		`{"app_metadata":{"x":{"y":1,"y":2}}}`, `{"id_token":{"claims":{"a":1,"\u0061":2}}}`,
+		`{"id_token":{"claims":{"a":1,"A":2}}}`, `{"log":[{"level":"info","LEVEL":"warn"}]}`,
+		`{"id_token":{"claims":{"x":[{"k":1},{"k":2}],"k":3}}}`, "{\"user_metadata\":{\"\xff\":1,\"\xfe\":2}}",
+		`{"app_metadata":{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k3":0}}`,
+		`{"app_metadata":{"k0":0,"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -128,5 +136,75 @@ func decodeReference(b []byte, out *runtime.Commands) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("data after the top-level object")
 	}
-	return nil
+	return referenceDuplicates(b)
+}
+
+// referenceDuplicates refuses a key twice in one object, token by token.
+// In the objects of the commands' own shape keys match as encoding/json
+// matches field names: case-insensitively.
+func referenceDuplicates(b []byte) error {
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool   // object: the next string is a key
+		field  string // object: the member being read
+		role   string // root, token, access, log, entry or ""
+	}
+	fold := map[string][]string{"root": commandKeys, "token": tokenKeys, "access": accessKeys, "entry": logKeys}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && stack[len(stack)-1].object {
+				stack[len(stack)-1].key = true
+			}
+			continue
+		}
+		if k, ok := tok.(string); ok && top != nil && top.object && top.key {
+			name := k
+			for _, f := range fold[top.role] {
+				if strings.EqualFold(f, k) {
+					name = f
+				}
+			}
+			if top.keys[name] {
+				return fmt.Errorf("duplicate key %q", k)
+			}
+			top.keys[name], top.key, top.field = true, false, name
+			continue
+		}
+		d, open := tok.(json.Delim)
+		if !open {
+			if top != nil && top.object {
+				top.key = true
+			}
+			continue
+		}
+		f := &frame{object: d == '{', keys: map[string]bool{}, key: true}
+		switch {
+		case top == nil:
+			f.role = "root"
+		case top.role == "root" && d == '{' && (top.field == "id_token" || top.field == "access_token"):
+			f.role = "token"
+		case top.role == "root" && d == '{' && top.field == "access":
+			f.role = "access"
+		case top.role == "root" && d == '[' && top.field == "log":
+			f.role = "log"
+		case top.role == "log" && d == '{':
+			f.role = "entry"
+		}
+		stack = append(stack, f)
+	}
 }

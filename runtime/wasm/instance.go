@@ -61,6 +61,12 @@ type instance struct {
 	groups   []string
 	hostLogs []runtime.LogLine
 
+	// outSet, outOff and outLen record the guest's last output_set of
+	// the call in flight: the kernel silently ignores a block it does not
+	// know, which would read as "no output" (abstain).
+	outSet         bool
+	outOff, outLen uint64
+
 	req       chan callReq
 	res       chan callRes
 	abandoned atomic.Bool
@@ -248,6 +254,7 @@ func (in *instance) close() { close(in.req) }
 func (in *instance) invoke(req callReq) error {
 	cc := &callCtx{Context: req.ctx, in: in}
 	defer func() { in.inputOffset = nil }()
+	in.outSet = false
 	st := in.stack[:]
 	if err := in.k.reset.CallWithStack(cc, st); err != nil {
 		return describeCallError(req.export, err)
@@ -296,9 +303,18 @@ func (in *instance) invoke(req callReq) error {
 	if err := in.k.outputOffset.CallWithStack(cc, st); err != nil {
 		return describeCallError(req.export, err)
 	}
-	view, ok := in.kmem.Read(uint32(st[0]), uint32(n))
+	at := st[0]
+	if in.outSet && (in.outOff != at || in.outLen != n) {
+		return fmt.Errorf("%w: %s set its output to %d bytes at offset %d, which is not a block it allocated (bad output)",
+			runtime.ErrInvalid, req.export, in.outLen, in.outOff)
+	}
+	// In uint64: a 32-bit truncation must not wrap an offset into range.
+	if at+n > uint64(in.kmem.Size()) {
+		return fmt.Errorf("%w: %s output (%d bytes at offset %d) is outside the plugin's memory (bad output)", runtime.ErrInvalid, req.export, n, at)
+	}
+	view, ok := in.kmem.Read(uint32(at), uint32(n))
 	if !ok {
-		return fmt.Errorf("%s: output (%d bytes at %d) is outside the plugin's memory", req.export, n, st[0])
+		return fmt.Errorf("%w: %s output (%d bytes at offset %d) is outside the plugin's memory (bad output)", runtime.ErrInvalid, req.export, n, at)
 	}
 	in.output = append(in.output[:0], view...)
 	return nil
@@ -362,6 +378,11 @@ func newKernelModule(m api.Module, in *instance) *kernelModule {
 		st[0] = uint64(b)
 		return nil
 	})
+	// output_set goes to the kernel as before, and is recorded (see
+	// instance.outSet).
+	if orig := k.fns["output_set"]; orig != nil {
+		k.fns["output_set"] = &recordOutputSet{Function: orig, in: in}
+	}
 	goFn("input_load_u8", func(st []uint64) error {
 		off, _ := in.inputOffset.(uint64)
 		b, ok := mem.ReadByte(uint32(off + st[0]))
@@ -389,6 +410,27 @@ func (g *goKernelFunc) Call(_ context.Context, params ...uint64) ([]uint64, erro
 		return nil, err
 	}
 	return st[:len(g.Definition().ResultTypes())], nil
+}
+
+// recordOutputSet is the kernel's output_set, noting what the guest asked
+// for.
+type recordOutputSet struct {
+	api.Function
+	in *instance
+}
+
+func (r *recordOutputSet) CallWithStack(ctx context.Context, stack []uint64) error {
+	r.in.outSet, r.in.outOff, r.in.outLen = true, stack[0], stack[1]
+	return r.Function.CallWithStack(ctx, stack)
+}
+
+func (r *recordOutputSet) Call(ctx context.Context, params ...uint64) ([]uint64, error) {
+	st := make([]uint64, 2)
+	copy(st, params)
+	if err := r.CallWithStack(ctx, st); err != nil {
+		return nil, err
+	}
+	return nil, nil
 }
 
 func (k *kernelModule) fn(name string) api.Function { return k.fns[name] }

@@ -356,6 +356,9 @@ func TestGuestFailuresAreRuleErrors(t *testing.T) {
 		{"invalid-json", watModule(t, "badjson", output(`{"id_token": {"claims": `)), nil, runtime.ErrInvalid, "not valid commands JSON"},
 		{"unknown-key", watModule(t, "unknownkey", output(`{"id_tokens":{"claims":{"x":1}}}`)), nil, runtime.ErrInvalid, `unknown field "id_tokens"`},
 		{"trailing-data", watModule(t, "trailing", output(`{} {}`)), nil, runtime.ErrInvalid, "after top-level value"},
+		// encoding/json keeps the last of two keys: the allow would win.
+		{"duplicate-key", watModule(t, "dupkey", output(`{"access":{"vote":"deny"},"Access":{"vote":"allow"}}`)), nil, runtime.ErrInvalid, `duplicate key "Access"`},
+		{"duplicate-claim", watModule(t, "dupclaim", output(`{"id_token":{"claims":{"role":"user","role":"admin"}}}`)), nil, runtime.ErrInvalid, `duplicate key "role"`},
 		{"bad-vote", watModule(t, "badvote", output(`{"access":{"vote":"maybe"}}`)), nil, runtime.ErrInvalid, `vote "maybe"`},
 		{"oversized", watModule(t, "oversized", oversized), nil, runtime.ErrTooLarge, "over the 65536 byte cap"},
 	} {
