@@ -18,7 +18,8 @@ func TestGCWhileGuestSpins(t *testing.T) {
 		_, err := runRule(t, r, sampleEvent())
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond) // the guest is spinning now
+	// The call took the only instance: the guest spins (or is about to).
+	waitFor(t, slack, "the call to start", func() bool { return len(r.pool) == 0 })
 	for i := 0; i < 5; i++ {
 		start := time.Now()
 		goruntime.GC()

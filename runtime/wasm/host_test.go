@@ -10,6 +10,7 @@ import (
 // extism:host/env log and config functions (redirected to claimsmith's)
 // land in the trace and read the rule's config.
 func TestHostLogAndConfig(t *testing.T) {
+	t.Parallel()
 	const src = `(module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))

@@ -88,6 +88,7 @@ func loadAsync(t *testing.T, l *Loader, spec runtime.ModuleSpec) (runtime.Rule, 
 }
 
 func TestHostileInitialisersFailLoad(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, src string }{
 		{"start-loop", startLoop},
 		{"start-call-tree", startTree},
@@ -95,6 +96,7 @@ func TestHostileInitialisersFailLoad(t *testing.T) {
 		{"ctors-loop", ctorsLoop},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			l := newTestLoader(Options{Logger: testLogger(t), InitTimeout: 200 * time.Millisecond})
 			defer l.Close(context.Background())
 			path := watModule(t, tc.name, tc.src)
@@ -116,6 +118,7 @@ func TestHostileInitialisersFailLoad(t *testing.T) {
 // TestStartFunctionStillRuns: the start section becomes an initialiser,
 // still run once before any call: here it sets the status on_login returns.
 func TestStartFunctionStillRuns(t *testing.T) {
+	t.Parallel()
 	const src = `(module
   (global $status (mut i32) (i32.const 0))
   (func $start (global.set $status (i32.const 7)))
@@ -132,6 +135,7 @@ func TestStartFunctionStillRuns(t *testing.T) {
 // retried with a growing pause, and after MaxAbandoned failures in a row
 // the rule is disabled — no guest keeps running.
 func TestLateInstantiationLoopDisablesRule(t *testing.T) {
+	t.Parallel()
 	var late atomic.Bool
 	now := func() time.Time {
 		if late.Load() {
@@ -163,6 +167,7 @@ func TestLateInstantiationLoopDisablesRule(t *testing.T) {
 // TestReplacementRecovers: a replacement that fails once is retried, and a
 // success resets the count.
 func TestReplacementRecovers(t *testing.T) {
+	t.Parallel()
 	var late atomic.Bool
 	var clockCalls atomic.Int32
 	now := func() time.Time {

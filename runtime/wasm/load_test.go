@@ -14,6 +14,7 @@ import (
 // TestLoadErrorsNamePathAndReason: what `claimsmith check` shows for a broken
 // module comes from these errors.
 func TestLoadErrorsNamePathAndReason(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
@@ -81,6 +82,7 @@ func TestLoadErrorsNamePathAndReason(t *testing.T) {
 // TestCleanupThenReload: a cleaned-up rule refuses calls; loading the same
 // module again (a config reload) works from the loader's compilation cache.
 func TestCleanupThenReload(t *testing.T) {
+	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t)})
 	path := samples.MustBuild(t, "weekday-only")
 	for i := 0; i < 2; i++ {

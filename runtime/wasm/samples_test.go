@@ -41,6 +41,7 @@ func enrich(t *testing.T, p *runtime.Pipeline, ev *runtime.Event) *runtime.Resul
 }
 
 func TestSampleWeekdayOnly(t *testing.T) {
+	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t)})
 	path := samples.MustBuild(t, "weekday-only")
 	today := time.Now().UTC().Weekday()
@@ -98,6 +99,7 @@ func testModel() *authz.Model {
 }
 
 func TestSampleDepartmentClaims(t *testing.T) {
+	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t), Authz: modelResolver{testModel()}})
 	p := pipeline(t, l, runtime.RuleEntry{Name: "dept", Wasm: samples.MustBuild(t, "department-claims")})
 	res := enrich(t, p, sampleEvent())
@@ -136,6 +138,7 @@ func TestSampleDepartmentClaims(t *testing.T) {
 }
 
 func TestSampleAddTenantClaim(t *testing.T) {
+	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t)})
 	p := pipeline(t, l, runtime.RuleEntry{Name: "tenant", Wasm: samples.MustBuild(t, "add-tenant-claim"), Config: map[string]any{"namespace": "https://t.example/"}})
 	for _, tc := range []struct {
@@ -165,6 +168,7 @@ func TestSampleAddTenantClaim(t *testing.T) {
 }
 
 func TestSampleDenyBlockedIPs(t *testing.T) {
+	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t)})
 	path := samples.MustBuild(t, "deny-blocked-ips")
 	p := pipeline(t, l, runtime.RuleEntry{Name: "ips", Wasm: path, Config: map[string]any{"blocked_ips": " 203.0.113.9 ,198.51.100.23"}})
@@ -193,6 +197,7 @@ func TestSampleDenyBlockedIPs(t *testing.T) {
 }
 
 func TestRestrictedClaimRefusedByPipeline(t *testing.T) {
+	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t)})
 	p := pipeline(t, l, runtime.RuleEntry{Name: "sneaky", Wasm: hostileGuest(t), Config: map[string]any{"mode": "restricted"}})
 	res := enrich(t, p, sampleEvent())

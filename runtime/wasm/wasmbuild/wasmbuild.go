@@ -121,13 +121,17 @@ func RepoRoot(dir string) (string, error) {
 // Samples builds samples/rules on demand, each at most once per Samples
 // value, into one temporary folder. Tests keep one in their package.
 type Samples struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // guards built; each entry builds under its own lock
 	dir   string
 	root  string
-	built map[string]result
+	built map[string]*result
 }
 
+// result is one build: parallel tests wait for the same sample's build
+// and run different samples' builds at the same time.
 type result struct {
+	mu   sync.Mutex
+	done bool
 	path string
 	err  error
 }
@@ -143,7 +147,7 @@ func NewSamples(dir string) (*Samples, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Samples{dir: dir, root: root, built: map[string]result{}}, nil
+	return &Samples{dir: dir, root: root, built: map[string]*result{}}, nil
 }
 
 // Root is the repository root.
@@ -159,12 +163,22 @@ func (s *Samples) Build(ctx context.Context, name string) (string, error) {
 // after the rule) and returns the .wasm path.
 func (s *Samples) BuildDir(ctx context.Context, src string) (string, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r, ok := s.built[src]; ok {
-		return r.path, r.err
+	r, ok := s.built[src]
+	if !ok {
+		r = &result{path: filepath.Join(s.dir, fmt.Sprintf("%s-%d.wasm", filepath.Base(src), len(s.built)))}
+		s.built[src] = r
 	}
+	s.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.done {
+		r.err, r.done = build(ctx, src, r.path), true
+	}
+	return r.path, r.err
+}
+
+func build(ctx context.Context, src, out string) error {
 	name := filepath.Base(src)
-	out := filepath.Join(s.dir, fmt.Sprintf("%s-%d.wasm", name, len(s.built)))
 	var err error
 	switch {
 	case exists(filepath.Join(src, name+".wat")):
@@ -176,8 +190,7 @@ func (s *Samples) BuildDir(ctx context.Context, src string) (string, error) {
 	default:
 		err = fmt.Errorf("%s: no main.go, package.json or %s.wat", src, name)
 	}
-	s.built[src] = result{out, err}
-	return out, err
+	return err
 }
 
 // MustBuild is Build for tests: it fails the test on an error.
