@@ -580,8 +580,8 @@ func TestHostileModules(t *testing.T) {
 		case <-time.After(hostileWait):
 			t.Fatal("the stuck reload was never answered")
 		}
-		if a.err != nil || a.code == http.StatusOK || !strings.Contains(a.body, "reload_timeout") {
-			t.Errorf("stuck reload: %d %s %v, want a rejection naming server.reload_timeout", a.code, a.body, a.err)
+		if a.err != nil || a.code != http.StatusConflict || !strings.Contains(a.body, "not built within server.reload_timeout (2s)") {
+			t.Errorf("stuck reload: %d %s %v, want 409 naming server.reload_timeout", a.code, a.body, a.err)
 		}
 		s.wantIdle(t, "after the abandoned reload")
 		e.config(t, good, "250ms", "deny")

@@ -30,9 +30,9 @@ is closed after its last login. A file that fails to load or build is
 rejected with the reason (logged; 400 from the endpoint, 409 while another
 reload runs) and the running configuration keeps serving. A reload that has
 not finished within server.reload_timeout (default 1m; a module's
-initialisers that never return, …) is abandoned and rejected, and so is one
-running when the server shuts down: neither holds up the next reload or
-SIGTERM. The server,
+initialisers that never return, …) is abandoned and rejected (409, naming
+the timeout), and so is one running when the server shuts down: neither
+holds up the next reload or SIGTERM. The server,
 tokens, store, redis and cache sections take effect only at restart (a
 reload warns when they changed).
 

@@ -440,7 +440,9 @@ func (s *Server) reloadWithin(ctx context.Context, build func(context.Context, b
 	}
 	msg := fmt.Sprintf("the configuration was not built within server.reload_timeout (%v); reload abandoned", timeout)
 	if res.err != nil {
-		return builtHooks{}, fmt.Errorf("%w: %s: %w", runtime.ErrTimeout, msg, res.err)
+		// %v: the build's own error (a module's, matching ErrInvalid) must
+		// not decide the answer; which of the two came first is chance.
+		return builtHooks{}, fmt.Errorf("%w: %s: %v", runtime.ErrTimeout, msg, res.err)
 	}
 	return builtHooks{}, fmt.Errorf("%w: %s", runtime.ErrTimeout, msg)
 }
