@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	if testCacheDir != "" {
+		samples.CacheDir = filepath.Join(filepath.Dir(testCacheDir), "wasmbuild-test")
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

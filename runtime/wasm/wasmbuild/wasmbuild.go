@@ -12,11 +12,15 @@ package wasmbuild
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,10 +68,14 @@ func AssemblyScript(ctx context.Context, dir, out string) error {
 		return err
 	}
 	asc := filepath.Join(dir, "node_modules", ".bin", "asc")
-	cmd := exec.CommandContext(ctx, asc, "assembly/index.ts", "--outFile", abs, "--optimize",
-		"--runtime", "incremental", "--use", "abort=assembly/index/myAbort")
+	cmd := exec.CommandContext(ctx, asc, append([]string{"assembly/index.ts", "--outFile", abs}, ascFlags()...)...)
 	cmd.Dir = dir
 	return run(cmd, "asc in "+dir)
+}
+
+// ascFlags are asc's options after the entry file and --outFile.
+func ascFlags() []string {
+	return []string{"--optimize", "--runtime", "incremental", "--use", "abort=assembly/index/myAbort"}
 }
 
 // WAT assembles a WebAssembly text file into out with wat2wasm; flags are
@@ -121,6 +129,11 @@ func RepoRoot(dir string) (string, error) {
 // Samples builds samples/rules on demand, each at most once per Samples
 // value, into one temporary folder. Tests keep one in their package.
 type Samples struct {
+	// CacheDir, when set, keeps AssemblyScript builds across test runs,
+	// keyed by a hash of the sample's sources (asc takes ~10 s a build; Go
+	// builds have the go command's own cache).
+	CacheDir string
+
 	mu    sync.Mutex // guards built; each entry builds under its own lock
 	dir   string
 	root  string
@@ -172,9 +185,61 @@ func (s *Samples) BuildDir(ctx context.Context, src string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.done {
-		r.err, r.done = build(ctx, src, r.path), true
+		r.err, r.done = s.build(ctx, src, r.path), true
 	}
 	return r.path, r.err
+}
+
+func (s *Samples) build(ctx context.Context, src, out string) error {
+	if s.CacheDir == "" || !exists(filepath.Join(src, "package.json")) || exists(filepath.Join(src, filepath.Base(src)+".wat")) {
+		return build(ctx, src, out)
+	}
+	key, err := sourceHash(src)
+	if err != nil {
+		return err
+	}
+	cached := filepath.Join(s.CacheDir, filepath.Base(src)+"-"+key+".wasm")
+	if b, err := os.ReadFile(cached); err == nil {
+		return os.WriteFile(out, b, 0o644)
+	}
+	if err := build(ctx, src, out); err != nil {
+		return err
+	}
+	// A cache that cannot be written costs the next run a build, nothing else.
+	if b, err := os.ReadFile(out); err == nil && os.MkdirAll(s.CacheDir, 0o755) == nil {
+		tmp := cached + ".tmp" + strconv.Itoa(os.Getpid())
+		if os.WriteFile(tmp, b, 0o644) == nil {
+			_ = os.Rename(tmp, cached)
+		}
+	}
+	return nil
+}
+
+// sourceHash hashes every file of an AssemblyScript sample but its
+// node_modules (which package-lock.json pins), with the asc command line.
+func sourceHash(src string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "asc %s\n", strings.Join(ascFlags(), " "))
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == "node_modules" {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() || strings.HasSuffix(p, ".wasm") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		fmt.Fprintf(h, "%s %d\n", filepath.ToSlash(rel), len(b))
+		h.Write(b)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:32], err
 }
 
 func build(ctx context.Context, src, out string) error {
