@@ -84,7 +84,7 @@ func TestLoadErrorsNamePathAndReason(t *testing.T) {
 func TestCleanupThenReload(t *testing.T) {
 	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t)})
-	path := samples.MustBuild(t, "weekday-only")
+	path := sample(t, "weekday-only")
 	for i := 0; i < 2; i++ {
 		r, err := l.LoadModule(context.Background(), runtime.ModuleSpec{Name: "w", Path: path, PoolSize: 1})
 		if err != nil {

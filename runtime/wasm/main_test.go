@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,6 +50,47 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// sample builds samples/rules/<name> and compiles it into the shared test
+// cache once (see warm).
+func sample(t testing.TB, name string) string {
+	t.Helper()
+	return warm(t, samples.MustBuild(t, name))
+}
+
+// warmed holds one sync.Once per module path: the first test to load a
+// module compiles it into the shared on-disk cache while the others wait.
+// Parallel tests would otherwise compile the same Go guest at the same
+// time on a cold cache (a minute each under -race on a busy machine).
+var warmed = struct {
+	sync.Mutex
+	once map[string]*sync.Once
+}{once: map[string]*sync.Once{}}
+
+// warm compiles the module at path into testCacheDir once per test binary
+// and returns path. A module that does not load is left to the test.
+func warm(t testing.TB, path string) string {
+	t.Helper()
+	warmed.Lock()
+	o := warmed.once[path]
+	if o == nil {
+		o = new(sync.Once)
+		warmed.once[path] = o
+	}
+	warmed.Unlock()
+	o.Do(func() {
+		if testCacheDir == "" {
+			return
+		}
+		ctx := context.Background()
+		l := NewLoader(Options{CacheDir: testCacheDir})
+		defer l.Close(ctx)
+		if r, err := l.Load(ctx, runtime.ModuleSpec{Name: "warm", Path: path, PoolSize: 1}, Module{}); err == nil {
+			_ = r.Cleanup()
+		}
+	})
+	return path
 }
 
 // testLogger writes to the test log.

@@ -26,7 +26,7 @@ import (
 const slack = 30 * time.Second
 
 func hostileGuest(t testing.TB) string {
-	return samples.MustBuildDir(t, filepath.Join("testdata", "guests", "hostile"))
+	return warm(t, samples.MustBuildDir(t, filepath.Join("testdata", "guests", "hostile")))
 }
 
 // wantRuleError checks that err is a *runtime.RuleError naming rule and
@@ -81,7 +81,7 @@ func healthy(t *testing.T, r *Rule) {
 
 func blockedIPs(t *testing.T, l *Loader) *Rule {
 	return load(t, l, runtime.ModuleSpec{
-		Name: "deny-blocked-ips", Path: samples.MustBuild(t, "deny-blocked-ips"),
+		Name: "deny-blocked-ips", Path: sample(t, "deny-blocked-ips"),
 		Config: map[string]string{"blocked_ips": "198.51.100.23"}, PoolSize: 1,
 	})
 }
@@ -225,7 +225,7 @@ func TestAbandonedCallCap(t *testing.T) {
 	t.Parallel()
 	res := blockingResolver{release: make(chan struct{}), entered: make(chan struct{}, 4)}
 	l := newTestLoader(Options{Logger: testLogger(t), MaxAbandoned: 2, Authz: res})
-	r := load(t, l, runtime.ModuleSpec{Name: "dept", Path: samples.MustBuild(t, "department-claims"), Timeout: time.Minute, PoolSize: 2})
+	r := load(t, l, runtime.ModuleSpec{Name: "dept", Path: sample(t, "department-claims"), Timeout: time.Minute, PoolSize: 2})
 	good := blockedIPs(t, l)
 	for i := 0; i < 2; i++ {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -442,7 +442,7 @@ func TestCredentialsExchangeExport(t *testing.T) {
 		t.Fatalf("on_credentials_exchange claim = %v", v)
 	}
 	// A module without on_credentials_exchange abstains for that trigger.
-	login := load(t, l, runtime.ModuleSpec{Name: "login-only", Path: samples.MustBuild(t, "deny-blocked-ips"), Config: map[string]string{"blocked_ips": "198.51.100.23"}, PoolSize: 1})
+	login := load(t, l, runtime.ModuleSpec{Name: "login-only", Path: sample(t, "deny-blocked-ips"), Config: map[string]string{"blocked_ips": "198.51.100.23"}, PoolSize: 1})
 	out, err = runRule(t, login, ev)
 	if err != nil || out.Access.Vote != runtime.Abstain {
 		t.Fatalf("login-only module on credentials-exchange: %v, %+v", err, out.Access)

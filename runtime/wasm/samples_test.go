@@ -43,7 +43,7 @@ func enrich(t *testing.T, p *runtime.Pipeline, ev *runtime.Event) *runtime.Resul
 func TestSampleWeekdayOnly(t *testing.T) {
 	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t)})
-	path := samples.MustBuild(t, "weekday-only")
+	path := sample(t, "weekday-only")
 	today := time.Now().UTC().Weekday()
 	other := today + 3
 	if other > 6 {
@@ -101,7 +101,7 @@ func testModel() *authz.Model {
 func TestSampleDepartmentClaims(t *testing.T) {
 	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t), Authz: modelResolver{testModel()}})
-	p := pipeline(t, l, runtime.RuleEntry{Name: "dept", Wasm: samples.MustBuild(t, "department-claims")})
+	p := pipeline(t, l, runtime.RuleEntry{Name: "dept", Wasm: sample(t, "department-claims")})
 	res := enrich(t, p, sampleEvent())
 	if !res.Decision.Allowed {
 		t.Fatalf("decision = %+v (trace %+v)", res.Decision, res.Trace)
@@ -130,7 +130,7 @@ func TestSampleDepartmentClaims(t *testing.T) {
 
 	// No store configured: the look-up fails the rule, which denies (fail closed).
 	l2 := newTestLoader(Options{Logger: testLogger(t)})
-	p2 := pipeline(t, l2, runtime.RuleEntry{Name: "dept", Wasm: samples.MustBuild(t, "department-claims")})
+	p2 := pipeline(t, l2, runtime.RuleEntry{Name: "dept", Wasm: sample(t, "department-claims")})
 	res = enrich(t, p2, sampleEvent())
 	if res.Decision.Allowed || !strings.Contains(res.Trace[0].Error, "no authorization store is configured") {
 		t.Fatalf("decision %+v, trace %+v", res.Decision, res.Trace[0])
@@ -140,7 +140,7 @@ func TestSampleDepartmentClaims(t *testing.T) {
 func TestSampleAddTenantClaim(t *testing.T) {
 	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t)})
-	p := pipeline(t, l, runtime.RuleEntry{Name: "tenant", Wasm: samples.MustBuild(t, "add-tenant-claim"), Config: map[string]any{"namespace": "https://t.example/"}})
+	p := pipeline(t, l, runtime.RuleEntry{Name: "tenant", Wasm: sample(t, "add-tenant-claim"), Config: map[string]any{"namespace": "https://t.example/"}})
 	for _, tc := range []struct {
 		name   string
 		change func(*runtime.Event)
@@ -170,7 +170,7 @@ func TestSampleAddTenantClaim(t *testing.T) {
 func TestSampleDenyBlockedIPs(t *testing.T) {
 	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t)})
-	path := samples.MustBuild(t, "deny-blocked-ips")
+	path := sample(t, "deny-blocked-ips")
 	p := pipeline(t, l, runtime.RuleEntry{Name: "ips", Wasm: path, Config: map[string]any{"blocked_ips": " 203.0.113.9 ,198.51.100.23"}})
 	res := enrich(t, p, sampleEvent())
 	if res.Decision.Allowed || res.Decision.Reason != "login from a blocked IP address" || res.Decision.Rule != "ips" {
