@@ -124,6 +124,16 @@ func (e *Exchanger) assertion(ctx context.Context, cred Credentials) (*Client, e
 	case c.JTI == "":
 		return nil, fail("jti is required")
 	}
+	if e.deps.Replay != nil {
+		fresh, err := e.deps.Replay.Remember(ctx, "exchange-jti:"+id+"\x00"+c.JTI, now, time.Unix(c.Exp, 0))
+		if err != nil {
+			return nil, err // the shared store cannot answer: fail closed, a server condition
+		}
+		if !fresh {
+			return nil, fail("jti was already used")
+		}
+		return cl, nil
+	}
 	if !e.seen.add(id+"\x00"+c.JTI, time.Unix(c.Exp, 0), now) {
 		return nil, fail("jti was already used")
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/guard"
+	"github.com/claimsmith/claimsmith/runtime/replay"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
@@ -42,6 +43,10 @@ type Deps struct {
 	// Store, when set, finds the clients registered in the store
 	// (StoreClients); the configured clients are looked up first.
 	Store ClientLookup
+	// Replay, when set, remembers private_key_jwt assertion ids for every
+	// node (the store's Redis): an assertion used on one node is refused on
+	// the others. Nil keeps them in this process (one node).
+	Replay replay.Store
 }
 
 // Exchanger serves the token endpoint's grants. It lives as long as the

@@ -9,6 +9,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/exchange"
+	"github.com/claimsmith/claimsmith/runtime/replay"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
@@ -32,6 +33,7 @@ func (c *Config) buildExchanger(env Env, ts *TokenService, store *exchangeStore)
 	deps := exchange.Deps{Minter: m, Issuer: iss, Now: env.Now, Logger: env.Log}
 	if store != nil {
 		deps.Store = exchange.NewStoreClients(exchange.StoreDeps{Apps: store.apps, Revision: store.revision}, token.ClientsOptions{Now: env.Now}, env.Log)
+		deps.Replay = store.replay
 	}
 	ex, err := exchange.New(c.Exchange, deps)
 	if err != nil {
@@ -50,6 +52,8 @@ func (c *Config) buildExchanger(env Env, ts *TokenService, store *exchangeStore)
 type exchangeStore struct {
 	apps     authz.ApplicationReader
 	revision func() uint64
+	// replay is the shared store of assertion ids (nil: in process).
+	replay replay.Store
 }
 
 // exchangeRoute registers POST /oauth2/token in a hook set, bound to the

@@ -170,7 +170,11 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	checks = append(checks, hooks.ReadyCheck{Name: "policy_cache", Check: pc.Check, Degrades: true})
 	// The token endpoint finds store clients at the policy cache's
 	// revision: one store read per client and revision.
-	if s.exchanger, err = c.buildExchanger(env, ts, &exchangeStore{apps: st, revision: pc.Revision}); err != nil {
+	rs, err := b.ReplayStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.exchanger, err = c.buildExchanger(env, ts, &exchangeStore{apps: st, revision: pc.Revision, replay: rs}); err != nil {
 		return nil, err
 	}
 	disco := &oauth.DiscoveryHandler{Issuer: ts.Minter.Issuer(), Keys: ts.Keys}
@@ -185,10 +189,6 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		Discovery:  disco,
 	}.Routes()
 	if cfg.path != "" {
-		rs, err := b.ReplayStore(ctx)
-		if err != nil {
-			return nil, err
-		}
 		// One replay state for the server's life: a reload must not let an
 		// already received message through again.
 		replays := login.NewReplayCaches(metrics)
