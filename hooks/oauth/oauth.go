@@ -115,7 +115,7 @@ func basicCredentials(r *http.Request) (id, secret string, ok bool, err error) {
 // oauthRequest authenticates the caller and decodes the form. With HTTP
 // Basic the caller is authenticated before the body is decoded; with
 // client_secret_post the credentials are in the body, read under the limit.
-func oauthRequest(w http.ResponseWriter, r *http.Request, clients ClientAuthenticator, limit int64) (token.Caller, OAuthForm, error) {
+func oauthRequest(w http.ResponseWriter, r *http.Request, clients ClientAuthenticator, limit int64, budget *hooks.BodyBudget) (token.Caller, OAuthForm, error) {
 	ctx := r.Context()
 	id, secret, hasBasic, err := basicCredentials(r)
 	if err != nil {
@@ -127,7 +127,18 @@ func oauthRequest(w http.ResponseWriter, r *http.Request, clients ClientAuthenti
 			return token.Caller{}, OAuthForm{}, err
 		}
 	}
-	body, err := hooks.ReadBody(w, r, limit)
+	// A caller without Basic credentials is not authenticated before its
+	// body is read: the body counts against the unauthenticated budget.
+	var body []byte
+	if hasBasic {
+		body, err = hooks.ReadBody(w, r, limit)
+	} else {
+		var done func()
+		body, done, err = hooks.ReadBodyBudget(w, r, limit, budget)
+		if err == nil {
+			defer done()
+		}
+	}
 	if err != nil {
 		return token.Caller{}, OAuthForm{}, err
 	}
@@ -182,13 +193,16 @@ type IntrospectHandler struct {
 	Introspector TokenIntrospector
 	MaxBody      int64
 	Log          *slog.Logger
+	// Budget bounds the bodies read before the caller is authenticated
+	// (client_secret_post); nil charges nothing.
+	Budget *hooks.BodyBudget
 }
 
 const introspectionJWT = "application/token-introspection+jwt"
 
 func (h *IntrospectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := orDiscard(h.Log)
-	caller, f, err := oauthRequest(w, r, h.Clients, h.MaxBody)
+	caller, f, err := oauthRequest(w, r, h.Clients, h.MaxBody, h.Budget)
 	if err != nil {
 		log.DebugContext(r.Context(), "introspection refused", "err", err)
 		hooks.WriteError(w, oauthError(err))
@@ -244,11 +258,13 @@ type RevokeHandler struct {
 	Revoker TokenRevoker
 	MaxBody int64
 	Log     *slog.Logger
+	// Budget: as IntrospectHandler's.
+	Budget *hooks.BodyBudget
 }
 
 func (h *RevokeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := orDiscard(h.Log)
-	caller, f, err := oauthRequest(w, r, h.Clients, h.MaxBody)
+	caller, f, err := oauthRequest(w, r, h.Clients, h.MaxBody, h.Budget)
 	if err != nil {
 		log.DebugContext(r.Context(), "revocation refused", "err", err)
 		hooks.WriteError(w, oauthError(err))

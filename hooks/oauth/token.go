@@ -28,6 +28,9 @@ type TokenHandler struct {
 	Exchanger *rtexchange.Exchanger
 	Enricher  runtime.Enricher
 	Log       *slog.Logger
+	// Budget bounds the bodies read before the client is authenticated
+	// (client_secret_post, private_key_jwt); nil charges nothing.
+	Budget *hooks.BodyBudget
 }
 
 func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -40,10 +43,20 @@ func (h *TokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeTokenError(w, err)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, rtexchange.MaxBody))
+	var body []byte
+	if hasBasic {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, rtexchange.MaxBody))
+	} else {
+		// Credentials in the body: nobody is authenticated yet.
+		var done func()
+		body, done, err = hooks.ReadBodyBudget(w, r, rtexchange.MaxBody, h.Budget)
+		if err == nil {
+			defer done()
+		}
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.As(err, &mbe) || errors.Is(err, runtime.ErrTooLarge) || errors.Is(err, hooks.ErrBodyBudget) {
 			hooks.WriteError(w, err)
 			return
 		}

@@ -59,11 +59,14 @@ type exchangeStore struct {
 // exchangeRoute registers POST /oauth2/token in a hook set, bound to the
 // set's pipeline, so a token request that started on a generation ends on
 // it (the reloader releases a pipeline after its last request).
-func exchangeRoute(set *hooks.HookSet, ex *exchange.Exchanger, enr runtime.Enricher, env Env) {
+//
+// budget bounds the bodies read before their client is authenticated
+// (client_secret_post and private_key_jwt send credentials in the body).
+func exchangeRoute(set *hooks.HookSet, ex *exchange.Exchanger, enr runtime.Enricher, env Env, budget *hooks.BodyBudget) {
 	if ex == nil || set == nil || enr == nil {
 		return
 	}
-	set.Handlers[oauth.PatternToken] = &oauth.TokenHandler{Exchanger: ex, Enricher: enr, Log: env.Log}
+	set.Handlers[oauth.PatternToken] = &oauth.TokenHandler{Exchanger: ex, Enricher: enr, Log: env.Log, Budget: budget}
 }
 
 // validationMinter stands in for the token service while Validate builds

@@ -182,9 +182,15 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		disco.GrantTypes = s.exchanger.GrantTypes()
 	}
 
+	// One budget of unauthenticated bodies for every dialect and the OAuth
+	// endpoints, kept across reloads (resized by hooks.body_budget).
+	budget := hooks.NewBodyBudget(0)
+	if err := budget.Register(reg); err != nil {
+		return nil, err
+	}
 	routes := oauth.Endpoints{
-		Introspect: &oauth.IntrospectHandler{Clients: ts.Clients, Introspector: ts.Introspector, Log: env.Log},
-		Revoke:     &oauth.RevokeHandler{Clients: ts.Clients, Revoker: ts.Introspector, Log: env.Log},
+		Introspect: &oauth.IntrospectHandler{Clients: ts.Clients, Introspector: ts.Introspector, Log: env.Log, Budget: budget},
+		Revoke:     &oauth.RevokeHandler{Clients: ts.Clients, Revoker: ts.Introspector, Log: env.Log, Budget: budget},
 		JWKS:       &oauth.JWKSHandler{Keys: ts.Keys},
 		Discovery:  disco,
 	}.Routes()
@@ -194,12 +200,6 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 		replays := login.NewReplayCaches(metrics)
 		if rs != nil {
 			replays = login.NewSharedReplayCaches(metrics, rs)
-		}
-		// One budget of unauthenticated bodies for every dialect, kept
-		// across reloads (resized by hooks.body_budget).
-		budget := hooks.NewBodyBudget(0)
-		if err := budget.Register(reg); err != nil {
-			return nil, err
 		}
 		r, err := hooks.NewReloader(ctx, append(login.Routes(), hooks.Route{Pattern: oauth.PatternToken, Label: oauth.LabelOAuth}), s.hookBuilder(ms, pc, login.TokenMinter{Minter: ts.Minter}, ts.Introspector, metrics, replays, budget), env.Log, hooks.ReloaderOptions{Metrics: metrics})
 		if err != nil {
@@ -483,12 +483,12 @@ func buildHookSet(ctx context.Context, cfg *Config, env Env, st PipelineStore, p
 			set.DryRun = nil
 			return set, info, nil
 		}
-		exchangeRoute(set, ex, enr, env)
+		exchangeRoute(set, ex, enr, env, deps.BodyBudget)
 		set.Release = release
 		return set, info, nil
 	}
 	deps.Enricher = enr
-	exchangeRoute(set, ex, enr, env)
+	exchangeRoute(set, ex, enr, env, deps.BodyBudget)
 	deps.Namespace = p.Namespace()
 	d, err := cfg.buildDialects(ctx, env, deps)
 	if err != nil {
