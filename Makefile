@@ -141,7 +141,7 @@ vet:
 # the last line sums them up with the wall time of the whole run.
 test: deps vet
 	@log=$$(mktemp); start=$$(date +%s); \
-	CLAIMSMITH_REQUIRE_REDIS=1 CLAIMSMITH_REQUIRE_NGINX=1 CLAIMSMITH_REQUIRE_BROWSER=1 $(GO) test -race -timeout 25m ./... 2>&1 | tee $$log; rc=$${PIPESTATUS[0]}; \
+	CLAIMSMITH_REQUIRE_REDIS=1 CLAIMSMITH_REQUIRE_NGINX=1 CLAIMSMITH_REQUIRE_BROWSER=1 CLAIMSMITH_REQUIRE_HYDRA=1 $(GO) test -race -timeout 25m ./... 2>&1 | tee $$log; rc=$${PIPESTATUS[0]}; \
 	ok=$$(grep -c '^ok ' $$log); fail=$$(grep -c '^FAIL	' $$log); none=$$(grep -c 'no test files' $$log); \
 	slow=$$(grep '^ok ' $$log | awk '{print $$3, $$2}' | sort -rn | head -3 | awk '{printf "%s%s %s", (NR>1?", ":""), $$2, $$1}'); \
 	echo "make test: $$ok packages ok, $$fail failed, $$none without tests; slowest: $$slow; wall $$(( $$(date +%s) - start ))s (exit $$rc)"; \

@@ -244,6 +244,17 @@ func (r *Reloader) swap(set *HookSet) *generation {
 	return g
 }
 
+// Serving lists the patterns of the serving generation's handlers, in
+// route order; the other mounted routes answer 404 until a reload adds
+// them.
+func (r *Reloader) Serving() []string {
+	g := r.cur.Load()
+	if g == nil {
+		return nil
+	}
+	return r.routesOf(g)
+}
+
 func (r *Reloader) routesOf(g *generation) []string {
 	var out []string
 	for i, h := range g.byRoute {

@@ -139,6 +139,7 @@ func TestInvalidImportChangesNothing(t *testing.T) {
 }
 
 func TestImportProgressLinesWhenNotATerminal(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	spec := authzgen.BenchSpec(20000)
 	spec.Groups, spec.Roles, spec.Permissions = 500, 100, 300

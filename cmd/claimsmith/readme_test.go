@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,14 +20,18 @@ import (
 	"time"
 )
 
-// The executable README, as a newcomer meets it: a copy of the working
-// tree as a clone holds it (a temp dir), `make run` in it — literally, with
-// ADDR set to a free port, so it builds ./bin/claimsmith and seeds ./data
-// of the copy — then every fenced sh and console block of README.md and
-// samples/*/README.md in file order, from the copy's root, in a terminal
-// where `eval "$(make -s dev-env)"` was done. The only rewrite is
-// 127.0.0.1:8080 to the server's address. A block runs with
-// bash -e -o pipefail and must exit 0.
+// The executable README, as a newcomer meets it: a git clone of the
+// repository in a temp dir (with the work tree's uncommitted changes laid
+// over it, so a README edit is tested before it is committed), `make run`
+// in it — literally, with ADDR set to a free port, so it builds
+// ./bin/claimsmith and seeds ./data of the clone — then every fenced sh and
+// console block of README.md and samples/*/README.md in file order (the
+// first hour first: curl lines, check, token mint, make dry-run; the Hydra
+// sample where Hydra is built), from the clone's root, in a terminal where
+// `eval "$(make -s dev-env)"` was done. The only rewrite is 127.0.0.1:8080
+// to the server's address. A block runs with bash -e -o pipefail and must
+// exit 0. Afterwards `git status` in the clone must show nothing new: the
+// examples write only under ./data, ./bin or a temp dir.
 //
 // Markers, on the line just before a block's fence:
 //
@@ -127,7 +134,8 @@ func TestREADMEBlocks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs every README command against a real server; skipped with -short")
 	}
-	for _, tool := range []string{"bash", "curl", "jq", "make"} {
+	t.Parallel()
+	for _, tool := range []string{"bash", "curl", "git", "jq", "make"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("the README's commands need %s", tool)
 		}
@@ -150,14 +158,28 @@ func TestREADMEBlocks(t *testing.T) {
 	if len(blocks) < 8 {
 		t.Fatalf("found only %d command blocks", len(blocks))
 	}
+	if err := firstHourCovered(blocks); err != nil {
+		t.Fatal(err)
+	}
+	hydra := hydraBuilt()
+	if !hydra && os.Getenv("CLAIMSMITH_REQUIRE_HYDRA") != "" {
+		t.Fatal("CLAIMSMITH_REQUIRE_HYDRA is set (make test) but Hydra is not built: run samples/hydra/build.sh (make hydra)")
+	}
 
-	// The clone: the files git tracks or would track (no data/, bin/,
-	// node_modules), so the README is tried as a newcomer gets it.
+	// The clone, as a newcomer gets it, plus the work tree's changes.
 	clone := filepath.Join(t.TempDir(), "claimsmith")
-	copyWorkTree(t, root, clone)
-	// GOFLAGS=-trimpath: the clone's path changes every run; without it
-	// make's go build would recompile everything each time.
-	base := readmeEnv(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -trimpath"))
+	cloneWorkTree(t, root, clone)
+	before := gitStatus(t, clone)
+	// The flags the test's binary was built with (binGOFLAGS): placed in
+	// the clone's bin/, make run's go build finds it current instead of
+	// linking again; a source that differs still rebuilds it.
+	base := readmeEnv(os.Environ(), "GOFLAGS="+binGOFLAGS())
+	if bin, err := sharedBinary(); err == nil {
+		if b, err := os.ReadFile(bin); err == nil {
+			_ = os.MkdirAll(filepath.Join(clone, "bin"), 0o755)
+			_ = os.WriteFile(filepath.Join(clone, "bin", "claimsmith"), b, 0o755)
+		}
+	}
 
 	// make run, literally, on a free port (ADDR), as a process group so
 	// the test can stop it the way Ctrl-C does.
@@ -198,7 +220,6 @@ func TestREADMEBlocks(t *testing.T) {
 		env = append(env, strings.TrimPrefix(l, "export "))
 	}
 
-	hydra := hydraBuilt()
 	for _, b := range blocks {
 		rel, _ := filepath.Rel(root, b.file)
 		t.Run(fmt.Sprintf("%s:%d", rel, b.line), func(t *testing.T) {
@@ -209,6 +230,10 @@ func TestREADMEBlocks(t *testing.T) {
 				t.Skipf("Hydra is not built on this machine (samples/hydra/build.sh): %s", b.reason)
 			}
 			text := strings.ReplaceAll(b.text, "127.0.0.1:8080", addr)
+			env := env
+			if b.marker == "needs hydra" {
+				env = append(slices.Clip(env), hydraPorts(t)...)
+			}
 			if b.lang == "console" {
 				runConsole(t, clone, env, text)
 				return
@@ -223,6 +248,38 @@ func TestREADMEBlocks(t *testing.T) {
 			}
 		})
 	}
+	if after := gitStatus(t, clone); after != before {
+		t.Fatalf("the README's commands left files in the clone (examples write under ./data, ./bin or a temp dir):\n--- git status before\n%s--- after\n%s", before, after)
+	}
+}
+
+// firstHourCovered checks that README.md's "The first hour" still walks a
+// newcomer through the steps the README test exists to prove, unskipped
+// and in order: the curl lines make run prints, token mint, make dry-run;
+// and that the Hydra sample runs wherever Hydra is built.
+func firstHourCovered(blocks []readmeBlock) error {
+	steps := []string{"curl -s -H 'Authorization: Bearer dev-native-bearer-key'", "/.well-known/jwks.json",
+		`eval "$(make -s dev-env)"`, "./bin/claimsmith token mint", "make dry-run"}
+	next, hydra := 0, false
+	for _, b := range blocks {
+		if strings.HasSuffix(b.file, filepath.Join("samples", "hydra", "README.md")) {
+			hydra = hydra || (b.marker == "needs hydra" && strings.Contains(b.text, "walkthrough.sh"))
+			continue
+		}
+		if b.file != blocks[0].file || b.marker != "" {
+			continue
+		}
+		for next < len(steps) && strings.Contains(b.text, steps[next]) {
+			next++
+		}
+	}
+	if next < len(steps) {
+		return fmt.Errorf("README.md no longer runs %q in its first hour (in order, unmarked): the README test proves the newcomer path with it", steps[next])
+	}
+	if !hydra {
+		return errors.New("samples/hydra/README.md lost its walkthrough block marked `needs hydra`: the newcomer's Hydra sample is no longer tested")
+	}
+	return nil
 }
 
 // runConsole runs a console block: each `$ ` command (continued by a
@@ -367,26 +424,37 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// copyWorkTree copies the files of root that a clone would have: tracked
-// ones and new ones git does not ignore (the working tree's state, so an
-// uncommitted README change is what gets tested).
-func copyWorkTree(t *testing.T, root, dst string) {
+// cloneWorkTree clones root's HEAD into dst (git clone, shallow), then lays
+// the work tree's state over it: the tracked files and the new ones git
+// does not ignore as they are now, the deleted ones removed. A committed
+// tree clones to exactly what a newcomer gets.
+func cloneWorkTree(t *testing.T, root, dst string) {
 	t.Helper()
+	if out, err := exec.Command("git", "clone", "--quiet", "--depth", "1", "file://"+root, dst).CombinedOutput(); err != nil {
+		t.Skipf("the README test clones the git repository: %v\n%s", err, out)
+	}
 	out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
 	if err != nil {
-		t.Skipf("the README test copies the git work tree: %v", err)
+		t.Fatal(err)
 	}
 	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
 		src := filepath.Join(root, rel)
 		fi, err := os.Lstat(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			_ = os.Remove(filepath.Join(dst, rel)) // deleted in the work tree
+			continue
+		}
 		if err != nil || !fi.Mode().IsRegular() {
-			continue // deleted in the working tree, or a symlink/submodule
+			continue // a symlink or submodule: as cloned
 		}
 		b, err := os.ReadFile(src)
 		if err != nil {
 			t.Fatal(err)
 		}
 		to := filepath.Join(dst, rel)
+		if cur, err := os.ReadFile(to); err == nil && bytes.Equal(cur, b) {
+			continue // as committed
+		}
 		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -394,6 +462,30 @@ func copyWorkTree(t *testing.T, root, dst string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// hydraPorts moves the Hydra of samples/hydra (hydra.yml: 4444 and 4445)
+// to free ports through the environment — Hydra's own overrides of its
+// configuration and walkthrough.sh's — so that a Hydra already running on
+// this machine cannot answer in its place.
+func hydraPorts(t *testing.T) []string {
+	t.Helper()
+	public, admin := freeAddr(t), freeAddr(t)
+	_, pp, _ := strings.Cut(public, ":")
+	_, ap, _ := strings.Cut(admin, ":")
+	return []string{"SERVE_PUBLIC_PORT=" + pp, "SERVE_ADMIN_PORT=" + ap, "URLS_SELF_ISSUER=http://" + public + "/",
+		"HYDRA_PUBLIC=http://" + public, "HYDRA_ADMIN=http://" + admin}
+}
+
+// gitStatus is the clone's `git status --porcelain` (untracked files
+// listed one by one).
+func gitStatus(t *testing.T, dir string) string {
+	t.Helper()
+	out, err := exec.Command("git", "-C", dir, "status", "--porcelain", "--untracked-files=all").CombinedOutput()
+	if err != nil {
+		t.Fatalf("git status: %v\n%s", err, out)
+	}
+	return string(out)
 }
 
 // hydraBuilt says whether samples/hydra/build.sh's binary is current on

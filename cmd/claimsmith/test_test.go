@@ -17,19 +17,6 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/wasm/wasmbuild"
 )
 
-// buildClaimsmith builds the real binary for tests that run it as a user
-// would.
-func buildClaimsmith(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "claimsmith")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
-}
-
 // runBinary runs the binary from the repository root and returns stdout,
 // stderr and the exit status.
 func runBinary(t *testing.T, bin string, args ...string) (string, string, int) {
@@ -142,6 +129,7 @@ func parseEventsReadme(t *testing.T) []readmeCase {
 // with the built binary and checks what samples/events/README.md says: the
 // exit status and the output lines, in order (trace durations aside).
 func TestSampleEventsMatchReadme(t *testing.T) {
+	t.Parallel()
 	bin := buildClaimsmith(t)
 	cases := parseEventsReadme(t)
 	events, _ := filepath.Glob(filepath.Join("..", "..", "samples", "events", "*.json"))
@@ -247,8 +235,11 @@ func TestCheckSampleConfig(t *testing.T) {
 
 // TestWasmRuleInPipeline builds a sample WebAssembly rule from source and
 // runs it in the dry run next to the built-in rules, with the module path
-// relative to the configuration file; `check` compiles it too.
+// relative to the configuration file; `check` compiles it too. The binary
+// runs it: wazero compiling the module under -race took over a minute.
 func TestWasmRuleInPipeline(t *testing.T) {
+	t.Parallel()
+	bin := buildClaimsmith(t)
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "rules"), 0o755); err != nil {
 		t.Fatal(err)
@@ -271,11 +262,10 @@ func TestWasmRuleInPipeline(t *testing.T) {
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var out, errb bytes.Buffer
-	code := run(context.Background(), []string{"test", "--config", cfg, "--data", "../../samples/data/claimsmith-full.json",
-		"--event", "../../samples/events/contractor-without-role.json"}, strings.NewReader(""), &out, &errb)
+	out, errs, code := runBinary(t, bin, "test", "--config", cfg, "--data", "samples/data/claimsmith-full.json",
+		"--event", "samples/events/contractor-without-role.json")
 	if code != 0 {
-		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 	for _, want := range []string{
 		"  https://example.com/contractor = true",
@@ -283,14 +273,13 @@ func TestWasmRuleInPipeline(t *testing.T) {
 		"  2. department [wasm] abstain",
 		"       info: user auth0|frank: 0 departments, contractor=true",
 	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	out.Reset()
-	code = run(context.Background(), []string{"--data-dir", filepath.Join(dir, "none"), "check", "--config", cfg}, strings.NewReader(""), &out, &errb)
-	if code != 0 || !strings.Contains(out.String(), "2. department [wasm] timeout 1s, on_error deny") {
-		t.Fatalf("check: exit %d\n%s\n%s", code, out.String(), errb.String())
+	out, errs, code = runBinary(t, bin, "--data-dir", filepath.Join(dir, "none"), "check", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "2. department [wasm] timeout 1s, on_error deny") {
+		t.Fatalf("check: exit %d\n%s\n%s", code, out, errs)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -257,6 +258,49 @@ func (s *Server) Tokens() *TokenService { return s.tokens }
 // Routes lists the mounted route patterns, sorted.
 func (s *Server) Routes() []string { return hooks.RoutePatterns(s.routes) }
 
+// served splits the mounted routes into those the configuration serves
+// and the endpoints it leaves off — mounted all the same, so that a reload
+// can turn them on, but answering 404 — each named with the key that turns
+// it on.
+func (s *Server) served() (routes, off []string) {
+	idle := map[string]bool{}
+	if s.reloader != nil {
+		serving := s.reloader.Serving()
+		for _, rt := range s.reloader.Routes() {
+			if !slices.Contains(serving, rt.Pattern) {
+				idle[rt.Pattern] = true
+			}
+		}
+	}
+	if !s.eff.ForwardAuth.Enabled {
+		idle[forwardauth.Pattern] = true
+	}
+	for _, p := range s.Routes() {
+		if !idle[p] {
+			routes = append(routes, p)
+		}
+	}
+	for _, k := range login.Kinds() {
+		if !slices.ContainsFunc(k.Routes, func(rt login.Route) bool { return slices.Contains(routes, rt.Pattern) }) {
+			off = append(off, fmt.Sprintf("%s (hooks.%s)", k.Name, kindSection(k)))
+		}
+	}
+	if !slices.Contains(routes, oauth.PatternToken) {
+		off = append(off, "token exchange (exchange.enabled)")
+	}
+	if idle[forwardauth.Pattern] {
+		off = append(off, "forward-auth (forward_auth.enabled)")
+	}
+	return routes, off
+}
+
+// kindSection is the key of a dialect's section under hooks: the first key
+// of its example.
+func kindSection(k login.Kind) string {
+	key, _, _ := strings.Cut(strings.TrimSpace(k.Example), ":")
+	return key
+}
+
 // DefaultAddr is server.addr's default.
 const DefaultAddr = "127.0.0.1:8080"
 
@@ -287,8 +331,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.dashboard != nil {
 		go s.dashboard.SampleRules(mctx, time.Minute)
 	}
-	s.env.Log.InfoContext(ctx, "claimsmith serve", "issuer", s.tokens.Minter.Issuer(), "routes", s.Routes(),
+	served, off := s.served()
+	s.env.Log.InfoContext(ctx, "claimsmith serve", "issuer", s.tokens.Minter.Issuer(), "routes", served,
 		"introspection_clients", len(s.eff.Tokens.Introspection.Clients))
+	if len(off) > 0 {
+		s.env.Log.InfoContext(ctx, "not configured, answering 404: add the section named (see claimsmith serve -h) and reload",
+			"off", strings.Join(off, ", "))
+	}
 	return s.http.Serve(ctx, ln)
 }
 
