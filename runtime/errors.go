@@ -74,3 +74,13 @@ func (e *RuleError) Error() string { return fmt.Sprintf("rule %q: %v", e.Rule, e
 
 // Unwrap returns the cause.
 func (e *RuleError) Unwrap() error { return e.Cause }
+
+// ruleError names rule in err once: WebAssembly and JavaScript rules
+// return a *RuleError naming themselves already, and wrapping it again
+// printed `rule "x": rule "x": …` in the trace.
+func ruleError(rule string, err error) error {
+	if re, ok := errors.AsType[*RuleError](err); ok && re.Rule == rule {
+		return err
+	}
+	return &RuleError{Rule: rule, Cause: err}
+}

@@ -149,6 +149,37 @@ type LoginContext struct {
 // Empty reports whether there is nothing to record.
 func (c LoginContext) Empty() bool { return c.Connection == "" && len(c.IdPGroups) == 0 }
 
+// loginContextSize is the bytes the minter's LoginContextClaim adds to the
+// access token's claims object for this login (0 when it records none):
+// the access-token budget counts them, since no overflow policy may drop
+// what live introspection needs.
+func loginContextSize(ev *Event, res *Result) int {
+	if res.Authorization == nil { // the minter records it after the authorization rule only
+		return 0
+	}
+	lc := LoginQuery(ev).Context()
+	if lc.Empty() {
+		return 0
+	}
+	groups, _ := jsonSize(nonNilList(lc.IdPGroups))
+	// "claimsmith_login":{"connection":"…","idp_groups":[…]}, after a comma
+	// when there are other claims.
+	n := stringSize(LoginContextClaim) + len(`:{"connection":`) + stringSize(lc.Connection) + len(`,"idp_groups":`) + groups + len(`}`)
+	if len(res.AccessTokenClaims) > 0 {
+		n++
+	}
+	return n
+}
+
+// loginContextNote says, in a budget message, how much of the size is the
+// login context.
+func loginContextNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of them %s: connection and IdP groups)", n, LoginContextClaim)
+}
+
 // Context is the part of q a minted access token records.
 func (q PolicyQuery) Context() LoginContext {
 	return LoginContext{Connection: q.Connection, IdPGroups: q.IdPGroups}

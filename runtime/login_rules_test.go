@@ -2,14 +2,20 @@ package runtime_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
+	"github.com/claimsmith/claimsmith/runtime/token"
+	tokenfile "github.com/claimsmith/claimsmith/runtime/token/file"
 )
 
 // TestReservedClaimIsNamedRuleFailure: a rule setting any reserved claim
@@ -178,4 +184,108 @@ func TestBudgetDropsTheProjectedClaims(t *testing.T) {
 	if v, _ := res.AccessTokenClaims.Get(ns + "authz_overflow"); v != true {
 		t.Fatalf("overflow claim %v", v)
 	}
+}
+
+// TestBudgetCountsTheLoginContext: the access token's claims budget counts
+// the claimsmith_login claim the minter adds (connection and IdP groups;
+// live introspection needs it, so it is never dropped). Before, a login
+// with many IdP groups got a token far over its budget with nothing
+// dropped. The count is exact: a budget of the minted claims' size keeps
+// every claim, one byte less drops a list.
+func TestBudgetCountsTheLoginContext(t *testing.T) {
+	ctx := context.Background()
+	idpGroups := make([]string, 40)
+	for i := range idpGroups {
+		idpGroups[i] = fmt.Sprintf(`CORP\group-%03d <eng & "ops">`, i) // escaped in JSON
+	}
+	roles := []string{"user", "editor", "admin"}
+	reg := testRules(t, map[string]ruleFunc{
+		"authz": func(_ context.Context, _ *runtime.Event, out *runtime.Commands) error {
+			out.AccessToken.Claims.Set(ns+"roles", roles)
+			out.AccessToken.Claims.Set(ns+"plan", "enterprise")
+			out.Authorization = &runtime.Authorization{Roles: roles}
+			return nil
+		},
+	})
+	ev := func() *runtime.Event {
+		e := event()
+		e.Connection.Name = "corp-ad"
+		e.User.Groups = idpGroups
+		return e
+	}
+	pipeline := func(budget int) *runtime.Pipeline {
+		return build(t, runtime.PipelineConfig{Rules: entries("authz"), ClaimsBudget: runtime.BudgetConfig{AccessToken: budget, Drop: []string{"roles"}}},
+			runtime.Deps{Registry: reg})
+	}
+
+	// The size of what the minter writes: the rules' claims and the login
+	// context, as one JSON object.
+	e := ev()
+	res := run(t, pipeline(-1), e)
+	payload := mintedAccessClaims(t, ctx, e, res)
+	if _, ok := payload[runtime.LoginContextClaim]; !ok {
+		t.Fatalf("no %s in the minted token: %v", runtime.LoginContextClaim, payload)
+	}
+	counted := map[string]json.RawMessage{runtime.LoginContextClaim: payload[runtime.LoginContextClaim]}
+	for _, c := range res.AccessTokenClaims {
+		counted[c.Name] = payload[c.Name]
+	}
+	b, err := json.Marshal(counted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := len(b)
+	if size <= runtime.DefaultClaimsBudget/2 {
+		t.Fatalf("the test's claims are only %d bytes", size)
+	}
+
+	res = run(t, pipeline(size), ev())
+	if _, ok := res.AccessTokenClaims.Get(ns + "roles"); !ok || !res.Decision.Allowed {
+		t.Fatalf("at a budget of exactly %d bytes: %+v %+v", size, res.Decision, res.AccessTokenClaims)
+	}
+	res = run(t, pipeline(size-1), ev())
+	if _, ok := res.AccessTokenClaims.Get(ns + "roles"); ok || !res.Decision.Allowed {
+		t.Fatalf("one byte over the budget, roles kept: %+v %+v", res.Decision, res.AccessTokenClaims)
+	}
+	if v, _ := res.AccessTokenClaims.Get(ns + "authz_overflow"); v != true {
+		t.Fatalf("overflow claim %v", v)
+	}
+	last := res.Trace[len(res.Trace)-1]
+	if last.Rule != "claims-budget" || len(last.Log) != 1 || !strings.Contains(last.Log[0].Msg, runtime.LoginContextClaim) {
+		t.Fatalf("the budget's trace does not name the login context: %+v", last)
+	}
+}
+
+// mintedAccessClaims mints res's access token and returns its claims.
+func mintedAccessClaims(t *testing.T, ctx context.Context, ev *runtime.Event, res *runtime.Result) map[string]json.RawMessage {
+	t.Helper()
+	ks, err := tokenfile.NewKeyStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := token.NewKeySet(ks, token.KeySetConfig{Algorithm: token.ES256}, time.Now, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := set.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := token.NewMinter(set, token.MinterConfig{Issuer: "https://claimsmith.example.com"}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := m.MintLogin(ctx, ev, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(toks.AccessToken.Token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return claims
 }

@@ -77,20 +77,23 @@ func (p *Pipeline) checkClaims(token string, claims Claims) error {
 // enforceBudget applies the overflow policy to each token whose custom
 // claims exceed their byte budget. A list is dropped whole, never
 // truncated, and the overflow claim says so; what still does not fit denies.
-func (p *Pipeline) enforceBudget(res *Result) {
+// atExtra is what the minter adds to the access token's claims
+// (loginContextSize).
+func (p *Pipeline) enforceBudget(res *Result, atExtra int) {
 	tokens := [...]struct {
 		name   string
 		claims *Claims
 		budget int
+		extra  int
 	}{
-		{"id_token", &res.IDTokenClaims, p.idBudget},
-		{"access_token", &res.AccessTokenClaims, p.atBudget},
+		{"id_token", &res.IDTokenClaims, p.idBudget, 0},
+		{"access_token", &res.AccessTokenClaims, p.atBudget, atExtra},
 	}
 	for _, t := range tokens {
-		if t.budget < 0 || len(*t.claims) == 0 {
+		if t.budget < 0 || len(*t.claims) == 0 && t.extra == 0 {
 			continue
 		}
-		size := claimsSize(*t.claims)
+		size := claimsSize(*t.claims) + t.extra
 		if size <= t.budget {
 			continue
 		}
@@ -104,19 +107,19 @@ func (p *Pipeline) enforceBudget(res *Result) {
 				t.claims.Delete(name)
 				t.claims.Set(p.overflowClaim, true)
 				dropped = append(dropped, name)
-				if size = claimsSize(*t.claims); size <= t.budget {
+				if size = claimsSize(*t.claims) + t.extra; size <= t.budget {
 					break
 				}
 			}
 		}
 		te := TraceEntry{Rule: "claims-budget", Kind: "pipeline"}
 		if len(dropped) > 0 {
-			te.Log = append(te.Log, LogLine{Level: "warn", Msg: fmt.Sprintf("%s custom claims were %d bytes, over the budget of %d: dropped %s and set %s",
-				t.name, before, t.budget, strings.Join(dropped, ", "), p.overflowClaim)})
+			te.Log = append(te.Log, LogLine{Level: "warn", Msg: fmt.Sprintf("%s custom claims were %d bytes%s, over the budget of %d: dropped %s and set %s",
+				t.name, before, loginContextNote(t.extra), t.budget, strings.Join(dropped, ", "), p.overflowClaim)})
 		}
 		if size > t.budget {
 			te.Vote = Deny
-			te.Error = fmt.Sprintf("%s custom claims are %d bytes, over the budget of %d", t.name, size, t.budget)
+			te.Error = fmt.Sprintf("%s custom claims are %d bytes%s, over the budget of %d", t.name, size, loginContextNote(t.extra), t.budget)
 			res.Trace = append(res.Trace, te)
 			res.Decision = Decision{Reason: "token claims exceed their size budget", Code: CodeAccessDenied, Rule: te.Rule}
 			return

@@ -78,7 +78,7 @@ func (p *Pipeline) run(ctx context.Context, ev *Event, persist bool) (*Result, e
 			// The trace names the rule and the cause (e.g. the refused
 			// claim); the decision's reason stays generic because it
 			// reaches the end user through the IdP.
-			te.Error = (&RuleError{Rule: s.name, Cause: err}).Error()
+			te.Error = ruleError(s.name, err).Error()
 			te.Cause = err
 			p.log.LogAttrs(ctx, slog.LevelWarn, "rule failed",
 				slog.String("rule", s.name), slog.String("on_error", s.onError.String()), slog.String("error", err.Error()))
@@ -112,7 +112,7 @@ func (p *Pipeline) run(ctx context.Context, ev *Event, persist bool) (*Result, e
 		res.Decision = p.decide(deny, allow, denyAccess)
 	}
 	if res.Decision.Allowed {
-		p.enforceBudget(res)
+		p.enforceBudget(res, loginContextSize(ev, res))
 	}
 	if !res.Decision.Allowed {
 		res.IDTokenClaims, res.AccessTokenClaims = nil, nil
