@@ -17,7 +17,7 @@ import (
 const tokenHelp = `Usage: claimsmith [--data-dir DIR] [--config FILE] token <sub> [flags] [ARG]
 
   mint --user U --client C [--email E --email-verified] [--connection N]
-       [--audience A] [--claim KEY=VALUE ...]
+       [--groups G1,G2] [--audience A] [--claim KEY=VALUE ...]
                       runs the login pipeline of the file serve runs for the
                       user and client and prints the ID token and access
                       token it mints. The event is the user's stored profile
