@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,6 +48,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	sharedBin = dir
+	// A whole-package run (make test) builds the binary while the first
+	// tests run in-process instead of when the first binary test asks.
+	flag.Parse()
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "" && !testing.Short() {
+		go func() { _, _ = sharedBinary() }()
+	}
 	code := m.Run()
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
