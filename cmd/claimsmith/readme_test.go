@@ -560,3 +560,43 @@ func TestReadmeExpectedOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstHourCovered: the README test refuses a README whose first hour
+// lost a step (or marked it skip), or whose Hydra sample is no longer run.
+func TestFirstHourCovered(t *testing.T) {
+	root := filepath.Join("..", "..")
+	readme, err := readmeBlocks(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hydra, err := readmeBlocks(filepath.Join(root, "samples", "hydra", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := firstHourCovered(append(slices.Clone(readme), hydra...)); err != nil {
+		t.Fatalf("the README as it is: %v", err)
+	}
+	without := func(drop func(b *readmeBlock) bool) []readmeBlock {
+		var out []readmeBlock
+		for _, b := range append(slices.Clone(readme), hydra...) {
+			if !drop(&b) {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+	for name, blocks := range map[string][]readmeBlock{
+		"no make dry-run": without(func(b *readmeBlock) bool { return strings.Contains(b.text, "make dry-run") }),
+		"token mint skipped": without(func(b *readmeBlock) bool {
+			if strings.Contains(b.text, "token mint") {
+				b.marker = "skip"
+			}
+			return false
+		}),
+		"no Hydra sample": without(func(b *readmeBlock) bool { return b.marker == "needs hydra" }),
+	} {
+		if err := firstHourCovered(blocks); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
