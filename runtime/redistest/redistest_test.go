@@ -52,13 +52,16 @@ func TestPauseAndFreezeBlockClients(t *testing.T) {
 	if err := c.Ping(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Pause(400 * time.Millisecond)
+	// Pauses of seconds, and the end awaited by polling: a loaded -race
+	// run stalled past a 400 ms pause before its ping.
+	srv.Pause(2 * time.Second)
 	if err := c.Ping(ctx).Err(); err == nil {
 		t.Fatal("ping answered within 100ms during CLIENT PAUSE")
 	}
-	time.Sleep(400 * time.Millisecond)
-	if err := c.Ping(ctx).Err(); err != nil {
-		t.Fatalf("ping after pause: %v", err)
+	for deadline := time.Now().Add(30 * time.Second); c.Ping(ctx).Err() != nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no ping answered 30 s after a 2 s pause")
+		}
 	}
 
 	srv.Freeze()
@@ -70,7 +73,7 @@ func TestPauseAndFreezeBlockClients(t *testing.T) {
 		t.Fatalf("ping after thaw: %v", err)
 	}
 
-	srv.Sleep(300 * time.Millisecond)
+	srv.Sleep(2 * time.Second)
 	if err := c.Ping(ctx).Err(); err == nil {
 		t.Fatal("ping answered during DEBUG SLEEP")
 	}
