@@ -323,7 +323,9 @@ func TestBurstResolvesOnce(t *testing.T) {
 
 func TestCallerCancellationDoesNotFailTheBurst(t *testing.T) {
 	st := newStore(t)
-	st.delay = 100 * time.Millisecond
+	// The first caller is cancelled 20 ms (two sleeps) into a resolution
+	// of 1 s: a loaded -race run could stretch those sleeps past 100 ms.
+	st.delay = time.Second
 	c := newCache(t, st, cache.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
