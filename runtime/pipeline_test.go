@@ -268,7 +268,10 @@ func TestRuleContextCarriesDeadline(t *testing.T) {
 	p := build(t, cfg, runtime.Deps{Registry: reg})
 	start := time.Now()
 	res := run(t, p, event())
-	if time.Since(start) > 2*time.Second {
+	// The rule gives up by itself after 5 s: an answer before that means
+	// its context ended (a wall-clock bound a loaded run could miss is not
+	// needed).
+	if time.Since(start) >= 5*time.Second {
 		t.Fatal("blocking rule was not interrupted at its deadline")
 	}
 	if res.Decision.Allowed || !strings.Contains(res.Trace[0].Error, "timeout") {
