@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
@@ -27,7 +28,9 @@ tokens.key_reload).
            tokens.propagation_delay (default 1h), when the current key retires.
            A retired key stays in the JWKS for the longest token lifetime plus
            the leeway, then is dropped. A running 'claimsmith serve' picks the
-           new key up within tokens.key_reload (30s).
+           new key up within tokens.key_reload (30s). Every rotation is
+           recorded in the admin audit log (action keys.rotate, by
+           cli:OS-USER, naming the new and the retiring kid).
 
 Flags:
 `
@@ -71,18 +74,24 @@ func runKeys(ctx context.Context, a *app, args []string) error {
 				return &exitError{code: 2, err: fmt.Errorf("--alg: %w", err)}
 			}
 		}
-		if len(ks.Infos()) == 0 {
-			// Nothing published yet: the first key may sign at once.
-			if err := ks.Init(ctx); err != nil {
-				return err
-			}
-			k, _ := ks.Active()
-			fmt.Fprintf(a.stdout, "no keys yet: generated %s key %s, active now\n", k.Algorithm, k.ID)
-			return nil
-		}
-		k, err := ks.Rotate(ctx, algo)
+		audit, err := openAuditLog(ctx, a)
 		if err != nil {
 			return err
+		}
+		// Through the admin service's rotation: it leaves a keys.rotate
+		// record in the audit log the dashboard shows.
+		rot, err := admin.RotateSigningKey(ctx, ks, audit, admin.Caller{KeyID: "local", KeyName: cliKeyName()}, algo, a.log, nil)
+		if err != nil {
+			return err
+		}
+		if rot.Record.Seq == 0 {
+			fmt.Fprintf(a.stderr, "warning: the key was rotated but its audit record could not be written (see the log above)\n")
+		}
+		k := rot.Key
+		if k.State == token.StateActive {
+			// Nothing was published yet: the first key signs at once.
+			fmt.Fprintf(a.stdout, "no keys yet: generated %s key %s, active now\n", k.Algorithm, k.ID)
+			return nil
 		}
 		if _, err := ks.Prune(ctx); err != nil {
 			return err

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/claimsmith/claimsmith/runtime/admin"
+	adminfile "github.com/claimsmith/claimsmith/runtime/admin/file"
 )
 
 // runCLI runs claimsmith in-process and returns its exit status and output.
@@ -118,6 +121,25 @@ func TestKeysRotateAndList(t *testing.T) {
 	}
 	if code, _, stderr = runCLI(t, "", "--data-dir", data, "--config", cfg, "keys", "rotate", "--alg", "HS256"); code != 2 || !strings.Contains(stderr, "HS256") {
 		t.Fatalf("rotate HS256: %d %s", code, stderr)
+	}
+	// Both rotations are in the admin audit log as the OS user, naming the
+	// kids; the refused one is not.
+	audit, err := adminfile.OpenAuditLog(filepath.Join(data, adminfile.Dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := audit.List(t.Context(), admin.AuditQuery{PerPage: 10, Action: admin.ActionKeysRotate})
+	if err != nil || page.Total != 2 {
+		t.Fatalf("keys.rotate records: %+v %v", page, err)
+	}
+	var kids []struct {
+		ID string `json:"kid"`
+	}
+	_, out, _ = runCLI(t, "", "--data-dir", data, "--config", cfg, "keys", "list", "--json")
+	_ = json.Unmarshal([]byte(out), &kids)
+	rec := page.Records[0]
+	if len(kids) != 2 || rec.KeyName != cliKeyName() || rec.EntityID != kids[1].ID || !strings.Contains(string(rec.After), `"retires":"`+kids[0].ID+`"`) {
+		t.Fatalf("record %+v (keys %+v)", rec, kids)
 	}
 }
 

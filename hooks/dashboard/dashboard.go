@@ -17,7 +17,6 @@ import (
 	"github.com/claimsmith/claimsmith/hooks"
 	"github.com/claimsmith/claimsmith/runtime"
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
-	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
 // Prefix is where the dashboard is mounted.
@@ -38,11 +37,9 @@ type Keys interface {
 }
 
 // Signing is the token signing key set the signing-keys page lists and
-// rotates (*token.KeySet).
-type Signing interface {
-	Infos() []token.KeyInfo
-	Rotate(ctx context.Context, alg token.Algorithm) (*token.Key, error)
-}
+// rotates (*token.KeySet); rotation goes through the admin service, which
+// audits it.
+type Signing = radmin.SigningKeys
 
 // Rules names the serving pipeline's steps (the rules page); nil hides them.
 type Rules func() []runtime.StepInfo

@@ -191,6 +191,23 @@ func TestRotateSigningKey(t *testing.T) {
 	if strings.Contains(p.body, "PRIVATE") || strings.Contains(p.body, `"d":`) {
 		t.Fatal("key material rendered")
 	}
+	// The rotation is audited as the signed-in key and shows on the audit
+	// page, filtered by its action, with the new and the retiring kid.
+	infos := f.d.cfg.Signing.Infos()
+	oldKid, newKid := infos[0].ID, infos[len(infos)-1].ID
+	page, err := f.svc.AuditLog(context.Background(), radmin.AuditQuery{PerPage: 5, Action: radmin.ActionKeysRotate})
+	if err != nil || page.Total != 1 || page.Records[0].KeyName != "root" || page.Records[0].EntityID != newKid {
+		t.Fatalf("audit of the rotation: %+v %v", page, err)
+	}
+	a := b.get(Prefix + "audit?action=keys.rotate")
+	for _, want := range []string{"<code>keys.rotate</code>", newKid, oldKid, `href="/admin/keys"`, "retires", "by <strong>root</strong>"} {
+		if !strings.Contains(a.body, want) {
+			t.Fatalf("audit page lacks %q:\n%s", want, a.body)
+		}
+	}
+	if strings.Contains(a.body, "revision 0 → 0") {
+		t.Fatal("a key rotation shows a model revision")
+	}
 	// A read-only key can neither see the control nor rotate.
 	r := f.browser(t).signIn(f.read)
 	v := r.form(Prefix + "keys")

@@ -61,16 +61,19 @@ func (d *Dashboard) keysRotate(w http.ResponseWriter, r *http.Request, c *Call) 
 			}
 		}
 	}
-	var k *token.Key
+	var rot radmin.Rotation
 	if err == nil {
-		k, err = d.cfg.Signing.Rotate(r.Context(), alg)
+		// Through the admin service: the rotation is audited like any write.
+		rot, err = d.svc.RotateSigningKey(r.Context(), c.Caller(), d.cfg.Signing, alg)
 	}
 	if err != nil {
 		d.Render(w, c, errorStatus(err), "keys", "Signing keys", d.keysData(), FormError("rotate", r, err, map[string]string{"alg": "alg"}))
 		return nil
 	}
-	d.log.InfoContext(r.Context(), "dashboard: signing key rotated", "kid", k.ID, "alg", k.Algorithm, "activate_at", k.ActivateAt,
-		"key", c.Key.Name, "request_id", c.RequestID)
-	d.redirectFlash(w, r, Prefix+"keys", fmt.Sprintf("New key %s published; it signs from %s.", k.ID, k.ActivateAt.UTC().Format("2006-01-02 15:04:05 UTC")))
+	msg := fmt.Sprintf("New key %s published; it signs from %s.", rot.Key.ID, rot.Key.ActivateAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+	if rot.Record.Seq == 0 {
+		msg += " The audit record could not be written (see the server log)."
+	}
+	d.redirectFlash(w, r, Prefix+"keys", msg)
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	radmin "github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
 
@@ -322,6 +323,8 @@ var funcs = template.FuncMap{
 			return Prefix + entity + "s/" + url.PathEscape(id)
 		case "application":
 			return Prefix + "applications/" + url.PathEscape(id)
+		case radmin.EntitySigningKey:
+			return Prefix + "keys"
 		}
 		return ""
 	},
