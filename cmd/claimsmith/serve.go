@@ -33,8 +33,8 @@ not finished within server.reload_timeout (default 1m; a module's
 initialisers that never return, …) is abandoned and rejected (409, naming
 the timeout), and so is one running when the server shuts down: neither
 holds up the next reload or SIGTERM. The server,
-tokens, store, redis and cache sections take effect only at restart (a
-reload warns when they changed).
+tokens, store, redis, cache and admin sections take effect only at restart
+(a reload warns when they changed).
 
 Endpoints:
   POST /oauth2/introspect                 RFC 7662 (+ RFC 9701 JWT answers, live=true)
@@ -63,6 +63,8 @@ Endpoints:
                                           users, import, export, audit); bearer admin
                                           keys from 'claimsmith admin-key create';
                                           GET /api/openapi.json describes it
+  /admin/...                              admin dashboard (sign in with an admin key; 404
+                                          when admin.dashboard.enabled is false)
 
 Signing keys live in DIR/keys (generated on first start, private keys mode
 0600) and are re-read every tokens.key_reload (30s), so 'claimsmith keys
@@ -121,6 +123,13 @@ Configuration (YAML; every key optional):
     redis_ttl: 10m
     op_timeout: 50ms
     poll_interval: 5s
+  admin:
+    dashboard:                               # the admin dashboard at /admin/
+      enabled: true                          # false: /admin/ answers 404 (the API stays)
+      session_idle: 30m                      # a session unused this long ends (>= 1m)
+      session_max: 12h                       # any session ends this old (>= session_idle)
+      secure_cookies: false                  # Secure cookie on plain HTTP too (behind a
+                                             # TLS-terminating proxy; always under TLS)
 
 Flags (override the file):
 `

@@ -51,6 +51,8 @@ type Config struct {
 	// OIDC tokens and client_credentials for claimsmith's own clients
 	// (exchange.go); restart-only.
 	Exchange exchange.Config `yaml:"exchange"`
+	// Admin is the admin dashboard's settings (dashboard.go); restart-only.
+	Admin AdminConfig `yaml:"admin"`
 
 	path string     // "" for the embedded defaults
 	root *yaml.Node // the document's top-level mapping; nil for an empty file

@@ -100,6 +100,7 @@ func FuzzConfig(f *testing.F) {
 		"tokens: {algorithm: HS256, issuer: x}\n",
 		"hooks: {native: {callers: [{name: a, webhook_secret: whsec_!!}]}, hydra: {api_key_env: K}}\n",
 		"server: {tls_key_file: k.pem}\ntokens: {introspection: {clients: [{client_id: a, secret_hash: md5:0}]}}\n",
+		"admin: {dashboard: {enabled: false, session_idle: 2h, session_max: 1h, secure_cookies: true}}\n",
 	} {
 		f.Add([]byte(s))
 	}

@@ -41,10 +41,16 @@ func (s *syncBuffer) String() string {
 // it on ln until the test ends; it returns the log.
 func serveDashboard(t *testing.T, ln net.Listener, env map[string]string) *syncBuffer {
 	t.Helper()
+	return serveDashboardWith(t, ln, env, baseConfig)
+}
+
+// serveDashboardWith is serveDashboard with another configuration file.
+func serveDashboardWith(t *testing.T, ln net.Listener, env map[string]string, config string) *syncBuffer {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "claimsmith.yaml")
-	if err := os.WriteFile(path, []byte(baseConfig), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := setup.Load(path)
@@ -134,5 +140,67 @@ func TestServeDashboardNoDevSignIn(t *testing.T) {
 	logs = serveDashboard(t, wide, map[string]string{setup.EnvDevDashboardSignIn: "1"})
 	if strings.Contains(logs.String(), "signin/once") || !strings.Contains(logs.String(), "is ignored") {
 		t.Fatalf("sign-in link on a non-loopback listener:\n%s", logs)
+	}
+}
+
+// admin.dashboard.session_max and secure_cookies reach the session cookie.
+func TestServeDashboardSessionSettings(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := baseConfig + "admin:\n  dashboard:\n    session_idle: 10m\n    session_max: 2h\n    secure_cookies: true\n"
+	logs := serveDashboardWith(t, ln, map[string]string{setup.EnvDevDashboardSignIn: "1"}, config)
+	m := signInURL.FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no sign-in link in the log:\n%s", logs)
+	}
+	u, _ := url.Parse(m[1])
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.PostForm(u.Scheme+"://"+u.Host+u.Path, url.Values{"token": {u.Query().Get("token")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	var session *http.Cookie
+	for _, ck := range res.Cookies() {
+		if ck.MaxAge > 0 {
+			session = ck
+		}
+	}
+	if session == nil || session.MaxAge != 7200 || !session.Secure {
+		t.Fatalf("session cookie %+v (all: %v)", session, res.Header.Values("Set-Cookie"))
+	}
+}
+
+// admin.dashboard.enabled: false mounts no dashboard: /admin/ answers 404,
+// no sign-in link is printed, and the admin API still answers.
+func TestServeDashboardDisabled(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := serveDashboardWith(t, ln, map[string]string{setup.EnvDevDashboardSignIn: "1"}, baseConfig+"admin:\n  dashboard:\n    enabled: false\n")
+	base := "http://" + ln.Addr().String()
+	for _, p := range []string{"/admin/", "/admin/signin", "/admin/groups", "/admin/static/dashboard.css"} {
+		res, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s with the dashboard off: %d, want 404", p, res.StatusCode)
+		}
+	}
+	if strings.Contains(logs.String(), "signin/once") {
+		t.Fatalf("a sign-in link was printed for a disabled dashboard:\n%s", logs)
+	}
+	res, err := http.Get(base + "/api/groups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("admin API with the dashboard off: %d, want 401", res.StatusCode)
 	}
 }

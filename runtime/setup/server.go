@@ -607,11 +607,16 @@ func (s *Server) adminRoutes(ctx context.Context, env Env, st DataStore, as Admi
 	if err != nil {
 		return nil, err
 	}
-	// The dashboard (/admin/) writes through the same service.
-	if s.dashboard, err = newDashboard(env, svc, as, deps); err != nil {
-		return nil, err
+	routes := api.ServerRoutes()
+	// The dashboard (/admin/) writes through the same service. Turned off,
+	// nothing is mounted there: /admin/ answers 404.
+	if dc := s.eff.Admin.Dashboard; dc.on() {
+		if s.dashboard, err = newDashboard(env, dc, svc, as, deps); err != nil {
+			return nil, err
+		}
+		routes = append(routes, dashboardRoute(s.dashboard))
 	}
-	return hooks.WithLabel("admin", append(api.ServerRoutes(), dashboardRoute(s.dashboard))...), nil
+	return hooks.WithLabel("admin", routes...), nil
 }
 
 // policyCache builds the policy cache over src from the cache section:

@@ -36,6 +36,9 @@ func (c *Config) Validate(ctx context.Context, env Env) error {
 	if err := c.validateGC(); err != nil {
 		return err
 	}
+	if err := c.validateAdmin(); err != nil {
+		return err
+	}
 	if _, err := c.tokenPlan(env.Getenv, true); err != nil {
 		return err
 	}
