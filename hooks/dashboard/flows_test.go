@@ -88,7 +88,7 @@ func TestGroupWorkflow(t *testing.T) {
 	}
 	// The audit page shows the member add as a diff of ids.
 	page = b.get(Prefix + "audit?action=group.members.add&actor=root")
-	if !strings.Contains(page.body, "<ins>+ auth0|x2</ins>") || strings.Contains(page.body, "group.create</code>") {
+	if !strings.Contains(page.body, `<ins>+ <a href="/admin/users?user=auth0%7Cx2">auth0|x2</a></ins>`) || strings.Contains(page.body, "group.create</code>") {
 		t.Fatalf("audit page:\n%s", page.body)
 	}
 	// Time filter: nothing before the writes.

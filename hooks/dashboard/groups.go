@@ -146,6 +146,10 @@ type groupData struct {
 	// EffectiveRoles: roles members get through groups this one is
 	// nested in (the extension's /roles/nested), beyond its own.
 	InheritedRoles []ref
+	// UserClient is the application a member's link explains the login
+	// for: that of the group's first own or inherited role of a client
+	// ("" when it has none: the user view asks).
+	UserClient string
 }
 
 // treeLimit bounds the nested-groups tree shown (a deep, wide nesting is
@@ -237,6 +241,12 @@ func (d *Dashboard) groupData(r *http.Request, id string) (groupData, error) {
 					data.InheritedRoles = append(data.InheritedRoles, rf)
 				}
 			}
+		}
+	}
+	for _, rf := range append(slices.Clone(data.Roles), data.InheritedRoles...) {
+		if ro := roleByID[rf.ID]; ro != nil && ro.ApplicationType == authz.TypeClient {
+			data.UserClient = ro.ApplicationID
+			break
 		}
 	}
 	return data, nil

@@ -20,7 +20,7 @@ func TestMyPagesAreLabelled(t *testing.T) {
 	pages := map[string]string{
 		"users":          b.get(Prefix + "users").body,
 		"users result":   b.get(Prefix + "users?user=auth0%7Calice&client=portal-client").body,
-		"users refused":  b.get(Prefix + "users?user=auth0%7Calice").body,
+		"users refused":  b.get(Prefix + "users?user=auth0%7Calice&client=").body,
 		"try-login":      b.get(Prefix + "try-login").body,
 		"try-login ran":  b.post(Prefix+"try-login", with(tv, "event", readSample(DefaultSample))).body,
 		"try-login bad":  b.post(Prefix+"try-login", with(tv, "event", "{")).body,

@@ -311,6 +311,18 @@ var funcs = template.FuncMap{
 		return template.URL("?" + v.Encode())
 	},
 	"pathesc": url.PathEscape,
+	// userHref is the user view of a user id, for a login at client (or,
+	// for a role of an API, audience) when the page knows one.
+	"userHref": func(user, client, audience string) template.URL {
+		v := url.Values{"user": {user}}
+		if client != "" {
+			v.Set("client", client)
+		}
+		if audience != "" {
+			v.Set("audience", audience)
+		}
+		return template.URL(Prefix + "users?" + v.Encode())
+	},
 	// recentArgs carries a recent/total pair into the rules page.
 	"recentArgs": func(none bool, recent, total uint64) recentArg {
 		return recentArg{None: none, Recent: recent, Total: total}
@@ -323,6 +335,8 @@ var funcs = template.FuncMap{
 			return Prefix + entity + "s/" + url.PathEscape(id)
 		case "application":
 			return Prefix + "applications/" + url.PathEscape(id)
+		case "user":
+			return Prefix + "users?" + url.Values{"user": {id}}.Encode()
 		case radmin.EntitySigningKey:
 			return Prefix + "keys"
 		}

@@ -53,6 +53,9 @@ type usersData struct {
 	Perms   []grantRow
 	AppMeta string
 	UsrMeta string
+	// ChooseClient: a link named the user and no application; the form
+	// asks for one.
+	ChooseClient bool
 }
 
 // ParseUserQuery reads the user view's query: user and client are needed
@@ -92,6 +95,18 @@ func (d *Dashboard) userView(w http.ResponseWriter, r *http.Request, c *Call) er
 		}
 	}
 	q, err := ParseUserQuery(r)
+	if err != nil && q.User != "" && q.Client == "" && !r.URL.Query().Has("client") {
+		// A link from another page (a group's member, an audit record)
+		// names the user only: with one application there is nothing to
+		// choose; with several the form asks, without calling it an error.
+		if len(data.Apps) == 1 {
+			q.Client, err = data.Apps[0].ID, nil
+		} else {
+			data.Query, data.ChooseClient = q, true
+			d.Render(w, c, http.StatusOK, "users", "Users", data, nil)
+			return nil
+		}
+	}
 	data.Query = q
 	if err != nil {
 		d.Render(w, c, errorStatus(err), "users", "Users", data, queryError("user", r, err, map[string]string{"client": "client", "user": "user"}))

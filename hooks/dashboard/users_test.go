@@ -36,7 +36,8 @@ func TestUserView(t *testing.T) {
 	if inlineScript.MatchString(p.body) || inlineHandler.MatchString(p.body) {
 		t.Fatal("inline script in the user view")
 	}
-	p = b.get(Prefix + "users?user=auth0%7Calice")
+	// The form submitted without an application is refused under the field.
+	p = b.get(Prefix + "users?user=auth0%7Calice&client=")
 	if p.status != 400 || !strings.Contains(p.body, `id="u-client-err"`) || !strings.Contains(p.body, "choose the application") {
 		t.Fatalf("user without client: %d\n%s", p.status, p.body)
 	}
@@ -65,4 +66,39 @@ func BenchmarkUserViewPage(b *testing.B) {
 		br.get(path)
 	}
 	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N)/1000, "ms/page")
+}
+
+// User ids link to the user view: a group's members (for the application
+// of the group's roles), a role's users, and the user ids of audit
+// records. A link naming only the user explains the login at the one
+// application there is, or asks which one when there are several.
+func TestUserLinks(t *testing.T) {
+	f := newFixture(t)
+	b := f.browser(t).signIn(f.all)
+	want := `href="/admin/users?client=portal-client&amp;user=auth0%7Calice"`
+	if p := b.get(Prefix + "groups/g-plat"); !strings.Contains(p.body, want) {
+		t.Fatalf("group member not linked (%s):\n%s", want, p.body)
+	}
+	if res := b.post(Prefix+"roles/r-admin/users/add", with(b.form(Prefix+"roles/r-admin"), "users", "auth0|bob")); res.status != 303 {
+		t.Fatalf("assign: %d\n%s", res.status, res.body)
+	}
+	if p := b.get(Prefix + "roles/r-admin"); !strings.Contains(p.body, `href="/admin/users?client=portal-client&amp;user=auth0%7Cbob"`) {
+		t.Fatalf("role user not linked:\n%s", p.body)
+	}
+	if p := b.get(Prefix + "audit?action=role.users.add"); !strings.Contains(p.body, `<a href="/admin/users?user=auth0%7Cbob">auth0|bob</a>`) {
+		t.Fatalf("audit record's user not linked:\n%s", p.body)
+	}
+	// One application: a link with the user only explains at once.
+	if p := b.get(Prefix + "users?user=auth0%7Calice"); p.status != 200 || !strings.Contains(p.body, "role editor") {
+		t.Fatalf("user-only link: %d\n%s", p.status, p.body)
+	}
+
+	two := sampleDoc()
+	two.Claimsmith.Applications = append(two.Claimsmith.Applications, authz.Application{ClientID: "other-client"})
+	f2 := newFixture(t, fixtureOptions{doc: two})
+	p := f2.browser(t).signIn(f2.read).get(Prefix + "users?user=auth0%7Calice")
+	if p.status != 200 || !strings.Contains(p.body, `id="choose-client"`) || strings.Contains(p.body, "field-error") ||
+		!strings.Contains(p.body, `value="auth0|alice"`) || strings.Contains(p.body, "effective group(s)") {
+		t.Fatalf("user-only link with two applications: %d\n%s", p.status, p.body)
+	}
 }
