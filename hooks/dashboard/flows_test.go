@@ -184,7 +184,8 @@ func TestRotateSigningKey(t *testing.T) {
 		t.Fatalf("rotate: %d\n%s", res.status, res.body)
 	}
 	p := b.get(Prefix + "keys")
-	if !strings.Contains(p.body, "badge next") || !strings.Contains(p.body, "EdDSA") || !strings.Contains(p.body, "New key") {
+	if !strings.Contains(p.body, "badge next") || !strings.Contains(p.body, "EdDSA") || !strings.Contains(p.body, "New key") ||
+		!strings.Contains(p.body, `href="/admin/audit?action=keys.rotate"`) {
 		t.Fatalf("keys after rotation:\n%s", p.body)
 	}
 	// Nothing private is rendered: only kids, algorithms and times.

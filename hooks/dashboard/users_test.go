@@ -98,7 +98,8 @@ func TestUserLinks(t *testing.T) {
 	f2 := newFixture(t, fixtureOptions{doc: two})
 	p := f2.browser(t).signIn(f2.read).get(Prefix + "users?user=auth0%7Calice")
 	if p.status != 200 || !strings.Contains(p.body, `id="choose-client"`) || strings.Contains(p.body, "field-error") ||
-		!strings.Contains(p.body, `value="auth0|alice"`) || strings.Contains(p.body, "effective group(s)") {
+		!strings.Contains(p.body, `value="auth0|alice"`) || strings.Contains(p.body, "effective group(s)") ||
+		!strings.Contains(p.body, `<select id="u-client" name="client" autofocus`) {
 		t.Fatalf("user-only link with two applications: %d\n%s", p.status, p.body)
 	}
 }
