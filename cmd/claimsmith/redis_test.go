@@ -718,6 +718,11 @@ func TestRedisBackendCommands(t *testing.T) {
 	if n, err := srv.Do("HLEN", "claimsmith:{keys}:signing"); err != nil || n != "2" {
 		t.Fatalf("signing keys hash in Redis: %q %v", n, err)
 	}
+	// Both rotations are audited in the shared audit log in Redis.
+	if rec, err := srv.Do("LINDEX", "claimsmith:{admin}:audit", "0"); err != nil || !strings.Contains(rec, `"action":"keys.rotate"`) ||
+		!strings.Contains(rec, `"retires":"`+fmt.Sprint(infos[0]["kid"])+`"`) {
+		t.Fatalf("newest audit record in Redis after keys rotate: %s %v", rec, err)
+	}
 	var minted struct {
 		AccessToken string `json:"access_token"`
 	}

@@ -4,11 +4,14 @@
 // writes the authorization model only through the admin application
 // service (runtime/admin.Service: every write is Service.Apply, checked
 // against the revision the page showed, committed and audited), as the
-// JSON API does; there is no second write path.
+// JSON API does; there is no second write path. A signing-key rotation
+// goes through Service.RotateSigningKey, the path `claimsmith keys
+// rotate` takes too, and is audited as keys.rotate.
 //
 // Sign-in exchanges an admin key for a session (session.go, signin.go):
 // an HttpOnly, SameSite=Strict cookie (Secure under TLS) with idle and
-// absolute expiry and a new id at every sign-in. Every POST carries the
+// absolute expiry (the config's admin.dashboard.session_idle and
+// session_max; runtime/setup fills Config) and a new id at every sign-in. Every POST carries the
 // session's CSRF token; every route names the key scope it needs, so a
 // read-only key sees no edit controls (templates ask .Call.CanWrite) and
 // is refused by the server anyway (page.go). Every answer carries a CSP

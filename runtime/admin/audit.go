@@ -14,7 +14,9 @@ type Record struct {
 	Time    time.Time `json:"time"`
 	KeyID   string    `json:"key_id"`
 	KeyName string    `json:"key_name"`
-	// Action is e.g. "group.create", "group.members.add", "import".
+	// Action is e.g. "group.create", "group.members.add", "import",
+	// "keys.rotate" (a signing-key rotation: Entity "signing_key", no
+	// revision; see RotateSigningKey).
 	Action   string `json:"action"`
 	Entity   string `json:"entity,omitempty"` // group, role, permission, application, user, document
 	EntityID string `json:"entity_id,omitempty"`
