@@ -35,8 +35,9 @@ type SigningKeys interface {
 type Rotation struct {
 	// Key is the new key (State next; active when it is the first key).
 	Key token.KeyInfo
-	// Retiring is the kid of the key that signs until Key activates and
-	// then retires ("" when there was none).
+	// Retiring is the kid of the key Key takes over from when it
+	// activates: the active key, or the next key of a rotation still
+	// propagating ("" when there was none).
 	Retiring string
 	// Record is the audit record (Seq 0 when appending it failed: the new
 	// key stands and the failure is logged).
@@ -121,7 +122,13 @@ func RotateSigningKey(ctx context.Context, keys SigningKeys, audit AuditLog, cal
 		return Rotation{}, fmt.Errorf("rotate signing key: the new key %q is not in the key set after rotating (changed concurrently?): %w", kid, runtime.ErrConflict)
 	}
 	if rot.Key.State == token.StateNext {
-		rot.Retiring = before.Active
+		// The key the new one takes over from: the active one, or a next
+		// key published by a rotation still propagating.
+		for _, in := range infos {
+			if in.ID != rot.Key.ID && in.RetireAt.Equal(rot.Key.ActivateAt) {
+				rot.Retiring = in.ID
+			}
+		}
 	}
 	after := stateOf(infos)
 	after.Alg, after.ActivateAt = string(rot.Key.Algorithm), rot.Key.ActivateAt.UTC()

@@ -91,6 +91,16 @@ func TestRotateSigningKeyAudits(t *testing.T) {
 			}
 		}
 	}
+	// A second rotation while the first still propagates takes over from
+	// the first's next key, not from the active one.
+	now = now.Add(time.Minute)
+	again, err := svc.RotateSigningKey(ctx, caller, ks, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Retiring != rot.Key.ID {
+		t.Fatalf("second rotation retires %q, want the pending %q", again.Retiring, rot.Key.ID)
+	}
 	// Filtering by the new kid finds it, as the audit page does.
 	if p, _ := svc.AuditLog(ctx, admin.AuditQuery{PerPage: 10, EntityID: rot.Key.ID}); p.Total != 1 {
 		t.Fatalf("by kid: %d", p.Total)
