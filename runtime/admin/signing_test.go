@@ -129,3 +129,29 @@ func TestRotateSigningKeyRefused(t *testing.T) {
 		t.Fatalf("%d records after refused rotations", p.Total)
 	}
 }
+
+// failingAudit is an audit log whose appends fail (a full disk).
+type failingAudit struct{ admin.AuditLog }
+
+func (failingAudit) Append(context.Context, admin.Record) (admin.Record, error) {
+	return admin.Record{}, errors.New("disk full")
+}
+
+// A key cannot be taken back: when its record cannot be written the
+// rotation stands, reported by Record.Seq 0 (and logged).
+func TestRotateSigningKeyAuditFails(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	audit, err := adminfile.OpenAuditLog(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := signingKeys(t, dir+"/keys", time.Now)
+	if err := ks.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rot, err := admin.RotateSigningKey(ctx, ks, failingAudit{audit}, admin.Caller{KeyName: "ops"}, "", nil, nil)
+	if err != nil || rot.Record.Seq != 0 || rot.Key.State != token.StateNext || len(ks.Infos()) != 2 {
+		t.Fatalf("rotation with a failing audit log: %+v %v", rot, err)
+	}
+}
