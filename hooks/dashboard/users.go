@@ -2,9 +2,11 @@ package dashboard
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 
+	"github.com/claimsmith/claimsmith/runtime"
 	radmin "github.com/claimsmith/claimsmith/runtime/admin"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 )
@@ -95,7 +97,8 @@ func (d *Dashboard) userView(w http.ResponseWriter, r *http.Request, c *Call) er
 		}
 	}
 	q, err := ParseUserQuery(r)
-	if err != nil && q.User != "" && q.Client == "" && !r.URL.Query().Has("client") {
+	var ve *runtime.ValidationError
+	if errors.As(err, &ve) && ve.Field == "client" && !r.URL.Query().Has("client") {
 		// A link from another page (a group's member, an audit record)
 		// names the user only: with one application there is nothing to
 		// choose; with several the form asks, without calling it an error.

@@ -88,6 +88,11 @@ func TestUserLinks(t *testing.T) {
 	if p := b.get(Prefix + "audit?action=role.users.add"); !strings.Contains(p.body, `<a href="/admin/users?user=auth0%7Cbob">auth0|bob</a>`) {
 		t.Fatalf("audit record's user not linked:\n%s", p.body)
 	}
+	// A link with a bad field is still refused, naming it.
+	long := strings.Repeat("a", 2000)
+	if p := b.get(Prefix + "users?user=auth0%7Calice&audience=" + long); p.status != 400 || !strings.Contains(p.body, "audience: is 2000 bytes long") {
+		t.Fatalf("user-only link with a too-long audience: %d\n%s", p.status, p.body)
+	}
 	// One application: a link with the user only explains at once.
 	if p := b.get(Prefix + "users?user=auth0%7Calice"); p.status != 200 || !strings.Contains(p.body, "role editor") {
 		t.Fatalf("user-only link: %d\n%s", p.status, p.body)
