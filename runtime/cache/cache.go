@@ -2,8 +2,11 @@
 // answers logins from an in-process near cache (bounded LRU), then from a
 // Redis cache of resolved policies shared by every node, and only then from
 // the wrapped store. Entries are keyed by the canonical query (user, client,
-// audience, connection, IdP groups) and the store revision they were resolved
-// at, so a revision bump retires every older entry at once.
+// audience, connection, IdP groups), the store's epoch and the store
+// revision they were resolved at, so a revision bump retires every older
+// entry at once, and a new epoch (a store whose data was lost and
+// re-created, which counts revisions from the start again) retires every
+// entry whatever its revision.
 //
 // Invalidation: a store write that goes through Writer bumps the local
 // revision before it returns (the very next login on this node misses) and
@@ -45,6 +48,31 @@ import (
 type Source interface {
 	authz.PolicyResolver
 	Revision(ctx context.Context) (uint64, error)
+}
+
+// Epocher is a Source whose data can be lost and re-created (the Redis
+// store): Epoch names the incarnation of its data as of its last read,
+// without I/O, and changes whenever the data is re-created, lost or
+// recovered. Revisions are only comparable within one epoch. A Source
+// that does not implement it has one epoch ("").
+type Epocher interface {
+	Epoch() string
+}
+
+// generation is what entries are keyed by besides the query: the store's
+// epoch (tag: a short hash of it for Redis keys) and revision.
+type generation struct {
+	epoch, tag string
+	rev        uint64
+}
+
+func newGeneration(epoch string, rev uint64) *generation {
+	g := &generation{epoch: epoch, rev: rev}
+	if epoch != "" {
+		sum := sha256.Sum256([]byte(epoch))
+		g.tag = hex.EncodeToString(sum[:6])
+	}
+	return g
 }
 
 // Options configure a Cache. Zero values take the defaults in brackets.
@@ -119,13 +147,16 @@ func (o *Options) defaults() {
 // with Start and stop it with Close.
 type Cache struct {
 	src  Source
+	ep   Epocher // nil: one epoch
 	opt  Options
 	log  *slog.Logger
 	near *near
 	sf   singleflight.Group
 	m    *metrics
 
-	rev atomic.Uint64 // highest store revision known to this node
+	// gen is the store's epoch and the highest revision known to this
+	// node in it.
+	gen atomic.Pointer[generation]
 
 	// skipUntil (unix ns) is when Redis may be tried again after an error.
 	skipUntil atomic.Int64
@@ -156,6 +187,8 @@ func New(src Source, opt Options) (*Cache, error) {
 	}
 	opt.defaults()
 	c := &Cache{src: src, opt: opt, log: opt.Logger, near: newNear(opt.NearSize)}
+	c.ep, _ = src.(Epocher)
+	c.gen.Store(newGeneration("", 0))
 	m, err := newMetrics(opt.Registerer)
 	if err != nil {
 		return nil, err
@@ -171,7 +204,7 @@ func (c *Cache) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("policy cache: read store revision: %w", err)
 	}
-	c.observe(r)
+	c.advance(c.epoch(), r)
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	c.stop = stop
 	if c.opt.Client != nil {
@@ -203,19 +236,34 @@ func (c *Cache) Close() error {
 }
 
 // Revision is the highest store revision this node knows.
-func (c *Cache) Revision() uint64 { return c.rev.Load() }
+func (c *Cache) Revision() uint64 { return c.gen.Load().rev }
+
+// epoch is the source's current epoch.
+func (c *Cache) epoch() string {
+	if c.ep == nil {
+		return ""
+	}
+	return c.ep.Epoch()
+}
 
 // ResolvePolicy implements authz.PolicyResolver. The returned slices are the
 // caller's own.
 func (c *Cache) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.Policy, error) {
-	rev := c.rev.Load()
+	g := c.gen.Load()
+	if e := c.epoch(); e != g.epoch {
+		// The store's data was lost, re-created or recovered since this
+		// node last looked: nothing cached before may answer.
+		if g = c.newEpoch(ctx, e); g == nil {
+			return c.src.ResolvePolicy(ctx, q)
+		}
+	}
 	key := canonicalKey(q)
 	now := c.opt.Now().UnixNano()
-	if p, ok := c.near.get(key, rev, now); ok {
+	if p, ok := c.near.get(key, g, now); ok {
 		c.m.nearHit.Inc()
 		return clonePolicy(p), nil
 	}
-	ch := c.sf.DoChan(strconv.FormatUint(rev, 10)+"\x00"+key, func() (any, error) {
+	ch := c.sf.DoChan(g.tag+"\x00"+strconv.FormatUint(g.rev, 10)+"\x00"+key, func() (any, error) {
 		// Detached from the first caller's cancellation so that one caller
 		// giving up does not fail the others; its deadline still bounds it.
 		fctx := context.WithoutCancel(ctx)
@@ -224,7 +272,7 @@ func (c *Cache) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.P
 			fctx, cancel = context.WithDeadline(fctx, dl)
 			defer cancel()
 		}
-		return c.load(fctx, q, key, rev)
+		return c.load(fctx, q, key, g)
 	})
 	select {
 	case <-ctx.Done():
@@ -237,13 +285,28 @@ func (c *Cache) ResolvePolicy(ctx context.Context, q authz.PolicyQuery) (authz.P
 	}
 }
 
+// newEpoch moves the cache to the source's epoch e: it reads the store
+// revision, as Start does. nil when it cannot (the store fails, or its
+// epoch moved again meanwhile): the caller then asks the store uncached.
+func (c *Cache) newEpoch(ctx context.Context, e string) *generation {
+	r, err := c.src.Revision(ctx)
+	if err != nil || c.epoch() != e {
+		return nil
+	}
+	c.advance(e, r)
+	if g := c.gen.Load(); g.epoch == e {
+		return g
+	}
+	return nil
+}
+
 // load answers a near-cache miss: the Redis cache, then the store.
-func (c *Cache) load(ctx context.Context, q authz.PolicyQuery, key string, rev uint64) (authz.Policy, error) {
-	rkey := c.redisKey(rev, key)
+func (c *Cache) load(ctx context.Context, q authz.PolicyQuery, key string, g *generation) (authz.Policy, error) {
+	rkey := c.redisKey(g, g.rev, key)
 	if p, ok := c.redisGet(ctx, rkey); ok {
-		p.Revision = rev
+		p.Revision = g.rev
 		c.m.redisHit.Inc()
-		c.near.put(key, rev, c.expiry(), p)
+		c.near.put(key, g.epoch, g.rev, c.expiry(), p)
 		return p, nil
 	}
 	c.m.miss.Inc()
@@ -251,20 +314,25 @@ func (c *Cache) load(ctx context.Context, q authz.PolicyQuery, key string, rev u
 	if err != nil {
 		return authz.Policy{}, err
 	}
+	if c.epoch() != g.epoch {
+		// The store's epoch moved during the read: the answer may belong to
+		// either side, so it is neither cached nor a revision to adopt.
+		return clipPolicy(p), nil
+	}
 	at := p.Revision
 	if at == 0 {
 		// A source that does not report revisions: the revision read before
 		// resolving is a safe lower bound for the data returned.
-		at = rev
-		p.Revision = rev
+		at = g.rev
+		p.Revision = g.rev
 	}
 	// The store told us of a newer revision than we knew: adopt it now
 	// rather than wait for the invalidation message.
-	c.observe(at)
+	c.advance(g.epoch, at)
 	p = clipPolicy(p)
-	c.near.put(key, at, c.expiry(), p)
-	if at != rev {
-		rkey = c.redisKey(at, key)
+	c.near.put(key, g.epoch, at, c.expiry(), p)
+	if at != g.rev {
+		rkey = c.redisKey(g, at, key)
 	}
 	c.redisSet(ctx, rkey, p)
 	return p, nil
@@ -282,7 +350,7 @@ func (c *Cache) expiry() int64 {
 // to the other nodes. A publish failure is counted and logged, not returned:
 // the write itself succeeded and the other nodes catch up by polling.
 func (c *Cache) Invalidate(ctx context.Context, rev uint64) {
-	c.observe(rev)
+	c.advance(c.gen.Load().epoch, rev)
 	if c.opt.Client == nil {
 		return
 	}
@@ -295,17 +363,28 @@ func (c *Cache) Invalidate(ctx context.Context, rev uint64) {
 	}
 }
 
-// observe raises the known revision to rev and drops older near entries.
-// The revision never goes down: a late message must not resurrect entries.
-func (c *Cache) observe(rev uint64) {
+// advance moves the cache to revision rev of epoch and drops the near
+// entries it retires. Within an epoch the revision never goes down (a late
+// message must not resurrect entries); a new epoch — only the source's
+// current one, so a late reader cannot bring an old one back — starts
+// over at rev.
+func (c *Cache) advance(epoch string, rev uint64) {
 	for {
-		cur := c.rev.Load()
-		if rev <= cur {
+		cur := c.gen.Load()
+		if epoch == cur.epoch && rev <= cur.rev {
 			return
 		}
-		if c.rev.CompareAndSwap(cur, rev) {
+		if epoch != cur.epoch && epoch != c.epoch() {
+			return
+		}
+		next := newGeneration(epoch, rev)
+		if c.gen.CompareAndSwap(cur, next) {
 			c.m.invalidations.Inc()
-			c.near.purge(rev)
+			if epoch != cur.epoch && cur.epoch != "" {
+				c.log.Warn("policy cache: the store's data changed epoch (lost, re-created or restored): every entry retired",
+					"epoch", next.tag, "revision", rev)
+			}
+			c.near.purge(next.epoch, next.rev)
 			return
 		}
 	}
@@ -419,14 +498,20 @@ func (c *Cache) redisSet(ctx context.Context, rkey string, p authz.Policy) {
 	c.ok()
 }
 
-// redisKey is prefix "pc:" revision ":" SHA-256 of the canonical query. The
-// hash keeps keys short and free of user-controlled bytes.
-func (c *Cache) redisKey(rev uint64, key string) string {
+// redisKey is prefix "pc:" [epoch tag ":"] revision ":" SHA-256 of the
+// canonical query: entries of another epoch (a store re-created with
+// revisions it had before) are never read. The hash keeps keys short and
+// free of user-controlled bytes.
+func (c *Cache) redisKey(g *generation, rev uint64, key string) string {
 	sum := sha256.Sum256([]byte(key))
 	var b strings.Builder
-	b.Grow(len(c.opt.Prefix) + 3 + 20 + 1 + 32)
+	b.Grow(len(c.opt.Prefix) + 3 + len(g.tag) + 1 + 20 + 1 + 32)
 	b.WriteString(c.opt.Prefix)
 	b.WriteString("pc:")
+	if g.tag != "" {
+		b.WriteString(g.tag)
+		b.WriteByte(':')
+	}
 	b.WriteString(strconv.FormatUint(rev, 10))
 	b.WriteByte(':')
 	b.WriteString(hex.EncodeToString(sum[:16]))
@@ -499,7 +584,15 @@ func (c *Cache) receive(ctx context.Context, ps *redis.PubSub) {
 				c.log.Warn("policy cache: bad invalidation message", "channel", m.Channel, "payload", m.Payload)
 				continue
 			}
-			c.observe(rev)
+			// A revision not above the known one is a late message, this
+			// node's own write, or a write to a re-created store (a new
+			// epoch, counting revisions from the start again): ask the
+			// store, whose marker tells.
+			if g := c.gen.Load(); rev > g.rev {
+				c.advance(g.epoch, rev)
+			} else {
+				c.resync(ctx)
+			}
 		case *redis.Pong:
 		}
 	}
@@ -514,7 +607,7 @@ func (c *Cache) resync(ctx context.Context) {
 		c.log.Warn("policy cache: resync store revision", "err", err)
 		return
 	}
-	c.observe(r)
+	c.advance(c.epoch(), r)
 }
 
 func (c *Cache) poll(ctx context.Context) {

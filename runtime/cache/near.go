@@ -7,9 +7,10 @@ import (
 )
 
 // near is the in-process cache: a bounded LRU of resolved policies keyed by
-// the canonical query, each entry tagged with the store revision it was
-// resolved at. An entry answers only at its own revision, so a revision bump
-// makes every older entry unreachable at once; purge frees them.
+// the canonical query, each entry tagged with the store epoch and revision
+// it was resolved at. An entry answers only at its own epoch and revision,
+// so a revision bump or a new epoch makes every older entry unreachable at
+// once; purge frees them.
 type near struct {
 	mu    sync.Mutex
 	max   int
@@ -20,6 +21,7 @@ type near struct {
 
 type nearEntry struct {
 	key        string
+	epoch      string
 	rev        uint64
 	expires    int64 // unix nanoseconds; 0 never
 	policy     authz.Policy
@@ -32,11 +34,11 @@ func newNear(max int) *near {
 	return n
 }
 
-// get returns the policy cached for key at rev, unexpired at now.
-func (n *near) get(key string, rev uint64, now int64) (authz.Policy, bool) {
+// get returns the policy cached for key at g, unexpired at now.
+func (n *near) get(key string, g *generation, now int64) (authz.Policy, bool) {
 	n.mu.Lock()
 	e, ok := n.items[key]
-	if !ok || e.rev != rev || (e.expires != 0 && now >= e.expires) {
+	if !ok || e.rev != g.rev || e.epoch != g.epoch || (e.expires != 0 && now >= e.expires) {
 		n.mu.Unlock()
 		return authz.Policy{}, false
 	}
@@ -47,19 +49,20 @@ func (n *near) get(key string, rev uint64, now int64) (authz.Policy, bool) {
 	return p, true
 }
 
-// put stores p for key at rev, evicting the least recently used entry when
-// full. An entry of a newer revision is never replaced by an older one.
-func (n *near) put(key string, rev uint64, expires int64, p authz.Policy) {
+// put stores p for key at epoch and rev, evicting the least recently used
+// entry when full. An entry of a newer revision of the same epoch is never
+// replaced by an older one.
+func (n *near) put(key, epoch string, rev uint64, expires int64, p authz.Policy) {
 	if n.max <= 0 {
 		return
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if e, ok := n.items[key]; ok {
-		if e.rev > rev {
+		if e.epoch == epoch && e.rev > rev {
 			return
 		}
-		e.rev, e.expires, e.policy = rev, expires, p
+		e.epoch, e.rev, e.expires, e.policy = epoch, rev, expires, p
 		n.unlink(e)
 		n.pushFront(e)
 		return
@@ -69,17 +72,17 @@ func (n *near) put(key string, rev uint64, expires int64, p authz.Policy) {
 		n.unlink(last)
 		delete(n.items, last.key)
 	}
-	e := &nearEntry{key: key, rev: rev, expires: expires, policy: p}
+	e := &nearEntry{key: key, epoch: epoch, rev: rev, expires: expires, policy: p}
 	n.items[key] = e
 	n.pushFront(e)
 }
 
-// purge drops every entry older than rev.
-func (n *near) purge(rev uint64) {
+// purge drops every entry of another epoch or older than rev.
+func (n *near) purge(epoch string, rev uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for k, e := range n.items {
-		if e.rev < rev {
+		if e.epoch != epoch || e.rev < rev {
 			n.unlink(e)
 			delete(n.items, k)
 		}

@@ -189,3 +189,67 @@ func TestClusterTwoNodes(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestDataLossRetiresEntries (issue 14 item 8): the store's Redis loses its
+// data and the operator re-imports, so the store counts revisions from the
+// start again and reaches the revision the caches already hold entries
+// for. Neither node may answer a policy cached before the loss: node A
+// (near cache) after its own import, node B (Redis cache only, shared with
+// A) once it hears of the write. On the old code, keyed by revision alone,
+// both kept granting alice the role the new data no longer gives her.
+func TestDataLossRetiresEntries(t *testing.T) {
+	storeSrv := redistest.Start(t, redistest.Options{})
+	cacheSrv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	stA := redisStore(t, storeSrv, redisstore.Options{})
+	stB := redisStore(t, storeSrv, redisstore.Options{})
+	if err := stA.Initialise(ctx); err != nil {
+		t.Fatal(err)
+	}
+	doc := func(user string) *authz.Document {
+		return &authz.Document{Roles: []authz.Role{{ID: "r-viewer", Name: "viewer", ApplicationType: authz.TypeClient,
+			ApplicationID: authztest.Portal, Users: []string{user}}}}
+	}
+	before, err := stA.Apply(ctx, 0, &authz.ReplaceDocument{Doc: doc(alice.UserID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newCache(t, stA, cache.Options{Client: client(t, cacheSrv), PollInterval: -1})
+	b := newCache(t, stB, cache.Options{Client: client(t, cacheSrv), PollInterval: -1, NearSize: -1})
+	waitSubscribed(t, a)
+	waitSubscribed(t, b)
+	for _, n := range []*cache.Cache{a, b} {
+		if p, err := n.ResolvePolicy(ctx, alice); err != nil || !slices.Equal(p.Roles, []string{"viewer"}) {
+			t.Fatalf("alice before the loss: %+v %v", p, err)
+		}
+	}
+
+	if _, err := storeSrv.Do("FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := a.Writer(stA).Apply(ctx, 0, &authz.ReplaceDocument{Doc: doc("auth0|mallory")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Fatalf("re-import reached revision %d, the loss's revision was %d: the test needs them equal", after, before)
+	}
+	if p, err := a.ResolvePolicy(ctx, alice); err != nil || len(p.Roles) != 0 {
+		t.Fatalf("node A serves a policy cached before the loss: %+v %v", p, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, err := b.ResolvePolicy(ctx, alice)
+		if err == nil && len(p.Roles) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node B still serves a policy cached before the loss after 10s: %+v %v", p, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Entries of the new epoch are cached and shared as before.
+	if p, err := a.ResolvePolicy(ctx, authz.PolicyQuery{UserID: "auth0|mallory", ClientID: authztest.Portal}); err != nil || !slices.Equal(p.Roles, []string{"viewer"}) {
+		t.Fatalf("mallory after the re-import: %+v %v", p, err)
+	}
+}

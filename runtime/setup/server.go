@@ -591,6 +591,14 @@ type cacheSource struct {
 
 func (s cacheSource) Revision(ctx context.Context) (uint64, error) { return s.st.Revision(ctx) }
 
+// Epoch is the store's epoch (cache.Epocher), "" for a store without one.
+func (s cacheSource) Epoch() string {
+	if e, ok := s.st.(cache.Epocher); ok {
+		return e.Epoch()
+	}
+	return ""
+}
+
 // adminRoutes builds the admin API (/api/…) over the server's store, with
 // the keys and audit log of the configured backend. The audit intents a
 // crashed predecessor left are settled first, so the audit log is complete

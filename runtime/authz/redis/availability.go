@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,6 +85,7 @@ type knownMarker struct {
 // adopt remembers the marker this process's import wrote.
 func (s *Store) adopt(mark string) {
 	s.marker.Store(&knownMarker{value: mark, since: time.Now()})
+	s.incarnation.Add(1)
 	s.recovered("the store was imported")
 }
 
@@ -110,6 +112,7 @@ func (s *Store) observe(mark string, started time.Time) error {
 		return nil
 	case strings.HasPrefix(mark, markerImport):
 		s.marker.Store(&knownMarker{value: mark, since: time.Now()})
+		s.incarnation.Add(1)
 		s.recovered("the store was imported")
 		return nil
 	default:
@@ -120,6 +123,7 @@ func (s *Store) observe(mark string, started time.Time) error {
 func (s *Store) markLost(why string) error {
 	err := fmt.Errorf("redis store: %w: %w: %s; restore the Redis data or import the store again", runtime.ErrUnavailable, ErrDataLoss, why)
 	if s.lost.CompareAndSwap(nil, &err) {
+		s.incarnation.Add(1)
 		s.log.Error("redis store: data loss detected: failing closed", "reason", why)
 	}
 	return *s.lost.Load()
@@ -127,6 +131,7 @@ func (s *Store) markLost(why string) error {
 
 func (s *Store) recovered(why string) {
 	if s.lost.Swap(nil) != nil {
+		s.incarnation.Add(1)
 		s.log.Warn("redis store: data loss cleared", "reason", why)
 	}
 }
@@ -136,6 +141,20 @@ func (s *Store) lostErr() error {
 		return *p
 	}
 	return nil
+}
+
+// Epoch names the incarnation of the store's data as this store last saw
+// it: the marker, and a count of its changes, losses and recoveries ("" before
+// a marker was seen). Revisions count within one epoch only — a store
+// re-created after a loss (re-imported, restored from a backup) reuses
+// revision numbers — so the policy cache keys its entries by epoch and
+// revision. It does no I/O: every read of the store refreshes it.
+func (s *Store) Epoch() string {
+	k := s.marker.Load()
+	if k == nil {
+		return ""
+	}
+	return k.value + "/" + strconv.FormatUint(s.incarnation.Load(), 10)
 }
 
 // DataLoss reports the data-loss error while there is one (nil otherwise):

@@ -111,6 +111,9 @@ type Store struct {
 	// error while the marker is missing or replaced (availability.go).
 	marker atomic.Pointer[knownMarker]
 	lost   atomic.Pointer[error]
+	// incarnation counts this store's changes of marker and its losses
+	// and recoveries: part of Epoch.
+	incarnation atomic.Uint64
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
