@@ -56,6 +56,24 @@ type dataLosser interface {
 	DataLoss() error
 }
 
+// revocationLoser is a revocation list that detects the loss of its
+// entries (the Redis one).
+type revocationLoser interface {
+	Initialise(ctx context.Context) error
+	DataLoss(ctx context.Context) error
+}
+
+// revocationsCheck is the readiness check of the revocation list: it
+// degrades while tokens issued before a loss of its Redis cannot be checked
+// (introspection of those answers 503; logins are not affected).
+func revocationsCheck(l revocationLoser) hooks.ReadyCheck {
+	return hooks.ReadyCheck{Name: "revocations", Degrades: true, Check: func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, StoreCheckTimeout)
+		defer cancel()
+		return l.DataLoss(ctx)
+	}}
+}
+
 // degradedCounters count logins answered without a store operation,
 // claimsmith_store_degraded_total{op}.
 type degradedCounters struct {

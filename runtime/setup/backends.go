@@ -240,7 +240,14 @@ func backendKinds() map[string]backend {
 				if err != nil {
 					return nil, nil, err
 				}
-				return tokenredis.NewRevocationList(c, b.cfg.Redis.KeyPrefix, b.env.Now), func() error { return nil }, nil
+				// After a data loss, tokens issued before it fail closed for
+				// as long as one of them can still be valid.
+				p, err := b.cfg.tokenPlan(b.env.Getenv, false)
+				if err != nil {
+					return nil, nil, err
+				}
+				return tokenredis.NewRevocationList(c, tokenredis.RevocationOptions{Prefix: b.cfg.Redis.KeyPrefix, Now: b.env.Now,
+					Horizon: p.keys.Retention, Skew: p.leeway, Logger: b.env.Log}), func() error { return nil }, nil
 			},
 			admin: func(ctx context.Context, b *Backends) (AdminStores, error) {
 				c, err := b.storeClient(ctx)

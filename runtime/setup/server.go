@@ -141,6 +141,13 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	}
 	s.tokens = ts
 	s.onClose(func() { _ = ts.Close() })
+	// From now on the loss of the revocations is detected too.
+	rl, detectsLoss := ts.Revoked.(revocationLoser)
+	if detectsLoss {
+		if err := rl.Initialise(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	fa, err := c.buildForwardAuth(env, ts)
 	if err != nil {
@@ -169,6 +176,9 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	s.onClose(func() { _ = pc.Close() })
 	checks := append([]hooks.ReadyCheck{keysCheck(ts, ts.keyStore)}, b.storeChecks(st)...)
 	checks = append(checks, hooks.ReadyCheck{Name: "policy_cache", Check: pc.Check, Degrades: true})
+	if detectsLoss {
+		checks = append(checks, revocationsCheck(rl))
+	}
 	// The token endpoint finds store clients at the policy cache's
 	// revision: one store read per client and revision.
 	rs, err := b.ReplayStore(ctx)

@@ -92,6 +92,19 @@ var inactiveJSON = []byte(`{"active":false}`)
 // reason (RFC 7662 §2.2: nothing else may be revealed).
 func Inactive() Introspection { return Introspection{JSON: inactiveJSON} }
 
+// isRevoked asks the revocation list, with the token's issue time when
+// the list takes it.
+func (in *Introspector) isRevoked(ctx context.Context, c *Claims) (bool, error) {
+	if il, ok := in.revoked.(IssuedRevocationList); ok {
+		var issued time.Time
+		if c.IssuedAt != 0 {
+			issued = c.IssuedAt.Time()
+		}
+		return il.IsRevokedIssued(ctx, c.ID, issued)
+	}
+	return in.revoked.IsRevoked(ctx, c.ID)
+}
+
 // Introspect answers for caller. Every reason a token is not usable gives
 // Inactive(); an error means the question could not be answered (for
 // example the authorization store is down during a live answer).
@@ -105,7 +118,7 @@ func (in *Introspector) Introspect(ctx context.Context, caller Caller, r Introsp
 		in.log.DebugContext(ctx, "introspection: inactive", "caller", caller.ClientID, "reason", "token audience not allowed for the caller", "aud", []string(v.Claims.Audience))
 		return Inactive(), nil
 	}
-	revoked, err := in.revoked.IsRevoked(ctx, v.Claims.ID)
+	revoked, err := in.isRevoked(ctx, &v.Claims)
 	if err != nil {
 		return Introspection{}, fmt.Errorf("introspection: revocation list: %w", err)
 	}

@@ -14,6 +14,15 @@ type RevocationList interface {
 	IsRevoked(ctx context.Context, jti string) (bool, error)
 }
 
+// IssuedRevocationList is a RevocationList that also takes the token's
+// issue time (zero: unknown). One that can lose its entries (Redis: data
+// loss) thereby fails closed only for tokens issued before the loss;
+// introspection uses it when the list has it.
+type IssuedRevocationList interface {
+	RevocationList
+	IsRevokedIssued(ctx context.Context, jti string, issued time.Time) (bool, error)
+}
+
 // KeyStore persists signing keys. Backends: runtime/token/file keeps them in
 // the data directory, runtime/token/redis shares them between nodes; both
 // pass runtime/token/tokentest's suite. Records are written with MarshalKey

@@ -10,9 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"sync/atomic"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -128,65 +126,4 @@ func (s *KeyStore) DeleteKey(ctx context.Context, kid string) error {
 		return unavailable("key store: delete", err)
 	}
 	return nil
-}
-
-// RevocationList keeps one key per revoked token id, <prefix>revoked:<jti>,
-// expiring when the token would have expired anyway (SET … PXAT), so the
-// list never grows past the live tokens. Keys carry no hash tag: a Cluster
-// spreads them.
-type RevocationList struct {
-	c      goredis.UniversalClient
-	prefix string
-	now    func() time.Time
-}
-
-var _ token.RevocationList = (*RevocationList)(nil)
-
-// NewRevocationList uses c with the key prefix (default "claimsmith:") and
-// the clock now.
-func NewRevocationList(c goredis.UniversalClient, prefix string, now func() time.Time) *RevocationList {
-	if prefix == "" {
-		prefix = "claimsmith:"
-	}
-	if now == nil {
-		now = time.Now
-	}
-	return &RevocationList{c: c, prefix: prefix + "revoked:", now: now}
-}
-
-// Revoke implements token.RevocationList. A token already expired needs no
-// entry.
-func (l *RevocationList) Revoke(ctx context.Context, jti string, until time.Time) error {
-	if jti == "" {
-		return fmt.Errorf("%w: revoke: jti is empty", runtime.ErrInvalid)
-	}
-	if !until.After(l.now()) {
-		return nil
-	}
-	err := l.c.SetArgs(ctx, l.prefix+jti, until.Unix(), goredis.SetArgs{ExpireAt: until}).Err()
-	if err != nil {
-		return unavailable("revocation list: revoke", err)
-	}
-	return nil
-}
-
-// IsRevoked implements token.RevocationList: revoked while the stored
-// expiry is ahead of the list's clock (Redis drops the key at that time
-// too; comparing here keeps the injected clock authoritative, as in the
-// file backend). An error (Redis down) is returned, never "not revoked":
-// introspection then fails closed.
-func (l *RevocationList) IsRevoked(ctx context.Context, jti string) (bool, error) {
-	v, err := l.c.Get(ctx, l.prefix+jti).Int64()
-	var bad *strconv.NumError
-	switch {
-	case errors.Is(err, goredis.Nil):
-		return false, nil
-	case errors.As(err, &bad):
-		// A value that is not a number was not written by Revoke: count it
-		// as revoked rather than reactivate a token.
-		return true, nil
-	case err != nil:
-		return false, unavailable("revocation list: check", err)
-	}
-	return v > l.now().Unix(), nil
 }

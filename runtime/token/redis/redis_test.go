@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -68,8 +69,8 @@ func TestRevocationsSharedAndExpire(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	ctx := context.Background()
 	clock := tokentest.NewClock(time.Now())
-	a := tokenredis.NewRevocationList(client(t, srv.Addr()), "", clock.Now)
-	b := tokenredis.NewRevocationList(client(t, srv.Addr()), "", clock.Now)
+	a := tokenredis.NewRevocationList(client(t, srv.Addr()), tokenredis.RevocationOptions{Now: clock.Now})
+	b := tokenredis.NewRevocationList(client(t, srv.Addr()), tokenredis.RevocationOptions{Now: clock.Now})
 	if err := a.Revoke(ctx, "jti-1", clock.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,9 @@ func TestConformance(t *testing.T) {
 	t.Run("RevocationList", func(t *testing.T) {
 		tokentest.RevocationLists(t, func(t *testing.T, now func() time.Time) func() token.RevocationList {
 			p := prefix()
-			return func() token.RevocationList { return tokenredis.NewRevocationList(c, p, now) }
+			return func() token.RevocationList {
+				return tokenredis.NewRevocationList(c, tokenredis.RevocationOptions{Prefix: p, Now: now})
+			}
 		})
 	})
 }
@@ -230,6 +233,111 @@ func TestKeysLostAreNotRegenerated(t *testing.T) {
 			}
 			if err := ks.Init(ctx); err != nil || store.DataLoss() != nil {
 				t.Fatalf("after the restore: Init = %v, DataLoss = %v", err, store.DataLoss())
+			}
+		})
+	}
+}
+
+// TestRevocationsLostFailClosed (issue 14 item 8): when the Redis comes back
+// without the revocations (FLUSHALL, restarted empty), a token revoked
+// before never reads "not revoked": checks of tokens issued before the loss
+// fail with ErrRevocationsLost (ErrUnavailable) on every node — also a node
+// started after the loss, and after a server opened the emptied Redis —
+// until every such token has expired; tokens issued after the loss are
+// answered from the new entries; a restore ends the loss at once. On the
+// old code the revoked token read "not revoked" after the loss.
+func TestRevocationsLostFailClosed(t *testing.T) {
+	const horizon, skew = time.Hour, 10 * time.Second
+	for _, fault := range []string{"flushall", "restart-empty", "restore"} {
+		t.Run(fault, func(t *testing.T) {
+			srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+			ctx := context.Background()
+			clock := tokentest.NewClock(time.Now())
+			list := func() *tokenredis.RevocationList {
+				return tokenredis.NewRevocationList(client(t, srv.Addr()), tokenredis.RevocationOptions{Now: clock.Now, Horizon: horizon, Skew: skew})
+			}
+			a := list()
+			if err := a.Initialise(ctx); err != nil {
+				t.Fatal(err)
+			}
+			issued := clock.Now().Add(-time.Minute)
+			if err := a.Revoke(ctx, "jti-1", issued.Add(horizon)); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := a.IsRevokedIssued(ctx, "jti-1", issued); err != nil || !ok {
+				t.Fatalf("before the loss: revoked = %v, %v", ok, err)
+			}
+			marker, err := srv.Do("GET", "claimsmith:revocations:marker")
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch fault {
+			case "restart-empty":
+				srv.RestartEmpty()
+			default:
+				if _, err := srv.Do("FLUSHALL"); err != nil {
+					t.Fatal(err)
+				}
+				// A server opening the emptied Redis does not make it good.
+				if err := list().Initialise(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				ok, err := a.IsRevokedIssued(ctx, "jti-1", issued)
+				if ok || (err == nil) {
+					t.Fatalf("FAIL OPEN: after the loss: revoked = %v, %v", ok, err)
+				}
+				if errors.Is(err, tokenredis.ErrRevocationsLost) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after the loss: %v, want ErrRevocationsLost", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			b := list() // a node started after the loss
+			if err := b.Initialise(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for name, n := range map[string]*tokenredis.RevocationList{"a": a, "b": b} {
+				if _, err := n.IsRevoked(ctx, "jti-1"); !errors.Is(err, tokenredis.ErrRevocationsLost) || !errors.Is(err, runtime.ErrUnavailable) {
+					t.Fatalf("node %s, issue time unknown: %v, want ErrRevocationsLost (ErrUnavailable)", name, err)
+				}
+				if err := n.DataLoss(ctx); !errors.Is(err, tokenredis.ErrRevocationsLost) {
+					t.Fatalf("node %s DataLoss = %v", name, err)
+				}
+			}
+			if fault == "restore" {
+				if _, err := srv.Do("SET", "claimsmith:revocations:marker", marker); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := srv.Do("SET", "claimsmith:revoked:jti-1", strconv.FormatInt(issued.Add(horizon).Unix(), 10)); err != nil {
+					t.Fatal(err)
+				}
+				if ok, err := a.IsRevokedIssued(ctx, "jti-1", issued); err != nil || !ok || a.DataLoss(ctx) != nil {
+					t.Fatalf("after the restore: revoked = %v, %v; DataLoss = %v", ok, err, a.DataLoss(ctx))
+				}
+				return
+			}
+			// Tokens issued after the loss are answered from the new entries.
+			clock.Advance(skew + time.Second)
+			later := clock.Now()
+			if err := b.Revoke(ctx, "jti-2", later.Add(horizon)); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := a.IsRevokedIssued(ctx, "jti-2", later); err != nil || !ok {
+				t.Fatalf("token issued after the loss, revoked: %v, %v", ok, err)
+			}
+			if ok, err := a.IsRevokedIssued(ctx, "jti-3", later); err != nil || ok {
+				t.Fatalf("token issued after the loss, not revoked: %v, %v", ok, err)
+			}
+			// Once every token issued before the loss has expired, the loss
+			// is over (their exp rejects them anyway).
+			clock.Advance(horizon)
+			if _, err := b.IsRevokedIssued(ctx, "jti-1", issued); err != nil || a.DataLoss(ctx) != nil {
+				t.Fatalf("after the horizon: %v, DataLoss = %v", err, a.DataLoss(ctx))
 			}
 		})
 	}
