@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +26,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 	"github.com/claimsmith/claimsmith/runtime/setup"
+	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
 // The fault matrix (issue 14): for each fault of the store's Redis, under
@@ -44,6 +47,12 @@ import (
 //	         unless the cell goes on "; signed webhooks 503/504": their
 //	         replay check needs Redis, so they fail closed.
 //	/readyz: "<status code> `<status>`".
+//	introspection (of a token revoked before the fault, either policy):
+//	         "503/504"; "503 (data loss)" — 503, and /readyz names the
+//	         revocations' loss; "`active: false`". A cell going on
+//	         "tokens issued after the loss answered" is also checked with
+//	         a token minted after the loss was detected (revoked: inactive,
+//	         else active). The revoked token is never answered active.
 
 const faultConfig = `server:
   addr: 127.0.0.1:0
@@ -60,6 +69,10 @@ pipeline:
 tokens:
   issuer: https://auth.example.com
   algorithm: ES256
+  leeway: 1s
+  introspection:
+    clients:
+      - {client_id: api, secret_env: T_INTROSPECT}
 hooks:
   native:
     callers:
@@ -80,6 +93,8 @@ redis:
 
 const faultBearer = "fault-matrix-bearer-key-0123456789"
 
+const faultIntrospectSecret = "fault-matrix-introspection-secret-0123"
+
 var faultWebhookSecret = "whsec_" + base64.StdEncoding.EncodeToString([]byte("fault-matrix-webhook-secret-0123"))
 
 // faultRow is one row of the README's table.
@@ -87,6 +102,8 @@ type faultRow struct {
 	fault  string
 	logins map[string]string // by policy
 	ready  map[string]string
+	// introspect: introspection of a revoked token (both policies).
+	introspect string
 }
 
 func readFailureModes(t *testing.T) []faultRow {
@@ -115,15 +132,16 @@ func readFailureModes(t *testing.T) []faultRow {
 		for i := range cells {
 			cells[i] = strings.TrimSpace(cells[i])
 		}
-		if len(cells) != 5 {
-			t.Fatalf("README failure modes row %q: %d cells, want 5", line, len(cells))
+		if len(cells) != 6 {
+			t.Fatalf("README failure modes row %q: %d cells, want 6", line, len(cells))
 		}
 		if cells[0] == "fault" || strings.HasPrefix(cells[0], "---") {
 			continue
 		}
 		rows = append(rows, faultRow{fault: cells[0],
 			logins: map[string]string{"fail_closed": cells[1], "last_snapshot": cells[2]},
-			ready:  map[string]string{"fail_closed": cells[3], "last_snapshot": cells[4]}})
+			ready:      map[string]string{"fail_closed": cells[3], "last_snapshot": cells[4]},
+			introspect: cells[5]})
 	}
 	if len(rows) != 5 {
 		t.Fatalf("README failure modes: %d rows, want 5 (frozen, killed, restarted with data, restarted empty, FLUSHALL)", len(rows))
@@ -293,7 +311,7 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 		t.Fatal(err)
 	}
 	env := setup.Env{DataDir: filepath.Join(dir, "data"), Getenv: func(k string) string {
-		return map[string]string{"T_BEARER": faultBearer, "T_WHSEC": faultWebhookSecret}[k]
+		return map[string]string{"T_BEARER": faultBearer, "T_WHSEC": faultWebhookSecret, "T_INTROSPECT": faultIntrospectSecret}[k]
 	}}
 	s, err := setup.Build(ctx, cfg, setup.Options{Env: env})
 	if err != nil {
@@ -330,12 +348,21 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 		}
 		return loginsMatch("answered", sc.login(t, "auth0|alice"), sc.login(t, "auth0|mallory"))
 	})
+	revoked := c.mint(t, s)
+	c.revoke(t, revoked)
+	if r := c.introspect(t, revoked); r.code != http.StatusOK || r.active {
+		t.Fatalf("before the fault: revoked token introspected %d active=%v", r.code, r.active)
+	}
 
 	inject(t, row.fault, srv)
 
 	wantCode, wantStatus := wantReady(t, row.ready[policy])
 	cell := row.logins[policy]
 	eventually(t, fmt.Sprintf("%s under %s: logins %q, /readyz %q", row.fault, policy, cell, row.ready[policy]), func() error {
+		intro := introspectMatch(row.introspect, c.introspect(t, revoked))
+		if errors.Is(intro, errFailOpen) {
+			t.Fatalf("%s under %s: %v", row.fault, policy, intro)
+		}
 		code, body := c.get(t, "/readyz")
 		var r struct {
 			Status string `json:"status"`
@@ -353,7 +380,10 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 		if err := loginsMatch(signedCell(cell), sc.login(t, "auth0|alice"), sc.login(t, "auth0|mallory")); err != nil {
 			return fmt.Errorf("signed: %w", err)
 		}
-		return nil
+		if strings.Contains(row.introspect, "data loss") && !strings.Contains(body, "revocations") {
+			return fmt.Errorf("/readyz does not name the revocations' loss: %s", body)
+		}
+		return intro
 	})
 	// The state holds: a few more logins answer the same.
 	for range 3 {
@@ -364,6 +394,23 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 			t.Fatalf("%s under %s, settled, signed: %v", row.fault, policy, err)
 		}
 	}
+	if err := introspectMatch(row.introspect, c.introspect(t, revoked)); err != nil {
+		t.Fatalf("%s under %s, settled: introspection: %v", row.fault, policy, err)
+	}
+	if strings.Contains(row.introspect, "tokens issued after the loss answered") && policy == "fail_closed" {
+		// The loss was detected by now: a token issued more than the
+		// leeway (1s) later is checked against the entries made since
+		// (the store's policy plays no part: checked once).
+		time.Sleep(2100 * time.Millisecond)
+		later, again := c.mint(t, s), c.mint(t, s)
+		c.revoke(t, later)
+		if r := c.introspect(t, later); r.code != http.StatusOK || r.active {
+			t.Fatalf("token issued after the loss, revoked: introspected %d active=%v", r.code, r.active)
+		}
+		if r := c.introspect(t, again); r.code != http.StatusOK || !r.active {
+			t.Fatalf("token issued after the loss: introspected %d active=%v, want active", r.code, r.active)
+		}
+	}
 	if strings.Contains(cell, "`degraded`") {
 		_, metrics := c.get(t, "/metrics")
 		for _, op := range []string{"profile", "patch_profile"} {
@@ -372,6 +419,85 @@ func runFaultRow(t *testing.T, policy string, row faultRow) {
 			}
 		}
 	}
+}
+
+// mint signs an access token for alice at portal.
+func (c faultClient) mint(t *testing.T, s *setup.Server) string {
+	t.Helper()
+	m, err := s.Tokens().Minter.MintAccessToken(context.Background(), token.AccessTokenRequest{Subject: "auth0|alice", ClientID: "portal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Token
+}
+
+func (c faultClient) oauth(t *testing.T, path, tok string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(url.Values{"token": {tok}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("api", faultIntrospectSecret)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (c faultClient) revoke(t *testing.T, tok string) {
+	t.Helper()
+	if code, body := c.oauth(t, "/oauth2/revoke", tok); code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+}
+
+// introspect answers the status and, for a 200, whether the token is
+// active.
+func (c faultClient) introspect(t *testing.T, tok string) introspected {
+	t.Helper()
+	code, body := c.oauth(t, "/oauth2/introspect", tok)
+	var r struct {
+		Active bool `json:"active"`
+	}
+	if code == http.StatusOK {
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatalf("introspect: %v: %s", err, body)
+		}
+	}
+	return introspected{code, r.Active}
+}
+
+type introspected struct {
+	code   int
+	active bool
+}
+
+var errFailOpen = errors.New("FAIL OPEN")
+
+// introspectMatch says whether the introspection of the revoked token is
+// what the cell says; a revoked token answered active fails the test.
+func introspectMatch(cell string, r introspected) error {
+	code, active := r.code, r.active
+	switch {
+	case code == http.StatusOK && active:
+		return fmt.Errorf("%w: a revoked token was introspected active", errFailOpen)
+	case strings.HasPrefix(cell, "503/504"):
+		if code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
+			return fmt.Errorf("introspection answered %d, want 503/504", code)
+		}
+	case strings.HasPrefix(cell, "503"):
+		if code != http.StatusServiceUnavailable {
+			return fmt.Errorf("introspection answered %d, want 503", code)
+		}
+	case strings.HasPrefix(cell, "`active: false`"):
+		if code != http.StatusOK {
+			return fmt.Errorf("introspection answered %d, want 200 inactive", code)
+		}
+	default:
+		return fmt.Errorf("README introspection cell %q: the test does not know it", cell)
+	}
+	return nil
 }
 
 // signedCell is what a logins cell says of signed webhook logins.
