@@ -18,7 +18,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/token/tokentest"
 )
 
-func client(t *testing.T, addr string) goredis.UniversalClient {
+func client(t testing.TB, addr string) goredis.UniversalClient {
 	t.Helper()
 	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{addr}, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
