@@ -139,7 +139,7 @@ func readFailureModes(t *testing.T) []faultRow {
 			continue
 		}
 		rows = append(rows, faultRow{fault: cells[0],
-			logins: map[string]string{"fail_closed": cells[1], "last_snapshot": cells[2]},
+			logins:     map[string]string{"fail_closed": cells[1], "last_snapshot": cells[2]},
 			ready:      map[string]string{"fail_closed": cells[3], "last_snapshot": cells[4]},
 			introspect: cells[5]})
 	}

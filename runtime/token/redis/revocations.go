@@ -42,6 +42,8 @@ type RevocationList struct {
 	prefix string
 	mkey   string
 	opt    RevocationOptions
+	// markLoss runs markLossScript.
+	markLoss *goredis.Script
 
 	known atomic.Pointer[revMarker]
 }
@@ -88,6 +90,16 @@ type revMarker struct {
 	before string
 }
 
+// markLossScript sets the marker KEYS[1] to ARGV[2] if it is still ARGV[1]
+// ("" for missing) and answers the marker in force.
+const markLossScript = `
+local cur = redis.call('GET', KEYS[1])
+if (cur == false and ARGV[1] == '') or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return ARGV[2]
+end
+return cur`
+
 // NewRevocationList uses c with opt.
 func NewRevocationList(c goredis.UniversalClient, opt RevocationOptions) *RevocationList {
 	if opt.Prefix == "" {
@@ -105,7 +117,8 @@ func NewRevocationList(c goredis.UniversalClient, opt RevocationOptions) *Revoca
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &RevocationList{c: c, prefix: opt.Prefix + "revoked:", mkey: opt.Prefix + "revocations:marker", opt: opt}
+	return &RevocationList{c: c, prefix: opt.Prefix + "revoked:", mkey: opt.Prefix + "revocations:marker", opt: opt,
+		markLoss: goredis.NewScript(markLossScript)}
 }
 
 func newRevMarkerID() string {
@@ -172,8 +185,14 @@ func (l *RevocationList) observe(ctx context.Context, mark string) (time.Time, e
 		// opened the emptied Redis): the revocations are gone.
 		at := l.opt.Now()
 		lost := revMarkerLost + strconv.FormatInt(at.UnixMilli(), 10) + ":" + newRevMarkerID() + ":" + known.value
-		if err := l.c.Set(ctx, l.mkey, lost, 0).Err(); err != nil {
+		// Only over the marker read: a read that raced with another
+		// detection (or a restore) must not declare a second loss.
+		cur, err := l.markLoss.Run(ctx, l.c, []string{l.mkey}, mark, lost).Text()
+		if err != nil {
 			return at, unavailable("revocation list: mark the loss", err)
+		}
+		if cur != lost {
+			return l.observe(ctx, cur)
 		}
 		l.known.Store(parseRevMarker(lost, at))
 		l.opt.Logger.Error("redis revocation list: its Redis lost the revocations: introspection of tokens issued before now fails closed",
