@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,15 @@ const (
 	// engineTimeout is the engine pool's own call bound; each call has its
 	// rule's timeout.
 	engineTimeout = time.Minute
+	// DefaultGuestGCPercent: see Options.GuestGCPercent.
+	DefaultGuestGCPercent = 200
 )
+
+// guestMemoryLimit is the Go memory limit of an engine instance with a
+// memory cap: three quarters of it, so the guest's collector works harder
+// before linear memory grows into the cap (an out-of-memory trap), while a
+// script whose live data outgrows the cap still fails.
+func guestMemoryLimit(capBytes uint64) uint64 { return capBytes / 4 * 3 }
 
 // Options configure an Engine. Zero values pick the defaults.
 type Options struct {
@@ -76,6 +85,10 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// Cache backs api.cache (default: in-process, per Engine).
 	Cache Cache
+	// GuestGCPercent is the engine instances' GOGC (default
+	// DefaultGuestGCPercent). Their collector runs on the login's own
+	// thread: higher makes collections rarer and instances larger.
+	GuestGCPercent int
 }
 
 // Engine loads JavaScript rules (runtime.ModuleLoader). Every rule it
@@ -88,7 +101,6 @@ type Engine struct {
 	cache  Cache
 
 	mu      sync.Mutex
-	module  []byte
 	pools   map[uint64]*pool
 	defs    map[string]*ruleDef
 	nextID  atomic.Uint64
@@ -122,6 +134,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.InitTimeout <= 0 {
 		opts.InitTimeout = DefaultInitTimeout
+	}
+	if opts.GuestGCPercent == 0 {
+		opts.GuestGCPercent = DefaultGuestGCPercent
 	}
 	switch opts.CacheDir {
 	case "-":
@@ -290,12 +305,11 @@ func (e *Engine) acquire(ctx context.Context, mem uint64, size int) (*pool, erro
 		p.refs++
 		return p, nil
 	}
-	if e.module == nil {
-		m, err := EngineModule()
-		if err != nil {
-			return nil, err
-		}
-		e.module = m
+	// Not kept: the loader keeps what it needs (18 MB the host would
+	// otherwise hold twice), and a second pool is rare.
+	module, err := EngineModule()
+	if err != nil {
+		return nil, err
 	}
 	if size <= 0 {
 		size = e.opts.PoolSize
@@ -306,7 +320,11 @@ func (e *Engine) acquire(ctx context.Context, mem uint64, size int) (*pool, erro
 	r, err := e.loader.Load(ctx, runtime.ModuleSpec{
 		Name: fmt.Sprintf("js-engine-%dMiB", mem>>20), Path: "(embedded) claimsmith-js-engine.wasm",
 		Timeout: engineTimeout, MemoryBytes: mem, PoolSize: size,
-	}, wasm.Module{Bytes: e.module, Host: []wasm.HostFunc{
+		Config: map[string]string{
+			"gc_percent":   strconv.Itoa(e.opts.GuestGCPercent),
+			"memory_limit": strconv.FormatUint(guestMemoryLimit(mem), 10),
+		},
+	}, wasm.Module{Bytes: module, Host: []wasm.HostFunc{
 		{Name: "js_rule", Fn: e.hostRule},
 		{Name: "js_cache", Fn: e.hostCache},
 	}})
@@ -350,10 +368,14 @@ type callScope struct {
 }
 
 type callInput struct {
-	Rule      string         `json:"rule"`
-	Check     bool           `json:"check,omitempty"`
-	Event     *runtime.Event `json:"event,omitempty"`
-	MaxOutput int            `json:"max_output,omitempty"`
+	Rule    string          `json:"rule"`
+	Check   bool            `json:"check,omitempty"`
+	Trigger runtime.Trigger `json:"trigger,omitempty"`
+	// Event is the event in the rule's shape (event.go).
+	Event     any `json:"event,omitempty"`
+	MaxOutput int `json:"max_output,omitempty"`
+	// Stats asks for the instance's memory figures instead (guestStats).
+	Stats bool `json:"stats,omitempty"`
 }
 
 func (e *Engine) hostRule(ctx context.Context, arg []byte) ([]byte, error) {
@@ -405,8 +427,18 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 	if r.closed.Load() {
 		return &runtime.RuleError{Rule: r.name, Cause: fmt.Errorf("%w: rule was cleaned up", runtime.ErrUnavailable)}
 	}
+	in := callInput{Rule: r.id, Trigger: ev.Trigger, MaxOutput: wasm.DefaultOutputBytes}
+	if r.style == StyleRules {
+		// Auth0 ran Rules at login only.
+		if ev.Trigger != runtime.TriggerPostLogin {
+			return nil
+		}
+		in.Event = shapeRule(ev)
+	} else {
+		in.Event = shapeAction(ev)
+	}
 	ctx = context.WithValue(ctx, callKey{}, &callScope{rule: r, trigger: ev.Trigger})
-	err := r.pool.rule.Call(ctx, ev, callInput{Rule: r.id, Event: ev, MaxOutput: wasm.DefaultOutputBytes}, r.timeout, out)
+	err := r.pool.rule.Call(ctx, ev, in, r.timeout, out)
 	if err != nil {
 		return &runtime.RuleError{Rule: r.name, Cause: cause(err)}
 	}

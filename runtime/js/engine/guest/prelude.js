@@ -1,10 +1,13 @@
 // The compatibility layer between Auth0's Actions and Rules and claimsmith's
-// rule commands. Run once per engine instance; main.go calls __load, __run
+// rule commands. Run once per engine instance; guest.go calls __load, __run
 // and __finish. Everything a rule does is collected into one plain object
-// that __finish serialises once: a single crossing per call.
+// that guest.go serialises once (output.go): a single crossing per call. Its parts are
+// made when first written, so a call that sets one claim builds and
+// serialises only that.
 (function (g) {
   'use strict';
   var state = null;
+  var NativePromise = Promise;
   var MAX_LOG_LINES = 100, MAX_LOG_BYTES = 4096;
 
   function unsupported(name, how) {
@@ -57,25 +60,32 @@
   }
   function logLine(level) {
     return function () {
-      if (state === null || state.out.log.length >= MAX_LOG_LINES) return;
+      if (state === null) return;
+      var log = part('log');
+      if (log.length >= MAX_LOG_LINES) return;
       var parts = [];
       for (var i = 0; i < arguments.length; i++) parts.push(text(arguments[i]));
       var msg = parts.join(' ');
       if (msg.length > MAX_LOG_BYTES) msg = msg.slice(0, MAX_LOG_BYTES) + '…';
-      state.out.log.push({ level: level, msg: msg });
+      log.push({ level: level, msg: msg });
     };
   }
   g.console = { log: logLine('info'), info: logLine('info'), warn: logLine('warn'), error: logLine('error'), debug: logLine('debug') };
 
-  function newOut() {
-    return {
-      id_token: { claims: {} },
-      access_token: { claims: {}, add_scopes: [], remove_scopes: [] },
-      app_metadata: {}, user_metadata: {},
-      access: { vote: 'abstain' },
-      log: []
-    };
+  // part returns the output's part, made on first use (an absent part
+  // means: nothing to do, abstain).
+  function part(name) {
+    var o = state.out[name];
+    if (o === undefined) {
+      if (name === 'id_token') o = { claims: {} };
+      else if (name === 'access_token') o = { claims: {}, add_scopes: [], remove_scopes: [] };
+      else if (name === 'log') o = [];
+      else o = {};
+      state.out[name] = o;
+    }
+    return o;
   }
+  function denied() { return state.out.access !== undefined && state.out.access.vote === 'deny'; }
   // plain copies a value as JSON would keep it (functions and undefined
   // become null, Dates their ISO string), without a round trip through
   // JSON text, which goja parses slowly.
@@ -105,31 +115,31 @@
   function claim(tok) {
     return function (name, value) {
       if (typeof name !== 'string' || name === '') throw new TypeError('setCustomClaim: the claim name must be a non-empty string');
-      state.out[tok].claims[name] = plain(value);
+      part(tok).claims[name] = plain(value);
     };
   }
   function addScope(s) {
-    var t = state.out.access_token;
+    var t = part('access_token');
     s = String(s);
     t.remove_scopes = t.remove_scopes.filter(function (x) { return x !== s; });
     if (t.add_scopes.indexOf(s) < 0) t.add_scopes.push(s);
   }
   function removeScope(s) {
-    var t = state.out.access_token;
+    var t = part('access_token');
     s = String(s);
     t.add_scopes = t.add_scopes.filter(function (x) { return x !== s; });
     if (t.remove_scopes.indexOf(s) < 0) t.remove_scopes.push(s);
   }
   function deny(code) {
     return function (reason) {
-      if (state.out.access.vote === 'deny') return;
+      if (denied()) return;
       state.out.access = { vote: 'deny', reason: reason === undefined ? '' : String(reason), code: code };
     };
   }
   function metadata(which) {
     return function (key, value) {
       if (typeof key !== 'string' || key === '') throw new TypeError('the metadata key must be a non-empty string');
-      state.out[which][key] = plain(value);
+      part(which)[key] = plain(value);
     };
   }
 
@@ -166,7 +176,7 @@
     // credentials-exchange: deny(code, reason), code an OAuth error code.
     access: Object.freeze({
       deny: function (code, reason) {
-        if (state.out.access.vote === 'deny') return;
+        if (denied()) return;
         state.out.access = { vote: 'deny', reason: reason === undefined ? '' : String(reason), code: String(code || 'access_denied') };
       }
     }),
@@ -174,26 +184,6 @@
   });
 
   function obj(v) { return v !== null && typeof v === 'object' ? v : {}; }
-
-  function actionEvent(ev, def) {
-    ev.user = obj(ev.user);
-    ev.user.app_metadata = obj(ev.user.app_metadata);
-    ev.user.user_metadata = obj(ev.user.user_metadata);
-    ev.user.identities = ev.user.identities || [];
-    ev.client = obj(ev.client);
-    ev.client.metadata = obj(ev.client.metadata);
-    ev.connection = obj(ev.connection);
-    ev.request = obj(ev.request);
-    ev.request.query = obj(ev.request.query);
-    ev.transaction = obj(ev.transaction);
-    ev.transaction.requested_scopes = ev.transaction.requested_scopes || [];
-    var a = obj(ev.authorization);
-    ev.authorization = { roles: a.roles || [], groups: a.groups || [], permissions: a.permissions || [] };
-    ev.stats = { logins_count: ev.user.logins_count || 0 };
-    ev.secrets = def.secrets;
-    ev.configuration = def.configuration;
-    return ev;
-  }
 
   // The Rules' `auth0` object: only the metadata writes, which become
   // patches; the rest of the management API needs the network.
@@ -217,42 +207,19 @@
     return [];
   }
 
-  function runRule(fn, ev, def) {
-    ev.user = obj(ev.user);
-    var user = ev.user;
-    user.app_metadata = obj(user.app_metadata);
-    user.user_metadata = obj(user.user_metadata);
-    user.identities = user.identities || [];
-    var client = obj(ev.client), conn = obj(ev.connection), req = obj(ev.request), tx = obj(ev.transaction);
-    var requested = (tx.requested_scopes || []).map(String);
-    var context = {
-      clientID: client.client_id || '',
-      clientName: client.name || '',
-      clientMetadata: obj(client.metadata),
-      connection: conn.name || '',
-      connectionID: conn.id || '',
-      connectionStrategy: conn.strategy || '',
-      protocol: tx.protocol || '',
-      request: {
-        ip: req.ip || '', userAgent: req.user_agent || '', hostname: req.hostname || '',
-        query: obj(req.query), body: {}, geoip: req.geoip ? {
-          country_code: req.geoip.country_code, country_name: req.geoip.country_name,
-          city_name: req.geoip.city_name, latitude: req.geoip.latitude, longitude: req.geoip.longitude,
-          time_zone: req.geoip.time_zone
-        } : {}
-      },
-      stats: { loginsCount: user.logins_count || 0 },
-      authorization: { roles: (obj(ev.authorization).roles || []).slice() },
-      idToken: {},
-      accessToken: { scope: requested.slice() }
-    };
+  // runRule calls a Rule with the user and context the host shaped
+  // (runtime/js/event.go).
+  function runRule(fn, ev, configuration) {
+    var user = ev.user, context = ev.context;
+    var requested = context.accessToken.scope.slice();
     state.rulesPatch = function (which, md) {
       var p = plain(md);
       if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new TypeError('auth0.users.update' +
         (which === 'app_metadata' ? 'AppMetadata' : 'UserMetadata') + ': metadata must be an object');
-      for (var k in p) state.out[which][k] = p[k];
+      var o = part(which);
+      for (var k in p) o[k] = p[k];
     };
-    g.configuration = def.configuration;
+    g.configuration = configuration;
     var called = false;
     function callback(err, u, c) {
       if (called) return;
@@ -276,9 +243,9 @@
         return;
       }
       var k;
-      for (k in obj(c.idToken)) state.out.id_token.claims[k] = plain(c.idToken[k]);
+      for (k in obj(c.idToken)) part('id_token').claims[k] = plain(c.idToken[k]);
       var at = obj(c.accessToken);
-      for (k in at) if (k !== 'scope') state.out.access_token.claims[k] = plain(at[k]);
+      for (k in at) if (k !== 'scope') part('access_token').claims[k] = plain(at[k]);
       if (at.scope !== undefined) {
         var now = scopes(at.scope);
         now.forEach(function (s) { if (requested.indexOf(s) < 0) addScope(s); });
@@ -302,14 +269,16 @@
     return ex;
   };
 
-  g.__run = function (style, entry, ev, def, trigger) {
-    state = { out: newOut(), settled: false, err: undefined, style: style, rulesPatch: null };
+  // __run calls the rule. The event is shaped by the host already
+  // (runtime/js/event.go): an Action's, with secrets and configuration
+  // (guest/event.go), or a Rule's {user, context}; Rules run at login only,
+  // the host does not call them otherwise. It returns an Action's promise:
+  // guest.go reads its state once the call's jobs ran and hands it to
+  // __finish.
+  g.__run = function (style, entry, ev, configuration, trigger) {
+    state = { out: {}, settled: false, err: undefined, style: style, rulesPatch: null };
     if (style === 'rules') {
-      if (trigger !== 'post-login') {
-        state.settled = true;
-        return;
-      }
-      runRule(entry, ev, def);
+      runRule(entry, ev, configuration);
       return;
     }
     var m2m = trigger === 'credentials-exchange';
@@ -318,22 +287,37 @@
       state.settled = true;
       return;
     }
-    var r = fn(actionEvent(ev, def), m2m ? m2mApi : loginApi);
-    Promise.resolve(r).then(function () { state.settled = true; }, function (e) {
-      state.settled = true;
-      state.err = e === undefined ? new Error('the handler rejected without a reason') : e;
-    });
+    var r = fn(ev, m2m ? m2mApi : loginApi);
+    if (r instanceof NativePromise) return r;
+    if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
+      // A thenable of the handler's own: settled through the job queue.
+      var s = state;
+      NativePromise.resolve(r).then(function () { s.settled = true; }, function (e) { rejected(s, e); });
+      return undefined;
+    }
+    state.settled = true;
+    return undefined;
   };
 
-  g.__finish = function () {
+  function rejected(s, e) {
+    s.settled = true;
+    s.err = e === undefined ? new Error('the handler rejected without a reason') : e;
+  }
+
+  // __finish(promise, reason): promise is the state of the Action's
+  // promise ('fulfilled', 'rejected' with reason, 'pending'), or 'other'
+  // when the call returned none (a Rule, a plain function, a thenable).
+  g.__finish = function (promise, reason) {
     var s = state;
     state = null;
+    if (promise === 'fulfilled') s.settled = true;
+    else if (promise === 'rejected') rejected(s, reason);
     if (!s.settled) {
       throw new Error(s.style === 'rules'
         ? 'the rule returned without calling its callback, and nothing left could call it (timers and network calls are not supported)'
         : 'the handler\'s promise never settled (timers and network calls are not supported)');
     }
     if (s.err !== undefined) throw s.err;
-    return JSON.stringify(s.out);
+    return s.out;
   };
 })(this);
