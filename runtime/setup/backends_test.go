@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
 	"github.com/claimsmith/claimsmith/runtime/authz/file"
+	"github.com/claimsmith/claimsmith/runtime/js"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
 )
 
@@ -230,5 +232,50 @@ func TestFileStoreOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = bk.Close()
+	}
+}
+
+// TestJSCacheBackend: the JavaScript rules' api.cache is in the policy
+// cache's Redis when the configuration has one (every node shares it),
+// else in-process; values written through one server's cache are read
+// through another's.
+func TestJSCacheBackend(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	open := func(conf string) js.Cache {
+		t.Helper()
+		cfg := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		lc, err := Load(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bk, err := OpenBackends(lc, Env{DataDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = bk.Close() })
+		c, err := bk.JSCache(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := open("store:\n  backend: file\n"); reflect.TypeOf(c) != reflect.TypeFor[*js.MemoryCache]() {
+		t.Errorf("file store without Redis: %T", c)
+	}
+	conf := fmt.Sprintf("store:\n  backend: file\ncache:\n  redis:\n    addrs: [%s]\n    key_prefix: \"node:\"\n", srv.Addr())
+	a, b := open(conf), open(conf)
+	if reflect.TypeOf(a) != reflect.TypeFor[*js.RedisCache]() {
+		t.Fatalf("with cache.redis: %T", a)
+	}
+	exp := time.Now().Add(time.Minute)
+	if err := a.Set(ctx, "rule\x00post-login", "k", "v", exp); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, ok, err := b.Get(ctx, "rule\x00post-login", "k"); err != nil || !ok || v != "v" {
+		t.Errorf("the other server reads %q %v %v", v, ok, err)
 	}
 }

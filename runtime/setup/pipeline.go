@@ -34,6 +34,10 @@ type PipelineOptions struct {
 	// wasm host functions; nil uses the store directly (the server puts the
 	// policy cache here).
 	Resolver authz.PolicyResolver
+	// JSCache backs the JavaScript rules' api.cache; nil: in-process, for
+	// this pipeline only (the server passes one for its life, in Redis
+	// when the cache section has one: see Backends.JSCache).
+	JSCache js.Cache
 }
 
 // Pipeline is a built login pipeline with what it holds open.
@@ -68,7 +72,7 @@ func (c *Config) BuildPipeline(ctx context.Context, env Env, st PipelineStore, o
 		return nil, err
 	}
 	loader := wasm.NewLoader(wasm.Options{Logger: env.Log, Authz: resolver, Now: opt.Now})
-	scripts := js.New(js.Options{Logger: env.Log, Authz: resolver, Now: opt.Now})
+	scripts := js.New(js.Options{Logger: env.Log, Authz: resolver, Now: opt.Now, Cache: opt.JSCache})
 	var profiles runtime.ProfileStore = st
 	if opt.DryRun {
 		profiles = dryRunProfiles{st}

@@ -29,6 +29,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 	"github.com/claimsmith/claimsmith/runtime/cache"
 	"github.com/claimsmith/claimsmith/runtime/exchange"
+	"github.com/claimsmith/claimsmith/runtime/js"
 	"github.com/claimsmith/claimsmith/runtime/token"
 )
 
@@ -69,6 +70,7 @@ type Server struct {
 	store    DataStore
 	tokens   *TokenService
 	cache    *cache.Cache
+	jsCache  js.Cache
 	reloader *hooks.Reloader
 	// forwardAuth serves GET /hooks/forward-auth; a reload swaps it.
 	forwardAuth forwardauth.Switch
@@ -174,6 +176,11 @@ func Build(ctx context.Context, cfg *Config, opt Options) (_ *Server, err error)
 	}
 	s.cache = pc
 	s.onClose(func() { _ = pc.Close() })
+	jsCache, err := b.JSCache(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.jsCache = jsCache
 	checks := append([]hooks.ReadyCheck{keysCheck(ts, ts.keyStore)}, b.storeChecks(st)...)
 	checks = append(checks, hooks.ReadyCheck{Name: "policy_cache", Check: pc.Check, Degrades: true})
 	if detectsLoss {
@@ -403,7 +410,7 @@ func (s *Server) hookBuilder(st PipelineStore, resolver authz.PolicyResolver, mi
 			warnRestartOnly(ctx, s.env, s.cfg, lc)
 			cfg = lc
 		}
-		b.set, b.info, err = buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver}, login.Deps{
+		b.set, b.info, err = buildHookSet(ctx, cfg, s.env, st, PipelineOptions{Resolver: resolver, JSCache: s.jsCache}, login.Deps{
 			Resolver: resolver, Settings: st, Minter: minter, Replays: replays, BodyBudget: budget,
 		}, m, s.exchanger)
 		if err != nil || !reload {
@@ -648,6 +655,20 @@ func (b *Backends) policyCache(ctx context.Context, src cache.Source, reg promet
 	c := b.cfg.Cache
 	return cache.New(src, cache.Options{Client: cc, Prefix: prefix, NearSize: c.NearSize, NearTTL: c.NearTTL,
 		RedisTTL: c.RedisTTL, OpTimeout: c.OpTimeout, PollInterval: c.PollInterval, Logger: b.env.Log, Registerer: reg})
+}
+
+// JSCache is the JavaScript rules' api.cache for a server's life: in the
+// policy cache's Redis when it has one, so every node shares it (Auth0's
+// limits hold across nodes), else in-process.
+func (b *Backends) JSCache(ctx context.Context) (js.Cache, error) {
+	cc, prefix, err := b.cacheClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cc == nil {
+		return js.NewMemoryCache(b.env.Now), nil
+	}
+	return js.NewRedisCache(cc, js.RedisCacheOptions{Prefix: prefix, Now: b.env.Now, OpTimeout: b.cfg.Cache.OpTimeout}), nil
 }
 
 // StoreCheckTimeout bounds the store's readiness check: go-redis' retries
