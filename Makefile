@@ -14,7 +14,7 @@ ADDR    ?=
 SHOWN_ADDR = $(or $(ADDR),127.0.0.1:8080)
 
 .PHONY: all build run dev-env dry-run test deps vet bench bench-smoke fuzz hydra e2e interop samples rule loadtest \
-        browser-deps screenshots bench-tokens bench-hooks bench-login bench-wasm bench-js js-engine bench-admin bench-redis bench-redis-big flood soak-replay fuzz-admin openapi wasm-deps redis-deps nginx-deps readme-deps
+        browser-deps screenshots bench-tokens bench-hooks bench-login bench-wasm bench-js soak-js js-engine bench-admin bench-redis bench-redis-big flood soak-replay fuzz-admin openapi wasm-deps redis-deps nginx-deps readme-deps
 
 all: build
 
@@ -251,14 +251,25 @@ WASM_GO_RULES := weekday-only department-claims starter
 js-engine:
 	cd runtime/js/engine && GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false \
 	  -ldflags=-buildid= -buildmode=c-shared -o ../engine.wasm .
+	sha256sum runtime/js/engine.wasm | cut -d' ' -f1 > runtime/js/engine.wasm.sha256
 	gzip -9 -n -f runtime/js/engine.wasm
 	$(GO) env GOVERSION > runtime/js/engine.go-version
 
+# bench-js: the JavaScript engine's rows (login p10/p50/p99 per pooled call,
+# instance-per-call, start-up with a warm compile cache, RSS) and the guest
+# code's own benchmarks run natively (runtime/js/engine/guest: where a
+# call's time goes; -cpuprofile works there).
 bench-js:
 	@mkdir -p bench-results
 	$(GO) test -run '^$$' -bench JSLogin -benchtime 2000x -count 1 ./runtime/js/ | tee bench-results/js.txt
 	$(GO) test -run '^$$' -bench JSStartupWarmCache -benchtime 5x -count 1 ./runtime/js/ | tee -a bench-results/js.txt
 	$(GO) test -run TestEngineMemory -v -count 1 ./runtime/js/ | grep RSS | tee -a bench-results/js.txt
+	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./runtime/js/engine/guest/ | tee -a bench-results/js.txt
+
+# soak-js: 100,000 logins through a pooled JavaScript Action under -race,
+# the host heap sampled every 10,000 (a few minutes; `make test` runs 5,000).
+soak-js:
+	CLAIMSMITH_JS_SOAK_LOGINS=100000 $(GO) test -race -run '^TestJSLoginsHeapFlat$$' -v -count 1 -timeout 60m ./runtime/js/
 
 samples: wasm-deps
 	@for r in $(WASM_GO_RULES); do \

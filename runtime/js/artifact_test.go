@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 // the Go version, so it must be the one engine.go-version records (go.mod's
 // toolchain).
 func TestEngineArtifactIsCurrent(t *testing.T) {
+	t.Parallel()
 	want, err := os.ReadFile("engine.go-version")
 	if err != nil {
 		t.Fatal(err)
@@ -48,8 +50,39 @@ func TestEngineArtifactIsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sum := sha256.Sum256(built); hex.EncodeToString(sum[:]) != strings.TrimSpace(engineSum) {
+		t.Errorf("engine.wasm.sha256 is stale: the rebuilt module's hash is %x; run `make js-engine` and commit it", sum)
+	}
 	if !bytes.Equal(built, embedded) {
 		t.Fatalf("runtime/js/engine.wasm.gz is stale: embedded %d bytes (sha256 %x), rebuilt %d bytes (sha256 %x); run `make js-engine` and commit it",
 			len(embedded), sha256.Sum256(embedded), len(built), sha256.Sum256(built))
+	}
+}
+
+// TestEngineModuleCache: the decompressed engine is kept in the cache
+// directory and read from there; a damaged copy is not used but replaced.
+func TestEngineModuleCache(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := New(Options{CacheDir: dir})
+	want, err := EngineModule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "js-engine-"+strings.TrimSpace(engineSum)+".wasm")
+	for i, damage := range []bool{false, false, true} {
+		if damage {
+			if err := os.WriteFile(path, []byte("not the engine"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := e.engineModule()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("round %d: %d bytes, %v", i, len(got), err)
+		}
+		kept, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(kept, want) {
+			t.Fatalf("round %d: the cached copy is %d bytes (%v)", i, len(kept), err)
+		}
 	}
 }

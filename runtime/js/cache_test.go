@@ -101,6 +101,7 @@ func TestCacheLimits(t *testing.T) {
 // api.cache: a value set on one is read on the other, and the counter
 // the Action keeps goes up across both.
 func TestCacheSharedAcrossNodes(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	dir := t.TempDir()
 	path := writeFile(t, "visits.js", `exports.onExecutePostLogin = async (event, api) => {

@@ -11,6 +11,7 @@ import (
 )
 
 func TestCheckFiles(t *testing.T) {
+	t.Parallel()
 	bad := writeFile(t, "bad.js", "function (user, context, callback) {\n  // api.redirect in a comment is not a use\n  context.multifactor = { provider: 'any' };\n  callback(null, user, context);\n}\n")
 	good := filepath.Join("testdata", "corpus", "rules", "roles.js")
 	reports := CheckFiles([]string{good, bad, filepath.Join(t.TempDir(), "missing.js")})

@@ -165,6 +165,7 @@ func run(t testing.TB, r runtime.Rule, ev *runtime.Event) (*runtime.Commands, er
 // templates and their Actions equivalents, and checks each gives what
 // Auth0 would: decision, deny code, claims, scopes, app_metadata.
 func TestAuth0TemplateCorpus(t *testing.T) {
+	t.Parallel()
 	clock := &testClock{}
 	e := newTestEngine(t, Options{Now: clock.now, Logger: testLogger(t)})
 	base := func(o outcome) outcome {

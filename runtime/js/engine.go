@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,10 +26,14 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/wasm"
 )
 
-// engineGz is the built engine module (engine/, `make js-engine`).
-//
-//go:embed engine.wasm.gz
-var engineGz []byte
+// engineGz is the built engine module (engine/, `make js-engine`), and
+// engineSum the SHA-256 of the module decompressed, in hex.
+var (
+	//go:embed engine.wasm.gz
+	engineGz []byte
+	//go:embed engine.wasm.sha256
+	engineSum string
+)
 
 // EngineModule returns the embedded engine module, decompressed.
 func EngineModule() ([]byte, error) {
@@ -35,7 +42,61 @@ func EngineModule() ([]byte, error) {
 		return nil, fmt.Errorf("embedded JavaScript engine: %w", err)
 	}
 	defer zr.Close()
-	return io.ReadAll(zr)
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded JavaScript engine: %w", err)
+	}
+	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != strings.TrimSpace(engineSum) {
+		return nil, fmt.Errorf("embedded JavaScript engine: decompressed module does not match engine.wasm.sha256")
+	}
+	return b, nil
+}
+
+// engineModule is EngineModule through the cache directory: the
+// decompressed module is kept there (named by its hash), as the compiled
+// code is by the loader. Reading and checking it costs a third of
+// decompressing it again at every start. A missing, damaged or unwritable
+// copy only costs that time.
+func (e *Engine) engineModule() ([]byte, error) {
+	if e.opts.CacheDir == "" {
+		return EngineModule()
+	}
+	sum := strings.TrimSpace(engineSum)
+	path := filepath.Join(e.opts.CacheDir, "js-engine-"+sum+".wasm")
+	if b, err := os.ReadFile(path); err == nil {
+		if got := sha256.Sum256(b); hex.EncodeToString(got[:]) == sum {
+			return b, nil
+		}
+	}
+	b, err := EngineModule()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(path, b); err != nil {
+		e.log.Warn("cannot keep the decompressed JavaScript engine; decompressing at every start", "path", path, "err", err)
+	}
+	return b, nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
+	return err
 }
 
 // Defaults.
@@ -111,7 +172,6 @@ var _ runtime.ModuleLoader = (*Engine)(nil)
 
 type pool struct {
 	rule *wasm.Rule
-	refs int
 }
 
 // ruleDef is what the guest's js_rule host function answers.
@@ -163,12 +223,18 @@ func New(opts Options) *Engine {
 	}
 }
 
-// Close releases the engine's compilation cache.
+// Close closes the engine pools and releases the compilation cache.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	e.closing = true
+	pools := e.pools
+	e.pools = map[uint64]*pool{}
 	e.mu.Unlock()
-	return e.loader.Close(ctx)
+	var errs []error
+	for _, p := range pools {
+		errs = append(errs, p.rule.Cleanup())
+	}
+	return errors.Join(append(errs, e.loader.Close(ctx))...)
 }
 
 // LoadError is a JavaScript rule that could not be loaded: it names the rule
@@ -257,7 +323,7 @@ func (e *Engine) LoadModule(ctx context.Context, spec runtime.ModuleSpec) (runti
 		e.forget(id)
 		return nil, fail(err, "%v", err)
 	}
-	r := &Rule{name: spec.Name, id: id, path: spec.Path, style: rep.Style, timeout: timeout, engine: e, mem: mem, pool: p}
+	r := &Rule{name: spec.Name, id: id, path: spec.Path, style: rep.Style, timeout: timeout, engine: e, pool: p}
 	// Compile it now on one instance: syntax errors and a module that does
 	// not export a handler are load errors, not login failures.
 	var out runtime.Commands
@@ -302,12 +368,11 @@ func (e *Engine) acquire(ctx context.Context, mem uint64, size int) (*pool, erro
 		return nil, fmt.Errorf("%w: engine closed", runtime.ErrUnavailable)
 	}
 	if p, ok := e.pools[mem]; ok {
-		p.refs++
 		return p, nil
 	}
 	// Not kept: the loader keeps what it needs (18 MB the host would
 	// otherwise hold twice), and a second pool is rare.
-	module, err := EngineModule()
+	module, err := e.engineModule()
 	if err != nil {
 		return nil, err
 	}
@@ -331,26 +396,9 @@ func (e *Engine) acquire(ctx context.Context, mem uint64, size int) (*pool, erro
 	if err != nil {
 		return nil, fmt.Errorf("starting the JavaScript engine: %w", err)
 	}
-	p := &pool{rule: r, refs: 1}
+	p := &pool{rule: r}
 	e.pools[mem] = p
 	return p, nil
-}
-
-func (e *Engine) release(mem uint64) error {
-	e.mu.Lock()
-	p, ok := e.pools[mem]
-	if !ok {
-		e.mu.Unlock()
-		return nil
-	}
-	p.refs--
-	if p.refs > 0 {
-		e.mu.Unlock()
-		return nil
-	}
-	delete(e.pools, mem)
-	e.mu.Unlock()
-	return p.rule.Cleanup()
 }
 
 func (e *Engine) forget(id string) {
@@ -405,7 +453,6 @@ type Rule struct {
 	style          Style
 	timeout        time.Duration
 	engine         *Engine
-	mem            uint64
 	pool           *pool
 	closed         atomic.Bool
 }
@@ -445,12 +492,14 @@ func (r *Rule) Run(ctx context.Context, ev *runtime.Event, out *runtime.Commands
 	return nil
 }
 
-// Cleanup forgets the rule and releases its engine pool (closed with its
-// last rule).
+// Cleanup forgets the rule. Its engine pool stays until Engine.Close, even
+// without rules: loading the engine module is the slow part of loading a
+// rule, and a rule loaded again (or one that failed its load check) must
+// not pay it twice.
 func (r *Rule) Cleanup() error {
 	if r.closed.Swap(true) {
 		return nil
 	}
 	r.engine.forget(r.id)
-	return r.engine.release(r.mem)
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 // its timeout, the failed instance is replaced, a well-behaved rule on the
 // same engine keeps working, and the host heap is back where it was.
 func TestHostileScripts(t *testing.T) {
+	t.Parallel()
 	e := newTestEngine(t, Options{Logger: testLogger(t), MaxAbandoned: 100})
 	good := loadJS(t, e, runtime.ModuleSpec{Name: "good", Path: filepath.Join("testdata", "hostile", "good.js"), Timeout: 30 * time.Second})
 	var before goruntime.MemStats

@@ -16,6 +16,7 @@ import (
 // cannot run: unsupported Auth0 APIs seen statically, syntax errors, files
 // that are neither a Rule nor an Action, missing secrets.
 func TestLoadErrors(t *testing.T) {
+	t.Parallel()
 	e := newTestEngine(t, Options{Logger: testLogger(t), LookupEnv: func(string) (string, bool) { return "", false }})
 	for _, tc := range []struct {
 		name, src string
@@ -74,6 +75,7 @@ func TestLoadErrors(t *testing.T) {
 // TestUnsupportedAtCallTime: uses the static check cannot see fail when
 // called, naming the API and the way out.
 func TestUnsupportedAtCallTime(t *testing.T) {
+	t.Parallel()
 	e := newTestEngine(t, Options{Logger: testLogger(t)})
 	for _, tc := range []struct{ name, src, want string }{
 		{"computed redirect", `exports.onExecutePostLogin = async (event, api) => { const k = 'redi' + 'rect'; api[k].sendUserTo('https://x'); };`,
@@ -96,6 +98,7 @@ func TestUnsupportedAtCallTime(t *testing.T) {
 // TestSecretsAndConfiguration: secrets come from the named environment
 // variables (event.secrets; Rules' configuration), settings from config.
 func TestSecretsAndConfiguration(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"PARTNER_KEY": "s3cret"}
 	e := newTestEngine(t, Options{Logger: testLogger(t), LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	action := loadJS(t, e, runtime.ModuleSpec{Name: "a", Secrets: []string{"PARTNER_KEY"}, Config: map[string]string{"region": "eu"},
@@ -125,6 +128,7 @@ func TestSecretsAndConfiguration(t *testing.T) {
 // TestCache: api.cache keeps values across calls and instances, per rule
 // and trigger, within Auth0's limits.
 func TestCache(t *testing.T) {
+	t.Parallel()
 	e := newTestEngine(t, Options{Logger: testLogger(t), PoolSize: 2})
 	r := loadJS(t, e, runtime.ModuleSpec{Name: "c", Path: writeFile(t, "c.js", `exports.onExecutePostLogin = async (event, api) => {
   const hit = api.cache.get('k');
@@ -152,6 +156,7 @@ func TestCache(t *testing.T) {
 // TestRulesInARow: Rules see each other's persisted metadata, as on Auth0,
 // through the pipeline.
 func TestRulesInARow(t *testing.T) {
+	t.Parallel()
 	e := newTestEngine(t, Options{Logger: testLogger(t)})
 	dir := t.TempDir()
 	write := func(name, src string) {

@@ -41,6 +41,7 @@ func samplePipeline(t *testing.T, e *Engine, name string) *runtime.Pipeline {
 }
 
 func TestSampleAction(t *testing.T) {
+	t.Parallel()
 	e := newTestEngine(t, Options{Logger: testLogger(t)})
 	p := samplePipeline(t, e, "auth0-action")
 	ev := baseEvent()
@@ -88,6 +89,7 @@ func TestSampleAction(t *testing.T) {
 }
 
 func TestSampleRule(t *testing.T) {
+	t.Parallel()
 	e := newTestEngine(t, Options{Logger: testLogger(t)})
 	p := samplePipeline(t, e, "auth0-rule")
 	ev := baseEvent()

@@ -12,11 +12,13 @@ import (
 )
 
 // TestJSLoginsHeapFlat runs many logins through a pooled JavaScript Action
-// (20,000 by default; CLAIMSMITH_JS_SOAK_LOGINS=100000 for the issue's
-// full run) and samples the host heap every tenth of the run: the second
-// half never rises above the first half's peak by more than a margin.
+// (5,000 by default; `make soak-js` runs the issue's 100,000 under -race,
+// CLAIMSMITH_JS_SOAK_LOGINS sets any number) and samples the host heap
+// after a collection every tenth of the run: over the second half it may
+// grow by no more than maxGrowthPerLogin bytes a login. The bound is by
+// logins, not time, so a slow machine runs longer and judges the same.
 func TestJSLoginsHeapFlat(t *testing.T) {
-	total := 20_000
+	total := 5_000
 	if v, err := strconv.Atoi(os.Getenv("CLAIMSMITH_JS_SOAK_LOGINS")); err == nil && v >= 1000 {
 		total = v
 	}
@@ -41,19 +43,19 @@ func TestJSLoginsHeapFlat(t *testing.T) {
 		goruntime.GC()
 		var ms goruntime.MemStats
 		goruntime.ReadMemStats(&ms)
-		heaps = append(heaps, ms.HeapAlloc>>10)
+		heaps = append(heaps, ms.HeapAlloc)
 	}
-	t.Logf("%d logins in %v; host heap KiB per tenth: %v", total, time.Since(start).Round(time.Millisecond), heaps)
-	var h1, h2 uint64
+	kib := make([]uint64, len(heaps))
 	for i, h := range heaps {
-		if i < len(heaps)/2 {
-			h1 = max(h1, h)
-		} else {
-			h2 = max(h2, h)
-		}
+		kib[i] = h >> 10
 	}
-	if h2 > h1+h1/4+1024 {
-		t.Errorf("host heap grows: first half peak %d KiB, second half %d KiB", h1, h2)
+	t.Logf("%d logins in %v; host heap KiB per tenth: %v", total, time.Since(start).Round(time.Millisecond), kib)
+	// A leak of this much a login is 6 MiB over the 100,000-login run;
+	// the heap after a collection varies by a few KiB.
+	const maxGrowthPerLogin = 64
+	mid, last := heaps[len(heaps)/2-1], heaps[len(heaps)-1]
+	if last > mid && (last-mid)/uint64(total/2) > maxGrowthPerLogin {
+		t.Errorf("host heap grows by %d bytes a login over the second half (%d KiB to %d KiB)", (last-mid)/uint64(total/2), mid>>10, last>>10)
 	}
 	if st := r.pool.rule.Status(); st.Failures != 0 || st.Discarded != 0 {
 		t.Errorf("engine status %+v", st)
