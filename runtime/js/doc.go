@@ -20,4 +20,18 @@
 //
 // goja's own Interrupt never fires inside wasip1 (nothing preempts the
 // guest); the host's stop flag is what ends a runaway script.
+//
+// A call's cost is mostly goja's, inside the sandbox (Go compiled to
+// WebAssembly runs some twelve times slower than natively), so the engine
+// does as little of it as it can: the host shapes the event for the rule's
+// style (event.go), the guest reads its input in one pass, leaves an
+// Action's event objects as JSON until the script reads them
+// (engine/guest/event.go), reads an Action's promise from Go and writes the
+// commands JSON itself (engine/guest/output.go). The guest's collector
+// runs at GOGC 200 (Options.GuestGCPercent) with a memory limit of three
+// quarters of the instance's cap. engine/guest has no build constraint: its
+// benchmarks and profiles run natively.
+//
+// api.cache (cache.go) is a Cache: in-process (MemoryCache) or in Redis
+// (RedisCache), shared by every engine instance and every node using it.
 package js

@@ -58,7 +58,8 @@ import (
 //	  dial_timeout: 1s
 //	  read_timeout: 500ms
 //	  write_timeout: 500ms
-//	cache:                          # the policy cache in front of every login
+//	cache:                          # the policy cache in front of every login; its Redis also
+//	                                # holds the JavaScript rules' api.cache (key_prefix + "js-cache:")
 //	  redis: {addrs: [...]}         # a separate Redis for the cache (same keys as the redis
 //	                                # section; credentials from $CLAIMSMITH_CACHE_REDIS_USERNAME
 //	                                # and $CLAIMSMITH_CACHE_REDIS_PASSWORD); default: the redis
@@ -66,7 +67,7 @@ import (
 //	  near_size: 10000              # in-process entries (LRU); -1 disables the near cache
 //	  near_ttl: 1m
 //	  redis_ttl: 10m
-//	  op_timeout: 50ms              # per Redis cache call on the login path
+//	  op_timeout: 50ms              # per Redis cache call on the login path (api.cache too)
 //	  poll_interval: 5s             # re-read the store revision (a missed invalidation); -1s: off
 //
 // With store.backend redis, the signing keys, the revocation list, the admin
