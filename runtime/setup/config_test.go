@@ -3,6 +3,7 @@ package setup
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz/memory"
+	"github.com/claimsmith/claimsmith/runtime/wasm/wasmbuild"
 )
 
 func TestParseConfigErrors(t *testing.T) {
@@ -137,4 +139,48 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("run: %v", err)
 		}
 	})
+}
+
+// TestWasmCompiledOnceOnDisk: the pipeline's loader keeps compiled modules
+// in $XDG_CACHE_HOME/claimsmith/wasm, so a restart, a reload or `check`
+// finds them instead of compiling every module again (it compiled in
+// memory, per build).
+func TestWasmCompiledOnceOnDisk(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	ctx := context.Background()
+	samples, err := wasmbuild.NewSamples(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := samples.Build(ctx, "deny-blocked-ips")
+	if err != nil {
+		t.Skipf("cannot build the WAT sample (wat2wasm): %v", err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "claimsmith.yaml")
+	if err := os.WriteFile(path, []byte("pipeline:\n  namespace: https://x.example/\n  rules:\n    - wasm: "+mod+"\n      config:\n        blocked: [\"203.0.113.7\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.BuildPipeline(ctx, Env{}, memory.New(memory.Options{}), PipelineOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var files int
+	_ = filepath.WalkDir(filepath.Join(cache, "claimsmith", "wasm"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files++
+		}
+		return nil
+	})
+	if files == 0 {
+		t.Fatal("no compiled module was kept in $XDG_CACHE_HOME/claimsmith/wasm")
+	}
 }

@@ -3,6 +3,8 @@ package setup
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/claimsmith/claimsmith/rules"
@@ -71,7 +73,9 @@ func (c *Config) BuildPipeline(ctx context.Context, env Env, st PipelineStore, o
 	if err != nil {
 		return nil, err
 	}
-	loader := wasm.NewLoader(wasm.Options{Logger: env.Log, Authz: resolver, Now: opt.Now})
+	// Compiled modules are kept on disk (as the JS engine is), so a restart,
+	// a reload or `check` does not compile every module again.
+	loader := wasm.NewLoader(wasm.Options{Logger: env.Log, Authz: resolver, Now: opt.Now, CacheDir: wasmCacheDir()})
 	scripts := js.New(js.Options{Logger: env.Log, Authz: resolver, Now: opt.Now, Cache: opt.JSCache})
 	var profiles runtime.ProfileStore = st
 	if opt.DryRun {
@@ -110,4 +114,16 @@ func (d dryRunProfiles) PatchProfile(ctx context.Context, userID string, app, us
 		return runtime.Profile{}, err
 	}
 	return authz.MergeProfile(cur, userID, app, user, 0)
+}
+
+// wasmCacheDir is where compiled WebAssembly rules are kept:
+// $XDG_CACHE_HOME/claimsmith/wasm (os.UserCacheDir). Entries are keyed by
+// the module's bytes and wazero's version, so a changed module or a new
+// claimsmith compiles afresh. Empty (in memory) without a cache directory.
+func wasmCacheDir() string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(base, "claimsmith", "wasm")
 }
