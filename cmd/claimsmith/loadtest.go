@@ -134,7 +134,7 @@ func runLoadtest(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := loadtest.Options{BaseURL: lt.base, Rate: *rate, Duration: *duration, Concurrency: *conc, Seed: 1}
+	opts := loadtest.Options{BaseURL: lt.base, Rate: *rate, Duration: *duration, Concurrency: *conc, Seed: 1, Spin: *cpu >= 0}
 	var header strings.Builder
 	header.WriteString(machine)
 	var (

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -106,7 +107,17 @@ type Options struct {
 	Timeout     time.Duration // per request (0: 5 s)
 	Client      *http.Client  // nil: a keep-alive client sized to Concurrency
 	Seed        uint64
+	// Spin waits the last SpinWindow before each send on the CPU instead of
+	// a timer. An idle Go process wakes from a timer up to about a
+	// millisecond late (the poller sleeps in whole milliseconds), which an
+	// open-loop generator counts as the server's latency; spinning keeps
+	// sends on schedule. Only for a generator pinned to a core of its own
+	// (--cpu): it spends that core.
+	Spin bool
 }
+
+// SpinWindow is how long before a send Spin stops sleeping.
+const SpinWindow = 2 * time.Millisecond
 
 // Run sends requests from mix at opts.Rate for opts.Duration and returns the
 // samples. Requests that could not start because every worker was busy are
@@ -142,11 +153,23 @@ func Run(ctx context.Context, opts Options, mix Mix) (*Report, error) {
 	for i := 0; i < total; i++ {
 		due := start.Add(time.Duration(i) * interval)
 		if d := time.Until(due); d > 0 {
-			select {
-			case <-ctx.Done():
-				i = total
-				continue
-			case <-time.After(d):
+			if opts.Spin {
+				d -= SpinWindow
+			}
+			if d > 0 {
+				select {
+				case <-ctx.Done():
+					i = total
+					continue
+				case <-time.After(d):
+				}
+			}
+			// The rest in nanosleep: the thread sleeps on a high-resolution
+			// timer while the runtime hands its P to the goroutines reading
+			// answers.
+			if rest := time.Until(due); opts.Spin && rest > 0 {
+				ts := syscall.NsecToTimespec(rest.Nanoseconds())
+				_ = syscall.Nanosleep(&ts, nil)
 			}
 		}
 		req := mix.Next(rng)

@@ -198,3 +198,35 @@ func TestStallCountsForEveryScheduledRequest(t *testing.T) {
 		t.Fatalf("max latency %s across a 300 ms stall", rep.All.Max)
 	}
 }
+
+// TestSpinKeepsTheSchedule: with Spin (a generator pinned to its own
+// core) every request is still sent, none before its scheduled time, and
+// latency still counts from the schedule (a stall still shows).
+func TestSpinKeepsTheSchedule(t *testing.T) {
+	var early atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer srv.Close()
+	mix, err := NewWeighted(map[string]int{"ok": 1}, map[string][]*Request{
+		"ok": {{Kind: "ok", Method: "POST", Path: "/", Body: []byte("{}"), Expect: []int{200}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 500, Duration: 400 * time.Millisecond, Seed: 1, Spin: true}, mix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Samples) != 200 || rep.Dropped != 0 {
+		t.Fatalf("%d samples, %d dropped; want 200, 0", len(rep.Samples), rep.Dropped)
+	}
+	for _, s := range rep.Samples {
+		// Service (from the actual send) can never exceed Latency (from
+		// the schedule) unless the request left before its time.
+		if s.Service > s.Latency {
+			early.Add(1)
+		}
+	}
+	if early.Load() != 0 {
+		t.Fatalf("%d requests were sent before their scheduled time", early.Load())
+	}
+}
