@@ -29,29 +29,7 @@ func TestMyPagesAreLabelled(t *testing.T) {
 		"import preview": b.postMultipart(Prefix+"import/preview", map[string]string{"csrf": iv.Get("csrf")}, sample).body,
 	}
 	for name, body := range pages {
-		seen := map[string]bool{}
-		for _, m := range idsRe.FindAllStringSubmatch(body, -1) {
-			if seen[m[1]] {
-				t.Errorf("%s: duplicate id %q", name, m[1])
-			}
-			seen[m[1]] = true
-		}
-		for _, c := range controlRe.FindAllString(body, -1) {
-			if strings.Contains(c, `type="hidden"`) || strings.Contains(c, "aria-label=") {
-				continue
-			}
-			id := idAttrRe.FindStringSubmatch(c)
-			if id == nil || !strings.Contains(body, `<label for="`+id[1]+`"`) {
-				t.Errorf("%s: control without a label: %s", name, c)
-			}
-		}
-		for _, m := range describRe.FindAllStringSubmatch(body, -1) {
-			for _, ref := range strings.Fields(m[1]) {
-				if !seen[ref] {
-					t.Errorf("%s: aria-describedby names %q, which is not on the page", name, ref)
-				}
-			}
-		}
+		checkLabelled(t, name, body)
 		if strings.Contains(name, "refused") || strings.Contains(name, "bad") {
 			if !strings.Contains(body, `aria-invalid="true"`) {
 				t.Errorf("%s: the refused field is not marked aria-invalid", name)
