@@ -223,38 +223,23 @@ func (d *Dashboard) appShow(w http.ResponseWriter, r *http.Request, c *Call) err
 	return nil
 }
 
+// appWrite is entityWrite for an application's forms.
 func (d *Dashboard) appWrite(w http.ResponseWriter, r *http.Request, c *Call, form string, build func(id string) (radmin.Change, string, error)) error {
-	id := r.PathValue("client_id")
-	if err := authz.CheckID("application", "client_id", id); err != nil {
-		return err
-	}
-	err := parseForm(r)
-	var rev radmin.IfMatch
-	if err == nil {
-		rev, err = ParseRevision(r.PostForm)
-	}
-	var ch radmin.Change
-	var msg string
-	if err == nil {
-		ch, msg, err = build(id)
-	}
-	if err == nil {
-		_, err = d.apply(r, c, ch, rev)
-	}
-	if err != nil {
-		data, derr := d.appData(r, id)
-		if derr != nil {
-			return derr
-		}
-		d.Render(w, c, errorStatus(err), "application", "Application "+id, data, FormError(form, r, err, appFields))
-		return nil
-	}
-	target := Prefix + "applications/" + pathEscape(id)
-	if ch.Action == "application.delete" {
-		target = Prefix + "applications"
-	}
-	d.redirectFlash(w, r, target, msg)
-	return nil
+	return d.entityWrite(w, r, c, entityPage{entity: "application", idField: "client_id", param: "client_id",
+		refuse: func(id string, err error) error {
+			data, derr := d.appData(r, id)
+			if derr != nil {
+				return derr
+			}
+			d.Render(w, c, errorStatus(err), "application", "Application "+id, data, FormError(form, r, err, appFields))
+			return nil
+		},
+		target: func(id string, ch radmin.Change) string {
+			if ch.Action == "application.delete" {
+				return Prefix + "applications"
+			}
+			return Prefix + "applications/" + pathEscape(id)
+		}}, build)
 }
 
 func (d *Dashboard) appSave(w http.ResponseWriter, r *http.Request, c *Call) error {

@@ -310,34 +310,17 @@ func (d *Dashboard) groupRefuse(w http.ResponseWriter, r *http.Request, c *Call,
 	return nil
 }
 
-// groupWrite reads a group form, builds the change from it and commits it
-// at the revision the page showed, then goes back to the group's page.
+// groupWrite is entityWrite for a group's forms.
 func (d *Dashboard) groupWrite(w http.ResponseWriter, r *http.Request, c *Call, form string, fields map[string]string,
 	build func(id string) (radmin.Change, string, error)) error {
-	id := r.PathValue("id")
-	if err := authz.CheckID("group", "id", id); err != nil {
-		return err
-	}
-	if err := parseForm(r); err != nil {
-		return d.groupRefuse(w, r, c, form, err, fields)
-	}
-	rev, err := ParseRevision(r.PostForm)
-	if err != nil {
-		return d.groupRefuse(w, r, c, form, err, fields)
-	}
-	ch, msg, err := build(id)
-	if err == nil {
-		_, err = d.apply(r, c, ch, rev)
-	}
-	if err != nil {
-		return d.groupRefuse(w, r, c, form, err, fields)
-	}
-	target := Prefix + "groups/" + pathEscape(id)
-	if ch.Action == "group.delete" {
-		target = Prefix + "groups"
-	}
-	d.redirectFlash(w, r, target, msg)
-	return nil
+	return d.entityWrite(w, r, c, entityPage{entity: "group", idField: "id", param: "id",
+		refuse: func(_ string, err error) error { return d.groupRefuse(w, r, c, form, err, fields) },
+		target: func(id string, ch radmin.Change) string {
+			if ch.Action == "group.delete" {
+				return Prefix + "groups"
+			}
+			return Prefix + "groups/" + pathEscape(id)
+		}}, build)
 }
 
 func (d *Dashboard) groupRename(w http.ResponseWriter, r *http.Request, c *Call) error {

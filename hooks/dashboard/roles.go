@@ -314,40 +314,24 @@ func (d *Dashboard) roleShow(w http.ResponseWriter, r *http.Request, c *Call) er
 	return nil
 }
 
-// roleWrite is groupWrite for a role's forms.
+// roleWrite is entityWrite for a role's forms.
 func (d *Dashboard) roleWrite(w http.ResponseWriter, r *http.Request, c *Call, form string, build func(id string) (radmin.Change, string, error)) error {
-	id := r.PathValue("id")
-	if err := authz.CheckID("role", "id", id); err != nil {
-		return err
-	}
-	err := parseForm(r)
-	var rev radmin.IfMatch
-	if err == nil {
-		rev, err = ParseRevision(r.PostForm)
-	}
-	var ch radmin.Change
-	var msg string
-	if err == nil {
-		ch, msg, err = build(id)
-	}
-	if err == nil {
-		_, err = d.apply(r, c, ch, rev)
-	}
-	if err != nil {
-		data, derr := d.roleData(r, id)
-		if derr != nil {
-			return derr
-		}
-		d.Render(w, c, errorStatus(err), "role", "Role "+data.Role.Name, data, FormError(form, r, err, map[string]string{
-			"name": "name", "description": "description", "permissions": "permissions", "users": "users"}))
-		return nil
-	}
-	target := Prefix + "roles/" + pathEscape(id)
-	if ch.Action == "role.delete" {
-		target = Prefix + "roles"
-	}
-	d.redirectFlash(w, r, target, msg)
-	return nil
+	return d.entityWrite(w, r, c, entityPage{entity: "role", idField: "id", param: "id",
+		refuse: func(id string, err error) error {
+			data, derr := d.roleData(r, id)
+			if derr != nil {
+				return derr
+			}
+			d.Render(w, c, errorStatus(err), "role", "Role "+data.Role.Name, data, FormError(form, r, err, map[string]string{
+				"name": "name", "description": "description", "permissions": "permissions", "users": "users"}))
+			return nil
+		},
+		target: func(id string, ch radmin.Change) string {
+			if ch.Action == "role.delete" {
+				return Prefix + "roles"
+			}
+			return Prefix + "roles/" + pathEscape(id)
+		}}, build)
 }
 
 func (d *Dashboard) roleRename(w http.ResponseWriter, r *http.Request, c *Call) error {
@@ -447,38 +431,23 @@ func (d *Dashboard) permShow(w http.ResponseWriter, r *http.Request, c *Call) er
 	return nil
 }
 
+// permWrite is entityWrite for a permission's forms.
 func (d *Dashboard) permWrite(w http.ResponseWriter, r *http.Request, c *Call, form string, build func(id string) (radmin.Change, string, error)) error {
-	id := r.PathValue("id")
-	if err := authz.CheckID("permission", "id", id); err != nil {
-		return err
-	}
-	err := parseForm(r)
-	var rev radmin.IfMatch
-	if err == nil {
-		rev, err = ParseRevision(r.PostForm)
-	}
-	var ch radmin.Change
-	var msg string
-	if err == nil {
-		ch, msg, err = build(id)
-	}
-	if err == nil {
-		_, err = d.apply(r, c, ch, rev)
-	}
-	if err != nil {
-		data, derr := d.permData(r, id)
-		if derr != nil {
-			return derr
-		}
-		d.Render(w, c, errorStatus(err), "permission", "Permission "+data.Permission.Name, data, FormError(form, r, err, entityFields))
-		return nil
-	}
-	target := Prefix + "permissions/" + pathEscape(id)
-	if ch.Action == "permission.delete" {
-		target = Prefix + "roles?app=" + urlQueryEscape(r.PostForm.Get("app"))
-	}
-	d.redirectFlash(w, r, target, msg)
-	return nil
+	return d.entityWrite(w, r, c, entityPage{entity: "permission", idField: "id", param: "id",
+		refuse: func(id string, err error) error {
+			data, derr := d.permData(r, id)
+			if derr != nil {
+				return derr
+			}
+			d.Render(w, c, errorStatus(err), "permission", "Permission "+data.Permission.Name, data, FormError(form, r, err, entityFields))
+			return nil
+		},
+		target: func(id string, ch radmin.Change) string {
+			if ch.Action == "permission.delete" {
+				return Prefix + "roles?app=" + urlQueryEscape(r.PostForm.Get("app"))
+			}
+			return Prefix + "permissions/" + pathEscape(id)
+		}}, build)
 }
 
 func (d *Dashboard) permRename(w http.ResponseWriter, r *http.Request, c *Call) error {
