@@ -167,7 +167,9 @@ func Run(ctx context.Context, opts Options, mix Mix) (*Report, error) {
 			// The rest in nanosleep: the thread sleeps on a high-resolution
 			// timer while the runtime hands its P to the goroutines reading
 			// answers.
-			if rest := time.Until(due); opts.Spin && rest > 0 {
+			// A signal (the runtime preempts with SIGURG) ends a nanosleep
+			// early: sleep again until the time has come.
+			for rest := time.Until(due); opts.Spin && rest > 0; rest = time.Until(due) {
 				ts := syscall.NsecToTimespec(rest.Nanoseconds())
 				_ = syscall.Nanosleep(&ts, nil)
 			}
