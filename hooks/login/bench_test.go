@@ -3,10 +3,6 @@ package login_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -32,6 +28,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime/cache"
 	"github.com/claimsmith/claimsmith/runtime/token"
 	tokenfile "github.com/claimsmith/claimsmith/runtime/token/file"
+	"github.com/claimsmith/claimsmith/runtime/token/tokentest"
 )
 
 // The login benchmark of issue 6: the native post-login trigger over real
@@ -124,27 +121,7 @@ func newBenchMinter(b *testing.B, alg token.Algorithm) *token.Minter {
 // and encodes the answer; nothing else.
 func benchFloor(b *testing.B, alg token.Algorithm) http.Handler {
 	b.Helper()
-	var sk jose.SigningKey
-	switch alg {
-	case token.ES256:
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sk = jose.SigningKey{Algorithm: jose.ES256, Key: key}
-	case token.RS256:
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sk = jose.SigningKey{Algorithm: jose.RS256, Key: key}
-	default:
-		b.Fatalf("floor: no %s", alg)
-	}
-	signer, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	signer := tokentest.FloorSigner(b, alg)
 	idClaims := []byte(`{"iss":"http://127.0.0.1:8080","sub":"alice","aud":"portal","exp":1795463887,"iat":1795460287,"auth_time":1795460287,"https://claimsmith.test/groups":["Staff","Engineering","Backend"],"https://claimsmith.test/roles":["portal-viewer","portal-editor"],"https://claimsmith.test/plan":"gold"}`)
 	atClaims := []byte(`{"iss":"http://127.0.0.1:8080","sub":"alice","aud":"https://api.example.com/","client_id":"portal","exp":1795463887,"iat":1795460287,"jti":"0123456789abcdefghij","scope":"openid profile email","https://claimsmith.test/roles":["portal-viewer","portal-editor"],"https://claimsmith.test/permissions":["docs:read","docs:write"],"https://claimsmith.test/plan":"gold"}`)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -3,10 +3,6 @@ package setup
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -26,6 +22,7 @@ import (
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/token"
+	"github.com/claimsmith/claimsmith/runtime/token/tokentest"
 )
 
 // The login benchmarks of issue 15 (rows P1/P2 of `make bench`): claimsmith
@@ -155,27 +152,7 @@ func serveOnLoopback(b *testing.B, srv *Server) string {
 // mints for alice, and encodes the answer; nothing else.
 func benchLoginFloor(b *testing.B, alg token.Algorithm) http.Handler {
 	b.Helper()
-	var sk jose.SigningKey
-	switch alg {
-	case token.ES256:
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sk = jose.SigningKey{Algorithm: jose.ES256, Key: key}
-	case token.RS256:
-		key, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			b.Fatal(err)
-		}
-		sk = jose.SigningKey{Algorithm: jose.RS256, Key: key}
-	default:
-		b.Fatalf("floor: no %s", alg)
-	}
-	signer, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		b.Fatal(err)
-	}
+	signer := tokentest.FloorSigner(b, alg)
 	idClaims := []byte(`{"iss":"http://127.0.0.1:8080","sub":"auth0|alice","aud":"portal-client","exp":1795463887,"iat":1795460287,"auth_time":1795460287,"https://example.com/groups":["Employees","Engineering"],"https://example.com/roles":["user","editor"],"https://example.com/plan":"gold"}`)
 	atClaims := []byte(`{"iss":"http://127.0.0.1:8080","sub":"auth0|alice","aud":"https://api.example.com/","client_id":"portal-client","exp":1795463887,"iat":1795460287,"jti":"0123456789abcdefghij","scope":"openid profile email","https://example.com/roles":["user","editor"],"https://example.com/permissions":["read:docs","write:docs"],"https://example.com/plan":"gold"}`)
 	type tokens struct {
