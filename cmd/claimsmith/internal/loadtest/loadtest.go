@@ -16,7 +16,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -105,19 +104,20 @@ type Options struct {
 	Duration    time.Duration // how long to send
 	Concurrency int           // max requests in flight (0: 256)
 	Timeout     time.Duration // per request (0: 5 s)
-	Client      *http.Client  // nil: a keep-alive client sized to Concurrency
-	Seed        uint64
-	// Spin waits the last SpinWindow before each send on the CPU instead of
-	// a timer. An idle Go process wakes from a timer up to about a
-	// millisecond late (the poller sleeps in whole milliseconds), which an
-	// open-loop generator counts as the server's latency; spinning keeps
-	// sends on schedule. Only for a generator pinned to a core of its own
-	// (--cpu): it spends that core.
-	Spin bool
+	// Client, when set, sends through net/http (the portable generator);
+	// nil: the event loop (runLoop) for plain http on Linux, else a
+	// keep-alive net/http client sized to Concurrency.
+	Client *http.Client
+	Seed   uint64
 }
 
-// SpinWindow is how long before a send Spin stops sleeping.
-const SpinWindow = 2 * time.Millisecond
+// errNoLoop: runLoop cannot serve this run (not plain http, not Linux);
+// Run uses the net/http generator.
+var errNoLoop = errors.New("loadtest: the event loop needs a plain http URL on linux")
+
+func newRand(seed uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
 
 // Run sends requests from mix at opts.Rate for opts.Duration and returns the
 // samples. Requests that could not start because every worker was busy are
@@ -134,6 +134,19 @@ func Run(ctx context.Context, opts Options, mix Mix) (*Report, error) {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
+	if opts.Client == nil {
+		if rep, err := runLoop(ctx, opts, mix, conc, timeout); !errors.Is(err, errNoLoop) {
+			return rep, err
+		}
+	}
+	return runHTTP(ctx, opts, mix, conc, timeout)
+}
+
+// runHTTP is the portable generator: a goroutine per request through
+// net/http. Its sends wait on Go timers, so they leave up to about a
+// millisecond late on an idle machine (counted, as they must be, in the
+// latency); runLoop does not have that error.
+func runHTTP(ctx context.Context, opts Options, mix Mix, conc int, timeout time.Duration) (*Report, error) {
 	client := opts.Client
 	if client == nil {
 		tr := &http.Transport{MaxIdleConns: conc, MaxIdleConnsPerHost: conc, IdleConnTimeout: 90 * time.Second}
@@ -147,31 +160,17 @@ func Run(ctx context.Context, opts Options, mix Mix) (*Report, error) {
 	var dropped atomic.Int64
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
-	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
+	rng := newRand(opts.Seed)
 
 	start := time.Now()
 	for i := 0; i < total; i++ {
 		due := start.Add(time.Duration(i) * interval)
 		if d := time.Until(due); d > 0 {
-			if opts.Spin {
-				d -= SpinWindow
-			}
-			if d > 0 {
-				select {
-				case <-ctx.Done():
-					i = total
-					continue
-				case <-time.After(d):
-				}
-			}
-			// The rest in nanosleep: the thread sleeps on a high-resolution
-			// timer while the runtime hands its P to the goroutines reading
-			// answers.
-			// A signal (the runtime preempts with SIGURG) ends a nanosleep
-			// early: sleep again until the time has come.
-			for rest := time.Until(due); opts.Spin && rest > 0; rest = time.Until(due) {
-				ts := syscall.NsecToTimespec(rest.Nanoseconds())
-				_ = syscall.Nanosleep(&ts, nil)
+			select {
+			case <-ctx.Done():
+				i = total
+				continue
+			case <-time.After(d):
 			}
 		}
 		req := mix.Next(rng)

@@ -12,7 +12,23 @@ import (
 	"time"
 )
 
+// generators: every behaviour test runs against both: the event loop (no
+// Client) and net/http (a Client given).
+var generators = []struct {
+	name   string
+	client func() *http.Client
+}{
+	{"loop", func() *http.Client { return nil }},
+	{"net-http", func() *http.Client { return &http.Client{Timeout: 5 * time.Second} }},
+}
+
 func TestRunCountsAndStatuses(t *testing.T) {
+	for _, g := range generators {
+		t.Run(g.name, func(t *testing.T) { testRunCountsAndStatuses(t, g.client()) })
+	}
+}
+
+func testRunCountsAndStatuses(t *testing.T, client *http.Client) {
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
@@ -30,7 +46,7 @@ func TestRunCountsAndStatuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 400, Duration: 500 * time.Millisecond, Seed: 1}, mix)
+	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 400, Duration: 500 * time.Millisecond, Seed: 1, Client: client}, mix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +86,18 @@ func TestRunCountsAndStatuses(t *testing.T) {
 }
 
 func TestUnexpectedStatusIsAnError(t *testing.T) {
+	for _, g := range generators {
+		t.Run(g.name, func(t *testing.T) { testUnexpectedStatusIsAnError(t, g.client()) })
+	}
+}
+
+func testUnexpectedStatusIsAnError(t *testing.T, client *http.Client) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	defer srv.Close()
 	mix, _ := NewWeighted(map[string]int{"x": 1}, map[string][]*Request{"x": {{Kind: "x", Method: "GET", Path: "/", Expect: []int{200}}}})
-	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 100, Duration: 200 * time.Millisecond}, mix)
+	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 100, Duration: 200 * time.Millisecond, Client: client}, mix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +181,12 @@ func TestFindMaxLatencySLO(t *testing.T) {
 // closed (from its 20th request until 300 ms later); the requests due in
 // that window must carry most of the wait.
 func TestStallCountsForEveryScheduledRequest(t *testing.T) {
+	for _, g := range generators {
+		t.Run(g.name, func(t *testing.T) { testStallCountsForEveryScheduledRequest(t, g.client()) })
+	}
+}
+
+func testStallCountsForEveryScheduledRequest(t *testing.T, client *http.Client) {
 	var n atomic.Int64
 	gate := make(chan struct{})
 	var opened atomic.Bool
@@ -178,7 +206,7 @@ func TestStallCountsForEveryScheduledRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 200, Duration: time.Second, Seed: 1}, mix)
+	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 200, Duration: time.Second, Seed: 1, Client: client}, mix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,10 +227,9 @@ func TestStallCountsForEveryScheduledRequest(t *testing.T) {
 	}
 }
 
-// TestSpinKeepsTheSchedule: with Spin (a generator pinned to its own
-// core) every request is still sent, none before its scheduled time, and
-// latency still counts from the schedule (a stall still shows).
-func TestSpinKeepsTheSchedule(t *testing.T) {
+// TestLoopKeepsTheSchedule: the event loop sends every request, none
+// before its scheduled time, and latency counts from the schedule.
+func TestLoopKeepsTheSchedule(t *testing.T) {
 	var early atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	defer srv.Close()
@@ -212,7 +239,7 @@ func TestSpinKeepsTheSchedule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 500, Duration: 400 * time.Millisecond, Seed: 1, Spin: true}, mix)
+	rep, err := Run(context.Background(), Options{BaseURL: srv.URL, Rate: 500, Duration: 400 * time.Millisecond, Seed: 1}, mix)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,3 +133,70 @@ func FsyncLatency(dir string, n int) (time.Duration, error) {
 	slices.Sort(lat)
 	return lat[len(lat)/2], nil
 }
+
+// Stalls is how much of one CPU a thread that never sleeps got. On a VM
+// the host may run other work on the vCPU — steal time the guest often
+// cannot see (0 in /proc/stat here) — and a request on that CPU during a
+// gap waits for all of it: a machine losing 1 % of its time in gaps of
+// several milliseconds has a p99 of several milliseconds whatever the
+// server does. The report states it beside the numbers.
+type Stalls struct {
+	CPU     int
+	Span    time.Duration // how long it was measured
+	Count   int           // gaps between clock reads longer than StallThreshold
+	Lost    time.Duration // their sum
+	Largest time.Duration
+}
+
+// StallThreshold: a gap between two clock reads of a spinning thread
+// longer than this is a stall (the loop itself takes well under 1 µs).
+const StallThreshold = 50 * time.Microsecond
+
+func (s Stalls) String() string {
+	return fmt.Sprintf("CPU %d lost %.2f%% of %s in %d stalls > %s (largest %s)",
+		s.CPU, 100*float64(s.Lost)/float64(s.Span), s.Span.Round(time.Millisecond), s.Count, StallThreshold, s.Largest.Round(time.Microsecond))
+}
+
+// MeasureStalls spins one thread on cpu for d, reading the clock, and
+// sums the gaps. Run it before the load (it takes that CPU for d); the
+// thread's affinity is restored before it returns to the runtime.
+func MeasureStalls(cpu int, d time.Duration) (Stalls, error) {
+	type result struct {
+		s   Stalls
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		defer goruntime.UnlockOSThread()
+		var orig, set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &orig); err != nil {
+			done <- result{err: fmt.Errorf("sched_getaffinity: %w", err)}
+			return
+		}
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			done <- result{err: fmt.Errorf("CPU %d: sched_setaffinity: %w", cpu, err)}
+			return
+		}
+		defer func() { _ = unix.SchedSetaffinity(0, &orig) }()
+		s := Stalls{CPU: cpu}
+		start := time.Now()
+		last := start
+		for {
+			now := time.Now()
+			if g := now.Sub(last); g > StallThreshold {
+				s.Count++
+				s.Lost += g
+				s.Largest = max(s.Largest, g)
+			}
+			last = now
+			if s.Span = now.Sub(start); s.Span >= d {
+				break
+			}
+		}
+		done <- result{s: s}
+	}()
+	r := <-done
+	return r.s, r.err
+}

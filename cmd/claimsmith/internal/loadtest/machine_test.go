@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -99,4 +100,37 @@ func TestMachineBusy(t *testing.T) {
 			t.Errorf("load %q on %d CPUs: busy %v, want %v", c.load, c.cpus, got, c.busy)
 		}
 	}
+}
+
+// TestMeasureStalls: the measurement spans what it was asked, its parts
+// add up, and the thread goes back to the runtime with its affinity
+// restored (the test's other threads keep running where they were).
+func TestMeasureStalls(t *testing.T) {
+	var before unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &before); err != nil {
+		t.Skipf("sched_getaffinity: %v", err)
+	}
+	cpu := -1
+	for i := range goruntime.NumCPU() {
+		if before.IsSet(i) {
+			cpu = i
+			break
+		}
+	}
+	s, err := MeasureStalls(cpu, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.CPU != cpu || s.Span < 50*time.Millisecond || s.Lost > s.Span || s.Largest > s.Lost || (s.Count == 0) != (s.Lost == 0) {
+		t.Fatalf("inconsistent measurement: %+v", s)
+	}
+	if !strings.Contains(s.String(), "CPU "+strconv.Itoa(cpu)+" lost ") {
+		t.Fatalf("String() = %q", s.String())
+	}
+	forEachThread(t, func(tid int) {
+		var got unix.CPUSet
+		if err := unix.SchedGetaffinity(tid, &got); err == nil && got != before {
+			t.Errorf("thread %d left with affinity %v, want %v", tid, got, before)
+		}
+	})
 }
