@@ -61,6 +61,8 @@ const (
 	// app_metadata.authorization.clients.<client_id>.{groups,roles,permissions}:
 	// every client keeps its own lists, the stored profile stops flapping,
 	// and a login that resolves what it resolved last time writes nothing.
+	// Roles bound to the login's API audience are left out (they are the
+	// token's, and would flip with logins with and without the audience).
 	PersistPerClient = "per_client"
 )
 
@@ -175,7 +177,20 @@ func (r *Authorization) Run(ctx context.Context, ev *runtime.Event, out *runtime
 	r.proj.Set(&out.IDToken.Claims, r.proj.IDToken, a)
 	r.proj.Set(&out.AccessToken.Claims, r.proj.AccessToken, a)
 	if r.persist.Any() {
-		out.AppMetadata = r.persistPatch(ev, a)
+		keep := a
+		if r.perClient && ev.Transaction.Audience != "" {
+			// Roles bound to an API audience are the token's, not the
+			// client's: kept under the client they would flip at every
+			// login with and without that audience (a profile write each).
+			q := runtime.LoginQuery(ev)
+			q.Audience = ""
+			own, err := r.resolver.ResolvePolicy(ctx, q)
+			if err != nil {
+				return fmt.Errorf("resolve policy of user %q for client %q: %w", ev.User.UserID, ev.Client.ClientID, err)
+			}
+			keep = r.proj.Authorization(own.Groups, own.Roles, own.Permissions, ev.User.Groups, ev.Authorization)
+		}
+		out.AppMetadata = r.persistPatch(ev, keep)
 	}
 	return nil
 }

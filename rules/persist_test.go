@@ -3,11 +3,13 @@ package rules_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 )
 
 // TestPersistPerClientStopsFlapping (issue 15): a user alternating between
@@ -61,4 +63,71 @@ func canonical(t *testing.T, p runtime.Profile) runtime.Profile {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestPersistPerClientIgnoresAudience (issue 15, found by the load test): a
+// user alternating between logins to one client with and without an API
+// audience. Roles bound to the audience (resource-server roles) go into
+// that login's tokens but not into clients.<client_id>: kept there they
+// flipped at every such switch, a profile write per login.
+func TestPersistPerClientIgnoresAudience(t *testing.T) {
+	ctx := context.Background()
+	b, err := os.ReadFile("../samples/data/claimsmith-full.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := authz.ParseDocument(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := memory.New(memory.Options{})
+	if _, err := store.Apply(ctx, 0, &authz.ReplaceDocument{Doc: doc}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rules.NewAuthorization(store, store, "https://example.com/", runtime.SettingsDecoder(map[string]any{
+		"persist_mode": rules.PersistPerClient, "persist": map[string]any{"groups": true, "roles": true},
+		"access_token": map[string]any{"roles": true},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const api = "https://api.example.com/"
+	prof := runtime.Profile{UserID: "auth0|alice", AppMetadata: map[string]any{}, UserMetadata: map[string]any{}}
+	changed := 0
+	var tokenRoles [2][]string
+	for i := range 8 {
+		ev := &runtime.Event{User: runtime.User{UserID: "auth0|alice", AppMetadata: runtime.CloneMap(prof.AppMetadata)},
+			Client: runtime.Client{ClientID: "portal-client"}, Transaction: runtime.Transaction{Audience: []string{api, ""}[i%2]}}
+		var out runtime.Commands
+		if err := r.Run(ctx, ev, &out); err != nil {
+			t.Fatal(err)
+		}
+		tokenRoles[i%2] = out.Authorization.Roles
+		if i >= 1 && !authz.PatchIsNoop(prof, out.AppMetadata, nil) {
+			changed++
+		}
+		if prof, err = authz.MergeProfile(prof, prof.UserID, out.AppMetadata, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		prof = canonical(t, prof)
+	}
+	if changed != 0 {
+		t.Errorf("%d of the last 7 logins changed the profile, want 0: %v", changed, prof.AppMetadata)
+	}
+	if len(tokenRoles[0]) <= len(tokenRoles[1]) {
+		t.Fatalf("the fixture must give alice an audience-bound role: with the audience %v, without %v", tokenRoles[0], tokenRoles[1])
+	}
+	kept := prof.AppMetadata["authorization"].(map[string]any)["clients"].(map[string]any)["portal-client"].(map[string]any)["roles"]
+	if got, _ := json.Marshal(kept); string(got) != mustJSON(t, tokenRoles[1]) {
+		t.Errorf("kept roles %s, want the client's own %v", got, tokenRoles[1])
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
