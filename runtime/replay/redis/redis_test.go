@@ -3,10 +3,6 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,8 +108,8 @@ func BenchmarkRemember(b *testing.B) {
 func TestRememberSafeToRetry(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	ctx := context.Background()
-	p := startDelayProxy(t, srv.Addr())
-	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{p.addr}, ContextTimeoutEnabled: true,
+	p := redistest.StartDelayProxy(t, srv.Addr())
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{p.Addr}, ContextTimeoutEnabled: true,
 		ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
 	t.Cleanup(func() { c.Close() })
 	s := replayredis.New(c, "")
@@ -122,9 +118,9 @@ func TestRememberSafeToRetry(t *testing.T) {
 	if ok, err := s.Remember(ctx, "msg_warm", now, now.Add(time.Minute)); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	p.delayNext.Store(true)
+	p.DelayNext.Store(true)
 	ok, err := s.Remember(ctx, "msg_slow", now, now.Add(time.Minute))
-	if p.delayNext.Load() {
+	if p.DelayNext.Load() {
 		t.Fatal("no reply was delayed")
 	}
 	if err != nil || !ok {
@@ -135,66 +131,3 @@ func TestRememberSafeToRetry(t *testing.T) {
 	}
 }
 
-// delayProxy forwards TCP connections to Redis; when delayNext is set, the
-// next reply chunk is held for 300ms (past the client's read timeout).
-type delayProxy struct {
-	addr      string
-	delayNext atomic.Bool
-}
-
-func startDelayProxy(t *testing.T, target string) *delayProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &delayProxy{addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			cc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			rc, err := net.Dial("tcp", target)
-			if err != nil {
-				cc.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, cc, rc)
-			mu.Unlock()
-			wg.Go(func() { _, _ = io.Copy(rc, cc); rc.Close() })
-			wg.Go(func() {
-				defer cc.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := rc.Read(buf)
-					if n > 0 {
-						if p.delayNext.CompareAndSwap(true, false) {
-							time.Sleep(300 * time.Millisecond)
-						}
-						if _, werr := cc.Write(buf[:n]); werr != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
-			})
-		}
-	})
-	return p
-}

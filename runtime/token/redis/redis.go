@@ -7,6 +7,8 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -37,8 +39,9 @@ func unavailable(op string, err error) error {
 // signed before, and other nodes would each generate their own). The loss
 // clears when keys are back (restored, or `claimsmith keys rotate`).
 type KeyStore struct {
-	c   goredis.UniversalClient
-	key string
+	c        goredis.UniversalClient
+	key      string
+	attempts string // prefix of createScript's attempt markers (same slot)
 
 	seen atomic.Bool
 	lost atomic.Pointer[error]
@@ -55,7 +58,7 @@ func NewKeyStore(c goredis.UniversalClient, prefix string) *KeyStore {
 	if prefix == "" {
 		prefix = "claimsmith:"
 	}
-	return &KeyStore{c: c, key: prefix + "{keys}:signing"}
+	return &KeyStore{c: c, key: prefix + "{keys}:signing", attempts: prefix + "{keys}:create:"}
 }
 
 // LoadKeys implements token.KeyStore: every key, by kid. A record that does
@@ -90,19 +93,36 @@ func (s *KeyStore) LoadKeys(ctx context.Context) ([]*token.Key, error) {
 	return keys, nil
 }
 
-// CreateKey implements token.KeyStore with HSETNX: two nodes rotating at
-// once cannot overwrite each other's key.
+// createScript sets the key's field unless it exists and marks the
+// attempt (KEYS[2], a minute); it answers 1 when the field is this
+// attempt's. A plain HSETNX is not safe to retry: go-redis retries a
+// command whose reply was lost (a read timeout), and the retry of an
+// HSETNX that did set the field answers 0 — a key just created reported
+// as taken, its rotation failed. With the marker, a retry of the same
+// attempt still answers 1; any other attempt sees the kid taken.
+var createScript = goredis.NewScript(`
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', 60000)
+  return 1
+end
+if redis.call('GET', KEYS[2]) == ARGV[3] then return 1 end
+return 0`)
+
+// CreateKey implements token.KeyStore: two nodes rotating at once cannot
+// overwrite each other's key (createScript).
 func (s *KeyStore) CreateKey(ctx context.Context, k *token.Key) error {
 	b, err := token.MarshalKey(k)
 	if err != nil {
 		return err
 	}
-	ok, err := s.c.HSetNX(ctx, s.key, k.ID, b).Result()
+	var attempt [16]byte
+	_, _ = rand.Read(attempt[:])
+	n, err := createScript.Run(ctx, s.c, []string{s.key, s.attempts + k.ID}, k.ID, b, hex.EncodeToString(attempt[:])).Int()
 	if err != nil {
 		return unavailable("key store: create", err)
 	}
 	s.seen.Store(true)
-	if !ok {
+	if n != 1 {
 		return fmt.Errorf("%w: key %s", runtime.ErrExists, k.ID)
 	}
 	return nil

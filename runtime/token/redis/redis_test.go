@@ -342,3 +342,46 @@ func TestRevocationsLostFailClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateKeySafeToRetry: the reply to a key's creation comes too late,
+// go-redis retries the command Redis already executed; the rotation must
+// still succeed (a plain HSETNX answered 0 to the retry: the new key was
+// reported as taken and the rotation failed), and a second creation of
+// the kid must still be refused.
+func TestCreateKeySafeToRetry(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	p := redistest.StartDelayProxy(t, srv.Addr())
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{p.Addr}, ContextTimeoutEnabled: true,
+		ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	s := tokenredis.NewKeyStore(c, "")
+	now := time.Now()
+	gen := func() *token.Key {
+		k, err := token.GenerateKey(token.ES256, 0, now, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	// Load the script first, so the delayed reply is the script's.
+	if err := s.CreateKey(ctx, gen()); err != nil {
+		t.Fatal(err)
+	}
+	k := gen()
+	p.DelayNext.Store(true)
+	err := s.CreateKey(ctx, k)
+	if p.DelayNext.Load() {
+		t.Fatal("no reply was delayed")
+	}
+	if err != nil {
+		t.Fatalf("create with a late first reply: %v (go-redis retried the executed command)", err)
+	}
+	if err := s.CreateKey(ctx, k); !errors.Is(err, runtime.ErrExists) {
+		t.Fatalf("a second create of the kid: %v, want ErrExists", err)
+	}
+	keys, err := s.LoadKeys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("keys %v, %v; want 2", keys, err)
+	}
+}
