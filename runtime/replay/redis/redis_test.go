@@ -130,4 +130,3 @@ func TestRememberSafeToRetry(t *testing.T) {
 		t.Fatalf("a real replay: fresh=%v err=%v", ok, err)
 	}
 }
-
