@@ -24,7 +24,13 @@ const ns = "https://example.com/"
 // loadStore returns a memory store holding testdata/store.json.
 func loadStore(t testing.TB) *memory.Store {
 	t.Helper()
-	b, err := os.ReadFile("testdata/store.json")
+	return loadStoreFile(t, "testdata/store.json")
+}
+
+// loadStoreFile is a memory store holding the document in path.
+func loadStoreFile(t testing.TB, path string) *memory.Store {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

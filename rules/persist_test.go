@@ -3,13 +3,11 @@ package rules_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/claimsmith/claimsmith/rules"
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
-	"github.com/claimsmith/claimsmith/runtime/authz/memory"
 )
 
 // TestPersistPerClientStopsFlapping (issue 15): a user alternating between
@@ -72,18 +70,7 @@ func canonical(t *testing.T, p runtime.Profile) runtime.Profile {
 // flipped at every such switch, a profile write per login.
 func TestPersistPerClientIgnoresAudience(t *testing.T) {
 	ctx := context.Background()
-	b, err := os.ReadFile("../samples/data/claimsmith-full.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := authz.ParseDocument(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := memory.New(memory.Options{})
-	if _, err := store.Apply(ctx, 0, &authz.ReplaceDocument{Doc: doc}); err != nil {
-		t.Fatal(err)
-	}
+	store := loadStoreFile(t, "../samples/data/claimsmith-full.json")
 	r, err := rules.NewAuthorization(store, store, "https://example.com/", runtime.SettingsDecoder(map[string]any{
 		"persist_mode": rules.PersistPerClient, "persist": map[string]any{"groups": true, "roles": true},
 		"access_token": map[string]any{"roles": true},

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // DelayProxy forwards TCP connections to Redis; when DelayNext is set, the
@@ -75,4 +77,13 @@ func StartDelayProxy(t testing.TB, target string) *DelayProxy {
 		}
 	})
 	return p
+}
+
+// Client is a go-redis client of the proxy that gives up on a reply after
+// 100ms and retries at once: with DelayNext, the command runs twice.
+func (p *DelayProxy) Client(t testing.TB) goredis.UniversalClient {
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{p.Addr}, ContextTimeoutEnabled: true,
+		ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -109,9 +109,7 @@ func TestRememberSafeToRetry(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	ctx := context.Background()
 	p := redistest.StartDelayProxy(t, srv.Addr())
-	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{p.Addr}, ContextTimeoutEnabled: true,
-		ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
-	t.Cleanup(func() { c.Close() })
+	c := p.Client(t)
 	s := replayredis.New(c, "")
 	now := time.Now()
 	// Load the script first, so the delayed reply is the script's.

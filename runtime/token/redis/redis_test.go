@@ -352,9 +352,7 @@ func TestCreateKeySafeToRetry(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	ctx := context.Background()
 	p := redistest.StartDelayProxy(t, srv.Addr())
-	c := goredis.NewUniversalClient(&goredis.UniversalOptions{Addrs: []string{p.Addr}, ContextTimeoutEnabled: true,
-		ReadTimeout: 100 * time.Millisecond, WriteTimeout: time.Second, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
-	t.Cleanup(func() { c.Close() })
+	c := p.Client(t)
 	s := tokenredis.NewKeyStore(c, "")
 	now := time.Now()
 	gen := func() *token.Key {
