@@ -230,13 +230,25 @@ func (s *Store) writeAll(ctx context.Context, n ns, doc *authz.Document, progres
 		}
 	}
 	done := 0
+	batch := s.opt.BatchSize
 	pipe := s.c.Pipeline()
 	flush := func(force bool) error {
-		if pipe.Len() == 0 || (!force && pipe.Len() < s.opt.BatchSize) {
+		if pipe.Len() == 0 || (!force && pipe.Len() < batch) {
 			return nil
 		}
 		k := pipe.Len()
-		if _, err := pipe.Exec(ctx); err != nil {
+		cmds, err := pipe.Exec(ctx)
+		if isTimeout(err) && ctx.Err() == nil {
+			// Redis did not answer the whole batch within the client's
+			// read timeout (a busy server or machine: go-redis retried
+			// it already). Send it again in smaller batches, and keep
+			// them smaller: every command here is idempotent (SET, ZADD,
+			// SADD into a generation no reader sees yet), so commands
+			// Redis ran already may run again.
+			batch = max(batch/8, minImportBatch)
+			err = s.resend(ctx, cmds, batch)
+		}
+		if err != nil {
 			return unavailable("import: write batch", err)
 		}
 		done += k
@@ -313,6 +325,37 @@ func (s *Store) writeAll(ctx context.Context, n ns, doc *authz.Document, progres
 	pipe.Set(ctx, n.conf(), conf, 0)
 	pipe.Set(ctx, n.seq(), fmtSeq(seq), 0)
 	return flush(true)
+}
+
+// minImportBatch is the smallest batch resend splits a timed-out one into.
+const minImportBatch = 16
+
+// resend runs cmds again in pipelines of at most size commands, splitting
+// a pipeline that times out again, down to minImportBatch.
+func (s *Store) resend(ctx context.Context, cmds []goredis.Cmder, size int) error {
+	for len(cmds) > 0 {
+		part := cmds[:min(size, len(cmds))]
+		pipe := s.c.Pipeline()
+		for _, c := range part {
+			_ = pipe.Process(ctx, goredis.NewCmd(ctx, c.Args()...))
+		}
+		_, err := pipe.Exec(ctx)
+		if isTimeout(err) && ctx.Err() == nil && size > minImportBatch {
+			err = s.resend(ctx, part, max(size/8, minImportBatch))
+		}
+		if err != nil {
+			return err
+		}
+		cmds = cmds[len(part):]
+	}
+	return nil
+}
+
+// isTimeout reports a network timeout (not the caller's context's).
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) &&
+		errors.As(err, &ne) && ne.Timeout()
 }
 
 // dropGeneration deletes a generation's keys in the background (an old one

@@ -2,8 +2,10 @@ package redis_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/authz/authzgen"
 	"github.com/claimsmith/claimsmith/runtime/authz/authztest"
 	"github.com/claimsmith/claimsmith/runtime/authz/redis"
 	"github.com/claimsmith/claimsmith/runtime/redistest"
@@ -250,5 +255,60 @@ func TestWriterProcess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// slowBatches makes every pipeline of more than limit commands run on
+// Redis and then fail with a read timeout, as a big batch did on a loaded
+// machine (make test: "import: write batch: i/o timeout", after go-redis'
+// own retries of the whole batch).
+type slowBatches struct {
+	limit int
+	hits  atomic.Int64
+}
+
+func (h *slowBatches) DialHook(next goredis.DialHook) goredis.DialHook          { return next }
+func (h *slowBatches) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook { return next }
+func (h *slowBatches) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		if err == nil && len(cmds) > h.limit {
+			h.hits.Add(1)
+			return &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+		}
+		return err
+	}
+}
+
+// TestImportSurvivesSlowBatches: an import whose big batches time out
+// (after Redis ran them) completes in smaller ones, and the store holds
+// exactly the document.
+func TestImportSurvivesSlowBatches(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	hook := &slowBatches{limit: 700}
+	c.AddHook(hook)
+	s, err := redis.New(ctx, c, redis.Options{BatchSize: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	doc := authzgen.Generate(authzgen.BenchSpec(3000))
+	if _, err := s.Import(ctx, 0, doc, nil); err != nil {
+		t.Fatalf("import with slow big batches: %v", err)
+	}
+	if hook.hits.Load() == 0 {
+		t.Fatal("no batch was over the limit: the test tested nothing")
+	}
+	m, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(authz.NewModel(doc, 1).Document())
+	got, _ := json.Marshal(m.Document())
+	if string(got) != string(want) {
+		t.Fatalf("the store holds another document than the one imported (%d vs %d bytes)", len(got), len(want))
 	}
 }
