@@ -45,8 +45,7 @@ type RuleDef struct {
 }
 
 type rule struct {
-	rules                  bool // a Rule (else an Action)
-	style                  goja.Value
+	rules                  bool       // a Rule (else an Action)
 	entry                  goja.Value // the Rules function, or the Action's exports
 	secrets, configuration goja.Value
 }
@@ -54,15 +53,22 @@ type rule struct {
 // Engine is one JavaScript runtime with the rules it compiled. It is not
 // safe for concurrent use (an engine instance serves one call at a time).
 type Engine struct {
-	host              Host
-	rt                *goja.Runtime
-	parser            *jsonParser
-	load, run, finish goja.Callable
-	rules             map[string]*rule
-	out               jsonWriter
-	scratch           []lazyEntry // newLazyObject's
-	// settle states for __finish, made once.
-	fulfilled, rejected, pending, other goja.Value
+	host   Host
+	rt     *goja.Runtime
+	parser *jsonParser
+	// The prelude's functions and api objects.
+	load, runRule, thenable, raise, arrayIsArray goja.Callable
+	loginAPI, m2mAPI                             goja.Value
+	promise                                      *goja.Object // the Promise constructor
+	rules                                        map[string]*rule
+	// st is the call in flight (api.go); calls counts calls, for its id.
+	st    callState
+	calls uint64
+	out   jsonWriter
+	// val is the scratch buffer values are copied into (api.go).
+	val     jsonWriter
+	valBusy bool
+	scratch []lazyEntry // newLazyObject's
 }
 
 // MaxCallStack bounds JavaScript call depth. Node allows about 11,000
@@ -77,25 +83,30 @@ func New(h Host) (*Engine, error) {
 	// Unbounded recursion throws a RangeError at once instead of growing
 	// until the memory cap or the timeout ends it.
 	rt.SetMaxCallStackSize(MaxCallStack)
-	e := &Engine{host: h, rt: rt, parser: newParser(rt), rules: map[string]*rule{},
-		fulfilled: rt.ToValue("fulfilled"), rejected: rt.ToValue("rejected"), pending: rt.ToValue("pending"), other: rt.ToValue("other")}
-	if err := rt.Set("__cache", e.cache); err != nil {
-		return nil, err
-	}
-	if _, err := rt.RunScript("prelude.js", preludeSource); err != nil {
+	e := &Engine{host: h, rt: rt, parser: newParser(rt), rules: map[string]*rule{}}
+	e.promise = rt.Get("Promise").ToObject(rt)
+	v, err := rt.RunScript("prelude.js", preludeSource)
+	if err != nil {
 		return nil, fmt.Errorf("prelude: %w", err)
 	}
-	var ok bool
-	g := rt.GlobalObject()
-	if e.load, ok = goja.AssertFunction(g.Get("__load")); !ok {
-		return nil, errors.New("prelude: no __load")
+	prelude, ok := goja.AssertFunction(v)
+	if !ok {
+		return nil, errors.New("prelude: not a function")
 	}
-	if e.run, ok = goja.AssertFunction(g.Get("__run")); !ok {
-		return nil, errors.New("prelude: no __run")
+	v, err = prelude(goja.Undefined(), rt.GlobalObject(), e.natives())
+	if err != nil {
+		return nil, fmt.Errorf("prelude: %w", err)
 	}
-	if e.finish, ok = goja.AssertFunction(g.Get("__finish")); !ok {
-		return nil, errors.New("prelude: no __finish")
+	p, ok := v.(*goja.Object)
+	if !ok {
+		return nil, errors.New("prelude: no exports")
 	}
+	for name, f := range map[string]*goja.Callable{"load": &e.load, "runRule": &e.runRule, "thenable": &e.thenable, "raise": &e.raise, "isArray": &e.arrayIsArray} {
+		if *f, ok = goja.AssertFunction(p.Get(name)); !ok {
+			return nil, fmt.Errorf("prelude: no %s", name)
+		}
+	}
+	e.loginAPI, e.m2mAPI = p.Get("login"), p.Get("m2m")
 	return e, nil
 }
 
@@ -132,12 +143,11 @@ func (e *Engine) rule(id string) (*rule, error) {
 	if err != nil {
 		return nil, err
 	}
-	style := e.rt.ToValue(d.Style)
-	entry, err := e.load(goja.Undefined(), style, fn)
+	entry, err := e.load(goja.Undefined(), e.rt.ToValue(d.Style), fn)
 	if err != nil {
 		return nil, err
 	}
-	r := &rule{rules: d.Style == "rules", style: style, entry: entry,
+	r := &rule{rules: d.Style == "rules", entry: entry,
 		secrets: jsonObject(e.rt, d.Secrets), configuration: jsonObject(e.rt, d.Configuration)}
 	e.rules[id] = r
 	return r, nil
@@ -179,49 +189,36 @@ func (e *Engine) Call(in []byte) (_ []byte, err error) {
 	if req.eventEnd == 0 {
 		return nil, errors.New("engine input: no event")
 	}
-	var ev goja.Value
+	e.calls++
+	e.st.reset(e.calls)
+	defer func() { e.st.id = 0 }()
 	if r.rules {
 		// {user, context}: a Rule reads both whole.
-		ev, err = e.parser.parseJSON(req.raw[req.eventStart:req.eventEnd])
-	} else {
-		ev, err = e.newLazyEvent(req.raw, req.eventStart, req.eventEnd, r)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("engine input: %w", err)
-	}
-	res, err := e.run(goja.Undefined(), r.style, r.entry, ev, r.configuration, e.rt.ToValue(req.trigger))
-	if err != nil {
-		return nil, describe(err)
-	}
-	// An Action's promise is read here rather than through .then() in
-	// JavaScript: by now goja has run every job the call queued, so the
-	// promise is as settled as it will ever be.
-	state, reason := e.other, goja.Undefined()
-	if o, ok := res.(*goja.Object); ok {
-		if p, ok := o.Export().(*goja.Promise); ok {
-			switch p.State() {
-			case goja.PromiseStateFulfilled:
-				state = e.fulfilled
-			case goja.PromiseStateRejected:
-				state, reason = e.rejected, p.Result()
-				if reason == nil {
-					reason = goja.Undefined()
-				}
-			default:
-				state = e.pending
-			}
+		ev, err := e.parser.parseJSON(req.raw[req.eventStart:req.eventEnd])
+		if err != nil {
+			return nil, fmt.Errorf("engine input: %w", err)
 		}
+		if _, err := e.runRule(goja.Undefined(), r.entry, ev, r.configuration); err != nil {
+			return nil, describe(err)
+		}
+	} else if err := e.runAction(r, req); err != nil {
+		return nil, err
 	}
-	out, err := e.finish(goja.Undefined(), state, reason)
-	if err != nil {
+	if !e.st.settled {
+		if r.rules {
+			return nil, errRulePending
+		}
+		return nil, errActionPending
+	}
+	if e.st.failed {
+		if e.st.err == nil {
+			return nil, errNoReason
+		}
+		_, err := e.raise(goja.Undefined(), e.st.err)
 		return nil, describe(err)
-	}
-	o, ok := out.(*goja.Object)
-	if !ok {
-		return nil, errors.New("prelude: __finish returned no object")
 	}
 	e.out.buf, e.out.max = e.out.buf[:0], req.maxOutput
-	if err := e.out.commands(o); err != nil {
+	if err := e.commands(&e.out); err != nil {
 		if errors.Is(err, errOutputTooLarge) {
 			return nil, fmt.Errorf("the rule's commands are over the %d byte cap", req.maxOutput)
 		}
@@ -230,7 +227,83 @@ func (e *Engine) Call(in []byte) (_ []byte, err error) {
 	if req.maxOutput > 0 && len(e.out.buf) > req.maxOutput {
 		return nil, fmt.Errorf("the rule's commands are %d bytes, over the %d byte cap", len(e.out.buf), req.maxOutput)
 	}
+	if cap(e.out.buf) > 256<<10 {
+		// Keep a large answer until it is copied out, not for good.
+		out := e.out.buf
+		e.out.buf = nil
+		return out, nil
+	}
 	return e.out.buf, nil
+}
+
+// runAction calls an Action's handler for the trigger with its event and
+// the api, and settles the call by what the handler returned: its promise
+// as the call's jobs left it (goja runs every job the call queued before
+// it returns here), a thenable through the job queue, anything else at
+// once.
+func (e *Engine) runAction(r *rule, req request) error {
+	ev, err := e.newLazyEvent(req.raw, req.eventStart, req.eventEnd, r)
+	if err != nil {
+		return fmt.Errorf("engine input: %w", err)
+	}
+	name, api := "onExecutePostLogin", e.loginAPI
+	if req.trigger == "credentials-exchange" {
+		name, api = "onExecuteCredentialsExchange", e.m2mAPI
+	}
+	fn, ok := goja.AssertFunction(r.entry.(*goja.Object).Get(name))
+	if !ok {
+		e.st.settled = true
+		return nil
+	}
+	res, err := fn(goja.Undefined(), ev, api)
+	if err != nil {
+		return describe(err)
+	}
+	o, ok := res.(*goja.Object)
+	if !ok {
+		e.st.settled = true
+		return nil
+	}
+	// instanceof and .then run a script's code on odd objects (proxy
+	// traps, getters): what they throw fails the call.
+	var promise, thenable bool
+	if ex := e.rt.Try(func() {
+		if promise = e.rt.InstanceOf(o, e.promise); !promise {
+			_, thenable = goja.AssertFunction(o.Get("then"))
+		}
+	}); ex != nil {
+		return describe(ex)
+	}
+	switch {
+	case promise:
+		e.settleBy(o)
+	case thenable:
+		// A thenable of the handler's own: settled through the job queue.
+		if _, err := e.thenable(goja.Undefined(), o); err != nil {
+			return describe(err)
+		}
+	default:
+		e.st.settled = true
+	}
+	return nil
+}
+
+// settleBy settles the call by the state of the promise an Action's
+// handler returned. One that is not goja's (an object made from
+// Promise.prototype) never settles.
+func (e *Engine) settleBy(o *goja.Object) {
+	if p, ok := o.Export().(*goja.Promise); ok {
+		switch p.State() {
+		case goja.PromiseStateFulfilled:
+			e.st.settled = true
+		case goja.PromiseStateRejected:
+			reason := p.Result()
+			if reason == nil {
+				reason = goja.Undefined()
+			}
+			e.st.fail(reason)
+		}
+	}
 }
 
 // Stats is the engine's memory and collector figures as commands JSON (one

@@ -2,7 +2,6 @@ package guest
 
 import (
 	"errors"
-	"fmt"
 	"reflect"
 	"strconv"
 	"unicode/utf8"
@@ -10,13 +9,12 @@ import (
 	"github.com/dop251/goja"
 )
 
-// The call's commands object is serialised here rather than with
-// JSON.stringify, which goes character by character through a UTF-16
+// The call's commands are serialised here (api.go commands) rather than
+// with JSON.stringify, which goes character by character through a UTF-16
 // reader and looks every object up for toJSON: inside the sandbox that was
-// a sixth of a small Action's call. The object is what the prelude built
-// (its values went through plain(): objects, arrays, strings, finite
-// numbers, booleans, null), so this writer needs no toJSON, no cycle
-// check beyond a depth bound, no replacer.
+// a sixth of a small Action's call. What is written is what the api kept:
+// JSON already made for objects and arrays (api.go plainValue), and
+// primitives, which this file writes.
 
 // errOutputTooLarge stops writing at the host's output cap.
 var errOutputTooLarge = errors.New("over the output cap")
@@ -27,108 +25,18 @@ type jsonWriter struct {
 }
 
 var (
-	typeString  = reflect.TypeFor[string]()
-	typeInt     = reflect.TypeFor[int64]()
-	typeFloat   = reflect.TypeFor[float64]()
-	typeBool    = reflect.TypeFor[bool]()
-	maxOutDepth = 128
+	typeString = reflect.TypeFor[string]()
+	typeInt    = reflect.TypeFor[int64]()
+	typeFloat  = reflect.TypeFor[float64]()
+	typeBool   = reflect.TypeFor[bool]()
 )
 
-// The commands object's own members and theirs are known (the prelude's
-// part()): they are read by name, and only claims, metadata and what
-// they hold are enumerated (goja's Keys allocates an iterator per object).
-var (
-	commandKeys = []string{"id_token", "access_token", "app_metadata", "user_metadata", "access", "log"}
-	tokenKeys   = []string{"claims", "add_scopes", "remove_scopes"}
-	accessKeys  = []string{"vote", "reason", "code"}
-	logKeys     = []string{"level", "msg"}
-)
-
-// commands writes the prelude's commands object.
-func (w *jsonWriter) commands(o *goja.Object) error {
-	return w.known(o, commandKeys, func(k string, v goja.Value) error {
-		switch k {
-		case "id_token", "access_token":
-			return w.knownObject(v, tokenKeys, nil)
-		case "access":
-			return w.knownObject(v, accessKeys, nil)
-		case "log":
-			lo, ok := v.(*goja.Object)
-			if !ok {
-				return errors.New("prelude: log is not an array")
-			}
-			return w.array(lo, func(v goja.Value) error { return w.knownObject(v, logKeys, nil) })
-		}
-		return w.value(v, 1)
-	})
-}
-
-func (w *jsonWriter) knownObject(v goja.Value, keys []string, member func(k string, v goja.Value) error) error {
-	o, ok := v.(*goja.Object)
-	if !ok {
-		return fmt.Errorf("prelude: %v is not an object", v)
-	}
-	return w.known(o, keys, member)
-}
-
-// known writes the members of o named in keys, in that order; member
-// writes a value (nil: as any value).
-func (w *jsonWriter) known(o *goja.Object, keys []string, member func(k string, v goja.Value) error) error {
-	w.buf = append(w.buf, '{')
-	first := true
-	for _, k := range keys {
-		v := o.Get(k)
-		if v == nil || goja.IsUndefined(v) {
-			continue
-		}
-		if !first {
-			w.buf = append(w.buf, ',')
-		}
-		first = false
-		w.str(k)
-		w.buf = append(w.buf, ':')
-		var err error
-		if member != nil {
-			err = member(k, v)
-		} else {
-			err = w.value(v, 2)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	w.buf = append(w.buf, '}')
-	return nil
-}
-
-func (w *jsonWriter) array(o *goja.Object, elem func(goja.Value) error) error {
-	n := int(o.Get("length").ToInteger())
-	w.buf = append(w.buf, '[')
-	for i := range n {
-		if i > 0 {
-			w.buf = append(w.buf, ',')
-		}
-		if err := elem(o.Get(strconv.Itoa(i))); err != nil {
-			return err
-		}
-	}
-	w.buf = append(w.buf, ']')
-	return nil
-}
-
-func (w *jsonWriter) value(v goja.Value, depth int) error {
-	if w.max > 0 && len(w.buf) > w.max {
-		return errOutputTooLarge
-	}
-	if depth > maxOutDepth {
-		return fmt.Errorf("the commands are nested deeper than %d levels", maxOutDepth)
-	}
-	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+// value writes a primitive: a string, a number, a boolean; null for the
+// rest (plain() made those null already).
+func (w *jsonWriter) value(v goja.Value) {
+	if v == nil {
 		w.buf = append(w.buf, "null"...)
-		return nil
-	}
-	if o, ok := v.(*goja.Object); ok {
-		return w.object(o, depth)
+		return
 	}
 	switch v.ExportType() {
 	case typeString:
@@ -147,35 +55,6 @@ func (w *jsonWriter) value(v goja.Value, depth int) error {
 	default:
 		w.buf = append(w.buf, "null"...)
 	}
-	return nil
-}
-
-func (w *jsonWriter) object(o *goja.Object, depth int) error {
-	if o.ClassName() == "Array" {
-		return w.array(o, func(v goja.Value) error { return w.value(v, depth+1) })
-	}
-	w.buf = append(w.buf, '{')
-	first := true
-	for _, k := range o.Keys() {
-		v := o.Get(k)
-		if v == nil || goja.IsUndefined(v) {
-			continue
-		}
-		if _, fn := goja.AssertFunction(v); fn {
-			continue
-		}
-		if !first {
-			w.buf = append(w.buf, ',')
-		}
-		first = false
-		w.str(k)
-		w.buf = append(w.buf, ':')
-		if err := w.value(v, depth+1); err != nil {
-			return err
-		}
-	}
-	w.buf = append(w.buf, '}')
-	return nil
 }
 
 const hexDigits = "0123456789abcdef"

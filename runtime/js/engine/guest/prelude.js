@@ -1,14 +1,13 @@
 // The compatibility layer between Auth0's Actions and Rules and claimsmith's
-// rule commands. Run once per engine instance; guest.go calls __load, __run
-// and __finish. Everything a rule does is collected into one plain object
-// that guest.go serialises once (output.go): a single crossing per call. Its parts are
-// made when first written, so a call that sets one claim builds and
-// serialises only that.
-(function (g) {
+// rule commands. Run once per engine instance: guest.go calls this function
+// with the global object and the api's Go functions (native, api.go), and
+// keeps what it returns. An Action's handler is called from Go with the
+// api objects made here; what the api records lives in Go and is
+// serialised there once per call.
+(function (g, native) {
   'use strict';
-  var state = null;
   var NativePromise = Promise;
-  var MAX_LOG_LINES = 100, MAX_LOG_BYTES = 4096;
+  var MAX_LOG_BYTES = 4096; // and at most 100 lines (api.go)
 
   function unsupported(name, how) {
     return function () {
@@ -60,35 +59,23 @@
   }
   function logLine(level) {
     return function () {
-      if (state === null) return;
-      var log = part('log');
-      if (log.length >= MAX_LOG_LINES) return;
+      if (!native.logOpen()) return;
       var parts = [];
       for (var i = 0; i < arguments.length; i++) parts.push(text(arguments[i]));
       var msg = parts.join(' ');
       if (msg.length > MAX_LOG_BYTES) msg = msg.slice(0, MAX_LOG_BYTES) + '…';
-      log.push({ level: level, msg: msg });
+      native.log(level, msg);
     };
   }
   g.console = { log: logLine('info'), info: logLine('info'), warn: logLine('warn'), error: logLine('error'), debug: logLine('debug') };
 
-  // part returns the output's part, made on first use (an absent part
-  // means: nothing to do, abstain).
-  function part(name) {
-    var o = state.out[name];
-    if (o === undefined) {
-      if (name === 'id_token') o = { claims: {} };
-      else if (name === 'access_token') o = { claims: {}, add_scopes: [], remove_scopes: [] };
-      else if (name === 'log') o = [];
-      else o = {};
-      state.out[name] = o;
-    }
-    return o;
-  }
-  function denied() { return state.out.access !== undefined && state.out.access.vote === 'deny'; }
+  // Parts of the commands, as api.go numbers them.
+  var ID_TOKEN = 0, ACCESS_TOKEN = 1, APP_METADATA = 2, USER_METADATA = 3;
+
   // plain copies a value as JSON would keep it (functions and undefined
-  // become null, Dates their ISO string), without a round trip through
-  // JSON text, which goja parses slowly.
+  // become null, Dates their ISO string). The api's Go functions copy the
+  // same way (api.go plainValue); the Rules' metadata patches use this one
+  // to check what they were given is an object.
   function plain(v, depth) {
     depth = depth || 0;
     if (depth > 64) throw new TypeError('value nested too deeply (or circular)');
@@ -112,48 +99,18 @@
     }
     return out;
   }
-  function claim(tok) {
-    return function (name, value) {
-      if (typeof name !== 'string' || name === '') throw new TypeError('setCustomClaim: the claim name must be a non-empty string');
-      part(tok).claims[name] = plain(value);
-    };
-  }
-  function addScope(s) {
-    var t = part('access_token');
-    s = String(s);
-    t.remove_scopes = t.remove_scopes.filter(function (x) { return x !== s; });
-    if (t.add_scopes.indexOf(s) < 0) t.add_scopes.push(s);
-  }
-  function removeScope(s) {
-    var t = part('access_token');
-    s = String(s);
-    t.add_scopes = t.add_scopes.filter(function (x) { return x !== s; });
-    if (t.remove_scopes.indexOf(s) < 0) t.remove_scopes.push(s);
-  }
-  function deny(code) {
-    return function (reason) {
-      if (denied()) return;
-      state.out.access = { vote: 'deny', reason: reason === undefined ? '' : String(reason), code: code };
-    };
-  }
-  function metadata(which) {
-    return function (key, value) {
-      if (typeof key !== 'string' || key === '') throw new TypeError('the metadata key must be a non-empty string');
-      part(which)[key] = plain(value);
-    };
-  }
 
   var cache = {
-    get: function (key) { return g.__cache('get', String(key)); },
-    set: function (key, value, options) { return g.__cache('set', String(key), String(value), options || {}); },
-    delete: function (key) { return g.__cache('delete', String(key)); }
+    get: function (key) { return native.cache('get', String(key)); },
+    set: function (key, value, options) { return native.cache('set', String(key), String(value), options || {}); },
+    delete: function (key) { return native.cache('delete', String(key)); }
   };
 
   var loginApi = Object.freeze({
-    idToken: Object.freeze({ setCustomClaim: claim('id_token') }),
-    accessToken: Object.freeze({ setCustomClaim: claim('access_token'), addScope: addScope, removeScope: removeScope }),
-    access: Object.freeze({ deny: deny('access_denied') }),
-    user: Object.freeze({ setAppMetadata: metadata('app_metadata'), setUserMetadata: metadata('user_metadata') }),
+    idToken: Object.freeze({ setCustomClaim: native.idTokenClaim }),
+    accessToken: Object.freeze({ setCustomClaim: native.accessTokenClaim, addScope: native.addScope, removeScope: native.removeScope }),
+    access: Object.freeze({ deny: native.deny }),
+    user: Object.freeze({ setAppMetadata: native.appMetadata, setUserMetadata: native.userMetadata }),
     cache: Object.freeze(cache),
     redirect: Object.freeze({
       sendUserTo: unsupported('api.redirect.sendUserTo', NO_UI),
@@ -172,33 +129,32 @@
     samlResponse: Object.freeze({ setAttribute: unsupported('api.samlResponse', 'claimsmith issues no SAML responses') })
   });
   var m2mApi = Object.freeze({
-    accessToken: Object.freeze({ setCustomClaim: claim('access_token') }),
+    accessToken: Object.freeze({ setCustomClaim: native.accessTokenClaim }),
     // credentials-exchange: deny(code, reason), code an OAuth error code.
-    access: Object.freeze({
-      deny: function (code, reason) {
-        if (denied()) return;
-        state.out.access = { vote: 'deny', reason: reason === undefined ? '' : String(reason), code: String(code || 'access_denied') };
-      }
-    }),
+    access: Object.freeze({ deny: native.m2mDeny }),
     cache: Object.freeze(cache)
   });
 
   function obj(v) { return v !== null && typeof v === 'object' ? v : {}; }
 
   // The Rules' `auth0` object: only the metadata writes, which become
-  // patches; the rest of the management API needs the network.
-  var auth0 = {
-    users: {
-      updateAppMetadata: function (userId, md) {
-        state.rulesPatch('app_metadata', md);
-        return Promise.resolve();
-      },
-      updateUserMetadata: function (userId, md) {
-        state.rulesPatch('user_metadata', md);
-        return Promise.resolve();
+  // patches; the rest of the management API needs the network. rulesCall
+  // is the call of the Rule in flight (runRule).
+  var rulesCall = 0;
+  function patch(which) {
+    return function (userId, md) {
+      if (rulesCall === 0 || native.callID() !== rulesCall) {
+        throw new TypeError('auth0.users is only available to Rules, while they run');
       }
-    }
-  };
+      var p = plain(md);
+      if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new TypeError('auth0.users.update' +
+        (which === APP_METADATA ? 'AppMetadata' : 'UserMetadata') + ': metadata must be an object');
+      native.part(which);
+      for (var k in p) native.put(which, k, p[k]);
+      return Promise.resolve();
+    };
+  }
+  var auth0 = { users: { updateAppMetadata: patch(APP_METADATA), updateUserMetadata: patch(USER_METADATA) } };
   g.auth0 = auth0;
 
   function scopes(v) {
@@ -208,116 +164,77 @@
   }
 
   // runRule calls a Rule with the user and context the host shaped
-  // (runtime/js/event.go).
+  // (runtime/js/event.go). Its callback settles the call it was made for.
   function runRule(fn, ev, configuration) {
+    var id = native.callID();
     var user = ev.user, context = ev.context;
     var requested = context.accessToken.scope.slice();
-    state.rulesPatch = function (which, md) {
-      var p = plain(md);
-      if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new TypeError('auth0.users.update' +
-        (which === 'app_metadata' ? 'AppMetadata' : 'UserMetadata') + ': metadata must be an object');
-      var o = part(which);
-      for (var k in p) o[k] = p[k];
-    };
+    rulesCall = id;
     g.configuration = configuration;
     var called = false;
     function callback(err, u, c) {
-      if (called) return;
+      if (called || native.callID() !== id) return;
       called = true;
-      state.settled = true;
       if (err) {
         if (err instanceof UnauthorizedError || err.name === 'UnauthorizedError') {
-          state.out.access = { vote: 'deny', reason: err.message || '', code: 'unauthorized' };
+          native.ruleDeny(err.message || '');
+          native.settle(id);
         } else {
-          state.err = err;
+          native.fail(id, err);
         }
         return;
       }
+      native.settle(id);
       c = obj(c || context);
       if (c.multifactor !== undefined) {
-        state.err = new Error('context.multifactor is not supported by claimsmith: ' + NO_UI);
+        native.fail(id, new Error('context.multifactor is not supported by claimsmith: ' + NO_UI));
         return;
       }
       if (c.redirect !== undefined) {
-        state.err = new Error('context.redirect is not supported by claimsmith: ' + NO_UI);
+        native.fail(id, new Error('context.redirect is not supported by claimsmith: ' + NO_UI));
         return;
       }
       var k;
-      for (k in obj(c.idToken)) part('id_token').claims[k] = plain(c.idToken[k]);
+      for (k in obj(c.idToken)) native.put(ID_TOKEN, k, c.idToken[k]);
       var at = obj(c.accessToken);
-      for (k in at) if (k !== 'scope') part('access_token').claims[k] = plain(at[k]);
+      for (k in at) if (k !== 'scope') native.put(ACCESS_TOKEN, k, at[k]);
       if (at.scope !== undefined) {
         var now = scopes(at.scope);
-        now.forEach(function (s) { if (requested.indexOf(s) < 0) addScope(s); });
-        requested.forEach(function (s) { if (now.indexOf(s) < 0) removeScope(s); });
+        now.forEach(function (s) { if (requested.indexOf(s) < 0) native.addScope(s); });
+        requested.forEach(function (s) { if (now.indexOf(s) < 0) native.removeScope(s); });
       }
     }
     fn(user, context, callback);
   }
 
-  g.__load = function (style, fn) {
-    if (style === 'rules') {
-      if (typeof fn !== 'function') throw new TypeError('a Rule must be a function (user, context, callback)');
-      return fn;
-    }
-    var module = { exports: {} };
-    fn(module.exports, module, require);
-    var ex = obj(module.exports);
-    if (typeof ex.onExecutePostLogin !== 'function' && typeof ex.onExecuteCredentialsExchange !== 'function') {
-      throw new TypeError('an Action must assign exports.onExecutePostLogin or exports.onExecuteCredentialsExchange');
-    }
-    return ex;
+  return {
+    login: loginApi,
+    m2m: m2mApi,
+    isArray: Array.isArray,
+    // load returns what a rule's source evaluated to: a Rule's function,
+    // or an Action's exports.
+    load: function (style, fn) {
+      if (style === 'rules') {
+        if (typeof fn !== 'function') throw new TypeError('a Rule must be a function (user, context, callback)');
+        return fn;
+      }
+      var module = { exports: {} };
+      fn(module.exports, module, require);
+      var ex = obj(module.exports);
+      if (typeof ex.onExecutePostLogin !== 'function' && typeof ex.onExecuteCredentialsExchange !== 'function') {
+        throw new TypeError('an Action must assign exports.onExecutePostLogin or exports.onExecuteCredentialsExchange');
+      }
+      return ex;
+    },
+    runRule: runRule,
+    // thenable settles the call through a handler's own thenable (the job
+    // queue runs it before the call returns to Go).
+    thenable: function (r) {
+      var id = native.callID();
+      NativePromise.resolve(r).then(function () { native.settle(id); }, function (e) { native.fail(id, e); });
+    },
+    // raise throws v, for the error message of what a handler rejected
+    // with or a Rule's callback was given (guest.go describe).
+    raise: function (v) { throw v; }
   };
-
-  // __run calls the rule. The event is shaped by the host already
-  // (runtime/js/event.go): an Action's, with secrets and configuration
-  // (guest/event.go), or a Rule's {user, context}; Rules run at login only,
-  // the host does not call them otherwise. It returns an Action's promise:
-  // guest.go reads its state once the call's jobs ran and hands it to
-  // __finish.
-  g.__run = function (style, entry, ev, configuration, trigger) {
-    state = { out: {}, settled: false, err: undefined, style: style, rulesPatch: null };
-    if (style === 'rules') {
-      runRule(entry, ev, configuration);
-      return;
-    }
-    var m2m = trigger === 'credentials-exchange';
-    var fn = m2m ? entry.onExecuteCredentialsExchange : entry.onExecutePostLogin;
-    if (typeof fn !== 'function') {
-      state.settled = true;
-      return;
-    }
-    var r = fn(ev, m2m ? m2mApi : loginApi);
-    if (r instanceof NativePromise) return r;
-    if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
-      // A thenable of the handler's own: settled through the job queue.
-      var s = state;
-      NativePromise.resolve(r).then(function () { s.settled = true; }, function (e) { rejected(s, e); });
-      return undefined;
-    }
-    state.settled = true;
-    return undefined;
-  };
-
-  function rejected(s, e) {
-    s.settled = true;
-    s.err = e === undefined ? new Error('the handler rejected without a reason') : e;
-  }
-
-  // __finish(promise, reason): promise is the state of the Action's
-  // promise ('fulfilled', 'rejected' with reason, 'pending'), or 'other'
-  // when the call returned none (a Rule, a plain function, a thenable).
-  g.__finish = function (promise, reason) {
-    var s = state;
-    state = null;
-    if (promise === 'fulfilled') s.settled = true;
-    else if (promise === 'rejected') rejected(s, reason);
-    if (!s.settled) {
-      throw new Error(s.style === 'rules'
-        ? 'the rule returned without calling its callback, and nothing left could call it (timers and network calls are not supported)'
-        : 'the handler\'s promise never settled (timers and network calls are not supported)');
-    }
-    if (s.err !== undefined) throw s.err;
-    return s.out;
-  };
-})(this);
+})

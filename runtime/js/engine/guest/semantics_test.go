@@ -131,7 +131,8 @@ exports.onExecutePostLogin = async (event, api) => {
   const s = api.cache.set('k', 'v', { ttl: 1000 });
   const g = api.cache.get('k');
   const d = api.cache.delete('k');
-  api.idToken.setCustomClaim('cache', [s, g, d, api.cache.get('k')]);
+  // (the answers' key order is Go's map order: not compared)
+  api.idToken.setCustomClaim('cache', [s, g.value, g.expires_at, d, api.cache.get('k')]);
 };`},
 	{"huge", "actions", "", `exports.onExecutePostLogin = async (event, api) => { api.idToken.setCustomClaim('big', 'x'.repeat(2 << 20)); };`},
 	{"huge-many", "actions", "", `exports.onExecutePostLogin = async (event, api) => { for (let i = 0; i < 3000; i++) api.user.setAppMetadata('k' + i, 'x'.repeat(400)); };`},
@@ -158,6 +159,26 @@ exports.onExecutePostLogin = async (event, api) => {
 	{"rule-mfa", "rules", "", `function (user, context, callback) { context.multifactor = { provider: 'any' }; callback(null, user, context); }`},
 	{"rule-redirect", "rules", "", `function (user, context, callback) { context.redirect = { url: 'x' }; callback(null, user, context); }`},
 	{"rule-bad-metadata", "rules", "", `function (user, context, callback) { auth0.users.updateAppMetadata(user.user_id, [1]); callback(null, user, context); }`},
+	{"rule-empty-patch", "rules", "", `function (user, context, callback) { auth0.users.updateUserMetadata(user.user_id, {}); callback(null, user, context); }`},
+	{"action-auth0-users", "actions", "", `exports.onExecutePostLogin = async () => { auth0.users.updateAppMetadata('x', { a: 1 }); };`},
+	{"stale-thenable", "actions", "", `let kept;
+exports.onExecutePostLogin = () => {
+  if (kept) kept();
+  return { then(res) { kept = res; } };
+};`},
+	{"reentrant", "actions", "", `exports.onExecutePostLogin = async (event, api) => {
+  api.idToken.setCustomClaim('outer', { a: { toJSON() { api.idToken.setCustomClaim('inner', { b: [1, { c: 2 }] }); return 'x'; } }, d: 3 });
+};`},
+	{"many-keys", "actions", "", `exports.onExecutePostLogin = async (event, api) => {
+  for (let i = 0; i < 20; i++) api.user.setAppMetadata('k' + i, i);
+  api.user.setAppMetadata('k5', 'five'); api.user.setAppMetadata('7', 'seven'); api.user.setAppMetadata('k19', null);
+  api.accessToken.addScope(Symbol('s')); api.access.deny(Symbol());
+};`},
+	{"lazy-values", "actions", "", `exports.onExecutePostLogin = async (event, api) => {
+  api.idToken.setCustomClaim('query', event.request.query);
+  api.idToken.setCustomClaim('event', event);
+  api.accessToken.setCustomClaim('user', event.user);
+};`},
 	{"rule-async-callback", "rules", "", `function (user, context, callback) { Promise.resolve().then(() => callback(null, user, context)); }`},
 }
 
