@@ -35,34 +35,40 @@ type lazyEntry struct {
 	val    goja.Value // nil: not made yet
 }
 
-func (l *lazyObject) keyOf(en *lazyEntry) string {
-	if en.ke > en.ks {
-		return string(l.raw[en.ks:en.ke])
-	}
-	return en.key
-}
+func (l *lazyObject) keyOf(en *lazyEntry) string { return entryKey(l.raw, en) }
 
 var _ goja.DynamicObject = (*lazyObject)(nil)
 
 // newLazyObject indexes the object at raw[start:end] (valid JSON: the
 // parser skipped it already).
 func (e *Engine) newLazyObject(raw []byte, start, end int) (*lazyObject, error) {
-	// Entries are collected in the engine's scratch slice and copied out
-	// at their final size: one allocation instead of a growing slice's
-	// several. (Objects nest, so the scratch is a stack.)
-	base := len(e.scratch)
+	p := jsonParser{b: raw[:end], i: start, ents: e.parser.ents}
+	ents, err := p.indexObject()
+	e.parser.ents = p.ents
+	if err != nil {
+		return nil, err
+	}
+	return &lazyObject{e: e, raw: raw, ents: ents}, nil
+}
+
+// indexObject reads the object at p.i, leaving p.i after it: its members'
+// keys and the spans of their values, which it checks but does not make.
+// Entries are collected in the parser's scratch slice and copied out at
+// their final size: one allocation instead of a growing slice's several.
+// (Objects nest, so the scratch is a stack.)
+func (p *jsonParser) indexObject() ([]lazyEntry, error) {
+	base := len(p.ents)
 	defer func() {
-		clear(e.scratch[base:])
-		e.scratch = e.scratch[:base]
+		clear(p.ents[base:])
+		p.ents = p.ents[:base]
 	}()
-	l := &lazyObject{e: e, raw: raw}
-	p := &jsonParser{rt: e.rt, b: raw[:end], i: start}
-	p.eat('{')
+	if !p.eat('{') {
+		return nil, errJSON
+	}
 	for first := true; ; first = false {
 		p.space()
 		if p.eat('}') {
-			l.ents = slices.Clone(e.scratch[base:])
-			return l, nil
+			return slices.Clone(p.ents[base:]), nil
 		}
 		if !first && (!p.eat(',') || !p.spaceThen()) {
 			return nil, errJSON
@@ -92,20 +98,45 @@ func (e *Engine) newLazyObject(raw []byte, start, end int) (*lazyObject, error) 
 			return nil, err
 		}
 		en.ve = p.i
-		l.ents = e.scratch[base:]
-		if i := l.index(l.keyOf(&en)); i >= 0 {
-			l.ents[i] = en // a repeated key: the last one counts, as in JSON.parse
+		if i := p.repeated(p.ents[base:], &en); i >= 0 {
+			p.ents[base+i] = en // a repeated key: the last one counts, as in JSON.parse
 			continue
 		}
-		e.scratch = append(e.scratch, en)
+		p.ents = append(p.ents, en)
 	}
 }
 
-func (l *lazyObject) index(key string) int {
-	for i := range l.ents {
-		en := &l.ents[i]
+// repeated is the index of the entry in ents with en's key, -1 if none.
+func (p *jsonParser) repeated(ents []lazyEntry, en *lazyEntry) int {
+	if en.ke <= en.ks {
+		return entryIndex(p.b, ents, en.key)
+	}
+	key := p.b[en.ks:en.ke]
+	for i := range ents {
+		o := &ents[i]
+		if o.ke > o.ks {
+			if string(p.b[o.ks:o.ke]) == string(key) {
+				return i
+			}
+		} else if o.key == string(key) {
+			return i
+		}
+	}
+	return -1
+}
+
+func entryKey(raw []byte, en *lazyEntry) string {
+	if en.ke > en.ks {
+		return string(raw[en.ks:en.ke])
+	}
+	return en.key
+}
+
+func entryIndex(raw []byte, ents []lazyEntry, key string) int {
+	for i := range ents {
+		en := &ents[i]
 		if en.ke > en.ks {
-			if string(l.raw[en.ks:en.ke]) == key {
+			if string(raw[en.ks:en.ke]) == key {
 				return i
 			}
 		} else if en.key == key {
@@ -114,6 +145,8 @@ func (l *lazyObject) index(key string) int {
 	}
 	return -1
 }
+
+func (l *lazyObject) index(key string) int { return entryIndex(l.raw, l.ents, key) }
 
 // set puts a value in (the rule's secrets and configuration, or a
 // script's write).
@@ -175,14 +208,12 @@ func (l *lazyObject) Keys() []string {
 	return keys
 }
 
-// newLazyEvent is an Action's event: the host's event object with the
-// rule's secrets and configuration.
-func (e *Engine) newLazyEvent(raw []byte, start, end int, r *rule) (*goja.Object, error) {
-	l, err := e.newLazyObject(raw, start, end)
-	if err != nil {
-		return nil, err
-	}
+// newLazyEvent is an Action's event: the host's event object (indexed by
+// parseInput) with the rule's secrets and configuration.
+func (e *Engine) newLazyEvent(req *request, r *rule) *goja.Object {
+	l := &lazyObject{e: e, raw: req.raw, ents: req.event}
+	req.event = nil
 	l.set("secrets", r.secrets)
 	l.set("configuration", r.configuration)
-	return e.rt.NewDynamicObject(l), nil
+	return e.rt.NewDynamicObject(l)
 }

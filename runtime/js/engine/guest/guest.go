@@ -68,7 +68,6 @@ type Engine struct {
 	// val is the scratch buffer values are copied into (api.go).
 	val     jsonWriter
 	valBusy bool
-	scratch []lazyEntry // newLazyObject's
 }
 
 // MaxCallStack bounds JavaScript call depth. Node allows about 11,000
@@ -201,7 +200,7 @@ func (e *Engine) Call(in []byte) (_ []byte, err error) {
 		if _, err := e.runRule(goja.Undefined(), r.entry, ev, r.configuration); err != nil {
 			return nil, describe(err)
 		}
-	} else if err := e.runAction(r, req); err != nil {
+	} else if err := e.runAction(r, &req); err != nil {
 		return nil, err
 	}
 	if !e.st.settled {
@@ -241,11 +240,8 @@ func (e *Engine) Call(in []byte) (_ []byte, err error) {
 // as the call's jobs left it (goja runs every job the call queued before
 // it returns here), a thenable through the job queue, anything else at
 // once.
-func (e *Engine) runAction(r *rule, req request) error {
-	ev, err := e.newLazyEvent(req.raw, req.eventStart, req.eventEnd, r)
-	if err != nil {
-		return fmt.Errorf("engine input: %w", err)
-	}
+func (e *Engine) runAction(r *rule, req *request) error {
+	ev := e.newLazyEvent(req, r)
 	name, api := "onExecutePostLogin", e.loginAPI
 	if req.trigger == "credentials-exchange" {
 		name, api = "onExecuteCredentialsExchange", e.m2mAPI
