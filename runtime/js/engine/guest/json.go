@@ -451,5 +451,5 @@ const (
 func specialBytes(x uint64) uint64 {
 	q := x ^ ('"' * ones)
 	b := x ^ ('\\' * ones)
-	return ((q - ones) &^ q | (b - ones) &^ b | (x - 0x20*ones) &^ x | x) & highs
+	return ((q-ones)&^q | (b-ones)&^b | (x-0x20*ones)&^x | x) & highs
 }
