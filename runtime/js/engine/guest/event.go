@@ -29,9 +29,11 @@ type lazyObject struct {
 type lazyEntry struct {
 	// key is set when the key had escapes or was written by the script;
 	// otherwise it is raw[ks:ke], compared without making a string.
+	// Spans are int32: inputs live in a 32-bit sandbox, and a smaller
+	// entry is less to allocate and clear for every object read.
 	key    string
-	ks, ke int
-	vs, ve int
+	ks, ke int32
+	vs, ve int32
 	val    goja.Value // nil: not made yet
 }
 
@@ -43,7 +45,7 @@ var _ goja.DynamicObject = (*lazyObject)(nil)
 // parser skipped it already).
 func (e *Engine) newLazyObject(raw []byte, start, end int) (*lazyObject, error) {
 	p := jsonParser{b: raw[:end], i: start, ents: e.parser.ents}
-	ents, err := p.indexObject()
+	ents, err := p.indexObject(0)
 	e.parser.ents = p.ents
 	if err != nil {
 		return nil, err
@@ -55,8 +57,9 @@ func (e *Engine) newLazyObject(raw []byte, start, end int) (*lazyObject, error) 
 // keys and the spans of their values, which it checks but does not make.
 // Entries are collected in the parser's scratch slice and copied out at
 // their final size: one allocation instead of a growing slice's several.
-// (Objects nest, so the scratch is a stack.)
-func (p *jsonParser) indexObject() ([]lazyEntry, error) {
+// (Objects nest, so the scratch is a stack.) The copy has room for extra
+// more entries.
+func (p *jsonParser) indexObject(extra int) ([]lazyEntry, error) {
 	base := len(p.ents)
 	defer func() {
 		clear(p.ents[base:])
@@ -68,7 +71,9 @@ func (p *jsonParser) indexObject() ([]lazyEntry, error) {
 	for first := true; ; first = false {
 		p.space()
 		if p.eat('}') {
-			return slices.Clone(p.ents[base:]), nil
+			ents := make([]lazyEntry, len(p.ents)-base, len(p.ents)-base+extra)
+			copy(ents, p.ents[base:])
+			return ents, nil
 		}
 		if !first && (!p.eat(',') || !p.spaceThen()) {
 			return nil, errJSON
@@ -83,7 +88,7 @@ func (p *jsonParser) indexObject() ([]lazyEntry, error) {
 				return nil, err
 			}
 		} else {
-			en.ks, en.ke = p.i-len(rawKey)+1, p.i-1
+			en.ks, en.ke = int32(p.i-len(rawKey)+1), int32(p.i-1)
 			if en.ke == en.ks {
 				en.ks, en.ke = 0, 0 // the empty key
 			}
@@ -93,11 +98,11 @@ func (p *jsonParser) indexObject() ([]lazyEntry, error) {
 			return nil, errJSON
 		}
 		p.space()
-		en.vs = p.i
+		en.vs = int32(p.i)
 		if err := p.skip(1); err != nil {
 			return nil, err
 		}
-		en.ve = p.i
+		en.ve = int32(p.i)
 		if i := p.repeated(p.ents[base:], &en); i >= 0 {
 			p.ents[base+i] = en // a repeated key: the last one counts, as in JSON.parse
 			continue
@@ -166,7 +171,7 @@ func (l *lazyObject) Get(key string) goja.Value {
 	}
 	en := &l.ents[i]
 	if en.val == nil {
-		v, err := l.e.lazyValue(l.raw, en.vs, en.ve)
+		v, err := l.e.lazyValue(l.raw, int(en.vs), int(en.ve))
 		if err != nil {
 			panic(l.e.rt.NewTypeError("event member %s: %v", key, err))
 		}

@@ -124,7 +124,8 @@ func (p *jsonParser) parseInput(b []byte) (req request, err error) {
 				return fail(fmt.Errorf("%w: the event is not an object", errJSON))
 			}
 			req.eventStart = p.i
-			if req.event, err = p.indexObject(); err != nil {
+			// (room for the secrets and configuration newLazyEvent adds)
+			if req.event, err = p.indexObject(2); err != nil {
 				return fail(err)
 			}
 			req.eventEnd = p.i
