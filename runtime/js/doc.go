@@ -24,13 +24,16 @@
 // A call's cost is mostly goja's, inside the sandbox (Go compiled to
 // WebAssembly runs some twelve times slower than natively), so the engine
 // does as little of it as it can: the host shapes the event for the rule's
-// style (event.go), the guest reads its input in one pass, leaves an
-// Action's event objects as JSON until the script reads them
-// (engine/guest/event.go), reads an Action's promise from Go and writes the
-// commands JSON itself (engine/guest/output.go). The guest's collector
-// runs at GOGC 200 (Options.GuestGCPercent) with a memory limit of three
-// quarters of the instance's cap. engine/guest has no build constraint: its
-// benchmarks and profiles run natively.
+// style (event.go), the guest reads its input in one pass that also indexes
+// an Action's event, leaves the event's objects as JSON until the script
+// reads them (engine/guest/event.go), and runs the api itself in Go
+// (engine/guest/api.go: what a rule asks for goes straight into the call's
+// commands, serialised once), so an Action's handler is the only
+// JavaScript a call runs; the handler's promise is read from Go. The
+// guest's collector runs at GOGC 200 (Options.GuestGCPercent) with a
+// memory limit of three quarters of the instance's cap. engine/guest has
+// no build constraint: its benchmarks and profiles run natively, and its
+// TestSemantics pins what scripts see byte for byte.
 //
 // api.cache (cache.go) is a Cache: in-process (MemoryCache) or in Redis
 // (RedisCache), shared by every engine instance and every node using it.

@@ -330,9 +330,9 @@ func (e *Engine) put(part int, key string, v goja.Value) {
 	var prim goja.Value
 	if o, ok := v.(*goja.Object); ok && !isFunction(o) {
 		w := e.valueWriter()
+		defer e.releaseWriter(w) // also when a getter or toJSON throws
 		e.plainObject(w, o, 0)
 		json = slices.Clone(w.buf)
-		e.releaseWriter(w)
 	} else {
 		prim = plainPrimitive(v)
 	}
