@@ -256,7 +256,8 @@ js-engine:
 	$(GO) env GOVERSION > runtime/js/engine.go-version
 
 # bench-js: the JavaScript engine's rows (login p10/p50/p99 per pooled call,
-# instance-per-call, start-up with a warm compile cache, RSS) and the guest
+# the same for an empty Action (the fixed cost of a call), instance-per-call,
+# start-up with a warm compile cache, RSS) and the guest
 # code's own benchmarks run natively (runtime/js/engine/guest: where a
 # call's time goes; -cpuprofile works there).
 bench-js:
