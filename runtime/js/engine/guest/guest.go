@@ -246,7 +246,11 @@ func (e *Engine) runAction(r *rule, req *request) error {
 	if req.trigger == "credentials-exchange" {
 		name, api = "onExecuteCredentialsExchange", e.m2mAPI
 	}
-	fn, ok := goja.AssertFunction(r.entry.(*goja.Object).Get(name))
+	var fn goja.Callable
+	var ok bool
+	if ex := e.rt.Try(func() { fn, ok = goja.AssertFunction(r.entry.(*goja.Object).Get(name)) }); ex != nil {
+		return describe(ex) // a getter on exports threw
+	}
 	if !ok {
 		e.st.settled = true
 		return nil

@@ -179,6 +179,8 @@ exports.onExecutePostLogin = () => {
   api.idToken.setCustomClaim('event', event);
   api.accessToken.setCustomClaim('user', event.user);
 };`},
+	{"exports-getter-throws", "actions", "", `let n = 0;
+Object.defineProperty(exports, 'onExecutePostLogin', { enumerable: true, get() { if (n++ > 0) throw new Error('getter threw'); return async () => {}; } });`},
 	{"rule-async-callback", "rules", "", `function (user, context, callback) { Promise.resolve().then(() => callback(null, user, context)); }`},
 }
 
