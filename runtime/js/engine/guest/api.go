@@ -501,8 +501,8 @@ func indexKey(i int64) string {
 	return strconv.FormatInt(i, 10)
 }
 
-// errNeverSettled and the rest are the call's outcomes when it did not
-// settle or failed without a reason.
+// A call's outcome when it did not settle (an Action's, a Rule's), or
+// failed without a reason.
 var (
 	errActionPending = errors.New("Error: the handler's promise never settled (timers and network calls are not supported)")
 	errRulePending   = errors.New("Error: the rule returned without calling its callback, and nothing left could call it (timers and network calls are not supported)")
