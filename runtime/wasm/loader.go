@@ -20,6 +20,7 @@ import (
 
 	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
+	"github.com/claimsmith/claimsmith/runtime/internal/wasmcache"
 )
 
 // PolicyResolver is the one look-up the host functions authz_is_member and
@@ -62,7 +63,12 @@ type Options struct {
 	// CacheDir, when set, keeps compiled modules on disk there (wazero's
 	// file cache, keyed by the module's bytes and wazero's version), so a
 	// restart does not compile again. Empty: in memory, per loader.
+	// NewLoader prunes it (runtime/internal/wasmcache): entries unused for
+	// a week, then the least recently used past 512 MiB.
 	CacheDir string
+	// CacheKeep names files in CacheDir its user still needs (the
+	// JavaScript engine's decompressed module): pruning keeps them.
+	CacheKeep []string
 	// InitTimeout bounds making one instance: instantiation and the
 	// module's initialisers (start function, _initialize, constructors).
 	// Default: twice the rule's call timeout, at least DefaultInitTimeout.
@@ -80,6 +86,9 @@ type Loader struct {
 	opts  Options
 	log   *slog.Logger
 	cache wazero.CompilationCache
+	// disk is the on-disk cache's directory, nil when compiled code is
+	// kept in memory.
+	disk *wasmcache.Dir
 	// live counts instance workers of every rule this loader made, open the
 	// compiled modules not yet closed: both reach zero once every rule was
 	// cleaned up and every stopped guest has ended.
@@ -99,16 +108,8 @@ func NewLoader(opts Options) *Loader {
 	if opts.MaxAbandoned <= 0 {
 		opts.MaxAbandoned = DefaultMaxAbandoned
 	}
-	cache := wazero.NewCompilationCache()
-	if opts.CacheDir != "" {
-		// A cache that cannot be opened costs start-up time, not correctness.
-		if c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir); err != nil {
-			opts.Logger.Warn("wasm compilation cache unusable; compiling in memory", "dir", opts.CacheDir, "err", err)
-		} else {
-			cache = c
-		}
-	}
-	return &Loader{opts: opts, log: opts.Logger, cache: cache}
+	cache, disk := openCache(opts)
+	return &Loader{opts: opts, log: opts.Logger, cache: cache, disk: disk}
 }
 
 // Close releases the compilation cache.
@@ -213,6 +214,7 @@ func (l *Loader) Load(ctx context.Context, spec runtime.ModuleSpec, m Module) (*
 	}
 
 	started := time.Now()
+	l.useCache()
 	rcfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(l.cache).
 		WithMemoryLimitPages(uint32(pages)).
