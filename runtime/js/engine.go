@@ -62,9 +62,10 @@ func (e *Engine) engineModule() ([]byte, error) {
 		return EngineModule()
 	}
 	sum := strings.TrimSpace(engineSum)
-	path := filepath.Join(e.opts.CacheDir, "js-engine-"+sum+".wasm")
+	path := filepath.Join(e.opts.CacheDir, engineFile())
 	if b, err := os.ReadFile(path); err == nil {
 		if got := sha256.Sum256(b); hex.EncodeToString(got[:]) == sum {
+			e.touchEngineFile(path)
 			return b, nil
 		}
 	}
@@ -215,7 +216,7 @@ func New(opts Options) *Engine {
 		log:   opts.Logger,
 		cache: c,
 		loader: wasm.NewLoader(wasm.Options{
-			Logger: opts.Logger, Authz: opts.Authz, Now: opts.Now, CacheDir: opts.CacheDir,
+			Logger: opts.Logger, Authz: opts.Authz, Now: opts.Now, CacheDir: opts.CacheDir, CacheKeep: []string{engineFile()},
 			MaxAbandoned: opts.MaxAbandoned, InitTimeout: opts.InitTimeout,
 		}),
 		pools: map[uint64]*pool{},
