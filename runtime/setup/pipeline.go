@@ -119,7 +119,8 @@ func (d dryRunProfiles) PatchProfile(ctx context.Context, userID string, app, us
 // wasmCacheDir is where compiled WebAssembly rules are kept:
 // $XDG_CACHE_HOME/claimsmith/wasm (os.UserCacheDir). Entries are keyed by
 // the module's bytes and wazero's version, so a changed module or a new
-// claimsmith compiles afresh. Empty (in memory) without a cache directory.
+// claimsmith compiles afresh; the loader prunes stale ones
+// (runtime/internal/wasmcache). Empty (in memory) without a cache directory.
 func wasmCacheDir() string {
 	base, err := os.UserCacheDir()
 	if err != nil {
