@@ -8,7 +8,8 @@
 // instrumented (instrument.go: fuel and stop checks at function entries and
 // loop headers, so a call can always be stopped and never holds up the
 // garbage collector) and compiled once, with a compilation cache shared by
-// the loader's modules. The returned *Rule serves calls from a pool of warm
+// the loader's modules, on disk with Options.CacheDir (diskcache.go: pruned
+// when the loader opens it, runtime/internal/wasmcache). The returned *Rule serves calls from a pool of warm
 // instances, each with its own worker goroutine: a call is answered at its
 // timeout even if the guest has not returned, the guest is then stopped at
 // its next check, and an instance that failed in any way is closed and
