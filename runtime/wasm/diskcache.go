@@ -3,6 +3,8 @@ package wasm
 import (
 	"context"
 
+	extism "github.com/extism/go-sdk"
+
 	"github.com/tetratelabs/wazero"
 
 	"github.com/claimsmith/claimsmith/runtime/internal/wasmcache"
@@ -47,4 +49,28 @@ func (l *Loader) useCache() {
 	if err := l.disk.Use(); err != nil {
 		l.log.Warn("wasm compilation cache: cannot use its directory", "dir", l.disk.Current(), "err", err)
 	}
+}
+
+// memCache holds the in-memory compilation cache a loader falls back to
+// (wazero takes only its own type, so it is not embedded).
+type memCache struct{ cache wazero.CompilationCache }
+
+// compileWithoutDisk compiles again in memory after a compilation through
+// the disk cache failed: wazero fails one whose result it cannot write (a
+// full disk, a read-only directory) or whose cached copy it cannot read
+// back, and a cache is to cost time, not rules. A module that is itself
+// bad fails again, and that error is returned.
+func (l *Loader) compileWithoutDisk(compile func(wazero.CompilationCache) (*extism.CompiledPlugin, error), diskErr error) (*extism.CompiledPlugin, error) {
+	mem := l.mem.Load()
+	if mem == nil {
+		// A loser's cache is dropped unused: it holds nothing until used.
+		l.mem.CompareAndSwap(nil, &memCache{wazero.NewCompilationCache()})
+		mem = l.mem.Load()
+	}
+	compiled, err := compile(mem.cache)
+	if err != nil {
+		return nil, err
+	}
+	l.log.Warn("wasm compilation cache failed; compiled in memory", "dir", l.disk.Current(), "err", diskErr)
+	return compiled, nil
 }

@@ -208,3 +208,54 @@ func (w *lockedBuf) String() string {
 }
 
 func slogTo(w *lockedBuf) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// TestCacheUnwritableCompilesInMemory: wazero fails a compilation it
+// cannot write to its cache (a full disk, a read-only or vanished
+// directory): the module is compiled in memory instead, with a warning.
+func TestCacheUnwritableCompilesInMemory(t *testing.T) {
+	dir := t.TempDir()
+	var logs lockedBuf
+	l := NewLoader(Options{CacheDir: dir, Logger: slogTo(&logs)})
+	defer l.Close(context.Background())
+	d, err := wasmcache.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A file where the directory was: nothing can be written or made there.
+	if err := os.RemoveAll(d.Current()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.Current(), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loadOnce(t, l, watModule(t, "tiny", tinyModule))
+	if !strings.Contains(logs.String(), "compiled in memory") {
+		t.Errorf("no warning: %s", logs.String())
+	}
+}
+
+// TestCacheCorruptEntryCompilesInMemory: a cached module wazero cannot
+// read back fails its compilation; it is compiled in memory instead.
+func TestCacheCorruptEntryCompilesInMemory(t *testing.T) {
+	dir := t.TempDir()
+	path := watModule(t, "tiny", tinyModule)
+	l := NewLoader(Options{CacheDir: dir})
+	loadOnce(t, l, path)
+	_ = l.Close(context.Background())
+	files := cachedFiles(t, dir)
+	if len(files) == 0 {
+		t.Fatal("nothing cached")
+	}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("not compiled code"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs lockedBuf
+	l = NewLoader(Options{CacheDir: dir, Logger: slogTo(&logs)})
+	defer l.Close(context.Background())
+	loadOnce(t, l, path)
+	if !strings.Contains(logs.String(), "compiled in memory") {
+		t.Errorf("no warning: %s", logs.String())
+	}
+}

@@ -89,6 +89,8 @@ type Loader struct {
 	// disk is the on-disk cache's directory, nil when compiled code is
 	// kept in memory.
 	disk *wasmcache.Dir
+	// mem compiles in memory what the disk cache failed (compileWithoutDisk).
+	mem atomic.Pointer[memCache]
 	// live counts instance workers of every rule this loader made, open the
 	// compiled modules not yet closed: both reach zero once every rule was
 	// cleaned up and every stopped guest has ended.
@@ -112,8 +114,14 @@ func NewLoader(opts Options) *Loader {
 	return &Loader{opts: opts, log: opts.Logger, cache: cache, disk: disk}
 }
 
-// Close releases the compilation cache.
-func (l *Loader) Close(ctx context.Context) error { return l.cache.Close(ctx) }
+// Close releases the compilation caches.
+func (l *Loader) Close(ctx context.Context) error {
+	err := l.cache.Close(ctx)
+	if mem := l.mem.Load(); mem != nil {
+		err = errors.Join(err, mem.cache.Close(ctx))
+	}
+	return err
+}
 
 // ModuleError is a rule module that could not be loaded: it names the rule,
 // the file and what was wrong. It matches runtime.ErrInvalid (or
@@ -215,10 +223,12 @@ func (l *Loader) Load(ctx context.Context, spec runtime.ModuleSpec, m Module) (*
 
 	started := time.Now()
 	l.useCache()
-	rcfg := wazero.NewRuntimeConfig().
-		WithCompilationCache(l.cache).
-		WithMemoryLimitPages(uint32(pages)).
-		WithDebugInfoEnabled(false) // instrumentation shifts code offsets; names still show in traces
+	rcfg := func(cache wazero.CompilationCache) wazero.RuntimeConfig {
+		return wazero.NewRuntimeConfig().
+			WithCompilationCache(cache).
+			WithMemoryLimitPages(uint32(pages)).
+			WithDebugInfoEnabled(false) // instrumentation shifts code offsets; names still show in traces
+	}
 	manifest := extism.Manifest{
 		Wasm:         []extism.Wasm{extism.WasmData{Data: bin, Name: "main"}},
 		Memory:       &extism.ManifestMemory{MaxPages: uint32(pages), MaxHttpResponseBytes: int64(l.opts.MaxOutputBytes), MaxVarBytes: 64 << 10},
@@ -243,10 +253,16 @@ func (l *Loader) Load(ctx context.Context, spec runtime.ModuleSpec, m Module) (*
 		config:      manifest.Config,
 		moduleBytes: len(raw),
 	}
-	compiled, err := extism.NewCompiledPlugin(ctx, manifest, extism.PluginConfig{
-		RuntimeConfig: rcfg,
-		EnableWasi:    true,
-	}, append(r.hostFunctions(), extraHostFunctions(m.Host)...))
+	compile := func(cache wazero.CompilationCache) (*extism.CompiledPlugin, error) {
+		return extism.NewCompiledPlugin(ctx, manifest, extism.PluginConfig{
+			RuntimeConfig: rcfg(cache),
+			EnableWasi:    true,
+		}, append(r.hostFunctions(), extraHostFunctions(m.Host)...))
+	}
+	compiled, err := compile(l.cache)
+	if err != nil && l.disk != nil {
+		compiled, err = l.compileWithoutDisk(compile, err)
+	}
 	if err != nil {
 		return nil, fail(err, "compile: %v", err)
 	}
