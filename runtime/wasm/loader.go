@@ -260,7 +260,7 @@ func (l *Loader) Load(ctx context.Context, spec runtime.ModuleSpec, m Module) (*
 		}, append(r.hostFunctions(), extraHostFunctions(m.Host)...))
 	}
 	compiled, err := compile(l.cache)
-	if err != nil && l.disk != nil {
+	if err != nil && l.disk != nil && ctx.Err() == nil {
 		compiled, err = l.compileWithoutDisk(compile, err)
 	}
 	if err != nil {
