@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/claimsmith/claimsmith/runtime"
+	"github.com/claimsmith/claimsmith/runtime/internal/fsx"
 	"github.com/claimsmith/claimsmith/runtime/wasm"
 )
 
@@ -79,25 +80,13 @@ func (e *Engine) engineModule() ([]byte, error) {
 	return b, nil
 }
 
+// writeFileAtomic keeps the decompressed engine: no sync (it is checked by
+// its hash when read back), but never a torn file for another process.
 func writeFileAtomic(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-	}
-	return err
+	return fsx.ReplaceFileNoSync(path, b, 0o600)
 }
 
 // Defaults.
