@@ -167,19 +167,22 @@ func MeasureStalls(cpu int, d time.Duration) (Stalls, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
+		// Locked, and unlocked only with its affinity restored: a thread
+		// left pinned to another CPU ends with this goroutine instead of
+		// going back to the runtime.
 		goruntime.LockOSThread()
-		defer goruntime.UnlockOSThread()
 		var orig, set unix.CPUSet
 		if err := unix.SchedGetaffinity(0, &orig); err != nil {
+			goruntime.UnlockOSThread()
 			done <- result{err: fmt.Errorf("sched_getaffinity: %w", err)}
 			return
 		}
 		set.Set(cpu)
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			goruntime.UnlockOSThread() // not moved
 			done <- result{err: fmt.Errorf("CPU %d: sched_setaffinity: %w", cpu, err)}
 			return
 		}
-		defer func() { _ = unix.SchedSetaffinity(0, &orig) }()
 		s := Stalls{CPU: cpu}
 		start := time.Now()
 		last := start
@@ -195,7 +198,15 @@ func MeasureStalls(cpu int, d time.Duration) (Stalls, error) {
 				break
 			}
 		}
-		done <- result{s: s}
+		// Restored before answering: the caller may look at its threads
+		// (or start pinned work) as soon as it has the answer.
+		var err error
+		if e := unix.SchedSetaffinity(0, &orig); e != nil {
+			err = fmt.Errorf("restore the thread's affinity: %w", e)
+		} else {
+			goruntime.UnlockOSThread()
+		}
+		done <- result{s: s, err: err}
 	}()
 	r := <-done
 	return r.s, r.err
