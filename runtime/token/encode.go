@@ -56,6 +56,9 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case string:
 		return appendString(b, t), nil
 	case []string:
+		if t == nil {
+			return append(b, "null"...), nil // as encoding/json, the answer and the size check have it
+		}
 		b = append(b, '[')
 		for i, s := range t {
 			if i > 0 {
@@ -80,6 +83,9 @@ func appendValue(b []byte, v any) ([]byte, error) {
 	case nil:
 		return append(b, "null"...), nil
 	case []any:
+		if t == nil {
+			return append(b, "null"...), nil
+		}
 		b = append(b, '[')
 		for i, e := range t {
 			if i > 0 {

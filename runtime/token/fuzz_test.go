@@ -66,3 +66,20 @@ func FuzzClaimEncoding(f *testing.F) {
 		}
 	})
 }
+
+// TestClaimListsAsEncodingJSON: the payload encoder writes list claims
+// byte for byte as encoding/json does — a nil list is null, as in the
+// native answer's claims and the pipeline's claim-size check (it wrote []
+// for a nil list, so a claim read null in the answer and [] in the token).
+func TestClaimListsAsEncodingJSON(t *testing.T) {
+	for _, v := range []any{[]string(nil), []string{}, []string{"a"}, []any(nil), []any{}, []any{"a", []string(nil)}} {
+		got, err := appendValue(nil, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(v)
+		if string(got) != string(want) {
+			t.Errorf("%#v: encoded %s, encoding/json %s", v, got, want)
+		}
+	}
+}
