@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,15 +145,12 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// TestAdminCommandsAgainstServer runs `claimsmith serve` in-process on a free
-// port: the conveniences and import work through --server, direct writes to
-// the data dir the server owns are refused, direct reads still work.
-func TestAdminCommandsAgainstServer(t *testing.T) {
-	dir := t.TempDir()
-	d := []string{"--data-dir", dir}
-	key := strings.TrimSpace(mustCLI(t, "", append(d, "admin-key", "create", "--name", "ops", "--scopes", "all")...))
-	readKey := strings.TrimSpace(mustCLI(t, "", append(d, "admin-key", "create", "--name", "ro", "--scopes", "read")...))
-
+// serveInBackground runs `claimsmith serve` in-process on a free port with
+// the global flags d and waits until /healthz answers. It returns the base
+// URL and stop, which ends the server and waits for it (the test's cleanup
+// calls it too).
+func serveInBackground(t *testing.T, d []string) (base string, stop func()) {
+	t.Helper()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
@@ -160,21 +158,25 @@ func TestAdminCommandsAgainstServer(t *testing.T) {
 	go func() {
 		done <- run(ctx, append(d, "--log-level", "error", "serve", "--addr", addr), strings.NewReader(""), &bytes.Buffer{}, &serveErr)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	base := "http://" + addr
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Error("serve did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	base = "http://" + addr
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		res, err := http.Get(base + "/healthz")
 		if err == nil {
 			res.Body.Close()
-			break
+			return base, stop
 		}
 		select {
 		case code := <-done:
@@ -186,6 +188,18 @@ func TestAdminCommandsAgainstServer(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestAdminCommandsAgainstServer runs `claimsmith serve` in-process on a free
+// port: the conveniences and import work through --server, direct writes to
+// the data dir the server owns are refused, direct reads still work.
+func TestAdminCommandsAgainstServer(t *testing.T) {
+	dir := t.TempDir()
+	d := []string{"--data-dir", dir}
+	key := strings.TrimSpace(mustCLI(t, "", append(d, "admin-key", "create", "--name", "ops", "--scopes", "all")...))
+	readKey := strings.TrimSpace(mustCLI(t, "", append(d, "admin-key", "create", "--name", "ro", "--scopes", "read")...))
+
+	base, stopServe := serveInBackground(t, d)
 	srv := []string{"--server", base, "--key", key}
 
 	out := mustCLI(t, "", append(d, append([]string{"import"}, append(srv, sampleFile)...)...)...)
@@ -237,9 +251,7 @@ func TestAdminCommandsAgainstServer(t *testing.T) {
 	}
 
 	// Once the server stops, direct writes work again.
-	cancel()
-	<-done
-	done <- 0 // for the cleanup
+	stopServe()
 	mustCLI(t, "", append(d, "groups", "create", "--name", "After")...)
 }
 

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestClientsCommands: `claimsmith clients` registers, lists, rotates and
@@ -60,39 +57,7 @@ func TestClientsCommands(t *testing.T) {
 
 	// Through a running server.
 	key := strings.TrimSpace(run("admin-key", "create", "--name", "ops", "--scopes", "all"))
-	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	var serveErr bytes.Buffer
-	go func() {
-		done <- run2(ctx, append(d, "--log-level", "error", "serve", "--addr", addr), &serveErr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		res, err := http.Get(base + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("serve exited with %d: %s", code, serveErr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not come up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	base, _ := serveInBackground(t, d)
 	srv := []string{"--server", base, "--key", key}
 	if err := json.Unmarshal([]byte(run(append([]string{"clients", "create", "m2m", "--grant-types", "client_credentials"}, srv...)...)), &c); err != nil || c.Secret == "" {
 		t.Fatalf("create via server: %v %+v", err, c)
@@ -111,8 +76,4 @@ func TestClientsCommands(t *testing.T) {
 	if out := run(append([]string{"clients", "list"}, srv...)...); !strings.Contains(out, `"m2m"`) || strings.Contains(out, c.Secret) {
 		t.Fatalf("list via server: %s", out)
 	}
-}
-
-func run2(ctx context.Context, args []string, stderr *bytes.Buffer) int {
-	return run(ctx, args, strings.NewReader(""), &bytes.Buffer{}, stderr)
 }
