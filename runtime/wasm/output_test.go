@@ -12,7 +12,12 @@ import (
 // block it allocated ($off) and calls output_set(offset, length): the
 // two WebAssembly expressions given.
 func outputSetModule(offset, length string) string {
-	const out = `{"access":{"vote":"deny"}}`
+	return outputModule(`{"access":{"vote":"deny"}}`, offset, length)
+}
+
+// outputModule's on_login copies out into a block it allocated ($off) and
+// calls output_set(offset, length).
+func outputModule(out, offset, length string) string {
 	return fmt.Sprintf(`(module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))

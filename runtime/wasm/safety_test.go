@@ -316,22 +316,7 @@ func TestGuestFailuresAreRuleErrors(t *testing.T) {
 	t.Parallel()
 	l := newTestLoader(Options{Logger: testLogger(t), MaxOutputBytes: 64 << 10})
 	output := func(s string) string {
-		return fmt.Sprintf(`(module
-  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
-  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-  (memory 1)
-  (data (i32.const 0) %q)
-  (func (export "on_login") (result i32)
-    (local $off i64) (local $i i32)
-    (local.set $off (call $alloc (i64.const %d)))
-    (block $done (loop $copy
-      (br_if $done (i32.ge_u (local.get $i) (i32.const %d)))
-      (call $store_u8 (i64.add (local.get $off) (i64.extend_i32_u (local.get $i))) (i32.load8_u (local.get $i)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $copy)))
-    (call $output_set (local.get $off) (i64.const %d))
-    (i32.const 0)))`, s, len(s), len(s), len(s))
+		return outputModule(s, "(local.get $off)", fmt.Sprintf("(i64.const %d)", len(s)))
 	}
 	const oversized = `(module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
