@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -183,14 +182,7 @@ func TestCheckAcceptsWhatServeServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
-	base := "http://" + ln.Addr().String()
+	base, stop := serveOnLoopback(ctx, t, srv)
 	for _, p := range []string{"/healthz", "/.well-known/jwks.json", "/.well-known/openid-configuration"} {
 		resp, err := http.Get(base + p)
 		if err != nil {
@@ -210,8 +202,7 @@ func TestCheckAcceptsWhatServeServes(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("post-login without a signature: %d", resp.StatusCode)
 	}
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -106,15 +105,8 @@ func TestServeTokenExchange(t *testing.T) {
 	if _, err := srv.Store().Apply(ctx, 0, &authz.ReplaceDocument{Doc: doc}); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
-	defer func() { stop(); <-done }()
-	base := "http://" + ln.Addr().String()
+	base, stop := serveOnLoopback(ctx, t, srv)
+	defer func() { _ = stop() }()
 
 	post := func(user, pass string, form url.Values) (int, map[string]any) {
 		req, _ := http.NewRequest("POST", base+"/oauth2/token", strings.NewReader(form.Encode()))

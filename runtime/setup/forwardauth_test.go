@@ -3,7 +3,6 @@ package setup_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -70,15 +69,8 @@ func TestServeForwardAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(sctx, ln) }()
-	defer func() { stop(); <-done }()
-	base := "http://" + ln.Addr().String()
+	base, stop := serveOnLoopback(ctx, t, srv)
+	defer func() { _ = stop() }()
 
 	mint := func(roles ...string) token.Minted {
 		var cl runtime.Claims

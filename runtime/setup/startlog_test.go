@@ -105,21 +105,34 @@ func startupLog(t *testing.T, yaml string) string {
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	_, stop := serveOnLoopback(ctx, t, srv)
+	if _, err := srv.Addr(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// serveOnLoopback serves srv on a free loopback port until stop, which
+// ends it, waits and returns Serve's error (callers defer it after their
+// srv.Close, so the server stops before it is closed).
+func serveOnLoopback(ctx context.Context, t *testing.T, srv *setup.Server) (base string, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sctx, stop := context.WithCancel(ctx)
+	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(sctx, ln) }()
-	if _, err := srv.Addr(sctx); err != nil {
-		t.Fatal(err)
+	var once sync.Once
+	var serveErr error
+	return "http://" + ln.Addr().String(), func() error {
+		once.Do(func() { cancel(); serveErr = <-done })
+		return serveErr
 	}
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	return buf.String()
 }
 
 func logLine(t *testing.T, log, msg string) string {
