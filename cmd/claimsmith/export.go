@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/claimsmith/claimsmith/runtime"
 	"github.com/claimsmith/claimsmith/runtime/authz"
 	"github.com/claimsmith/claimsmith/runtime/setup"
 )
@@ -52,8 +51,7 @@ func runExport(ctx context.Context, a *app, args []string) error {
 	}
 	opt := authz.ExportOptions{Full: *full}
 	if *full {
-		opt.Profiles = []runtime.Profile{}
-		if err := st.ListProfiles(ctx, func(p runtime.Profile) error { opt.Profiles = append(opt.Profiles, p); return nil }); err != nil {
+		if opt.Profiles, err = authz.CollectProfiles(ctx, st); err != nil {
 			return err
 		}
 	}

@@ -90,11 +90,7 @@ func (h adminIO) exportDoc(w http.ResponseWriter, r *http.Request, _ *adminCall)
 		if h.profiles == nil {
 			return &runtime.ValidationError{Entity: "query", Field: "full", Reason: "this store cannot list profiles for a full export"}
 		}
-		opt.Profiles = []runtime.Profile{}
-		if err := h.profiles.ListProfiles(r.Context(), func(p runtime.Profile) error {
-			opt.Profiles = append(opt.Profiles, p)
-			return nil
-		}); err != nil {
+		if opt.Profiles, err = authz.CollectProfiles(r.Context(), h.profiles); err != nil {
 			return err
 		}
 	}

@@ -349,11 +349,7 @@ func (d *Dashboard) exportDownload(w http.ResponseWriter, r *http.Request, c *Ca
 		if !ok {
 			return fmt.Errorf("this store cannot list profiles for a full export: %w", runtime.ErrInvalid)
 		}
-		opt.Profiles = []runtime.Profile{}
-		if err := pl.ListProfiles(r.Context(), func(p runtime.Profile) error {
-			opt.Profiles = append(opt.Profiles, p)
-			return nil
-		}); err != nil {
+		if opt.Profiles, err = authz.CollectProfiles(r.Context(), pl); err != nil {
 			return err
 		}
 	}

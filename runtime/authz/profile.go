@@ -16,6 +16,17 @@ type ProfileLister interface {
 	ListProfiles(ctx context.Context, fn func(runtime.Profile) error) error
 }
 
+// CollectProfiles lists every stored profile into one slice (never nil:
+// a full export writes an empty list as []).
+func CollectProfiles(ctx context.Context, pl ProfileLister) ([]runtime.Profile, error) {
+	out := []runtime.Profile{}
+	err := pl.ListProfiles(ctx, func(p runtime.Profile) error {
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
 // ProfileTooLargeError is a profile object over its size cap. It matches
 // runtime.ErrTooLarge.
 type ProfileTooLargeError struct {

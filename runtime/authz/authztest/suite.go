@@ -336,8 +336,7 @@ func ExportFull(ctx context.Context, st authz.Store, full bool) ([]byte, error) 
 	}
 	opt := authz.ExportOptions{Full: full}
 	if l, ok := st.(authz.ProfileLister); ok && full {
-		opt.Profiles = []runtime.Profile{}
-		if err := l.ListProfiles(ctx, func(p runtime.Profile) error { opt.Profiles = append(opt.Profiles, p); return nil }); err != nil {
+		if opt.Profiles, err = authz.CollectProfiles(ctx, l); err != nil {
 			return nil, err
 		}
 	}
